@@ -1,0 +1,1 @@
+"""Bundled data: keyboard layouts, lexicons, configs of shipped models."""
