@@ -1,0 +1,269 @@
+"""The ``preds.pkl`` format: a decoder's ranked candidates per curve, with what made them.
+
+A predictions file is a pickle of plain containers only::
+
+    {"format": "swipe-predictions", "version": 1,
+     "candidates": [[(score, word), ...], ...],   # per input row, best first
+     "targets":    [word or None, ...],           # per input row
+     "layouts":    [layout name, ...],            # per input row
+     "metadata":   {"model": {...}, "weights": str, "weights_sha256": str,
+                    "generator": str, "generator_options": {...},
+                    "layout_names": [...], "data_file": str, "split": str}}
+
+It is read back with a restricted unpickler that refuses every global (class or function), so a
+file can only ever produce dicts, lists, tuples, strings, numbers, booleans and ``None``: opening
+a predictions file from someone else cannot run code.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import numbers
+import os
+import pickle
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+FORMAT = "swipe-predictions"
+VERSION = 1
+
+# Required metadata keys and their types; other keys may be added and are kept.
+METADATA_KEYS: dict[str, type | tuple[type, ...]] = {
+    "model": dict,
+    "weights": str,
+    "weights_sha256": str,
+    "generator": str,
+    "generator_options": dict,
+    "layout_names": (list, tuple),
+    "data_file": str,
+    "split": str,
+}
+
+class PredictionsError(ValueError):
+    """A predictions file or object is malformed, unsafe or cannot be read or written."""
+
+
+@dataclass
+class Predictions:
+    """Ranked candidates for a sequence of curves.
+
+    Attributes
+    ----------
+    candidates : list of list of (float, str)
+        Per curve, ``(score, word)`` pairs, best first. Scores are the generator's (for example
+        log-probabilities); higher is better.
+    targets : list of str or None
+        Per curve, the target word, or ``None`` where the data has none (a test split).
+    layouts : list of str
+        Per curve, the name of its keyboard layout.
+    metadata : dict
+        What produced the candidates (see the module docstring for the required keys); plain,
+        JSON-like values only.
+    """
+
+    candidates: list[list[tuple[float, str]]]
+    targets: list[str | None]
+    layouts: list[str]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.candidates)
+        if len(self.targets) != n or len(self.layouts) != n:
+            raise PredictionsError(
+                f"candidates, targets and layouts must have one entry per curve, got "
+                f"{n}, {len(self.targets)} and {len(self.layouts)}"
+            )
+        self.candidates = [_check_candidates(row, i) for i, row in enumerate(self.candidates)]
+        for i, target in enumerate(self.targets):
+            if target is not None and not isinstance(target, str):
+                raise PredictionsError(f"targets[{i}]: expected a word or None, got {target!r}")
+        self.targets = [None if t is None else str(t) for t in self.targets]
+        for i, layout in enumerate(self.layouts):
+            if not isinstance(layout, str):
+                raise PredictionsError(f"layouts[{i}]: expected a layout name, got {layout!r}")
+        self.layouts = [str(name) for name in self.layouts]
+        if not isinstance(self.metadata, Mapping):
+            raise PredictionsError(f"metadata: expected a dict, got {type(self.metadata).__name__}")
+        for key, types in METADATA_KEYS.items():
+            if key not in self.metadata:
+                raise PredictionsError(f"metadata.{key}: missing required key")
+            if not isinstance(self.metadata[key], types):
+                raise PredictionsError(f"metadata.{key}: unexpected value {self.metadata[key]!r}")
+        self.metadata = _plain(dict(self.metadata), "metadata")
+
+    def __len__(self) -> int:
+        return len(self.candidates)
+
+    @property
+    def num_with_targets(self) -> int:
+        """Number of curves that have a target word."""
+        return sum(t is not None for t in self.targets)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plain-container form that is pickled into ``preds.pkl``."""
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "candidates": [list(row) for row in self.candidates],
+            "targets": list(self.targets),
+            "layouts": list(self.layouts),
+            "metadata": self.metadata,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "") -> Predictions:
+        """Build from :meth:`to_dict`'s form, checking every field.
+
+        Parameters
+        ----------
+        data : dict
+            The plain-container form.
+        where : str
+            Prefix for error messages (usually the file name).
+        """
+        prefix = f"{where}: " if where else ""
+        if not isinstance(data, Mapping):
+            raise PredictionsError(f"{prefix}not a predictions file (top level is {type(data).__name__})")
+        if data.get("format") != FORMAT:
+            raise PredictionsError(f"{prefix}not a predictions file (format is {data.get('format')!r})")
+        if data.get("version") != VERSION:
+            raise PredictionsError(
+                f"{prefix}unsupported predictions version {data.get('version')!r} (this reader: {VERSION})"
+            )
+        expected = {"format", "version", "candidates", "targets", "layouts", "metadata"}
+        if set(data) != expected:
+            extra, missing = sorted(set(data) - expected), sorted(expected - set(data))
+            raise PredictionsError(f"{prefix}unexpected keys {extra}, missing keys {missing}")
+        for key in ("candidates", "targets", "layouts"):
+            if not isinstance(data[key], (list, tuple)):
+                raise PredictionsError(f"{prefix}{key}: expected a list, got {type(data[key]).__name__}")
+        try:
+            return cls(
+                candidates=list(data["candidates"]),
+                targets=list(data["targets"]),
+                layouts=list(data["layouts"]),
+                metadata=data["metadata"],
+            )
+        except PredictionsError as err:
+            raise PredictionsError(f"{prefix}{err}") from None
+
+
+def write_predictions(path: str | Path, predictions: Predictions, overwrite: bool = False) -> None:
+    """Write ``predictions`` to ``path`` atomically (a temporary file, then a rename).
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.pkl`` file to write.
+    predictions : Predictions
+        What to write.
+    overwrite : bool
+        Replace an existing file; without it an existing file is an error.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path}: already exists (pass overwrite=True / --overwrite to replace it)")
+    payload = pickle.dumps(predictions.to_dict(), protocol=4)
+    # Never write a file our own reader would refuse.
+    _restricted_loads(payload, str(path))
+    _atomic_write_bytes(path, payload)
+
+
+def read_predictions(path: str | Path) -> Predictions:
+    """Read a predictions file with a restricted unpickler.
+
+    Parameters
+    ----------
+    path : str or Path
+        A file written by :func:`write_predictions`.
+
+    Raises
+    ------
+    PredictionsError
+        The file cannot be read, is not a predictions file, is malformed, or tries to import or
+        call anything (nothing it names is ever imported or called).
+    """
+    path = Path(path)
+    try:
+        payload = path.read_bytes()
+    except OSError as err:
+        raise PredictionsError(f"{path}: cannot read predictions: {err.strerror}") from None
+    return Predictions.from_dict(_restricted_loads(payload, str(path)), str(path))
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that can build plain containers and scalars but never look up a global."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(
+            f"refusing to load global {module}.{name}: predictions files hold plain data only"
+        )
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise pickle.UnpicklingError("refusing persistent id: predictions files hold plain data only")
+
+
+def _restricted_loads(payload: bytes, where: str) -> Any:
+    try:
+        return _RestrictedUnpickler(io.BytesIO(payload)).load()
+    except pickle.UnpicklingError as err:
+        raise PredictionsError(f"{where}: unsafe or corrupt predictions file: {err}") from None
+    except (EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError, MemoryError) as err:
+        raise PredictionsError(f"{where}: corrupt predictions file: {type(err).__name__}: {err}") from None
+
+
+def _atomic_write_bytes(path: Path, payload: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _check_candidates(row: Any, i: int) -> list[tuple[float, str]]:
+    if not isinstance(row, (list, tuple)):
+        raise PredictionsError(f"candidates[{i}]: expected a list of (score, word), got {type(row).__name__}")
+    out = []
+    for j, pair in enumerate(row):
+        if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
+            raise PredictionsError(f"candidates[{i}][{j}]: expected a (score, word) pair, got {pair!r}")
+        score, word = pair
+        if isinstance(score, bool) or not isinstance(score, numbers.Real):
+            raise PredictionsError(f"candidates[{i}][{j}]: score must be a number, got {score!r}")
+        if not isinstance(word, str):
+            raise PredictionsError(f"candidates[{i}][{j}]: word must be a string, got {word!r}")
+        score = float(score)
+        if math.isnan(score):
+            raise PredictionsError(f"candidates[{i}][{j}]: score is NaN")
+        out.append((score, str(word)))
+    return out
+
+
+def _plain(value: Any, where: str) -> Any:
+    """``value`` as plain, JSON-like containers (numpy scalars unwrapped), or an error naming it."""
+    if isinstance(value, bool) or value is None:
+        return value
+    for plain_type in (str, int, float):  # also unwraps subclasses such as numpy.float64
+        if isinstance(value, plain_type):
+            return plain_type(value)
+    if isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise PredictionsError(f"{where}: keys must be strings, got {k!r}")
+            out[str(k)] = _plain(v, f"{where}.{k}")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    item = getattr(value, "item", None)  # numpy scalars and 0-d arrays
+    if callable(item) and getattr(value, "ndim", None) == 0:
+        return _plain(item(), where)
+    raise PredictionsError(f"{where}: {type(value).__name__} is not a plain value (str, number, list, dict)")
