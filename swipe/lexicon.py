@@ -100,7 +100,7 @@ class Lexicon:
         mask = np.asarray(keep, dtype=bool)
         if mask.shape != (len(self),):
             raise ValueError(f"keep has shape {mask.shape}, expected ({len(self)},)")
-        words = [w for w, k in zip(self.words, mask) if k]
+        words = [w for w, k in zip(self.words, mask, strict=True) if k]
         return Lexicon(words, self.frequencies[mask], self.name)
 
 
@@ -161,9 +161,8 @@ def load_lexicon(name_or_path: str | Path) -> Lexicon:
         return _bundled_cache[name_or_path]
     path = Path(name_or_path)
     if not path.is_file():
-        raise LexiconError(
-            f"no lexicon {str(name_or_path)!r}: not a file and not a bundled name ({', '.join(BUNDLED_LEXICONS)})"
-        )
+        bundled = ", ".join(BUNDLED_LEXICONS)
+        raise LexiconError(f"no lexicon {str(name_or_path)!r}: not a file and not a bundled name ({bundled})")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
