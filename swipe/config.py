@@ -91,8 +91,11 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:  # ``X | None``: report what is wrong inside X
+            return _convert(options[0], value, where)
         errors = []
-        for arg in (a for a in args if a is not type(None)):
+        for arg in options:
             try:
                 return _convert(arg, value, where)
             except ConfigError as err:
