@@ -42,6 +42,7 @@ METADATA_KEYS: dict[str, type | tuple[type, ...]] = {
     "split": str,
 }
 
+
 class PredictionsError(ValueError):
     """A predictions file or object is malformed, unsafe or cannot be read or written."""
 
@@ -169,7 +170,7 @@ def write_predictions(path: str | Path, predictions: Predictions, overwrite: boo
     payload = pickle.dumps(predictions.to_dict(), protocol=4)
     # Never write a file our own reader would refuse.
     _restricted_loads(payload, str(path))
-    _atomic_write_bytes(path, payload)
+    atomic_write_bytes(path, payload)
 
 
 def read_predictions(path: str | Path) -> Predictions:
@@ -215,17 +216,27 @@ def _restricted_loads(payload: bytes, where: str) -> Any:
         raise PredictionsError(f"{where}: corrupt predictions file: {type(err).__name__}: {err}") from None
 
 
-def _atomic_write_bytes(path: Path, payload: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+def atomic_write_bytes(path: str | Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` through a temporary file and a rename: readers see the old or
+    the new file, never a partial one. An existing file keeps its permissions."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()
             os.fsync(f.fileno())
+            os.fchmod(f.fileno(), path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _check_candidates(row: Any, i: int) -> list[tuple[float, str]]:
