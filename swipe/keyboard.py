@@ -173,33 +173,57 @@ class Layout:
         """
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
-        px, py = x.reshape(-1, 1), y.reshape(-1, 1)
-        x0, y0, x1, y1 = self._boxes.T
+        score = self._key_scores(x.reshape(-1, 1), y.reshape(-1, 1), np.arange(self.num_keys))
+        return score.argmin(axis=1).astype(np.uint8).reshape(x.shape)
+
+    def _key_scores(self, px: np.ndarray, py: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        """Nearest-key scores (lower wins) of points ``px, py`` of shape ``(n, 1)`` against the keys
+        with indices ``keys``, shape ``(n, len(keys))``.
+
+        Lexicographic (box distance, centre distance): box distances are compared to 1e-6 px.
+        The arithmetic is elementwise, so a subset of keys scores exactly as in the full set.
+        """
+        x0, y0, x1, y1 = self._boxes[keys].T
         dx = np.maximum(np.maximum(x0 - px, px - x1), 0.0)
         dy = np.maximum(np.maximum(y0 - py, py - y1), 0.0)
         box_dist = np.hypot(dx, dy)
-        center_dist = np.hypot(px - self.centers[:, 0], py - self.centers[:, 1])
-        # Lexicographic (box distance, centre distance): box distances are compared to 1e-6 px.
-        score = np.round(box_dist, 6) * 1e6 + np.minimum(center_dist, 1e6 - 1)
-        return score.argmin(axis=1).astype(np.uint8).reshape(x.shape)
+        centers = self.centers[keys]
+        center_dist = np.hypot(px - centers[:, 0], py - centers[:, 1])
+        return np.round(box_dist, 6) * 1e6 + np.minimum(center_dist, 1e6 - 1)
 
     @cached_property
     def nearest_key_table(self) -> np.ndarray | None:
         """Dense ``uint8`` table of the nearest key at every integer pixel ``[y, x]``.
 
         Covers ``0 <= x <= ceil(width)``, ``0 <= y <= ceil(height)``; ``None`` for layouts too large
-        for a table. Built vectorised, a block of rows at a time, once per layout.
+        for a table. Built once per layout, tile by tile: a key whose hitbox is farther from every
+        pixel of a tile than another key's hitbox is from all of them cannot win there and is not
+        scored, so each tile scores only a few keys (with the same result, pixel for pixel, as
+        :meth:`nearest_keys_exact`).
         """
         nx, ny = int(np.ceil(self.width)) + 1, int(np.ceil(self.height)) + 1
         if nx * ny > _MAX_TABLE_CELLS:
             return None
         table = np.empty((ny, nx), dtype=np.uint8)
-        xs = np.arange(nx, dtype=np.float64)
-        rows_per_block = max(1, 200_000 // nx)
-        for start in range(0, ny, rows_per_block):
-            ys = np.arange(start, min(ny, start + rows_per_block), dtype=np.float64)
-            gx, gy = np.meshgrid(xs, ys)
-            table[start : start + len(ys)] = self.nearest_keys_exact(gx, gy)
+        x0, y0, x1, y1 = self._boxes.T
+        tile = 32
+        for ya in range(0, ny, tile):
+            yb = min(ny, ya + tile) - 1
+            # Smallest and largest vertical hitbox distance of each key over the tile's rows
+            # (the distance is convex in y, so the largest is at an end of the range).
+            dy_min = np.maximum(np.maximum(y0 - yb, ya - y1), 0.0)
+            dy_max = np.maximum(np.maximum(y0 - ya, yb - y1), 0.0)
+            ys = np.arange(ya, yb + 1, dtype=np.float64)
+            for xa in range(0, nx, tile):
+                xb = min(nx, xa + tile) - 1
+                dx_min = np.maximum(np.maximum(x0 - xb, xa - x1), 0.0)
+                dx_max = np.maximum(np.maximum(x0 - xa, xb - x1), 0.0)
+                # A margin far above the 1e-6 px rounding of the score keeps every possible winner.
+                upper = np.hypot(dx_max, dy_max).min()
+                keys = np.flatnonzero(np.hypot(dx_min, dy_min) <= upper + 1e-3)
+                gx, gy = np.meshgrid(np.arange(xa, xb + 1, dtype=np.float64), ys)
+                score = self._key_scores(gx.reshape(-1, 1), gy.reshape(-1, 1), keys)
+                table[ya : yb + 1, xa : xb + 1] = keys[score.argmin(axis=1)].reshape(gx.shape)
         return table
 
     def nearest_keys(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
