@@ -1,0 +1,78 @@
+"""Multi-head attention and feed-forward blocks shared by the encoders and the decoder."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head scaled dot-product attention, batch-first, with keys/values exposed so that a
+    decoder can cache them.
+
+    Parameters
+    ----------
+    d_model : int
+        Model width (divisible by ``num_heads``).
+    num_heads : int
+        Number of heads.
+    dropout : float
+        Dropout on the attention weights (training only).
+    """
+
+    def __init__(self, d_model: int, num_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.query = nn.Linear(d_model, d_model)
+        self.key_value = nn.Linear(d_model, 2 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+
+    def _heads(self, x: Tensor) -> Tensor:
+        b, n, d = x.shape
+        return x.view(b, n, self.num_heads, d // self.num_heads).transpose(1, 2)
+
+    def keys_values(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Project ``x`` ``(B, S, D)`` to per-head keys and values, each ``(B, H, S, D / H)``."""
+        key, value = self.key_value(x).chunk(2, dim=-1)
+        return self._heads(key), self._heads(value)
+
+    def attend(self, x: Tensor, key: Tensor, value: Tensor, mask: Tensor | None) -> Tensor:
+        """Attend from queries ``x`` ``(B, L, D)`` to per-head ``key``/``value``.
+
+        ``mask`` is boolean, broadcastable to ``(B, H, L, S)``, ``True`` where attending is
+        allowed (the opposite of a padding mask).
+        """
+        query = self._heads(self.query(x))
+        p = self.dropout if self.training else 0.0
+        out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=p)
+        b, _, n, _ = out.shape
+        return self.out(out.transpose(1, 2).reshape(b, n, -1))
+
+    def forward(self, x: Tensor, context: Tensor, mask: Tensor | None) -> Tensor:
+        """Attend from ``x`` ``(B, L, D)`` to ``context`` ``(B, S, D)``."""
+        key, value = self.keys_values(context)
+        return self.attend(x, key, value, mask)
+
+
+class FeedForward(nn.Module):
+    """``Linear -> activation -> dropout -> Linear``."""
+
+    def __init__(
+        self, d_model: int, dim_feedforward: int, dropout: float, activation: Literal["relu", "gelu", "silu"]
+    ) -> None:
+        super().__init__()
+        self.linear1 = nn.Linear(d_model, dim_feedforward)
+        self.linear2 = nn.Linear(dim_feedforward, d_model)
+        self.activation = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}[activation]()
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.linear2(self.dropout(self.activation(self.linear1(x))))
+
+
+def key_padding_to_attention_mask(pad_mask: Tensor) -> Tensor:
+    """``(B, S)`` padding mask (``True`` = padding) -> ``(B, 1, 1, S)`` attend-allowed mask."""
+    return ~pad_mask[:, None, None, :]

@@ -1,0 +1,186 @@
+"""Encoder-decoder models: one typed interface for the transformer and RNN families."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from torch import Tensor, nn
+
+from swipe.batch import SwipeBatch
+from swipe.keyboard import Layout
+from swipe.models.config import ModelConfig, RNNLikeConfig, TransformerLikeConfig
+from swipe.models.decoders import (
+    AttentionRNNDecoder,
+    DecoderState,
+    DecoderStep,
+    RNNDecoderState,
+    TransformerDecoder,
+    TransformerDecoderState,
+)
+from swipe.models.embedders import SwipePointEmbedder, sinusoidal_positions
+from swipe.models.encoders import RNNEncoder, encoder_for
+from swipe.tokenizers import CharTokenizer
+
+
+class EncoderDecoder(nn.Module):
+    """Base class of swipe decoders: swipe points in, next-character logits out.
+
+    Logit index ``i`` is token id ``i`` of :attr:`tokenizer`; there are
+    :attr:`num_output_tokens` of them (``<eos>`` and the characters).
+
+    Attributes
+    ----------
+    config : ModelConfig
+        The config the model was built from.
+    tokenizer : CharTokenizer
+        Its alphabet.
+    layout_names : tuple of str
+        Its layouts; ``SwipeBatch.layout_ids`` index this tuple.
+    num_output_tokens : int
+        Width of the logits.
+    """
+
+    def __init__(self, config: ModelConfig, layouts: Sequence[Layout], tokenizer: CharTokenizer) -> None:
+        super().__init__()
+        names = tuple(layout.name for layout in layouts)
+        if len(set(names)) != len(names):
+            raise ValueError(f"layout names must be distinct, got {list(names)}")
+        self.config = config
+        self.tokenizer = tokenizer
+        self.layout_names = names
+        self.num_output_tokens = tokenizer.num_output_tokens
+        self.embedder = SwipePointEmbedder(config.embedder, layouts, config.d_model)
+
+    def encode(self, swipe: SwipeBatch, swipe_pad_mask: Tensor) -> Tensor:
+        """Encode a batch of curves into a memory ``(B, T, D)``.
+
+        Parameters
+        ----------
+        swipe : SwipeBatch
+            The padded curves.
+        swipe_pad_mask : Tensor
+            ``(B, T)`` bool, ``True`` at padded points.
+        """
+        raise NotImplementedError
+
+    def decode(
+        self, tokens: Tensor, memory: Tensor, memory_pad_mask: Tensor, tokens_pad_mask: Tensor | None
+    ) -> Tensor:
+        """Teacher-forced logits ``(B, L, V)`` for decoder inputs ``tokens`` ``(B, L)``
+        (``<sos> c1 .. cn``), given the ``memory`` of :meth:`encode` and its padding mask."""
+        raise NotImplementedError
+
+    def decode_step(
+        self, last_tokens: Tensor, memory: Tensor, memory_pad_mask: Tensor, state: DecoderState | None
+    ) -> DecoderStep:
+        """One incremental decoding step.
+
+        Parameters
+        ----------
+        last_tokens : Tensor
+            ``(B,)`` the previous token of each row (``<sos>`` at the first step).
+        memory, memory_pad_mask : Tensor
+            As returned by / given to :meth:`encode` (rows expanded like ``state``).
+        state : DecoderState or None
+            The state returned by the previous step; ``None`` at the first step.
+
+        Returns
+        -------
+        DecoderStep
+            ``logits`` ``(B, V)`` and the new state (with ``select(batch_indices)``).
+        """
+        raise NotImplementedError
+
+    def forward(
+        self, tokens: Tensor, swipe: SwipeBatch, swipe_pad_mask: Tensor, tokens_pad_mask: Tensor | None
+    ) -> Tensor:
+        """``decode(tokens, encode(swipe, swipe_pad_mask), swipe_pad_mask, tokens_pad_mask)``."""
+        memory = self.encode(swipe, swipe_pad_mask)
+        return self.decode(tokens, memory, swipe_pad_mask, tokens_pad_mask)
+
+    def _check_swipe(self, swipe: SwipeBatch) -> None:
+        if swipe.layout_ids.numel() and int(swipe.layout_ids.max()) >= len(self.layout_names):
+            raise ValueError(
+                f"layout id {int(swipe.layout_ids.max())} out of range: the model knows "
+                f"{len(self.layout_names)} layouts {list(self.layout_names)}"
+            )
+
+
+class TransformerLikeEncoderDecoder(EncoderDecoder):
+    """A transformer or conformer encoder and a transformer decoder with a key/value cache."""
+
+    def __init__(self, config: ModelConfig, layouts: Sequence[Layout], tokenizer: CharTokenizer) -> None:
+        super().__init__(config, layouts, tokenizer)
+        arch = config.transformer
+        if not isinstance(arch, TransformerLikeConfig):
+            raise ValueError("TransformerLikeEncoderDecoder needs config.transformer")
+        self.d_model = arch.d_model
+        self.embed_dropout = nn.Dropout(arch.dropout)
+        self.encoder = encoder_for(arch)
+        self.decoder = TransformerDecoder(
+            arch, tokenizer.vocab_size, tokenizer.num_output_tokens, tokenizer.pad_id
+        )
+
+    def encode(self, swipe: SwipeBatch, swipe_pad_mask: Tensor) -> Tensor:
+        self._check_swipe(swipe)
+        x = self.embedder(swipe)
+        x = self.embed_dropout(x + sinusoidal_positions(x.shape[1], self.d_model, 0, x.device, x.dtype))
+        return self.encoder(x, swipe_pad_mask)
+
+    def decode(
+        self, tokens: Tensor, memory: Tensor, memory_pad_mask: Tensor, tokens_pad_mask: Tensor | None
+    ) -> Tensor:
+        return self.decoder(tokens, memory, memory_pad_mask, tokens_pad_mask)
+
+    def decode_step(
+        self, last_tokens: Tensor, memory: Tensor, memory_pad_mask: Tensor, state: DecoderState | None
+    ) -> DecoderStep:
+        if state is not None and not isinstance(state, TransformerDecoderState):
+            raise TypeError(f"expected a TransformerDecoderState, got {type(state).__name__}")
+        return self.decoder.step(last_tokens, memory, memory_pad_mask, state)
+
+
+class RNNLikeEncoderDecoder(EncoderDecoder):
+    """A bidirectional LSTM / GRU encoder and an additive-attention LSTM / GRU decoder."""
+
+    def __init__(self, config: ModelConfig, layouts: Sequence[Layout], tokenizer: CharTokenizer) -> None:
+        super().__init__(config, layouts, tokenizer)
+        arch = config.rnn
+        if not isinstance(arch, RNNLikeConfig):
+            raise ValueError("RNNLikeEncoderDecoder needs config.rnn")
+        self.embed_dropout = nn.Dropout(arch.dropout)
+        self.encoder = RNNEncoder(arch)
+        self.decoder = AttentionRNNDecoder(
+            arch,
+            self.encoder.output_size,
+            tokenizer.vocab_size,
+            tokenizer.num_output_tokens,
+            tokenizer.pad_id,
+        )
+
+    def encode(self, swipe: SwipeBatch, swipe_pad_mask: Tensor) -> Tensor:
+        self._check_swipe(swipe)
+        return self.encoder(self.embed_dropout(self.embedder(swipe)), swipe_pad_mask)
+
+    def decode(
+        self, tokens: Tensor, memory: Tensor, memory_pad_mask: Tensor, tokens_pad_mask: Tensor | None
+    ) -> Tensor:
+        return self.decoder(tokens, memory, memory_pad_mask, tokens_pad_mask)
+
+    def decode_step(
+        self, last_tokens: Tensor, memory: Tensor, memory_pad_mask: Tensor, state: DecoderState | None
+    ) -> DecoderStep:
+        if state is not None and not isinstance(state, RNNDecoderState):
+            raise TypeError(f"expected an RNNDecoderState, got {type(state).__name__}")
+        return self.decoder.step(last_tokens, memory, memory_pad_mask, state)
+
+
+def build_model(config: ModelConfig, layouts: Sequence[Layout], tokenizer: CharTokenizer) -> EncoderDecoder:
+    """Build the model described by ``config`` for ``layouts`` (in this order; a curve's
+    ``layout_id`` indexes it) and ``tokenizer``.
+
+    Keys with the same name on several layouts share one key embedding. The model is fully
+    determined by ``(config, layouts, tokenizer)`` plus its ``state_dict``.
+    """
+    model_class = TransformerLikeEncoderDecoder if config.family == "transformer" else RNNLikeEncoderDecoder
+    return model_class(config, layouts, tokenizer)

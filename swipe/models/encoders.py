@@ -1,0 +1,169 @@
+"""Encoders over embedded swipe points: transformer, conformer and bidirectional RNN.
+
+All map ``(x: (B, T, D_in), pad_mask: (B, T) bool, True = padding)`` to a memory ``(B, T, D_mem)``
+in which no non-padded position depends on padded ones. :class:`TransformerEncoder` and
+:class:`ConformerEncoder` share their constructor and ``forward`` signature, so either can be used.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from swipe.models.attention import FeedForward, MultiHeadAttention, key_padding_to_attention_mask
+from swipe.models.config import RNNLikeConfig, TransformerLikeConfig
+
+
+class TransformerEncoderLayer(nn.Module):
+    """Self-attention and feed-forward blocks, pre- or post-norm."""
+
+    def __init__(self, config: TransformerLikeConfig) -> None:
+        super().__init__()
+        d = config.d_model
+        self.norm_first = config.norm_first
+        self.self_attn = MultiHeadAttention(d, config.num_heads, config.dropout)
+        self.feed_forward = FeedForward(d, config.dim_feedforward, config.dropout, config.activation)
+        self.norm1 = nn.LayerNorm(d)
+        self.norm2 = nn.LayerNorm(d)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: Tensor, attn_mask: Tensor) -> Tensor:
+        if self.norm_first:
+            h = self.norm1(x)
+            x = x + self.dropout(self.self_attn(h, h, attn_mask))
+            return x + self.dropout(self.feed_forward(self.norm2(x)))
+        x = self.norm1(x + self.dropout(self.self_attn(x, x, attn_mask)))
+        return self.norm2(x + self.dropout(self.feed_forward(x)))
+
+
+class TransformerEncoder(nn.Module):
+    """A stack of transformer encoder layers (with a final norm when pre-norm).
+
+    Parameters
+    ----------
+    config : TransformerLikeConfig
+        Uses ``d_model``, ``num_encoder_layers``, ``num_heads``, ``dim_feedforward``, ``dropout``,
+        ``activation`` and ``norm_first``.
+    """
+
+    def __init__(self, config: TransformerLikeConfig) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(TransformerEncoderLayer(config) for _ in range(config.num_encoder_layers))
+        self.norm = nn.LayerNorm(config.d_model) if config.norm_first else nn.Identity()
+
+    def forward(self, x: Tensor, pad_mask: Tensor) -> Tensor:
+        """Encode ``x`` ``(B, T, D)``; ``pad_mask`` ``(B, T)`` is ``True`` at padding."""
+        attn_mask = key_padding_to_attention_mask(pad_mask)
+        for layer in self.layers:
+            x = layer(x, attn_mask)
+        return self.norm(x)
+
+
+class ConvolutionModule(nn.Module):
+    """The conformer convolution module: pointwise conv + GLU, depthwise conv over time, norm,
+    SiLU, pointwise conv.
+
+    LayerNorm replaces the paper's BatchNorm so that padding never enters the statistics.
+    """
+
+    def __init__(self, d_model: int, kernel_size: int, dropout: float) -> None:
+        super().__init__()
+        self.pointwise_in = nn.Linear(d_model, 2 * d_model)
+        self.depthwise = nn.Conv1d(d_model, d_model, kernel_size, padding=kernel_size // 2, groups=d_model)
+        self.norm = nn.LayerNorm(d_model)
+        self.pointwise_out = nn.Linear(d_model, d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, pad_mask: Tensor) -> Tensor:
+        x = nn.functional.glu(self.pointwise_in(x), dim=-1)
+        # Zeroing padded points makes them look exactly like the convolution's own zero padding.
+        x = x.masked_fill(pad_mask[..., None], 0.0)
+        x = self.depthwise(x.transpose(1, 2)).transpose(1, 2)
+        x = nn.functional.silu(self.norm(x))
+        return self.dropout(self.pointwise_out(x))
+
+
+class ConformerLayer(nn.Module):
+    """A conformer block: half feed-forward, self-attention, convolution, half feed-forward."""
+
+    def __init__(self, config: TransformerLikeConfig) -> None:
+        super().__init__()
+        d = config.d_model
+        self.ff1 = FeedForward(d, config.dim_feedforward, config.dropout, "silu")
+        self.self_attn = MultiHeadAttention(d, config.num_heads, config.dropout)
+        self.conv = ConvolutionModule(d, config.conv_kernel_size, config.dropout)
+        self.ff2 = FeedForward(d, config.dim_feedforward, config.dropout, "silu")
+        self.norm_ff1 = nn.LayerNorm(d)
+        self.norm_attn = nn.LayerNorm(d)
+        self.norm_conv = nn.LayerNorm(d)
+        self.norm_ff2 = nn.LayerNorm(d)
+        self.norm_out = nn.LayerNorm(d)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: Tensor, attn_mask: Tensor, pad_mask: Tensor) -> Tensor:
+        x = x + 0.5 * self.dropout(self.ff1(self.norm_ff1(x)))
+        h = self.norm_attn(x)
+        x = x + self.dropout(self.self_attn(h, h, attn_mask))
+        x = x + self.conv(self.norm_conv(x), pad_mask)
+        x = x + 0.5 * self.dropout(self.ff2(self.norm_ff2(x)))
+        return self.norm_out(x)
+
+
+class ConformerEncoder(nn.Module):
+    """A stack of conformer layers (Gulati et al., 2020) with absolute positions added before it.
+
+    Parameters
+    ----------
+    config : TransformerLikeConfig
+        Uses ``d_model``, ``num_encoder_layers``, ``num_heads``, ``dim_feedforward``, ``dropout``
+        and ``conv_kernel_size``.
+    """
+
+    def __init__(self, config: TransformerLikeConfig) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(ConformerLayer(config) for _ in range(config.num_encoder_layers))
+
+    def forward(self, x: Tensor, pad_mask: Tensor) -> Tensor:
+        """Encode ``x`` ``(B, T, D)``; ``pad_mask`` ``(B, T)`` is ``True`` at padding."""
+        attn_mask = key_padding_to_attention_mask(pad_mask)
+        for layer in self.layers:
+            x = layer(x, attn_mask, pad_mask)
+        return x
+
+
+class RNNEncoder(nn.Module):
+    """A bidirectional LSTM or GRU over packed sequences.
+
+    Parameters
+    ----------
+    config : RNNLikeConfig
+        Uses ``d_model`` (input width), ``cell``, ``encoder_hidden_size``, ``num_encoder_layers``
+        and ``dropout`` (between layers).
+    """
+
+    def __init__(self, config: RNNLikeConfig) -> None:
+        super().__init__()
+        rnn_class = nn.LSTM if config.cell == "lstm" else nn.GRU
+        self.rnn = rnn_class(
+            config.d_model,
+            config.encoder_hidden_size,
+            num_layers=config.num_encoder_layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=config.dropout if config.num_encoder_layers > 1 else 0.0,
+        )
+        self.output_size = 2 * config.encoder_hidden_size
+
+    def forward(self, x: Tensor, pad_mask: Tensor) -> Tensor:
+        """Encode ``x`` ``(B, T, D)`` -> ``(B, T, 2 * encoder_hidden_size)``, zero at padding."""
+        lengths = (~pad_mask).sum(dim=1).cpu()
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        out, _ = self.rnn(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        return out
+
+
+def encoder_for(config: TransformerLikeConfig) -> TransformerEncoder | ConformerEncoder:
+    """The encoder named by ``config.encoder``."""
+    encoder_class = {"transformer": TransformerEncoder, "conformer": ConformerEncoder}[config.encoder]
+    return encoder_class(config)
