@@ -1,0 +1,403 @@
+"""Generators: turn encoded swipes into ranked candidate words.
+
+Both generators decode many curves at once and call the model's incremental
+``decode_step`` (a key/value cache or recurrent state carried in a ``DecoderState``), so no step
+ever re-runs the decoder over the whole prefix. Next-token log-probabilities go through
+:mod:`~swipe.decoding.processors` (lexicon masking, frequency prior) and the search ends by
+:mod:`~swipe.decoding.stopping` criteria.
+
+A finished candidate's score is ``total / length ** length_penalty``, where ``total`` is the sum of
+its processed token scores (model log-probability plus ``prior_weight`` times the word's log
+relative frequency) and ``length`` counts its tokens including ``<eos>``.
+
+Generators are built by name with typed, strictly checked options::
+
+    generator = build_generator("beam", {"beam_size": 8}, model, tokenizer, trie)
+    candidates = generator.generate(swipe, swipe_pad_mask)   # [[(score, word), ...], ...]
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping, NamedTuple, Protocol
+
+import torch
+from torch import Tensor
+
+from swipe.batch import SwipeBatch
+from swipe.config import ConfigError, from_dict
+from swipe.decoding.processors import LogitsProcessorList, lexicon_processors
+from swipe.decoding.stopping import AllBeamsFinishedCriteria, MaxLengthCriteria, StoppingCriteriaList
+from swipe.decoding.trie import LexiconTrie
+from swipe.tokenizers import CharTokenizer
+
+# Longest output (tokens, <eos> included) when there is no lexicon to bound it.
+DEFAULT_MAX_LENGTH = 40
+
+Candidate = tuple[float, str]
+"""A scored word: ``(score, word)``; higher scores are better."""
+
+
+class DecoderStepLike(Protocol):
+    logits: Tensor
+    state: Any
+
+
+class IncrementalModel(Protocol):
+    """What generators need from a model (see ``swipe.models.EncoderDecoder``)."""
+
+    def encode(self, swipe: SwipeBatch, swipe_pad_mask: Tensor) -> Tensor: ...
+
+    def decode_step(
+        self, last_tokens: Tensor, memory: Tensor, memory_pad_mask: Tensor, state: Any
+    ) -> DecoderStepLike: ...
+
+
+class GeneratorError(ValueError):
+    """Unknown generator, or invalid options for one."""
+
+
+# ---- options -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GreedyOptions:
+    """Options of the ``greedy`` generator.
+
+    Attributes
+    ----------
+    prior_weight : float
+        Weight of the word-frequency prior (needs a lexicon); 0 disables it.
+    length_penalty : float
+        Exponent of the length normalisation of the final score.
+    max_length : int or None
+        Most tokens to generate, ``<eos>`` included; None: the longest lexicon word + 1, or
+        40 without a lexicon.
+    """
+
+    prior_weight: float = 0.0
+    length_penalty: float = 0.5
+    max_length: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_common(self.prior_weight, self.length_penalty, self.max_length)
+
+
+@dataclass(frozen=True)
+class BeamOptions:
+    """Options of the ``beam`` generator.
+
+    Attributes
+    ----------
+    beam_size : int
+        Hypotheses kept per curve; a hypothesis that ends a word leaves the beam, which shrinks.
+    num_candidates : int or None
+        Candidates returned per curve (at most ``beam_size``); None: ``beam_size``.
+    prior_weight, length_penalty, max_length
+        As for :class:`GreedyOptions`.
+    """
+
+    beam_size: int = 8
+    num_candidates: int | None = None
+    prior_weight: float = 0.0
+    length_penalty: float = 0.5
+    max_length: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.beam_size < 1:
+            raise ValueError(f"beam_size must be >= 1, got {self.beam_size}")
+        if self.num_candidates is not None and not 1 <= self.num_candidates <= self.beam_size:
+            raise ValueError(
+                f"num_candidates must be between 1 and beam_size ({self.beam_size}), "
+                f"got {self.num_candidates}"
+            )
+        _check_common(self.prior_weight, self.length_penalty, self.max_length)
+
+
+def _check_common(prior_weight: float, length_penalty: float, max_length: int | None) -> None:
+    if not (math.isfinite(prior_weight) and prior_weight >= 0.0):
+        raise ValueError(f"prior_weight must be finite and >= 0, got {prior_weight}")
+    if not math.isfinite(length_penalty):
+        raise ValueError(f"length_penalty must be finite, got {length_penalty}")
+    if max_length is not None and max_length < 1:
+        raise ValueError(f"max_length must be >= 1, got {max_length}")
+
+
+# ---- generators ----------------------------------------------------------------------------------
+
+
+class _Search(NamedTuple):
+    """What both generators set up from their options."""
+
+    processors: LogitsProcessorList
+    stopping: StoppingCriteriaList
+
+
+def _setup(
+    trie: LexiconTrie | None, prior_weight: float, max_length: int | None
+) -> _Search:
+    if max_length is None:
+        max_length = trie.max_word_length + 1 if trie is not None else DEFAULT_MAX_LENGTH
+    return _Search(
+        lexicon_processors(trie, prior_weight),
+        StoppingCriteriaList([MaxLengthCriteria(max_length), AllBeamsFinishedCriteria()]),
+    )
+
+
+def _normalise(score: float, length: int, length_penalty: float) -> float:
+    return score / (length**length_penalty) if length_penalty else score
+
+
+class GreedyGenerator:
+    """Picks the best-scoring token at every step: one candidate per curve.
+
+    Parameters
+    ----------
+    model : IncrementalModel
+        An encoder-decoder with ``encode`` and ``decode_step``.
+    tokenizer : CharTokenizer
+        The model's tokenizer.
+    options : GreedyOptions
+        Search options.
+    trie : LexiconTrie, optional
+        Restricts outputs to its words.
+    """
+
+    name = "greedy"
+
+    def __init__(
+        self,
+        model: IncrementalModel,
+        tokenizer: CharTokenizer,
+        options: GreedyOptions,
+        trie: LexiconTrie | None = None,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.options = options
+        self.trie = trie
+        self.processors, self.stopping = _setup(trie, options.prior_weight, options.max_length)
+
+    @torch.inference_mode()
+    def generate(self, swipe: SwipeBatch, swipe_pad_mask: Tensor) -> list[list[Candidate]]:
+        """Decode a batch of curves.
+
+        Returns
+        -------
+        list of list of (float, str)
+            Per curve, its candidate (none if the search hit ``max_length`` first).
+        """
+        memory = self.model.encode(swipe, swipe_pad_mask)
+        device = memory.device
+        b = memory.size(0)
+        eos = self.tokenizer.eos_id
+        results: list[list[Candidate]] = [[] for _ in range(b)]
+        rows = torch.arange(b)  # curve of each live hypothesis
+        nodes = torch.zeros(b, dtype=torch.int64) if self.trie is not None else torch.full((b,), -1)
+        tokens = torch.zeros(b, 0, dtype=torch.int64)
+        scores = torch.zeros(b, dtype=torch.float64)
+        last = torch.full((b,), self.tokenizer.sos_id, dtype=torch.int64, device=device)
+        mem, mem_mask, state = memory, swipe_pad_mask, None
+        num_tokens = 0
+        while len(rows):
+            step = self.model.decode_step(last, mem, mem_mask, state)
+            log_probs = torch.log_softmax(step.logits.float(), dim=-1)
+            log_probs = self.processors(log_probs, tokens, nodes).cpu()
+            best, token = log_probs.max(dim=-1)
+            scores = scores + best.double()
+            num_tokens += 1
+            tokens = torch.cat([tokens, token.unsqueeze(1)], dim=1)
+            ended = (token == eos) & torch.isfinite(best)
+            for i in ended.nonzero().flatten().tolist():
+                total = float(scores[i])
+                score = _normalise(total, num_tokens, self.options.length_penalty)
+                results[int(rows[i])] = [(score, self.tokenizer.decode(tokens[i].tolist()))]
+            alive = torch.isfinite(best) & ~ended
+            done = self.stopping(num_tokens, alive.long())
+            keep = (alive & ~done).nonzero().flatten()
+            if len(keep) == 0:
+                break
+            rows, tokens, scores, token = rows[keep], tokens[keep], scores[keep], token[keep]
+            if self.trie is not None:
+                nodes = self.trie.step(nodes[keep], token)
+            else:
+                nodes = nodes[keep]
+            keep_d = keep.to(device)
+            state = step.state.select(keep_d)
+            mem, mem_mask = mem.index_select(0, keep_d), mem_mask.index_select(0, keep_d)
+            last = token.to(device)
+        return results
+
+
+class BeamSearchGenerator:
+    """Beam search over many curves at once, with unique candidate words per curve.
+
+    Every step expands each live hypothesis by every token, keeps per curve the
+    ``beam_size - finished`` best expansions (by total score), and moves those ending in
+    ``<eos>`` to the curve's finished words, so the beam shrinks as words are found. A curve's
+    search ends when all its beams have finished (or ``max_length`` is reached); its finished
+    words are then ranked by their length-normalised score.
+
+    Parameters
+    ----------
+    model : IncrementalModel
+        An encoder-decoder with ``encode`` and ``decode_step``.
+    tokenizer : CharTokenizer
+        The model's tokenizer.
+    options : BeamOptions
+        Search options.
+    trie : LexiconTrie, optional
+        Restricts outputs to its words.
+    """
+
+    name = "beam"
+
+    def __init__(
+        self,
+        model: IncrementalModel,
+        tokenizer: CharTokenizer,
+        options: BeamOptions,
+        trie: LexiconTrie | None = None,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.options = options
+        self.trie = trie
+        self.processors, self.stopping = _setup(trie, options.prior_weight, options.max_length)
+        self.num_candidates = options.num_candidates or options.beam_size
+
+    @torch.inference_mode()
+    def generate(self, swipe: SwipeBatch, swipe_pad_mask: Tensor) -> list[list[Candidate]]:
+        """Decode a batch of curves.
+
+        Returns
+        -------
+        list of list of (float, str)
+            Per curve, up to ``num_candidates`` unique words, best first.
+        """
+        memory = self.model.encode(swipe, swipe_pad_mask)
+        device = memory.device
+        b, k = memory.size(0), self.options.beam_size
+        eos = self.tokenizer.eos_id
+        finished: list[list[tuple[float, int, str]]] = [[] for _ in range(b)]
+        budget = torch.full((b,), k, dtype=torch.int64)  # beam slots not yet used by finished words
+        # Live hypotheses, grouped by curve, best first within a curve.
+        rows = torch.arange(b)
+        slots = torch.zeros(b, dtype=torch.int64)
+        nodes = torch.zeros(b, dtype=torch.int64) if self.trie is not None else torch.full((b,), -1)
+        tokens = torch.zeros(b, 0, dtype=torch.int64)
+        scores = torch.zeros(b, dtype=torch.float64)
+        last = torch.full((b,), self.tokenizer.sos_id, dtype=torch.int64, device=device)
+        mem, mem_mask, state = memory, swipe_pad_mask, None
+        num_tokens, order = 0, 0
+        while len(rows):
+            step = self.model.decode_step(last, mem, mem_mask, state)
+            log_probs = torch.log_softmax(step.logits.float(), dim=-1)
+            log_probs = self.processors(log_probs, tokens, nodes).cpu()
+            v = log_probs.size(1)
+            expanded = scores.unsqueeze(1) + log_probs.double()  # (N, V)
+            grid = torch.full((b, k, v), -math.inf, dtype=torch.float64)
+            grid[rows, slots] = expanded
+            top_scores, top_index = grid.view(b, k * v).topk(k, dim=1)  # (B, K), best first
+            rank = torch.arange(k).unsqueeze(0)
+            chosen = torch.isfinite(top_scores) & (rank < budget.unsqueeze(1))
+            token = top_index % v
+            # Flat index of each choice's parent among the live hypotheses.
+            first = torch.zeros(b, dtype=torch.int64)
+            first.index_add_(0, rows, torch.ones_like(rows))
+            first = torch.cumsum(first, 0) - first
+            parent = first.unsqueeze(1) + top_index // v
+            num_tokens += 1
+            ended = chosen & (token == eos)
+            for r, c in ended.nonzero().tolist():
+                p = int(parent[r, c])
+                total = float(top_scores[r, c])
+                score = _normalise(total, num_tokens, self.options.length_penalty)
+                finished[r].append((score, order, self.tokenizer.decode(tokens[p].tolist())))
+                order += 1
+            budget -= ended.sum(dim=1)
+            growing = chosen & ~ended
+            done = self.stopping(num_tokens, growing.sum(dim=1))
+            growing &= ~done.unsqueeze(1)
+            new_rows, new_cols = growing.nonzero(as_tuple=True)
+            if len(new_rows) == 0:
+                break
+            parent = parent[new_rows, new_cols]
+            token = token[new_rows, new_cols]
+            slots = torch.cumsum(growing.long(), dim=1)[new_rows, new_cols] - 1
+            rows = new_rows
+            scores = top_scores[new_rows, new_cols]
+            tokens = torch.cat([tokens[parent], token.unsqueeze(1)], dim=1)
+            if self.trie is not None:
+                nodes = self.trie.step(nodes[parent], token)
+            else:
+                nodes = nodes[parent]
+            parent_d = parent.to(device)
+            state = step.state.select(parent_d)
+            rows_d = rows.to(device)
+            mem, mem_mask = memory.index_select(0, rows_d), swipe_pad_mask.index_select(0, rows_d)
+            last = token.to(device)
+        results = []
+        for words in finished:
+            words.sort(key=lambda item: (-item[0], item[1]))
+            results.append([(score, word) for score, _, word in words[: self.num_candidates]])
+        return results
+
+
+# ---- registry ------------------------------------------------------------------------------------
+
+
+class GeneratorSpec(NamedTuple):
+    """A registered generator: its class and its options dataclass."""
+
+    cls: type
+    options: type
+
+
+GENERATORS: dict[str, GeneratorSpec] = {
+    "greedy": GeneratorSpec(GreedyGenerator, GreedyOptions),
+    "beam": GeneratorSpec(BeamSearchGenerator, BeamOptions),
+}
+
+
+def generator_options(name: str, options: Mapping[str, Any]) -> GreedyOptions | BeamOptions:
+    """Check ``options`` against generator ``name``'s options dataclass.
+
+    Raises
+    ------
+    GeneratorError
+        Unknown generator, or an option the generator does not take, or an invalid value.
+    """
+    if name not in GENERATORS:
+        raise GeneratorError(f"unknown generator {name!r}; known: {', '.join(GENERATORS)}")
+    try:
+        return from_dict(GENERATORS[name].options, dict(options))
+    except ConfigError as err:
+        raise GeneratorError(f"generator {name!r}: {err}") from None
+
+
+def build_generator(
+    name: str,
+    options: Mapping[str, Any] | GreedyOptions | BeamOptions,
+    model: IncrementalModel,
+    tokenizer: CharTokenizer,
+    trie: LexiconTrie | None = None,
+) -> GreedyGenerator | BeamSearchGenerator:
+    """Build generator ``name`` with checked ``options`` (a mapping or its options dataclass)."""
+    if name not in GENERATORS:
+        raise GeneratorError(f"unknown generator {name!r}; known: {', '.join(GENERATORS)}")
+    spec = GENERATORS[name]
+    if not isinstance(options, spec.options):
+        if not isinstance(options, Mapping):
+            raise GeneratorError(f"generator {name!r}: expected {spec.options.__name__}, got {options!r}")
+        options = generator_options(name, options)
+    try:
+        return spec.cls(model, tokenizer, options, trie)
+    except ValueError as err:
+        raise GeneratorError(f"generator {name!r}: {err}") from None
+
+
+def options_dict(options: GreedyOptions | BeamOptions) -> dict[str, Any]:
+    """Plain-dict form of generator options (for metadata)."""
+    return asdict(options)

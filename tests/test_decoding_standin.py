@@ -1,0 +1,88 @@
+"""A tiny deterministic encoder-decoder for decoding tests: the same methods as
+``swipe.models.EncoderDecoder`` (``encode``, ``decode``, ``decode_step`` with a selectable state),
+small enough to run hundreds of searches in a second."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from swipe.batch import FEATURE_NAMES, SwipeBatch
+
+ALPHABET = "abcdefghijklmnopqrstuvwxyz"
+
+
+class StandinState(NamedTuple):
+    """Key/value cache of the tokens decoded so far: ``(B, S, D)``."""
+
+    keys: Tensor
+
+    def select(self, batch_indices: Tensor) -> StandinState:
+        return StandinState(self.keys.index_select(0, batch_indices))
+
+
+class StandinStep(NamedTuple):
+    logits: Tensor
+    state: StandinState
+
+
+class StandinModel(nn.Module):
+    """Encoder: a linear map of the features. Decoder: one attention read over the memory and
+    over the previous tokens (a cache), then a linear output layer."""
+
+    def __init__(self, num_output_tokens: int = len(ALPHABET) + 1, d: int = 16, seed: int = 0) -> None:
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)
+        self.num_output_tokens = num_output_tokens
+        self.inp = nn.Linear(len(FEATURE_NAMES), d)
+        self.emb = nn.Embedding(num_output_tokens + 2, d)
+        self.out = nn.Linear(2 * d, num_output_tokens)
+        for p in self.parameters():
+            p.data = torch.randn(p.shape, generator=gen) * 0.7
+
+    def encode(self, swipe: SwipeBatch, swipe_pad_mask: Tensor) -> Tensor:
+        return torch.tanh(self.inp(swipe.features)).masked_fill(swipe_pad_mask.unsqueeze(-1), 0.0)
+
+    def decode_step(
+        self, last_tokens: Tensor, memory: Tensor, memory_pad_mask: Tensor, state: StandinState | None
+    ) -> StandinStep:
+        x = self.emb(last_tokens)  # (B, D)
+        keys = x.unsqueeze(1) if state is None else torch.cat([state.keys, x.unsqueeze(1)], dim=1)
+        att = torch.einsum("bd,btd->bt", x, memory).masked_fill(memory_pad_mask, float("-inf"))
+        context = torch.einsum("bt,btd->bd", att.softmax(-1), memory)
+        history = keys.mean(dim=1)
+        logits = self.out(torch.cat([context, history], dim=-1))
+        return StandinStep(logits, StandinState(keys))
+
+    def decode(
+        self, tokens: Tensor, memory: Tensor, memory_pad_mask: Tensor, tokens_pad_mask: Tensor | None
+    ) -> Tensor:
+        state, logits = None, []
+        for i in range(tokens.size(1)):
+            step = self.decode_step(tokens[:, i], memory, memory_pad_mask, state)
+            logits.append(step.logits)
+            state = step.state
+        return torch.stack(logits, dim=1)
+
+
+def random_swipes(num: int, seed: int = 0, min_len: int = 3, max_len: int = 12) -> tuple[SwipeBatch, Tensor]:
+    """A padded batch of random curves of random lengths."""
+    gen = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(min_len, max_len + 1, (num,), generator=gen)
+    t = int(lengths.max())
+    pad = torch.arange(t).unsqueeze(0) >= lengths.unsqueeze(1)
+    features = torch.randn(num, t, len(FEATURE_NAMES), generator=gen).masked_fill(pad.unsqueeze(-1), 0.0)
+    swipe = SwipeBatch(
+        coords=torch.zeros(num, t, 2),
+        features=features,
+        nearest_keys=torch.zeros(num, t, dtype=torch.int64),
+        layout_ids=torch.zeros(num, dtype=torch.int64),
+        lengths=lengths,
+    )
+    return swipe, pad
+
+
+def build_standin(seed: int = 0) -> StandinModel:
+    return StandinModel(seed=seed).eval()
