@@ -1,0 +1,372 @@
+"""Tests of swipe.models: embedders, both encoder-decoder families, configs and presets."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from swipe.batch import FEATURE_NAMES, SwipeBatch
+from swipe.config import ConfigError, from_dict, to_dict
+from swipe.keyboard import BUNDLED_LAYOUT_NAMES, Layout, bundled_layout
+from swipe.models import (
+    EMBEDDER_NAMES,
+    PRESETS,
+    EmbedderConfig,
+    EncoderDecoder,
+    ModelConfig,
+    RNNLikeConfig,
+    TransformerLikeConfig,
+    build_model,
+    preset,
+)
+from swipe.tokenizers import CharTokenizer
+
+LAYOUTS = [bundled_layout(name) for name in BUNDLED_LAYOUT_NAMES]
+TOKENIZER = CharTokenizer.from_layouts(LAYOUTS)
+
+
+def tiny_transformer(encoder: str = "transformer", norm_first: bool = False) -> TransformerLikeConfig:
+    return TransformerLikeConfig(
+        d_model=16,
+        encoder=encoder,  # type: ignore[arg-type]
+        num_encoder_layers=2,
+        num_decoder_layers=2,
+        num_heads=2,
+        dim_feedforward=32,
+        dropout=0.1,
+        norm_first=norm_first,
+        conv_kernel_size=5,
+    )
+
+
+def tiny_rnn(cell: str) -> RNNLikeConfig:
+    return RNNLikeConfig(
+        d_model=16,
+        cell=cell,  # type: ignore[arg-type]
+        encoder_hidden_size=12,
+        num_encoder_layers=2,
+        decoder_hidden_size=20,
+        attention_size=8,
+        dropout=0.1,
+    )
+
+
+ARCHITECTURES = {
+    "transformer-postnorm": dict(transformer=tiny_transformer()),
+    "transformer-prenorm": dict(transformer=tiny_transformer(norm_first=True)),
+    "conformer": dict(transformer=tiny_transformer("conformer")),
+    "lstm": dict(rnn=tiny_rnn("lstm")),
+    "gru": dict(rnn=tiny_rnn("gru")),
+}
+
+
+def tiny_config(arch: str, embedder: str = "weighted") -> ModelConfig:
+    return ModelConfig(embedder=EmbedderConfig(embedder), **ARCHITECTURES[arch])  # type: ignore[arg-type]
+
+
+def tiny_model(arch: str, embedder: str = "weighted", seed: int = 0) -> EncoderDecoder:
+    torch.manual_seed(seed)
+    return build_model(tiny_config(arch, embedder), LAYOUTS, TOKENIZER).eval()
+
+
+# ---- batches ---------------------------------------------------------------------------------
+
+
+def make_curve(layout: Layout, num_points: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A curve through a few random key centres: pixel coordinates ``(n, 2)`` and times in ms."""
+    stops = layout.centers[rng.integers(0, layout.num_keys, size=3)]
+    s = np.linspace(0.0, 2.0, num_points)
+    segment = np.minimum(s.astype(int), 1)
+    frac = (s - segment)[:, None]
+    xy = stops[segment] * (1 - frac) + stops[segment + 1] * frac
+    xy = xy + rng.normal(0.0, 0.1 * layout.half_diagonal, size=xy.shape)
+    t = np.cumsum(rng.integers(0, 20, size=num_points)).astype(np.float64)  # dt = 0 happens
+    return xy.astype(np.float32), t
+
+
+def curve_features(layout: Layout, xy: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """The collate features ``x, y, t, dx, dy, ddx, ddy`` of one curve."""
+    x, y = xy[:, 0] / layout.key_width, xy[:, 1] / layout.key_height
+    seconds = (t - t[0]) / 1000.0
+    dt = np.maximum(np.diff(seconds, prepend=seconds[0]), 1e-3)
+    dx, dy = np.diff(x, prepend=x[0]) / dt, np.diff(y, prepend=y[0]) / dt
+    ddx, ddy = np.diff(dx, prepend=dx[0]) / dt, np.diff(dy, prepend=dy[0]) / dt
+    return np.stack([x, y, seconds, dx, dy, ddx, ddy], axis=-1).astype(np.float32)
+
+
+def make_swipes(
+    lengths: list[int], layout_ids: list[int], seed: int = 0, pad_to: int | None = None, garbage: bool = False
+) -> tuple[SwipeBatch, torch.Tensor]:
+    """A padded :class:`SwipeBatch` and its padding mask; ``garbage`` fills padding with noise
+    (which a model must ignore) instead of zeros."""
+    rng = np.random.default_rng(seed)
+    total = pad_to or max(lengths)
+    gen = torch.Generator().manual_seed(seed + 1)
+    coords = (
+        torch.rand(len(lengths), total, 2, generator=gen) * 500
+        if garbage
+        else torch.zeros(len(lengths), total, 2)
+    )
+    features = (
+        torch.randn(len(lengths), total, len(FEATURE_NAMES), generator=gen) * 50
+        if garbage
+        else torch.zeros(len(lengths), total, len(FEATURE_NAMES))
+    )
+    nearest = (
+        torch.randint(0, 26, (len(lengths), total), generator=gen)
+        if garbage
+        else torch.zeros(len(lengths), total)
+    )
+    nearest = nearest.long()
+    for i, (n, layout_id) in enumerate(zip(lengths, layout_ids, strict=True)):
+        layout = LAYOUTS[layout_id]
+        xy, t = make_curve(layout, n, rng)
+        coords[i, :n] = torch.from_numpy(xy)
+        features[i, :n] = torch.from_numpy(curve_features(layout, xy, t))
+        nearest[i, :n] = torch.from_numpy(layout.nearest_keys_exact(xy[:, 0], xy[:, 1]).astype(np.int64))
+    lengths_t = torch.tensor(lengths)
+    mask = torch.arange(total)[None] >= lengths_t[:, None]
+    return SwipeBatch(coords, features, nearest, torch.tensor(layout_ids), lengths_t), mask
+
+
+def make_tokens(
+    lengths: list[int], seed: int = 0, pad_to: int | None = None, garbage: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decoder inputs ``<sos> c1 .. c(n-1)`` padded with ``<pad>`` (or random ids) and their mask."""
+    gen = torch.Generator().manual_seed(seed)
+    total = pad_to or max(lengths)
+    fill = torch.randint(0, TOKENIZER.vocab_size, (len(lengths), total), generator=gen)
+    tokens = fill if garbage else torch.full((len(lengths), total), TOKENIZER.pad_id)
+    chars = torch.randint(1, len(TOKENIZER.alphabet) + 1, (len(lengths), total), generator=gen)
+    for i, n in enumerate(lengths):
+        tokens[i, :n] = chars[i, :n]
+        tokens[i, 0] = TOKENIZER.sos_id
+    mask = torch.arange(total)[None] >= torch.tensor(lengths)[:, None]
+    return tokens, mask
+
+
+def select_rows(swipe: SwipeBatch, mask: torch.Tensor, i: int) -> tuple[SwipeBatch, torch.Tensor]:
+    """Row ``i`` alone, cut to its own length (no padding at all)."""
+    n = int(swipe.lengths[i])
+    one = SwipeBatch(
+        swipe.coords[i : i + 1, :n],
+        swipe.features[i : i + 1, :n],
+        swipe.nearest_keys[i : i + 1, :n],
+        swipe.layout_ids[i : i + 1],
+        swipe.lengths[i : i + 1],
+    )
+    return one, mask[i : i + 1, :n]
+
+
+# ---- behaviour -------------------------------------------------------------------------------
+
+TOL = dict(atol=2e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_padding_never_changes_real_positions(arch: str) -> None:
+    model = tiny_model(arch)
+    lengths, token_lengths = [9, 4, 13], [5, 2, 7]
+    swipe, swipe_mask = make_swipes(lengths, [0, 2, 3], pad_to=17, garbage=True)
+    tokens, tokens_mask = make_tokens(token_lengths, pad_to=9, garbage=True)
+    with torch.no_grad():
+        memory = model.encode(swipe, swipe_mask)
+        logits = model.decode(tokens, memory, swipe_mask, tokens_mask)
+        for i, (n, m) in enumerate(zip(lengths, token_lengths, strict=True)):
+            one, one_mask = select_rows(swipe, swipe_mask, i)
+            one_memory = model.encode(one, one_mask)
+            torch.testing.assert_close(memory[i, :n], one_memory[0], **TOL)
+            one_logits = model.decode(tokens[i : i + 1, :m], one_memory, one_mask, None)
+            torch.testing.assert_close(logits[i, :m], one_logits[0], **TOL)
+
+
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_forward_equals_encode_then_decode(arch: str) -> None:
+    model = tiny_model(arch)
+    swipe, swipe_mask = make_swipes([8, 11], [1, 0])
+    tokens, tokens_mask = make_tokens([4, 6])
+    with torch.no_grad():
+        logits = model(tokens, swipe, swipe_mask, tokens_mask)
+        expected = model.decode(tokens, model.encode(swipe, swipe_mask), swipe_mask, tokens_mask)
+    assert logits.shape == (2, 6, TOKENIZER.num_output_tokens)
+    torch.testing.assert_close(logits, expected, atol=0.0, rtol=0.0)
+
+
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_decode_step_matches_full_decoding_after_select(arch: str) -> None:
+    model = tiny_model(arch)
+    swipe, swipe_mask = make_swipes([10, 6, 12], [0, 3, 2])
+    tokens, _ = make_tokens([7, 7, 7])
+    with torch.no_grad():
+        memory = model.encode(swipe, swipe_mask)
+        # Rows after step 3: reordered and one of them duplicated, as beam search does.
+        order = torch.tensor([2, 0, 0, 1])
+        expected_before = model.decode(tokens, memory, swipe_mask, None)
+        expected_after = model.decode(tokens[order], memory[order], swipe_mask[order], None)
+        state = None
+        mem, mem_mask = memory, swipe_mask
+        for i in range(tokens.shape[1]):
+            if i == 3:
+                state = state.select(order)
+                mem, mem_mask = memory.index_select(0, order), swipe_mask.index_select(0, order)
+            rows = tokens if i < 3 else tokens[order]
+            step = model.decode_step(rows[:, i], mem, mem_mask, state)
+            state = step.state
+            expected = expected_before if i < 3 else expected_after
+            torch.testing.assert_close(step.logits, expected[:, i], **TOL)
+            assert type(state.select(torch.tensor([0]))) is type(state)
+
+
+@pytest.mark.parametrize("name", EMBEDDER_NAMES)
+def test_every_embedder_trains_on_every_bundled_layout(name: str) -> None:
+    torch.manual_seed(0)
+    model = build_model(tiny_config("transformer-prenorm", name), LAYOUTS, TOKENIZER).train()
+    layout_ids = list(range(len(LAYOUTS)))
+    swipe, swipe_mask = make_swipes([12, 7, 9, 15], layout_ids)
+    tokens, tokens_mask = make_tokens([5, 3, 6, 4])
+    logits = model(tokens, swipe, swipe_mask, tokens_mask)
+    targets = tokens.roll(-1, dims=1).clamp_max(TOKENIZER.num_output_tokens - 1)
+    loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
+    loss.backward()
+    assert torch.isfinite(loss)
+    for pname, param in model.named_parameters():
+        assert param.grad is None or torch.isfinite(param.grad).all(), pname
+    used_rows = model.embedder.key_rows[torch.arange(len(LAYOUTS))]
+    assert model.embedder.key_embedding.weight.grad[used_rows.unique()].abs().sum() > 0
+    if name == "trainable_gaussian":
+        assert model.embedder.gaussian_mean.grad.abs().sum() > 0
+        assert model.embedder.gaussian_log_sigma.grad.abs().sum() > 0
+
+
+def test_threshold_weighted_embedder_reduces_to_nearest() -> None:
+    nearest = tiny_model("transformer-postnorm", "nearest")
+    config = dataclasses.replace(
+        tiny_config("transformer-postnorm"),
+        embedder=EmbedderConfig("weighted", weight_function="threshold", threshold=0.5),
+    )
+    weighted = build_model(config, LAYOUTS, TOKENIZER).eval()
+    weighted.load_state_dict(nearest.state_dict())
+    # Points near key centres: exactly one key lies within half a half-diagonal.
+    rng = np.random.default_rng(3)
+    swipe, mask = make_swipes([6, 6, 6, 6], [0, 1, 2, 3])
+    coords = swipe.coords.clone()
+    nearest_keys = swipe.nearest_keys.clone()
+    for i, layout in enumerate(LAYOUTS):
+        keys = rng.integers(0, layout.num_keys, size=6)
+        jitter = rng.uniform(-0.2, 0.2, size=(6, 2)) * layout.half_diagonal
+        xy = (layout.centers[keys] + jitter).astype(np.float32)
+        coords[i] = torch.from_numpy(xy)
+        nearest_keys[i] = torch.from_numpy(layout.nearest_keys_exact(xy[:, 0], xy[:, 1]).astype(np.int64))
+        assert (nearest_keys[i].numpy() == keys).all()
+    swipe = swipe._replace(coords=coords, nearest_keys=nearest_keys)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            weighted.embedder.keyboard_embedding(swipe), nearest.embedder.keyboard_embedding(swipe)
+        )
+        torch.testing.assert_close(weighted.encode(swipe, mask), nearest.encode(swipe, mask))
+
+
+def test_sigmoid_weights_follow_the_published_formula() -> None:
+    model = tiny_model("lstm", "weighted")
+    swipe, _ = make_swipes([5], [2])
+    layout = LAYOUTS[2]
+    weights = model.embedder.key_weights(swipe)[0, :, : layout.num_keys].numpy()
+    xy = swipe.coords[0].numpy()
+    d = layout.key_distances(xy[:, 0], xy[:, 1])
+    np.testing.assert_allclose(weights, 1.0 / (1.0 + np.exp(1.8 * (d - 2.2))), atol=1e-5)
+    assert (model.embedder.key_weights(swipe)[0, :, layout.num_keys :] == 0).all()
+
+
+def test_keys_with_the_same_name_share_an_embedding() -> None:
+    embedder = tiny_model("gru").embedder
+    default, qwerty = LAYOUTS.index(bundled_layout("default")), LAYOUTS.index(bundled_layout("qwerty_en"))
+    rows = embedder.key_rows
+    space = lambda i: int(rows[i, LAYOUTS[i].key_index("<space>")])  # noqa: E731
+    assert space(default) == space(qwerty)
+    assert int(rows[default, LAYOUTS[default].key_index("й")]) != int(
+        rows[qwerty, LAYOUTS[qwerty].key_index("q")]
+    )
+    names = {k.name for layout in LAYOUTS for k in layout.keys}
+    assert embedder.key_embedding.num_embeddings == len(names)
+
+
+@pytest.mark.parametrize("arch", ["transformer-postnorm", "lstm"])
+def test_output_layer_covers_only_emittable_tokens(arch: str) -> None:
+    model = tiny_model(arch)
+    assert model.num_output_tokens == TOKENIZER.num_output_tokens
+    assert model.decoder.output.out_features == TOKENIZER.num_output_tokens
+    embedding = model.decoder.token_embedding
+    assert embedding.num_embeddings == TOKENIZER.vocab_size
+    assert embedding.padding_idx == TOKENIZER.pad_id
+    assert model.tokenizer == TOKENIZER and model.layout_names == BUNDLED_LAYOUT_NAMES
+
+
+@pytest.mark.parametrize("arch", ["conformer", "gru"])
+def test_config_round_trip_rebuilds_an_identical_model(arch: str, tmp_path) -> None:
+    model = tiny_model(arch, "trainable_gaussian", seed=5)
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(to_dict(model.config)))
+    torch.save(model.state_dict(), tmp_path / "weights.pt")
+    config = from_dict(ModelConfig, json.loads(path.read_text()))
+    assert config == model.config
+    rebuilt = build_model(config, LAYOUTS, TOKENIZER).eval()
+    rebuilt.load_state_dict(torch.load(tmp_path / "weights.pt", weights_only=True))
+    swipe, swipe_mask = make_swipes([9, 5], [3, 1])
+    tokens, tokens_mask = make_tokens([4, 3])
+    with torch.no_grad():
+        torch.testing.assert_close(
+            rebuilt(tokens, swipe, swipe_mask, tokens_mask),
+            model(tokens, swipe, swipe_mask, tokens_mask),
+            atol=0,
+            rtol=0,
+        )
+
+
+def test_config_errors_name_the_key() -> None:
+    good = to_dict(tiny_config("transformer-postnorm"))
+    typo = json.loads(json.dumps(good))
+    typo["transformer"]["d_modell"] = typo["transformer"].pop("d_model")
+    with pytest.raises(ConfigError, match=r"transformer\.d_modell: unknown key \(did you mean 'd_model'\?\)"):
+        from_dict(ModelConfig, typo)
+    missing = json.loads(json.dumps(good))
+    del missing["transformer"]["num_heads"]
+    with pytest.raises(ConfigError, match=r"transformer\.num_heads: missing required key"):
+        from_dict(ModelConfig, missing)
+    mistyped = json.loads(json.dumps(good))
+    mistyped["transformer"]["num_heads"] = "2"
+    with pytest.raises(ConfigError, match=r"transformer\.num_heads: expected int"):
+        from_dict(ModelConfig, mistyped)
+    with pytest.raises(ConfigError, match=r"embedder\.name: expected one of"):
+        from_dict(ModelConfig, {**good, "embedder": {"name": "weigted"}})
+    with pytest.raises(ConfigError, match="exactly one of 'transformer' and 'rnn'"):
+        from_dict(ModelConfig, {"embedder": {"name": "nearest"}})
+    bad_heads = json.loads(json.dumps(good))
+    bad_heads["transformer"]["num_heads"] = 3
+    with pytest.raises(ConfigError, match="not divisible by num_heads"):
+        from_dict(ModelConfig, bad_heads)
+
+
+def test_presets() -> None:
+    base = PRESETS["base"].transformer
+    assert base is not None
+    assert (base.num_encoder_layers, base.num_decoder_layers, base.d_model) == (4, 4, 128)
+    assert (base.dim_feedforward, base.num_heads, base.dropout) == (128, 4, 0.1)
+    assert PRESETS["rnn"].family == "rnn"
+    assert preset("small", embedder="nearest").embedder.name == "nearest"
+    for name, config in PRESETS.items():
+        assert from_dict(ModelConfig, json.loads(json.dumps(to_dict(config)))) == config, name
+    small = build_model(preset("small"), LAYOUTS, TOKENIZER)
+    assert sum(p.numel() for p in small.parameters()) < 600_000
+    with pytest.raises(KeyError, match="no model preset 'huge'"):
+        preset("huge")
+
+
+def test_unknown_layout_id_is_an_error() -> None:
+    model = build_model(tiny_config("lstm"), LAYOUTS[:2], TOKENIZER).eval()
+    swipe, mask = make_swipes([5], [3])
+    with pytest.raises(ValueError, match="layout id 3 out of range"):
+        model.encode(swipe, mask)
