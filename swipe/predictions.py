@@ -23,7 +23,7 @@ import numbers
 import os
 import pickle
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -68,7 +68,7 @@ class Predictions:
     candidates: list[list[tuple[float, str]]]
     targets: list[str | None]
     layouts: list[str]
-    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any]
 
     def __post_init__(self) -> None:
         n = len(self.candidates)
@@ -92,7 +92,8 @@ class Predictions:
             if key not in self.metadata:
                 raise PredictionsError(f"metadata.{key}: missing required key")
             if not isinstance(self.metadata[key], types):
-                raise PredictionsError(f"metadata.{key}: unexpected value {self.metadata[key]!r}")
+                expected = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+                raise PredictionsError(f"metadata.{key}: expected {expected}, got {self.metadata[key]!r}")
         self.metadata = _plain(dict(self.metadata), "metadata")
 
     def __len__(self) -> int:
