@@ -76,7 +76,9 @@ def _join(where: str, key: str) -> str:
 
 
 def _fail(where: str, message: str) -> ConfigError:
-    return ConfigError(f"{where}: {message}" if where else message)
+    if not where:
+        return ConfigError(message)
+    return ConfigError(f"{where} {message}" if where.endswith(":") else f"{where}: {message}")
 
 
 def _type_name(tp: Any) -> str:
