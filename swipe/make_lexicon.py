@@ -57,11 +57,11 @@ HEADER = """\
 
 
 def alphabet(spec: LanguageSpec) -> set[str]:
-    """The letters a lexicon of this language may use."""
+    """The letters (not punctuation keys) a lexicon of this language may use."""
     letters = set(spec.extra_letters)
     for name in spec.layouts:
         letters.update(bundled_layout(name).letters)
-    return letters
+    return {ch for ch in letters if ch.isalpha()}
 
 
 def clean_words(
