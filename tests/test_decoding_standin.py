@@ -86,3 +86,50 @@ def random_swipes(num: int, seed: int = 0, min_len: int = 3, max_len: int = 12) 
 
 def build_standin(seed: int = 0) -> StandinModel:
     return StandinModel(seed=seed).eval()
+
+
+class StandinLoader:
+    """A picklable model recipe for ``swipe.predict.decode`` (workers rebuild the same model)."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+
+    def __call__(self, device: str):
+        from swipe.predict import ModelParts
+        from swipe.tokenizers import CharTokenizer
+
+        return ModelParts(build_standin(self.seed).to(device), CharTokenizer(ALPHABET))
+
+
+class StandinCurves:
+    """``num`` random curves, each a pure function of its index."""
+
+    def __init__(self, num: int, seed: int = 0) -> None:
+        self.num = num
+        self.seed = seed
+        gen = torch.Generator().manual_seed(seed)
+        self._lengths = torch.randint(3, 15, (num,), generator=gen)
+
+    def __len__(self) -> int:
+        return self.num
+
+    @property
+    def num_points(self):
+        return self._lengths.numpy()
+
+    def batch(self, indices):
+        lengths = self._lengths[list(indices)]
+        t = int(lengths.max())
+        features = torch.zeros(len(indices), t, len(FEATURE_NAMES))
+        for row, i in enumerate(indices):
+            gen = torch.Generator().manual_seed(self.seed * 100_003 + int(i))
+            features[row, : lengths[row]] = torch.randn(int(lengths[row]), len(FEATURE_NAMES), generator=gen)
+        pad = torch.arange(t).unsqueeze(0) >= lengths.unsqueeze(1)
+        swipe = SwipeBatch(
+            coords=torch.zeros(len(indices), t, 2),
+            features=features,
+            nearest_keys=torch.zeros(len(indices), t, dtype=torch.int64),
+            layout_ids=torch.zeros(len(indices), dtype=torch.int64),
+            lengths=lengths,
+        )
+        return swipe, pad

@@ -1,0 +1,468 @@
+"""Decode curves with a trained model into ranked candidates: the logic behind ``predict.py``.
+
+The work is split into batches of curves of similar length. Batches are decoded in this process
+(``num_workers=0``) or spread over worker processes; each worker loads the model itself, receives
+the lexicon trie once (a few numpy arrays) and runs torch on one thread. The batches do not depend
+on the number of workers, so neither does the output, which is always in input order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import multiprocessing
+import sys
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from swipe.batch import SwipeBatch
+from swipe.config import to_dict
+from swipe.decoding import GENERATORS, GeneratorError, LexiconTrie, build_generator, generator_options
+from swipe.decoding.generators import BeamOptions, Candidate, GreedyOptions, IncrementalModel
+from swipe.predictions import Predictions, write_predictions
+from swipe.tokenizers import CharTokenizer
+
+
+class PredictError(ValueError):
+    """predict.py cannot run as asked (bad option, missing file, mismatched data)."""
+
+
+# ---- what a worker needs -------------------------------------------------------------------------
+
+
+class ModelParts(NamedTuple):
+    """A model ready for decoding and the tokenizer it writes."""
+
+    model: IncrementalModel
+    tokenizer: CharTokenizer
+
+
+class ModelLoader(Protocol):
+    """A picklable recipe for the model (each worker process calls it once)."""
+
+    def __call__(self, device: str) -> ModelParts: ...
+
+
+class CurveSource(Protocol):
+    """Curves addressable by index, picklable (workers open it themselves)."""
+
+    def __len__(self) -> int: ...
+
+    @property
+    def num_points(self) -> np.ndarray: ...
+
+    def batch(self, indices: Sequence[int]) -> tuple[SwipeBatch, Tensor]: ...
+
+
+class CheckpointLoader:
+    """Loads a trained model from a checkpoint file (see ``swipe.training.checkpoint``).
+
+    The loaded model is kept for later calls in the same process but never pickled: a worker
+    process loads its own copy.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._loaded: dict[str, Any] = {}
+
+    def load(self, device: str) -> Any:
+        """The full ``LoadedModel`` (model, config, tokenizer, layouts, step)."""
+        if device not in self._loaded:
+            from swipe.training.checkpoint import load_model
+
+            self._loaded[device] = load_model(self.path, device)
+        return self._loaded[device]
+
+    def __call__(self, device: str) -> ModelParts:
+        loaded = self.load(device)
+        return ModelParts(loaded.model, loaded.tokenizer)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path, "_loaded": {}}
+
+
+class DecodeJob(NamedTuple):
+    """Everything needed to decode any batch of a run, sent once to every worker."""
+
+    model_loader: ModelLoader
+    curves: CurveSource
+    generator: str
+    options: GreedyOptions | BeamOptions
+    trie: LexiconTrie | None
+    device: str
+
+
+class _Decoder:
+    """A job with its model and generator built."""
+
+    def __init__(self, job: DecodeJob) -> None:
+        parts = job.model_loader(job.device)
+        self.curves = job.curves
+        self.device = job.device
+        self.generator = build_generator(job.generator, job.options, parts.model, parts.tokenizer, job.trie)
+
+    def __call__(self, indices: Sequence[int]) -> list[list[Candidate]]:
+        swipe, pad = self.curves.batch(indices)
+        return self.generator.generate(swipe.to(self.device), pad.to(self.device))
+
+
+_worker_decoder: _Decoder | None = None
+
+
+def _init_worker(job: DecodeJob) -> None:
+    global _worker_decoder
+    # One thread per process: the processes are the parallelism (and a forked process must not
+    # reuse the parent's OpenMP pool).
+    torch.set_num_threads(1)
+    torch.set_num_interop_threads(1)
+    _worker_decoder = _Decoder(job)
+
+
+def _decode_in_worker(indices: Sequence[int]) -> list[list[Candidate]]:
+    assert _worker_decoder is not None
+    return _worker_decoder(indices)
+
+
+def make_batches(num_points: np.ndarray, batch_size: int) -> list[list[int]]:
+    """Curve indices grouped into batches of similar length (longest first).
+
+    Parameters
+    ----------
+    num_points : numpy.ndarray
+        Points per curve.
+    batch_size : int
+        Curves per batch.
+    """
+    if batch_size < 1:
+        raise PredictError(f"batch size must be >= 1, got {batch_size}")
+    order = np.argsort(-np.asarray(num_points), kind="stable")
+    return [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+
+
+def decode(
+    job: DecodeJob,
+    batch_size: int,
+    num_workers: int = 0,
+    progress: bool = False,
+    start_method: str | None = None,
+) -> list[list[Candidate]]:
+    """Decode every curve of ``job.curves``.
+
+    Parameters
+    ----------
+    job : DecodeJob
+        Model, curves, generator and lexicon.
+    batch_size : int
+        Curves decoded together.
+    num_workers : int
+        Worker processes; 0 decodes in this process.
+    progress : bool
+        Show a progress bar.
+    start_method : str, optional
+        Multiprocessing start method; default ``fork`` where available, else ``spawn``.
+
+    Returns
+    -------
+    list of list of (float, str)
+        Per curve, in input order, the candidates best first.
+    """
+    if num_workers < 0:
+        raise PredictError(f"num_workers must be >= 0, got {num_workers}")
+    if num_workers > 0 and job.device != "cpu":
+        raise PredictError("--num-workers needs --device cpu (workers do not share an accelerator)")
+    batches = make_batches(job.curves.num_points, batch_size)
+    results: list[list[Candidate] | None] = [None] * len(job.curves)
+    bar = tqdm(total=len(job.curves), unit="curve", disable=not progress, file=sys.stderr)
+    if num_workers == 0:
+        decoder = _Decoder(job)
+        outputs: Any = map(decoder, batches)
+        executor = None
+    else:
+        if start_method is None:
+            methods = multiprocessing.get_all_start_methods()
+            start_method = "fork" if "fork" in methods else "spawn"
+        executor = ProcessPoolExecutor(
+            max_workers=num_workers,
+            mp_context=multiprocessing.get_context(start_method),
+            initializer=_init_worker,
+            initargs=(job,),
+        )
+        outputs = executor.map(_decode_in_worker, batches)
+    try:
+        for indices, candidates in zip(batches, outputs, strict=True):
+            for i, row in zip(indices, candidates, strict=True):
+                results[i] = row
+            bar.update(len(indices))
+    finally:
+        bar.close()
+        if executor is not None:
+            executor.shutdown(cancel_futures=True)
+    return [row if row is not None else [] for row in results]
+
+
+# ---- files ---------------------------------------------------------------------------------------
+
+
+def sha256_of(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_submission_csv(
+    path: str | Path, candidates: Sequence[Sequence[Candidate]], overwrite: bool
+) -> None:
+    """Write a Yandex Cup submission: per curve its first four candidates, comma-separated, no
+    header, no index. Rows with fewer candidates repeat the last one (or are empty)."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path}: already exists (pass --overwrite to replace it)")
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        for row in candidates:
+            words = [word for _, word in row[:4]]
+            if words:
+                words += [words[-1]] * (4 - len(words))
+            else:
+                words = [""] * 4
+            writer.writerow(words)
+    tmp.replace(path)
+
+
+
+
+# ---- data ----------------------------------------------------------------------------------------
+
+
+class DatasetCurves:
+    """The curves of a built dataset, as the model sees them (its layouts and tokenizer).
+
+    Picklable: the memory-mapped dataset is opened lazily in each process.
+    """
+
+    def __init__(self, path: str | Path, layouts: Sequence[Any], tokenizer: CharTokenizer) -> None:
+        self.path = str(path)
+        self.layouts = list(layouts)
+        self.tokenizer = tokenizer
+        self._dataset: Any = None
+        self._collator: Any = None
+
+    @property
+    def dataset(self) -> Any:
+        if self._dataset is None:
+            from swipe.data import SwipeDataset
+
+            self._dataset = SwipeDataset(
+                self.path, layout_names=[layout.name for layout in self.layouts], tokenizer=self.tokenizer
+            )
+        return self._dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    @property
+    def num_points(self) -> np.ndarray:
+        return np.asarray(self.dataset.num_points)
+
+    def batch(self, indices: Sequence[int]) -> tuple[SwipeBatch, Tensor]:
+        if self._collator is None:
+            from swipe.data import SwipeCollator
+
+            self._collator = SwipeCollator(self.layouts, self.tokenizer)
+        batch = self._collator([self.dataset[i] for i in indices])
+        return batch.swipe, batch.swipe_pad_mask
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path, "layouts": self.layouts, "tokenizer": self.tokenizer,
+                "_dataset": None, "_collator": None}
+
+
+# ---- the command line ----------------------------------------------------------------------------
+
+# Generator options that have a command-line flag: flag -> option name.
+_OPTION_FLAGS = {
+    "beam_size": "--beam-size",
+    "num_candidates": "--num-candidates",
+    "prior_weight": "--prior-weight",
+    "length_penalty": "--length-penalty",
+    "max_length": "--max-length",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="predict.py",
+        description="Decode swipes with a trained model into ranked candidate words (preds.pkl).",
+    )
+    arg = parser.add_argument
+    arg("--checkpoint", help="checkpoint file or run directory (default: best.pt of the latest run)")
+    arg("--runs-dir", default="runs", help="where to look for the latest run (default: runs)")
+    arg("--data", help="built dataset directory or raw data file (default: the run's validation split)")
+    arg("--split", help="name of the data split recorded in the output (default: 'val' or the file name)")
+    arg("--layouts", help="grids file for raw data whose rows name their grid")
+    arg("--skip-bad-rows", action="store_true", help="skip (and count) malformed rows of raw data")
+    arg("--lexicon", help="'en', 'ru' or a word-list file (default: the run's lexicon)")
+    arg("--no-lexicon", action="store_true", help="decode without a lexicon (any character string)")
+    arg("--generator", default="beam", choices=sorted(GENERATORS), help="search (default: beam)")
+    arg("--beam-size", type=int, help="beam: hypotheses per curve (default 8)")
+    arg("--num-candidates", type=int, help="beam: candidates kept per curve (default: beam size)")
+    arg("--prior-weight", type=float, help="weight of the word-frequency prior (default 0: off)")
+    arg("--length-penalty", type=float, help="length-normalisation exponent of scores (default 0.5)")
+    arg("--max-length", type=int, help="most tokens per word, <eos> included (default: from the lexicon)")
+    arg("--batch-size", type=int, default=64, help="curves decoded together (default 64)")
+    arg("--device", default="cpu", help="cpu or cuda (default cpu)")
+    arg("--num-workers", type=int, default=0, help="decoding processes (default 0: this one)")
+    arg("--out", default="preds.pkl", help="predictions file (default preds.pkl)")
+    arg("--csv", help="also write a Yandex Cup submission CSV (four candidates per curve)")
+    arg("--overwrite", action="store_true", help="replace existing output files")
+    arg("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+class _Inputs(NamedTuple):
+    checkpoint: Path
+    data: Path
+    split: str
+
+
+def _resolve_inputs(args: argparse.Namespace, loaded: Any, checkpoint: Path) -> _Inputs:
+    if args.data is not None:
+        data = Path(args.data)
+        split = args.split or data.name.split(".")[0]
+    else:
+        from swipe.training.datasets import resolve_data_config
+
+        run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+        val = resolve_data_config(loaded.config, run_dir).val
+        if val is None:
+            raise PredictError(f"{checkpoint}: the run's config names no validation data; pass --data")
+        data = Path(val)
+        split = args.split or "val"
+    if not data.exists():
+        raise PredictError(f"{data}: no such data file or dataset directory")
+    return _Inputs(checkpoint, data, split)
+
+
+def _find_checkpoint(args: argparse.Namespace) -> Path:
+    if args.checkpoint is None:
+        from swipe.training.checkpoint import find_latest_run
+
+        path = find_latest_run(args.runs_dir)
+    else:
+        path = Path(args.checkpoint)
+    if path.is_dir():
+        ckpt_dir = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+        for name in ("best.pt", "last.pt"):
+            if (ckpt_dir / name).is_file():
+                return ckpt_dir / name
+        raise PredictError(f"{path}: no best.pt or last.pt checkpoint")
+    if not path.is_file():
+        raise PredictError(f"{path}: no such checkpoint")
+    return path
+
+
+def _open_data(data: Path, args: argparse.Namespace, workdir: Path) -> Path:
+    """A built dataset directory for ``data``: itself, or ``data`` built into ``workdir``."""
+    from swipe.data import build_dataset
+
+    if data.is_dir():
+        return data
+    out = workdir / "dataset"
+    manifest = build_dataset(
+        [data], out, layouts=args.layouts, alphabet=None, skip_bad_rows=args.skip_bad_rows
+    )
+    if manifest.skipped:
+        counts = ", ".join(f"{reason}: {n}" for reason, n in sorted(manifest.skipped.items()))
+        print(f"{data}: skipped {sum(manifest.skipped.values())} bad rows ({counts})", file=sys.stderr)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``predict.py``: decode a data split into ``preds.pkl`` (and optionally a submission CSV)."""
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except (PredictError, GeneratorError, FileExistsError, FileNotFoundError) as err:
+        print(f"predict.py: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run(args: argparse.Namespace) -> Predictions:
+    """Carry out a parsed ``predict.py`` command line; returns what was written."""
+    options = {name: getattr(args, name) for name in _OPTION_FLAGS if getattr(args, name) is not None}
+    try:
+        checked = generator_options(args.generator, options)
+    except GeneratorError as err:
+        message = str(err)
+        for name, flag in _OPTION_FLAGS.items():
+            message = message.replace(f"{name}: unknown key", f"{flag}: not an option of this generator")
+        raise GeneratorError(message) from None
+    for path in (args.out, args.csv):
+        if path is not None and Path(path).exists() and not args.overwrite:
+            raise FileExistsError(f"{path}: already exists (pass --overwrite to replace it)")
+
+    checkpoint = _find_checkpoint(args)
+    loader = CheckpointLoader(checkpoint)
+    loaded = loader.load(args.device)
+    inputs = _resolve_inputs(args, loaded, checkpoint)
+
+    trie = None
+    lexicon_name = None
+    if not args.no_lexicon:
+        from swipe.lexicon import load_lexicon
+
+        lexicon_name = args.lexicon or loaded.config.lexicon
+        trie = LexiconTrie.from_lexicon(load_lexicon(lexicon_name), loaded.tokenizer)
+        if trie.num_skipped:
+            print(f"lexicon {lexicon_name}: {trie.num_skipped} words the model cannot spell were left out",
+                  file=sys.stderr)
+    elif args.lexicon is not None:
+        raise PredictError("--lexicon and --no-lexicon exclude each other")
+
+    with tempfile.TemporaryDirectory(prefix="swipe-predict-") as workdir:
+        dataset_dir = _open_data(inputs.data, args, Path(workdir))
+        curves = DatasetCurves(dataset_dir, loaded.layouts, loaded.tokenizer)
+        job = DecodeJob(loader, curves, args.generator, checked, trie, args.device)
+        candidates = decode(job, args.batch_size, args.num_workers, progress=not args.quiet)
+        dataset = curves.dataset
+        targets = [dataset.word(i) if dataset.has_targets else None for i in range(len(dataset))]
+        layout_names = [layout.name for layout in loaded.layouts]
+        row_layouts = [layout_names[int(i)] for i in dataset.layout_ids]
+
+    metadata = {
+        "model": {
+            "architecture": type(loaded.model).__name__,
+            "family": loaded.config.model.family,
+            "config": to_dict(loaded.config.model),
+            "run": loaded.config.name,
+            "step": loaded.step,
+        },
+        "weights": str(checkpoint),
+        "weights_sha256": sha256_of(checkpoint),
+        "generator": args.generator,
+        "generator_options": to_dict(checked),
+        "lexicon": lexicon_name,
+        "layout_names": layout_names,
+        "data_file": str(inputs.data),
+        "split": inputs.split,
+    }
+    predictions = Predictions(candidates, targets, row_layouts, metadata)
+    write_predictions(args.out, predictions, overwrite=args.overwrite)
+    if args.csv is not None:
+        write_submission_csv(args.csv, candidates, overwrite=args.overwrite)
+    found = sum(1 for row in candidates if row)
+    print(f"wrote {args.out}: {len(candidates)} curves ({found} with candidates)", file=sys.stderr)
+    return predictions
