@@ -1,0 +1,741 @@
+"""Swipe data formats: readers for Yandex-style jsonl and How-We-Swipe ``.log`` files.
+
+Yandex jsonl, one curve a line::
+
+    {"word": "привет",
+     "curve": {"x": [...], "y": [...], "t": [...], "grid": {grid_name, width, height, keys}}}
+
+The grid may be given inline (``curve.grid``, parsed once per distinct grid) or by name
+(``curve.grid_name``, looked up in the layouts passed in, a grids file, grids seen inline earlier,
+then the bundled layouts). ``word`` is absent in test files. x and y are pixels, t milliseconds.
+
+How-We-Swipe raw logs are space-separated, one touch event a line, with the header
+``sentence timestamp keyb_width keyb_height event x_pos y_pos x_radius y_radius angle word is_err``;
+a gesture runs from ``touchstart`` through ``touchmove`` events to ``touchend``. Coordinates are
+scaled from each line's ``keyb_width x keyb_height`` onto the chosen layout, and times start at 0.
+
+Bad rows raise :class:`BadRowError` naming the file and line; with ``skip_bad_rows=True`` they are
+skipped and counted by reason in a :class:`ReadStats`. Duplicate timestamps are legal; decreasing
+ones are not.
+
+Command line::
+
+    python -m swipe.formats convert-hws LOGS... --out hws.jsonl [--layout hws_fitted]
+    python -m swipe.formats check FILES... [--layouts grids.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import gzip
+import io
+import itertools
+import json
+import os
+import sys
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Iterable, Iterator, Mapping, NamedTuple, Sequence
+
+import numpy as np
+
+from swipe.keyboard import Layout, LayoutError, bundled_layout, load_layouts_file, normalize_label
+
+# Curves per chunk: numeric checks and conversions run over whole chunks, not per curve.
+DEFAULT_CHUNK_SIZE = 4096
+
+# At most this many distinct raw grid texts are remembered for the inline-grid fast path.
+_MAX_RAW_GRIDS = 64
+
+HWS_HEADER = (
+    "sentence timestamp keyb_width keyb_height event x_pos y_pos x_radius y_radius angle word is_err"
+).split()
+
+
+class BadRowError(ValueError):
+    """A row of a data file is malformed; the message names the file and line."""
+
+
+class Curve(NamedTuple):
+    """One swipe.
+
+    Attributes
+    ----------
+    x, y : numpy.ndarray
+        ``float32`` pixel coordinates on the layout.
+    t : numpy.ndarray
+        ``float64`` milliseconds, non-decreasing (equal neighbours are legal).
+    word : str or None
+        The normalised target word; ``None`` for rows without one (test files).
+    grid_name : str
+        The layout's name.
+    line : int
+        1-based line number in the source file (the gesture number for ``.log`` files).
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    t: np.ndarray
+    word: str | None
+    grid_name: str
+    line: int
+
+
+class CurveChunk(NamedTuple):
+    """Consecutive good curves of one file, with their points concatenated.
+
+    Attributes
+    ----------
+    x, y, t : numpy.ndarray
+        ``float64`` points of all curves, curve after curve.
+    offsets : numpy.ndarray
+        ``int64`` of length ``n + 1``: curve ``i`` holds points ``offsets[i]:offsets[i + 1]``.
+    words : list of str or None
+        Normalised target words.
+    layouts : list of Layout
+        Each curve's layout.
+    lines : list of int
+        Line numbers (gesture numbers for ``.log`` files).
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    t: np.ndarray
+    offsets: np.ndarray
+    words: list[str | None]
+    layouts: list[Layout]
+    lines: list[int]
+
+    def __len__(self) -> int:  # type: ignore[override]
+        return len(self.words)
+
+    def curve(self, i: int) -> Curve:
+        a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+        return Curve(
+            self.x[a:b].astype(np.float32),
+            self.y[a:b].astype(np.float32),
+            self.t[a:b].copy(),
+            self.words[i],
+            self.layouts[i].name,
+            self.lines[i],
+        )
+
+
+@dataclass
+class ReadStats:
+    """Counts gathered while reading.
+
+    Attributes
+    ----------
+    curves : int
+        Curves read successfully.
+    skipped : Counter
+        Bad rows skipped, by reason (only with ``skip_bad_rows=True``).
+    excluded : Counter
+        Good rows left out on purpose, by reason (e.g. How-We-Swipe gestures marked as errors).
+    """
+
+    curves: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    excluded: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def num_skipped(self) -> int:
+        return sum(self.skipped.values())
+
+    def summary(self) -> str:
+        """One line: curves read, and what was skipped or excluded by reason."""
+        text = f"{self.curves} curves"
+        for label, counts in (("skipped", self.skipped), ("excluded", self.excluded)):
+            if counts:
+                detail = ", ".join(f"{reason}: {n}" for reason, n in counts.most_common())
+                text += f"; {label} {sum(counts.values())} ({detail})"
+        return text
+
+
+class _BadRow(Exception):
+    """A row problem: ``reason`` is the category counted in :class:`ReadStats`."""
+
+    def __init__(self, reason: str, detail: str | None = None, line: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail or reason
+        self.line = line  # overrides the row's number in messages (How-We-Swipe: the event's line)
+
+
+class LayoutRegistry:
+    """The layouts of a read, by name; one grid per name.
+
+    Lookup order for a ``grid_name``: layouts given explicitly (argument or grids file), grids
+    seen inline earlier, bundled layouts. A grid that differs from an earlier one of the same name
+    is an error.
+
+    Parameters
+    ----------
+    layouts : mapping of str to Layout, optional
+        Layouts by name.
+    grids_file : path, optional
+        A grids file (``{name: grid}`` or a list of grids), see
+        :func:`swipe.keyboard.load_layouts_file`.
+    """
+
+    def __init__(
+        self, layouts: Mapping[str, Layout] | None = None, grids_file: str | Path | None = None
+    ) -> None:
+        self._by_name: dict[str, Layout] = {}
+        self._origin: dict[str, str] = {}
+        self._raw: dict[str, Layout] = {}
+        if grids_file is not None:
+            for name, layout in load_layouts_file(grids_file).items():
+                self._register(name, layout, str(grids_file))
+        for name, layout in (layouts or {}).items():
+            self._register(name, layout, "the layouts given")
+
+    def _register(self, name: str, layout: Layout, origin: str) -> Layout:
+        known = self._by_name.get(name)
+        if known is None:
+            if layout.name != name:
+                raise LayoutError(f"layout {layout.name!r} is registered under another name {name!r}")
+            self._by_name[name] = layout
+            self._origin[name] = origin
+            return layout
+        if known != layout:
+            raise LayoutError(f"grid {name!r} differs from the grid of that name in {self._origin[name]}")
+        return known
+
+    def get(self, name: str) -> Layout | None:
+        """The layout called ``name``, or ``None`` if it is unknown."""
+        layout = self._by_name.get(name)
+        if layout is None:
+            try:
+                layout = self._register(name, bundled_layout(name), "the bundled layouts")
+            except LayoutError:
+                return None
+        return layout
+
+    def from_grid(self, grid: object, raw: str | None, where: str) -> Layout:
+        """The layout of an inline grid; ``raw`` (its JSON text) enables the fast path."""
+        if not isinstance(grid, dict):
+            raise _BadRow("bad grid", f"'grid' is not an object: {str(grid)[:40]}")
+        try:
+            layout = Layout.from_grid(grid)
+        except (LayoutError, TypeError, ValueError) as err:
+            raise _BadRow("bad grid", f"bad grid: {err}") from None
+        try:
+            layout = self._register(layout.name, layout, where)
+        except LayoutError as err:
+            raise _BadRow("conflicting grid", str(err)) from None
+        if raw is not None and len(self._raw) < _MAX_RAW_GRIDS:
+            self._raw[raw] = layout
+        return layout
+
+    def match_raw(self, text: str, start: int) -> tuple[str, Layout] | None:
+        """A known raw grid text found at ``text[start:]``, with its layout."""
+        for raw, layout in self._raw.items():
+            if text.startswith(raw, start):
+                return raw, layout
+        return None
+
+
+# ---- reading ------------------------------------------------------------------------------------
+
+# Datasets repeat words a lot; normalising each distinct word once saves time on big files.
+_normalize_word = functools.lru_cache(maxsize=1 << 16)(normalize_label)
+
+
+def _open_text(path: Path) -> IO[str]:
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+def _is_log(path: Path) -> bool:
+    name = path.name[:-3] if path.name.endswith(".gz") else path.name
+    return name.endswith(".log")
+
+
+def iter_curve_chunks(
+    path: str | Path,
+    registry: LayoutRegistry,
+    skip_bad_rows: bool = False,
+    stats: ReadStats | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    hws_layout: str = "hws_fitted",
+    hws_include_errors: bool = False,
+) -> Iterator[CurveChunk]:
+    """Read a data file in chunks of good curves (the fast path under :func:`read_curves`).
+
+    Parameters
+    ----------
+    path : path
+        A Yandex jsonl file, or a How-We-Swipe ``.log`` file (either optionally ``.gz``).
+    registry : LayoutRegistry
+        Resolves layouts; shared across the files of one dataset so that names stay consistent.
+    skip_bad_rows : bool
+        Skip bad rows (counted in ``stats.skipped``) instead of raising :class:`BadRowError`.
+    stats : ReadStats, optional
+        Updated with counts.
+    chunk_size : int
+        Curves per chunk.
+    hws_layout : str
+        Layout that ``.log`` coordinates are scaled onto.
+    hws_include_errors : bool
+        Keep ``.log`` gestures marked ``is_err = 1`` (excluded and counted by default).
+
+    Yields
+    ------
+    CurveChunk
+        In file order. In strict mode the curves before a bad row are yielded, then the error
+        is raised.
+    """
+    path = Path(path)
+    stats = stats if stats is not None else ReadStats()
+    if _is_log(path):
+        layout = registry.get(hws_layout)
+        if layout is None:
+            raise LayoutError(f"{path}: unknown layout {hws_layout!r} for How-We-Swipe coordinates")
+        rows: Iterator[tuple[int, object]] = _hws_rows(path, layout, hws_include_errors, stats)
+    else:
+        rows = _jsonl_rows(path, registry)
+    pending: list[tuple[int, object]] = []
+    for item in rows:
+        pending.append(item)
+        if len(pending) >= chunk_size:
+            yield from _finish_chunk(path, pending, skip_bad_rows, stats)
+            pending = []
+    if pending:
+        yield from _finish_chunk(path, pending, skip_bad_rows, stats)
+
+
+def read_curves(
+    path: str | Path,
+    layouts: Mapping[str, Layout] | None = None,
+    grids_file: str | Path | None = None,
+    skip_bad_rows: bool = False,
+    stats: ReadStats | None = None,
+    hws_layout: str = "hws_fitted",
+    hws_include_errors: bool = False,
+) -> Iterator[Curve]:
+    """Read the curves of a Yandex jsonl or How-We-Swipe ``.log`` file.
+
+    Parameters
+    ----------
+    path : path
+        The file; ``.log`` (or ``.log.gz``) is read as How-We-Swipe, anything else as jsonl.
+    layouts : mapping of str to Layout, optional
+        Layouts for rows that give a ``grid_name``.
+    grids_file : path, optional
+        A grids file for rows that give a ``grid_name``.
+    skip_bad_rows : bool
+        Skip bad rows, counting them by reason in ``stats.skipped``, instead of raising.
+    stats : ReadStats, optional
+        Updated with counts.
+    hws_layout : str
+        For ``.log`` files: the layout that coordinates are scaled onto.
+    hws_include_errors : bool
+        For ``.log`` files: keep gestures marked ``is_err = 1``.
+
+    Yields
+    ------
+    Curve
+
+    Raises
+    ------
+    BadRowError
+        ``"<file>:<line>: <reason>"`` for the first bad row, unless ``skip_bad_rows``.
+    """
+    registry = LayoutRegistry(layouts, grids_file)
+    for chunk in iter_curve_chunks(
+        path, registry, skip_bad_rows, stats, hws_layout=hws_layout, hws_include_errors=hws_include_errors
+    ):
+        for i in range(len(chunk)):
+            yield chunk.curve(i)
+
+
+class _Row(NamedTuple):
+    x: list
+    y: list
+    t: list
+    word: str | None
+    layout: Layout
+
+
+def _jsonl_rows(path: Path, registry: LayoutRegistry) -> Iterator[tuple[int, object]]:
+    """``(line, _Row | _BadRow)`` for each non-blank line of a jsonl file."""
+    with _open_text(path) as f:
+        for lineno, text in enumerate(f, 1):
+            if not text.strip():
+                continue
+            try:
+                yield lineno, _parse_json_row(text, registry, f"{path}:{lineno}")
+            except _BadRow as bad:
+                yield lineno, bad
+
+
+def _parse_json_row(text: str, registry: LayoutRegistry, where: str) -> _Row:
+    obj = None
+    layout = None
+    grid_key = text.find('"grid"')
+    start = -1
+    if grid_key >= 0:
+        start = grid_key + 6
+        while text[start : start + 1] in (" ", "\t", ":"):
+            start += 1
+        # Fast path: a grid text seen before is cut out before parsing, so the (large) inline
+        # grid is parsed only once per distinct text.
+        match = registry.match_raw(text, start)
+        if match is not None:
+            raw, layout = match
+            try:
+                obj = json.loads(text[:start] + "0" + text[start + len(raw) :])
+                if obj["curve"]["grid"] != 0:
+                    obj = None
+            except (ValueError, KeyError, TypeError, IndexError):
+                obj = None
+    if obj is None:
+        layout = None
+        try:
+            obj = json.loads(text)
+        except ValueError as err:
+            raise _BadRow("broken JSON", f"broken JSON: {err}") from None
+    if not isinstance(obj, dict):
+        raise _BadRow("broken JSON", "a row must be a JSON object")
+    curve = obj.get("curve")
+    if not isinstance(curve, dict):
+        detail = "missing field 'curve'" if curve is None else "'curve' is not an object"
+        raise _BadRow("missing field", detail)
+    try:
+        x, y, t = curve["x"], curve["y"], curve["t"]
+    except KeyError as err:
+        raise _BadRow("missing field", f"missing field 'curve.{err.args[0]}'") from None
+    if not (isinstance(x, list) and isinstance(y, list) and isinstance(t, list)):
+        raise _BadRow("non-numeric value", "curve.x, curve.y and curve.t must be lists of numbers")
+    if layout is None:
+        if "grid" in curve:
+            raw = None
+            if start >= 0:
+                try:
+                    _, end = json.JSONDecoder().raw_decode(text, start)
+                    raw = text[start:end]
+                except ValueError:
+                    raw = None
+            layout = registry.from_grid(curve["grid"], raw, where)
+        elif "grid_name" in curve:
+            name = curve["grid_name"]
+            layout = registry.get(name) if isinstance(name, str) else None
+            if layout is None:
+                raise _BadRow("unknown layout", f"unknown layout {name!r}")
+        else:
+            raise _BadRow("missing field", "missing field 'curve.grid' or 'curve.grid_name'")
+    word = obj.get("word")
+    if word is not None:
+        if not isinstance(word, str):
+            raise _BadRow("bad word", f"'word' is not a string: {word!r}")
+        word = _normalize_word(word)
+        if not word:
+            raise _BadRow("bad word", "empty word")
+    return _Row(x, y, t, word, layout)
+
+
+def _concat(rows: list[_Row]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Points of ``rows`` concatenated (``float64``), and the curve offsets."""
+    offsets = np.zeros(len(rows) + 1, np.int64)
+    np.cumsum(np.fromiter((len(r.x) for r in rows), np.int64, len(rows)), out=offsets[1:])
+    total = int(offsets[-1])
+    x, y, t = (
+        np.fromiter(itertools.chain.from_iterable(getattr(r, k) for r in rows), np.float64, total)
+        for k in "xyt"
+    )
+    return x, y, t, offsets
+
+
+def _is_numeric(row: _Row) -> bool:
+    try:
+        for values in (row.x, row.y, row.t):
+            np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _finish_chunk(
+    path: Path, items: list[tuple[int, object]], skip_bad_rows: bool, stats: ReadStats
+) -> Iterator[CurveChunk]:
+    """Check a chunk's rows, vectorised, and yield the good ones (see ``iter_curve_chunks``)."""
+    bad: dict[int, _BadRow] = {}  # position in items -> problem
+    rows: list[tuple[int, _Row]] = []
+    for pos, (_, item) in enumerate(items):
+        if isinstance(item, _BadRow):
+            bad[pos] = item
+            continue
+        assert isinstance(item, _Row)
+        n = len(item.x)
+        if n != len(item.y) or n != len(item.t):
+            bad[pos] = _BadRow(
+                "length mismatch", f"x, y and t have different lengths ({n}, {len(item.y)}, {len(item.t)})"
+            )
+        elif n == 0:
+            bad[pos] = _BadRow("empty curve")
+        else:
+            rows.append((pos, item))
+    if rows:
+        try:
+            x, y, t, offsets = _concat([r for _, r in rows])
+        except (TypeError, ValueError):
+            # Some row holds a non-number (rare): find and drop it, then convert the rest.
+            for pos, r in rows:
+                if not _is_numeric(r):
+                    bad[pos] = _BadRow("non-numeric value", "curve.x, curve.y and curve.t must hold numbers")
+            rows = [(pos, r) for pos, r in rows if pos not in bad]
+            x, y, t, offsets = _concat([r for _, r in rows])
+        starts = offsets[:-1]
+        not_finite = ~(np.isfinite(x) & np.isfinite(y) & np.isfinite(t))
+        decreasing = np.zeros(len(t), bool)
+        decreasing[1:] = t[1:] < t[:-1]
+        decreasing[starts] = False
+        for mask, reason in ((not_finite, "NaN or infinite value"), (decreasing, "time decreases")):
+            if rows and mask.any():
+                for i in np.flatnonzero(np.logical_or.reduceat(mask, starts)):
+                    bad.setdefault(rows[i][0], _BadRow(reason))
+        first_bad = min(bad) if bad else len(items)
+        # Strict mode yields the curves before the first bad row, then raises.
+        keep = np.array([pos not in bad and (skip_bad_rows or pos < first_bad) for pos, _ in rows])
+        if not keep.all():
+            x, y, t = (a[np.repeat(keep, np.diff(offsets))] for a in (x, y, t))
+            offsets = np.concatenate([[0], np.cumsum(np.diff(offsets)[keep])]).astype(np.int64)
+            rows = [row for row, k in zip(rows, keep, strict=True) if k]
+        if rows:
+            stats.curves += len(rows)
+            yield CurveChunk(
+                x,
+                y,
+                t,
+                offsets,
+                [r.word for _, r in rows],
+                [r.layout for _, r in rows],
+                [items[pos][0] for pos, _ in rows],
+            )
+    if bad:
+        if not skip_bad_rows:
+            pos = min(bad)
+            problem = bad[pos]
+            raise BadRowError(f"{path}:{problem.line or items[pos][0]}: {problem.detail}")
+        for problem in bad.values():
+            stats.skipped[problem.reason] += 1
+
+
+# ---- How-We-Swipe logs --------------------------------------------------------------------------
+
+
+@dataclass
+class _Gesture:
+    number: int
+    line: int
+    word: str
+    is_err: bool
+    size: tuple[float, float] | None = None
+    points: list[tuple[float, float, float]] = field(default_factory=list)
+    problem: _BadRow | None = None
+
+    def fail(self, reason: str, detail: str, line: int) -> None:
+        if self.problem is None:
+            self.problem = _BadRow(reason, f"gesture {self.number}: {detail}", line)
+
+    def row(self, layout: Layout) -> _Row | _BadRow:
+        if self.problem is not None:
+            return self.problem
+        word = normalize_label(self.word)
+        if not word:
+            return _BadRow("bad word", f"gesture {self.number}: empty word", self.line)
+        assert self.size is not None
+        # Each device logs its own keyboard size: scale its pixels onto the layout's.
+        sx, sy = layout.width / self.size[0], layout.height / self.size[1]
+        t0 = self.points[0][2]
+        return _Row(
+            [p[0] * sx for p in self.points],
+            [p[1] * sy for p in self.points],
+            [p[2] - t0 for p in self.points],
+            word,
+            layout,
+        )
+
+
+def _hws_rows(
+    path: Path, layout: Layout, include_errors: bool, stats: ReadStats
+) -> Iterator[tuple[int, object]]:
+    """``(gesture number, _Row | _BadRow)`` for each gesture of a How-We-Swipe log, in file order.
+
+    Problems name the line of the offending event; a bad line outside any gesture is reported on
+    its own (gesture number 0).
+    """
+    number = 0
+    gesture: _Gesture | None = None
+    with _open_text(path) as f:
+        for lineno, text in enumerate(f, 1):
+            cols = text.split()
+            if not cols or cols[: len(HWS_HEADER)] == HWS_HEADER:
+                continue
+            problem = None
+            event = cols[4] if len(cols) >= len(HWS_HEADER) else ""
+            if len(cols) < len(HWS_HEADER):
+                problem = ("bad log line", f"{len(cols)} columns, expected {len(HWS_HEADER)}")
+            elif event not in ("touchstart", "touchmove", "touchend"):
+                problem = ("bad log line", f"unknown event {event!r}")
+            elif event != "touchstart" and gesture is None:
+                problem = ("incomplete gesture", f"{event} without touchstart")
+            if problem is not None:
+                if gesture is not None:
+                    gesture.fail(problem[0], problem[1], lineno)
+                else:
+                    yield 0, _BadRow(problem[0], problem[1], lineno)
+                continue
+            if event == "touchstart":
+                if gesture is not None:
+                    gesture.fail("incomplete gesture", "touchstart before touchend", lineno)
+                    yield gesture.number, gesture.row(layout)
+                number += 1
+                gesture = _Gesture(number, lineno, cols[10], cols[11] == "1")
+            assert gesture is not None
+            try:
+                kw, kh = float(cols[2]), float(cols[3])
+                px, py, pt = float(cols[5]), float(cols[6]), float(cols[1])
+            except ValueError:
+                gesture.fail("non-numeric value", "non-numeric value", lineno)
+            else:
+                if not (kw > 0 and kh > 0):
+                    gesture.fail("bad log line", f"keyboard size {cols[2]}x{cols[3]}", lineno)
+                elif gesture.size is not None and gesture.size != (kw, kh):
+                    gesture.fail("bad log line", "keyboard size changes within the gesture", lineno)
+                elif cols[10] != gesture.word:
+                    gesture.fail("bad log line", "word changes within the gesture", lineno)
+                gesture.size = (kw, kh)
+                gesture.points.append((px, py, pt))
+            if event == "touchend":
+                if gesture.is_err and not include_errors and gesture.problem is None:
+                    stats.excluded["marked as error (is_err=1)"] += 1
+                else:
+                    yield gesture.number, gesture.row(layout)
+                gesture = None
+        if gesture is not None:
+            gesture.fail("incomplete gesture", "file ends before touchend", lineno)
+            yield gesture.number, gesture.row(layout)
+
+
+# ---- writing ------------------------------------------------------------------------------------
+
+
+def _number_list(values: np.ndarray, decimals: int) -> list[float | int]:
+    rounded = np.round(np.asarray(values, dtype=np.float64), decimals)
+    return [int(v) if v.is_integer() else v for v in rounded.tolist()]
+
+
+def curve_to_json(curve: Curve, decimals: int = 2) -> str:
+    """One jsonl line (without newline) for ``curve``, the layout given by ``grid_name``."""
+    row: dict[str, object] = {}
+    if curve.word is not None:
+        row["word"] = curve.word
+    row["curve"] = {
+        "x": _number_list(curve.x, decimals),
+        "y": _number_list(curve.y, decimals),
+        "t": _number_list(curve.t, decimals),
+        "grid_name": curve.grid_name,
+    }
+    return json.dumps(row, ensure_ascii=False, separators=(",", ":"))
+
+
+def write_curves(curves: Iterable[Curve], path: str | Path, overwrite: bool = False) -> int:
+    """Write curves as jsonl (``curve.grid_name`` form), atomically.
+
+    Parameters
+    ----------
+    curves : iterable of Curve
+    path : path
+        The output file; an existing one is refused unless ``overwrite``.
+    overwrite : bool
+        Replace an existing file.
+
+    Returns
+    -------
+    int
+        Curves written.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    count = 0
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for curve in curves:
+                f.write(curve_to_json(curve) + "\n")
+                count += 1
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return count
+
+
+# ---- command line -------------------------------------------------------------------------------
+
+
+def _convert_hws(args: argparse.Namespace) -> int:
+    registry_layouts = load_layouts_file(args.layouts) if args.layouts else None
+    stats = ReadStats()
+
+    def curves() -> Iterator[Curve]:
+        for log in args.logs:
+            yield from read_curves(
+                log,
+                layouts=registry_layouts,
+                skip_bad_rows=args.skip_bad_rows,
+                stats=stats,
+                hws_layout=args.layout,
+                hws_include_errors=args.include_errors,
+            )
+
+    count = write_curves(curves(), args.out, overwrite=args.overwrite)
+    print(f"wrote {count} curves to {args.out} ({stats.summary()})")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    registry = LayoutRegistry(grids_file=args.layouts)
+    for name in args.files:
+        stats = ReadStats()
+        layouts: Counter[str] = Counter()
+        for chunk in iter_curve_chunks(name, registry, skip_bad_rows=True, stats=stats):
+            layouts.update(layout.name for layout in chunk.layouts)
+        print(f"{name}: {stats.summary()}; layouts: {dict(layouts)}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m swipe.formats", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    conv = sub.add_parser("convert-hws", help="convert How-We-Swipe .log files to jsonl")
+    conv.add_argument("logs", nargs="+", help="How-We-Swipe .log files")
+    conv.add_argument("--out", required=True, help="output jsonl file")
+    conv.add_argument("--layout", default="hws_fitted", help="layout to scale coordinates onto")
+    conv.add_argument("--layouts", help="grids file with more layouts")
+    conv.add_argument("--include-errors", action="store_true", help="keep gestures marked is_err=1")
+    conv.add_argument("--skip-bad-rows", action="store_true", help="skip and count bad gestures")
+    conv.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    conv.set_defaults(func=_convert_hws)
+    check = sub.add_parser("check", help="read files, count curves and bad rows by reason")
+    check.add_argument("files", nargs="+")
+    check.add_argument("--layouts", help="grids file for rows that name their grid")
+    check.set_defaults(func=_check)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (BadRowError, LayoutError, FileExistsError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
