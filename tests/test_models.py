@@ -25,6 +25,16 @@ from swipe.models import (
 )
 from swipe.tokenizers import CharTokenizer
 
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny models: thread hand-offs cost more than they save, and much more on a busy machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 LAYOUTS = [bundled_layout(name) for name in BUNDLED_LAYOUT_NAMES]
 TOKENIZER = CharTokenizer.from_layouts(LAYOUTS)
 
@@ -370,3 +380,42 @@ def test_unknown_layout_id_is_an_error() -> None:
     swipe, mask = make_swipes([5], [3])
     with pytest.raises(ValueError, match="layout id 3 out of range"):
         model.encode(swipe, mask)
+
+
+@pytest.mark.parametrize("arch", ["transformer-prenorm", "gru"])
+def test_tiny_model_learns_to_spell_from_the_swipe(arch: str) -> None:
+    # Four curves over the same layout, each with its own word: the decoder must read the memory.
+    torch.manual_seed(0)
+    config = dataclasses.replace(
+        tiny_config(arch, "nearest"),
+        **{key: dataclasses.replace(value, dropout=0.0) for key, value in ARCHITECTURES[arch].items()},
+    )
+    model = build_model(config, LAYOUTS, TOKENIZER)
+    words = ["abc", "bad", "cab", "dab"]
+    layout = LAYOUTS[2]
+    swipe, swipe_mask = make_swipes([10, 10, 10, 10], [2, 2, 2, 2])
+    for i, word in enumerate(words):
+        xy = np.repeat(layout.centers[[layout.key_index(c) for c in word]], [3, 4, 3], axis=0)
+        swipe.coords[i] = torch.from_numpy(xy)
+        swipe.nearest_keys[i] = torch.from_numpy(
+            layout.nearest_keys_exact(xy[:, 0], xy[:, 1]).astype(np.int64)
+        )
+    ids = torch.tensor([TOKENIZER.encode(w) for w in words])
+    tokens = torch.cat([torch.full((4, 1), TOKENIZER.sos_id), ids], dim=1)
+    targets = torch.cat([ids, torch.full((4, 1), TOKENIZER.eos_id)], dim=1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(150):
+        logits = model(tokens, swipe, swipe_mask, None)
+        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        memory = model.encode(swipe, swipe_mask)
+        last, state, out = torch.full((4,), TOKENIZER.sos_id), None, []
+        for _ in range(4):
+            step = model.decode_step(last, memory, swipe_mask, state)
+            last, state = step.logits.argmax(-1), step.state
+            out.append(last)
+    assert [TOKENIZER.decode(row) for row in torch.stack(out, 1).tolist()] == words
