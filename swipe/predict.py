@@ -2,8 +2,9 @@
 
 The work is split into batches of curves of similar length. Batches are decoded in this process
 (``num_workers=0``) or spread over worker processes; each worker loads the model itself, receives
-the lexicon trie once (a few numpy arrays) and runs torch on one thread. The batches do not depend
-on the number of workers, so neither does the output, which is always in input order.
+the lexicon trie once (a few numpy arrays) and runs torch on one thread. The batches (and the single
+thread per process on the CPU) do not depend on the number of workers, so neither does the output,
+which is always in input order.
 """
 
 from __future__ import annotations
@@ -156,6 +157,9 @@ def decode(
 ) -> list[list[Candidate]]:
     """Decode every curve of ``job.curves``.
 
+    On the CPU every process decodes on one thread (parallelism comes from ``num_workers``), so
+    the output is the same, bit for bit, whatever the number of workers.
+
     Parameters
     ----------
     job : DecodeJob
@@ -181,7 +185,11 @@ def decode(
     batches = make_batches(job.curves.num_points, batch_size)
     results: list[list[Candidate] | None] = [None] * len(job.curves)
     bar = tqdm(total=len(job.curves), unit="curve", disable=not progress, file=sys.stderr)
+    threads = torch.get_num_threads()
     if num_workers == 0:
+        if job.device == "cpu":
+            # One thread, as in every worker: float results then do not depend on num_workers.
+            torch.set_num_threads(1)
         decoder = _Decoder(job)
         outputs: Any = map(decoder, batches)
         executor = None
@@ -203,6 +211,7 @@ def decode(
             bar.update(len(indices))
     finally:
         bar.close()
+        torch.set_num_threads(threads)
         if executor is not None:
             executor.shutdown(cancel_futures=True)
     return [row if row is not None else [] for row in results]
@@ -247,26 +256,34 @@ def write_submission_csv(
 
 
 class DatasetCurves:
-    """The curves of a built dataset, as the model sees them (its layouts and tokenizer).
+    """The curves of a built dataset, laid out for the model (its layout list).
 
-    Picklable: the memory-mapped dataset is opened lazily in each process.
+    Picklable: the memory-mapped dataset is opened lazily in each process. Target words are kept
+    in the dataset's own alphabet (decoding never reads them), so a target with a character the
+    model cannot write is no obstacle.
+
+    Parameters
+    ----------
+    path : path
+        A dataset directory built by ``swipe.data``.
+    layouts : sequence of Layout
+        The model's layouts, in layout-id order; every layout of the dataset must be among them.
     """
 
-    def __init__(self, path: str | Path, layouts: Sequence[Any], tokenizer: CharTokenizer) -> None:
+    def __init__(self, path: str | Path, layouts: Sequence[Any]) -> None:
         self.path = str(path)
         self.layouts = list(layouts)
-        self.tokenizer = tokenizer
         self._dataset: Any = None
         self._collator: Any = None
 
     @property
     def dataset(self) -> Any:
+        """The opened ``SwipeDataset``."""
         if self._dataset is None:
             from swipe.data import SwipeDataset
 
-            self._dataset = SwipeDataset(
-                self.path, layout_names=[layout.name for layout in self.layouts], tokenizer=self.tokenizer
-            )
+            names = [layout.name for layout in self.layouts]
+            self._dataset = SwipeDataset(self.path, layout_names=names)
         return self._dataset
 
     def __len__(self) -> int:
@@ -280,13 +297,12 @@ class DatasetCurves:
         if self._collator is None:
             from swipe.data import SwipeCollator
 
-            self._collator = SwipeCollator(self.layouts, self.tokenizer)
+            self._collator = SwipeCollator(self.layouts, self.dataset.tokenizer)
         batch = self._collator([self.dataset[i] for i in indices])
         return batch.swipe, batch.swipe_pad_mask
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path, "layouts": self.layouts, "tokenizer": self.tokenizer,
-                "_dataset": None, "_collator": None}
+        return {"path": self.path, "layouts": self.layouts, "_dataset": None, "_collator": None}
 
 
 # ---- the command line ----------------------------------------------------------------------------
@@ -391,10 +407,19 @@ def _open_data(data: Path, args: argparse.Namespace, workdir: Path) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``predict.py``: decode a data split into ``preds.pkl`` (and optionally a submission CSV)."""
+    from swipe.data import DatasetError
+    from swipe.formats import BadRowError
+    from swipe.keyboard import LayoutError
+    from swipe.lexicon import LexiconError
+    from swipe.predictions import PredictionsError
+    from swipe.training.checkpoint import CheckpointError
+
     args = build_parser().parse_args(argv)
+    expected = (PredictError, GeneratorError, FileExistsError, FileNotFoundError, DatasetError, BadRowError,
+                LayoutError, LexiconError, PredictionsError, CheckpointError)
     try:
         run(args)
-    except (PredictError, GeneratorError, FileExistsError, FileNotFoundError) as err:
+    except expected as err:
         print(f"predict.py: error: {err}", file=sys.stderr)
         return 2
     return 0
@@ -410,6 +435,14 @@ def run(args: argparse.Namespace) -> Predictions:
         for name, flag in _OPTION_FLAGS.items():
             message = message.replace(f"{name}: unknown key", f"{flag}: not an option of this generator")
         raise GeneratorError(message) from None
+    if args.num_workers < 0:
+        raise PredictError(f"--num-workers must be >= 0, got {args.num_workers}")
+    if args.batch_size < 1:
+        raise PredictError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.num_workers > 0 and args.device != "cpu":
+        raise PredictError("--num-workers needs --device cpu (workers do not share an accelerator)")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise PredictError(f"--device {args.device}: CUDA is not available")
     for path in (args.out, args.csv):
         if path is not None and Path(path).exists() and not args.overwrite:
             raise FileExistsError(f"{path}: already exists (pass --overwrite to replace it)")
@@ -434,13 +467,13 @@ def run(args: argparse.Namespace) -> Predictions:
 
     with tempfile.TemporaryDirectory(prefix="swipe-predict-") as workdir:
         dataset_dir = _open_data(inputs.data, args, Path(workdir))
-        curves = DatasetCurves(dataset_dir, loaded.layouts, loaded.tokenizer)
+        curves = DatasetCurves(dataset_dir, loaded.layouts)
         job = DecodeJob(loader, curves, args.generator, checked, trie, args.device)
         candidates = decode(job, args.batch_size, args.num_workers, progress=not args.quiet)
         dataset = curves.dataset
         targets = [dataset.word(i) if dataset.has_targets else None for i in range(len(dataset))]
         layout_names = [layout.name for layout in loaded.layouts]
-        row_layouts = [layout_names[int(i)] for i in dataset.layout_ids]
+        row_layouts = [layout_names[dataset[i].layout_id] for i in range(len(dataset))]
 
     metadata = {
         "model": {

@@ -1,0 +1,185 @@
+"""predict.py: defaults, options, outputs, workers."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+from test_decoding_standin import StandinCurves, StandinLoader
+
+from swipe.config import from_dict, to_dict
+from swipe.decoding import BeamOptions, LexiconTrie
+from swipe.keyboard import bundled_layout
+from swipe.models import build_model, preset
+from swipe.predict import DecodeJob, decode, main, make_batches, write_submission_csv
+from swipe.predictions import read_predictions
+from swipe.tokenizers import CharTokenizer
+from swipe.training.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, layouts_to_grids
+from swipe.training.config import TrainConfig
+
+LAYOUT = bundled_layout("qwerty_en")
+TOKENIZER = CharTokenizer.from_layouts([LAYOUT])
+WORDS = ["the", "they", "then", "hello", "help", "world", "word", "work", "and", "swipe", "sweet", "key"]
+
+
+def write_curves(path: Path, words: list[str | None], seed: int = 0) -> None:
+    """Curves through the key centres of each word, with a little noise."""
+    gen = torch.Generator().manual_seed(seed)
+    with open(path, "w", encoding="utf-8") as f:
+        for i, word in enumerate(words):
+            letters = word if word else WORDS[i % len(WORDS)]
+            centres = torch.from_numpy(LAYOUT.centers[[LAYOUT.key_index(c) for c in letters]])
+            noise = torch.randn(3 * len(letters), 2, generator=gen) * 5
+            points = torch.repeat_interleave(centres, 3, dim=0) + noise
+            curve = {"x": points[:, 0].round().tolist(), "y": points[:, 1].round().tolist(),
+                     "t": [15 * k for k in range(len(points))], "grid_name": "qwerty_en"}
+            row = {"curve": curve} if word is None else {"word": word, "curve": curve}
+            f.write(json.dumps(row) + "\n")
+
+
+def write_checkpoint(path: Path, val: str, seed: int = 0) -> None:
+    """A checkpoint of a tiny randomly initialised model, in the trainer's format."""
+    model_config = preset("small")
+    arch = dataclasses.replace(model_config.transformer, d_model=32, num_encoder_layers=1,
+                               num_decoder_layers=1, num_heads=2, dim_feedforward=32)
+    model_config = dataclasses.replace(model_config, transformer=arch)
+    config = from_dict(TrainConfig, {"name": "tiny", "model": to_dict(model_config), "max_steps": 1,
+                                     "data": {"train": val, "val": val}, "lexicon": "en"})
+    torch.manual_seed(seed)
+    model = build_model(model_config, [LAYOUT], TOKENIZER)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "model": model.state_dict(),
+                "step": 7, "config": to_dict(config), "tokenizer": TOKENIZER.to_dict(),
+                "layouts": layouts_to_grids([LAYOUT])}, path)
+
+
+@pytest.fixture()
+def project(tmp_path, monkeypatch):
+    """A working directory with data, a lexicon and a run whose best checkpoint decodes ``val.jsonl``."""
+    monkeypatch.chdir(tmp_path)
+    words = WORDS * 2
+    write_curves(tmp_path / "val.jsonl", words)
+    (tmp_path / "lex.txt").write_text("".join(f"{w}\t{10 + i}\n" for i, w in enumerate(WORDS)), "utf-8")
+    write_checkpoint(tmp_path / "runs" / "tiny" / "checkpoints" / "best.pt", "val.jsonl")
+    return SimpleProject(tmp_path, words)
+
+
+@dataclasses.dataclass
+class SimpleProject:
+    root: Path
+    words: list[str]
+
+
+def test_defaults_write_preds_for_the_runs_validation_split(project, capsys):
+    assert main(["--generator", "beam", "--num-workers", "0", "--lexicon", "lex.txt", "--quiet"]) == 0
+    preds = read_predictions(project.root / "preds.pkl")
+    assert len(preds) == len(project.words)
+    assert preds.targets == project.words
+    assert preds.layouts == ["qwerty_en"] * len(project.words)
+    for row in preds.candidates:
+        assert 1 <= len(row) <= 8 and {w for _, w in row} <= set(WORDS)
+        assert [s for s, _ in row] == sorted((s for s, _ in row), reverse=True)
+    md = preds.metadata
+    assert md["generator"] == "beam" and md["generator_options"]["beam_size"] == 8
+    assert md["split"] == "val" and md["data_file"] == "val.jsonl"
+    assert md["weights"].endswith("best.pt") and len(md["weights_sha256"]) == 64
+    assert md["model"]["config"]["transformer"]["d_model"] == 32 and md["layout_names"] == ["qwerty_en"]
+    # An existing output is never overwritten unless asked.
+    before = (project.root / "preds.pkl").read_bytes()
+    assert main(["--lexicon", "lex.txt", "--quiet"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert (project.root / "preds.pkl").read_bytes() == before
+    assert main(["--lexicon", "lex.txt", "--quiet", "--overwrite", "--generator", "greedy"]) == 0
+    assert read_predictions(project.root / "preds.pkl").metadata["generator"] == "greedy"
+
+
+def test_options_csv_and_test_data_without_targets(project):
+    write_curves(project.root / "test.jsonl", [None] * 5, seed=3)
+    args = ["--data", "test.jsonl", "--checkpoint", "runs/tiny", "--lexicon", "lex.txt", "--beam-size", "3",
+            "--num-candidates", "2", "--prior-weight", "0.5", "--length-penalty", "1.0", "--batch-size", "2",
+            "--out", "test.pkl", "--csv", "sub.csv", "--quiet"]
+    assert main(args) == 0
+    preds = read_predictions(project.root / "test.pkl")
+    assert preds.targets == [None] * 5 and preds.metadata["split"] == "test"
+    assert preds.metadata["generator_options"] == {"beam_size": 3, "num_candidates": 2, "prior_weight": 0.5,
+                                                   "length_penalty": 1.0, "max_length": None}
+    assert all(len(row) == 2 for row in preds.candidates)
+    rows = list(csv.reader(open(project.root / "sub.csv", encoding="utf-8")))
+    assert len(rows) == 5 and all(len(r) == 4 for r in rows)
+    for row, cands in zip(rows, preds.candidates, strict=True):
+        assert row == [cands[0][1], cands[1][1], cands[1][1], cands[1][1]]
+
+
+def test_workers_give_the_same_output(project):
+    common = ["--lexicon", "lex.txt", "--batch-size", "3", "--quiet"]
+    assert main(common + ["--out", "a.pkl", "--num-workers", "0"]) == 0
+    assert main(common + ["--out", "b.pkl", "--num-workers", "2"]) == 0
+    a, b = read_predictions(project.root / "a.pkl"), read_predictions(project.root / "b.pkl")
+    assert a.candidates == b.candidates and a.targets == b.targets
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--generator", "greedy", "--beam-size", "4"], "--beam-size: not an option of this generator"),
+        (["--beam-size", "0"], "beam_size must be >= 1"),
+        (["--beam-size", "4", "--num-candidates", "5"], "num_candidates must be between 1 and beam_size"),
+        (["--no-lexicon", "--prior-weight", "1"], "needs a lexicon"),
+        (["--data", "missing.jsonl"], "missing.jsonl: no such data file"),
+        (["--checkpoint", "nowhere.pt"], "nowhere.pt: no such checkpoint"),
+        (["--num-workers", "1", "--device", "cuda"], "--num-workers needs --device cpu"),
+    ],
+)
+def test_bad_options_fail_clearly(project, capsys, args, message):
+    assert main(args + ["--quiet", "--lexicon", "lex.txt"] if "--no-lexicon" not in args else args) == 2
+    assert message in capsys.readouterr().err
+    assert not (project.root / "preds.pkl").exists()
+
+
+def test_bad_data_row_names_file_and_line(project, capsys):
+    lines = (project.root / "val.jsonl").read_text().splitlines()
+    lines[2] = '{"word": "the", "curve": {"x": [1, 2], "y": [1], "t": [0, 1], "grid_name": "qwerty_en"}}'
+    (project.root / "bad.jsonl").write_text("\n".join(lines) + "\n")
+    assert main(["--data", "bad.jsonl", "--lexicon", "lex.txt", "--quiet"]) == 2
+    assert "bad.jsonl:3" in capsys.readouterr().err
+    assert main(["--data", "bad.jsonl", "--lexicon", "lex.txt", "--quiet", "--skip-bad-rows"]) == 0
+    assert "skipped 1 bad rows" in capsys.readouterr().err
+    assert len(read_predictions(project.root / "preds.pkl")) == len(lines) - 1
+
+
+def test_decode_workers_equal_in_process_and_keep_input_order():
+    trie = LexiconTrie.from_words(["ab", "abc", "bad", "cab", "dab", "a", "b", "ca"], None,
+                                  CharTokenizer("abcdefghijklmnopqrstuvwxyz"))
+    curves = StandinCurves(37, seed=4)
+    job = DecodeJob(StandinLoader(2), curves, "beam", BeamOptions(beam_size=4), trie, "cpu")
+    in_process = decode(job, batch_size=5, num_workers=0)
+    with_workers = decode(job, batch_size=5, num_workers=2)
+    assert with_workers == in_process and len(in_process) == 37
+    # Row i is curve i: decoding curve i alone gives the same words.
+    loader = StandinLoader(2)("cpu")
+    from swipe.decoding import build_generator
+
+    generator = build_generator("beam", BeamOptions(beam_size=4), loader.model, loader.tokenizer, trie)
+    for i in (0, 17, 36):
+        (alone,) = generator.generate(*job.curves.batch([i]))
+        assert [w for _, w in alone] == [w for _, w in in_process[i]]
+    # The job pickles small: the trie travels as arrays, the model as a recipe.
+    assert len(pickle.dumps(job)) < 20_000
+
+
+def test_make_batches_groups_by_length():
+    batches = make_batches(torch.tensor([3, 9, 1, 7, 5]).numpy(), 2)
+    assert batches == [[1, 3], [4, 0], [2]]
+
+
+def test_submission_csv_pads_rows(tmp_path):
+    path = tmp_path / "sub.csv"
+    write_submission_csv(path, [[(0.0, "a"), (-1.0, "b")], [], [(0.0, w) for w in "cdefg"]], overwrite=False)
+    assert path.read_text() == "a,b,b,b\n,,,\nc,d,e,f\n"
+    with pytest.raises(FileExistsError):
+        write_submission_csv(path, [], overwrite=False)
