@@ -30,6 +30,7 @@ import argparse
 import hashlib
 import json
 import math
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,11 +143,15 @@ def check_same_curves(members: Sequence[Predictions], names: Sequence[str]) -> N
         where = f"{name} and {first_name}"
         if len(other) != len(first):
             raise EnsembleError(f"{where}: different numbers of curves ({len(other)} and {len(first)})")
-        for key in _DATA_KEYS:
-            if other.metadata[key] != first.metadata[key]:
-                raise EnsembleError(
-                    f"{where}: different {key} ({other.metadata[key]!r} and {first.metadata[key]!r})"
-                )
+        if os.path.normpath(other.metadata["data_file"]) != os.path.normpath(first.metadata["data_file"]):
+            raise EnsembleError(
+                f"{where}: different data_file ({other.metadata['data_file']!r} and "
+                f"{first.metadata['data_file']!r}); predict every member with the same --data"
+            )
+        if other.metadata["split"] != first.metadata["split"]:
+            raise EnsembleError(
+                f"{where}: different split ({other.metadata['split']!r} and {first.metadata['split']!r})"
+            )
         rows = zip(other.targets, first.targets, other.layouts, first.layouts, strict=True)
         for i, (a, b, la, lb) in enumerate(rows):
             if a is not None and b is not None and a != b:

@@ -242,3 +242,9 @@ def test_command_line_fit_then_apply(tmp_path, capsys):
     assert main([*mixed, "--out", str(tmp_path / "e.json")]) == 1
     assert "different split" in capsys.readouterr().err
     assert not (tmp_path / "e.json").exists()
+
+
+def test_same_data_file_spelled_differently_merges():
+    a = preds("a", [[(0.0, "x")]], ["x"], data_file="data/val.jsonl")
+    b = preds("b", [[(0.0, "x")]], ["x"], data_file="./data//val.jsonl")
+    assert merge([a, b], [1.0, 1.0], "softmax").candidates == [[(2.0, "x")]]
