@@ -41,8 +41,8 @@ from swipe.lexicon import Lexicon, LexiconError, load_lexicon
 class SynthConfig:
     """Parameters of the synthetic swipe generator (defaults: fitted to real English swipes).
 
-    Lengths are in key widths (``x``) and key heights (``y``) of the key or layout concerned,
-    times in milliseconds.
+    Lengths are in key widths (``x``) and key heights (``y``), times in milliseconds; "median"
+    parameters are medians of log-normal draws with log standard deviation ``dwell_log_std``.
 
     Attributes
     ----------
@@ -54,8 +54,12 @@ class SynthConfig:
         Standard deviation of the offset shared by all targets of a curve.
     scale_std : float
         Standard deviation of a per-curve relative scale of the layout about its centre.
+    corner_overshoot : float
+        How far past a key the finger turns at a full reversal (less at gentler corners).
     bow_std : float
         Standard deviation of a movement's sideways bow, as a fraction of its length.
+    point_std : float
+        Standard deviation of per-event position noise.
     fitts_a_ms, fitts_b_ms : float
         Movement time ``a + b log2(1 + d)`` for a distance ``d`` in key widths.
     speed_log_std : float
@@ -65,10 +69,20 @@ class SynthConfig:
     overlap, overlap_spread : float
         A movement starts ``overlap +- overlap_spread`` (uniform) of the previous movement's time
         before that one ends; more overlap cuts corners more.
-    start_dwell_ms, end_dwell_ms, repeat_dwell_ms : float
-        Median pause before moving, after arriving, and on a repeated letter (log-normal).
+    start_cut : float
+        The finger lands up to this fraction into its first movement (a flying start).
+    end_cut : float
+        The finger lifts up to this fraction before the end of its last movement (a flying end).
+    end_overshoot : float
+        Where the finger lifts, past the last key along the last movement.
+    start_dwell_ms, repeat_dwell_ms : float
+        Median pause before moving, and on a repeated letter.
+    pause_prob, pause_ms : float
+        Probability and median length of a pause on an inner key.
+    end_event_ms : float
+        Median delay of the final event (lift-off, reported at the last position).
     dwell_log_std : float
-        Standard deviation of the log of each pause.
+        Log standard deviation of pauses, taps and the final event's delay.
     tap_ms : float
         Median duration of a tap (a word on a single key).
     rate_hz_min, rate_hz_max : float
@@ -90,17 +104,24 @@ class SynthConfig:
     shift_std_x: float = 0.1
     shift_std_y: float = 0.1
     scale_std: float = 0.04
+    corner_overshoot: float = 0.3
     bow_std: float = 0.06
+    point_std: float = 0.01
     fitts_a_ms: float = 60.0
     fitts_b_ms: float = 130.0
     speed_log_std: float = 0.35
     movement_log_std: float = 0.2
-    overlap: float = 0.35
+    overlap: float = 0.3
     overlap_spread: float = 0.15
-    start_dwell_ms: float = 40.0
-    end_dwell_ms: float = 20.0
+    start_cut: float = 0.3
+    end_cut: float = 0.3
+    end_overshoot: float = 0.15
+    start_dwell_ms: float = 20.0
     repeat_dwell_ms: float = 80.0
-    dwell_log_std: float = 0.6
+    pause_prob: float = 0.1
+    pause_ms: float = 60.0
+    end_event_ms: float = 7.0
+    dwell_log_std: float = 0.8
     tap_ms: float = 80.0
     rate_hz_min: float = 58.0
     rate_hz_max: float = 62.0
@@ -116,9 +137,11 @@ class SynthConfig:
         if not 0 < self.rate_hz_min <= self.rate_hz_max:
             rates = f"{self.rate_hz_min}, {self.rate_hz_max}"
             raise ValueError(f"need 0 < rate_hz_min <= rate_hz_max, got {rates}")
-        for name in ("miss_prob", "still_keep_prob"):
+        for name in ("miss_prob", "pause_prob", "still_keep_prob", "start_cut", "end_cut"):
             if getattr(self, name) > 1:
-                raise ValueError(f"{name} must be a probability, got {getattr(self, name)}")
+                raise ValueError(f"{name} must be at most 1, got {getattr(self, name)}")
+        if self.start_cut >= 0.9 or self.end_cut >= 0.9:
+            raise ValueError("start_cut and end_cut must be below 0.9")
         if self.overlap + self.overlap_spread >= 1:
             raise ValueError("overlap + overlap_spread must be below 1")
         if self.fitts_a_ms + self.fitts_b_ms <= 0:
@@ -222,71 +245,100 @@ def synthesize_curve(
     targets = keys[first]
     repeated = np.diff(np.r_[first, len(keys)]) > 1
     n = len(targets)
+    unit = geo.unit
+    # All random numbers of a curve but the per-event ones, in two draws; row 0 is per curve.
+    z = rng.standard_normal((n + 1, 6))
+    u = rng.random((n + 1, 3))
 
     # Targets: key centres, per-curve scale and shift, per-target noise with occasional misses.
-    noise = rng.standard_normal((n + 1, 2))
-    miss = np.where(rng.random(n) < c.miss_prob, c.miss_scale, 1.0)[:, None]
-    scale = 1.0 + c.scale_std * noise[0, 0]
-    shift = noise[0] * (c.shift_std_x, c.shift_std_y) * geo.unit
+    scale = 1.0 + c.scale_std * z[0, 0]
+    shift = z[0, 1:3] * (c.shift_std_x, c.shift_std_y) * unit
+    miss = np.where(u[1:, 0] < c.miss_prob, c.miss_scale, 1.0)[:, None]
     points = (geo.centers[targets] - geo.size / 2) * scale + geo.size / 2 + shift
-    points += noise[1:] * miss * (c.target_std_x, c.target_std_y) * geo.key_sizes[targets]
+    points += z[1:, 0:2] * miss * (c.target_std_x, c.target_std_y) * geo.key_sizes[targets]
+    dwell = np.exp(c.dwell_log_std * z[:, 3])  # log-normal factors with median 1
+    start_dwell = c.start_dwell_ms * dwell[0] + (c.repeat_dwell_ms * dwell[1] if repeated[0] else 0.0)
 
-    start_dwell = _lognormal(rng, c.start_dwell_ms, c.dwell_log_std)
-    end_dwell = _lognormal(rng, c.end_dwell_ms, c.dwell_log_std)
     if n == 1:
         # A tap: the finger lands, drifts a little and lifts.
-        duration = float(_lognormal(rng, c.tap_ms, c.dwell_log_std))
-        drift = rng.standard_normal((1, 2)) * 0.1 * geo.unit
-        t = _sample_times(duration, rng, c)
-        xy = points[0] + (t / max(duration, 1e-9))[:, None] * drift
+        t_land, t_move_end = 0.0, c.tap_ms * np.exp(c.dwell_log_std * z[0, 4])
+        t_up = t_move_end
+        drift = z[1, 4:6] * 0.02 * unit
+        xy_of = lambda t: points[0] + (t / max(t_move_end, 1e-9))[:, None] * drift  # noqa: E731
     else:
-        steps = np.diff(points, axis=0)  # (n - 1, 2)
-        dist = np.hypot(steps[:, 0], steps[:, 1]) / geo.unit[0]
-        speed = np.exp(c.speed_log_std * rng.standard_normal())
-        durations = speed * (c.fitts_a_ms + c.fitts_b_ms * np.log2(1.0 + dist))
-        durations *= np.exp(c.movement_log_std * rng.standard_normal(n - 1))
-        overlap = c.overlap + c.overlap_spread * (2.0 * rng.random(n - 2) - 1.0)
-        # The movement leaving a repeated letter starts only after the previous one ends, plus a pause.
-        pause = np.where(repeated[1:-1], _lognormal(rng, c.repeat_dwell_ms, c.dwell_log_std, n - 2), 0.0)
-        overlap = np.where(repeated[1:-1], 0.0, overlap)
-        onsets = start_dwell + np.r_[0.0, np.cumsum(durations[:-1] * (1.0 - overlap) + pause)]
-        duration = float(onsets[-1] + durations[-1] + end_dwell)
-        if repeated[0]:
-            onsets += _lognormal(rng, c.repeat_dwell_ms, c.dwell_log_std)
-            duration = float(onsets[-1] + durations[-1] + end_dwell)
-        if repeated[-1]:
-            duration += float(_lognormal(rng, c.repeat_dwell_ms, c.dwell_log_std))
-        bows = c.bow_std * rng.standard_normal(n - 1)
-        t = _sample_times(duration, rng, c)
-        tau = np.clip((t[:, None] - onsets) / durations, 0.0, 1.0)  # (points, movements)
-        s = _min_jerk(tau)
-        # Sideways bow: a bump 4 s (1 - s) along each movement's normal, scaled by its length.
+        if n > 2 and c.corner_overshoot > 0:
+            # Turn a little past each inner key, outwards along the corner's bisector.
+            d_in, d_out = _unit_vectors(points[1:-1] - points[:-2]), _unit_vectors(points[2:] - points[1:-1])
+            sharpness = (1.0 - np.sum(d_in * d_out, axis=1)) / 2.0  # 0 straight on, 1 reversal
+            points[1:-1] += _unit_vectors(d_in - d_out) * (c.corner_overshoot * unit[0] * sharpness)[:, None]
+        starts, ends = points[:-1].copy(), points[1:].copy()
+        dist = np.hypot(*(ends - starts).T) / unit[0]
+        durations = np.exp(c.speed_log_std * z[0, 4]) * (c.fitts_a_ms + c.fitts_b_ms * np.log2(1.0 + dist))
+        durations *= np.exp(c.movement_log_std * z[1:n, 2])
+        overlap = c.overlap + c.overlap_spread * (2.0 * u[1 : n - 1, 1] - 1.0)
+        # After a pause (always on a repeated letter) the next movement starts only once the
+        # previous one has ended.
+        pause = np.where(u[2:n, 2] < c.pause_prob, c.pause_ms * dwell[2:n], 0.0)
+        pause = np.where(repeated[1:-1], c.repeat_dwell_ms * dwell[2:n], pause)
+        overlap = np.where(pause > 0, 0.0, overlap)
+        onsets = np.r_[0.0, np.cumsum(durations[:-1] * (1.0 - overlap) + pause)]
+        # Flying start: the finger lands part-way into its first movement, on the first target.
+        tau0 = 0.0 if repeated[0] else c.start_cut * u[0, 1]
+        s0 = float(_min_jerk(np.array(tau0)))
+        starts[0] -= s0 / (1.0 - s0) * (ends[0] - starts[0])
+        # Flying end: it lifts part-way through its last movement, a little past the last target.
+        tau1 = 1.0 if repeated[-1] else 1.0 - c.end_cut * u[0, 2]
+        s1 = float(_min_jerk(np.array(tau1)))
+        lift = points[-1] + c.end_overshoot * unit[0] * _unit_vectors(points[-1:] - points[-2:-1])[0]
+        ends[-1] = starts[-1] + (lift - starts[-1]) / s1
+        t_land = tau0 * durations[0]
+        t_move_end = onsets[-1] + tau1 * durations[-1]
+        t_up = t_move_end + (c.repeat_dwell_ms * dwell[n] if repeated[-1] else 0.0)
+        bows = c.bow_std * z[1:n, 5]
+        steps = ends - starts
         normals = np.stack([-steps[:, 1], steps[:, 0]], axis=1) * bows[:, None]
-        xy = points[0] + s @ steps + (4.0 * s * (1.0 - s)) @ normals
 
-    xy = np.clip(xy, -c.margin * geo.unit, geo.size + c.margin * geo.unit)
+        def xy_of(t: np.ndarray) -> np.ndarray:
+            s = _min_jerk(np.clip((t[:, None] - onsets) / durations, 0.0, 1.0))  # (events, movements)
+            # Sideways bow: a bump 4 s (1 - s) along each movement's normal, scaled by its length.
+            return starts[0] + s @ steps + (4.0 * s * (1.0 - s)) @ normals
+
+    # Events from touch-down (a pause before moving) to lift-off; the finger is still outside
+    # [t_land, t_move_end].
+    t = _sample_times(t_land - start_dwell, t_up, rng, c)
+    xy = xy_of(np.clip(t, t_land, t_move_end))
+    xy += c.point_std * unit * rng.standard_normal(xy.shape)
+    xy = np.clip(xy, -c.margin * unit, geo.size + c.margin * unit)
     if c.quantize:
         xy = np.rint(xy)
         t = np.rint(t)
     if len(t) > 2:
         # Touch screens report (almost) only movement: drop most repeats of the same position.
         still = np.r_[False, np.all(xy[1:] == xy[:-1], axis=1)]
-        still[-1] = False
         keep = ~still | (rng.random(len(t)) < c.still_keep_prob)
         xy, t = xy[keep], t[keep]
-    t = t - t[0]
+    # The lift-off event repeats the last position a moment later.
+    t_end = t[-1] + c.end_event_ms * np.exp(c.dwell_log_std * z[0, 5])
+    t = np.r_[t, np.rint(t_end) if c.quantize else t_end] - t[0]
+    xy = np.concatenate([xy, xy[-1:]])
     return SynthCurve(xy[:, 0].astype(np.float32), xy[:, 1].astype(np.float32), t)
 
 
-def _sample_times(duration: float, rng: np.random.Generator, c: SynthConfig) -> np.ndarray:
-    """Event times on ``[0, duration]`` at a random rate with jitter, first and last included."""
+def _unit_vectors(v: np.ndarray) -> np.ndarray:
+    """Rows of ``v`` scaled to length 1 (zero rows stay zero)."""
+    norm = np.hypot(v[:, 0], v[:, 1])[:, None]
+    return v / np.where(norm > 0, norm, 1.0)
+
+
+def _sample_times(start: float, stop: float, rng: np.random.Generator, c: SynthConfig) -> np.ndarray:
+    """Event times on ``[start, stop]`` at a random rate with jitter, both ends included."""
     rate = c.rate_hz_min + (c.rate_hz_max - c.rate_hz_min) * rng.random()
     period = 1000.0 / rate
-    count = int(duration / period) + 1
-    t = np.arange(count + 1, dtype=np.float64) * period
+    count = max(1, int((stop - start) / period) + 1)
+    t = start + np.arange(count + 1, dtype=np.float64) * period
     t[1:-1] += c.jitter_ms * rng.standard_normal(count - 1)
-    t[-1] = max(duration, t[-2])
-    return np.maximum.accumulate(np.clip(t, 0.0, None))
+    t[-1] = max(stop, t[-2])
+    return np.maximum.accumulate(np.clip(t, start, None))
 
 
 # ---- lexicon on a layout, jsonl writing -------------------------------------------------------

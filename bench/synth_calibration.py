@@ -1,0 +1,211 @@
+"""Compare synthetic swipes with real ones, statistic by statistic.
+
+For every real swipe the generator draws ``--reps`` synthetic swipes of the same word on the same
+layout (``hws_fitted`` by default), then both sets are summarised side by side: mean, percentiles
+and the two-sample Kolmogorov-Smirnov distance (0 = same distribution, 1 = disjoint).
+
+    python bench/synth_calibration.py                       # real file: ../shared/data/hws_real_en_dev.jsonl
+    python bench/synth_calibration.py --real my.jsonl --layout my_grids.json --reps 3 --seed 1
+
+Distances are in key widths of the layout; the ideal length of a word is the length of the
+polyline through its keys' centres (a run of one key counted once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from swipe.config import load_json  # noqa: E402
+from swipe.keyboard import Layout, LayoutError  # noqa: E402
+from swipe.synth import SynthConfig, resolve_layouts, synthesize_curve, word_keys  # noqa: E402
+
+DEFAULT_REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "hws_real_en_dev.jsonl"
+SPEED_BINS = 10
+
+
+class Swipe(NamedTuple):
+    word: str
+    x: np.ndarray
+    y: np.ndarray
+    t: np.ndarray
+
+
+class Stats(NamedTuple):
+    """Per-swipe statistics (NaN where one does not apply) and per-swipe speed profiles."""
+
+    scalars: dict[str, np.ndarray]
+    speed_profiles: np.ndarray  # (swipes with >= 2 keys and motion, SPEED_BINS)
+
+
+# name, description
+STATISTICS = {
+    "points": "points per swipe",
+    "duration_ms": "duration (ms)",
+    "ms_per_key_width": "duration / ideal length (ms per key width), >= 2 keys",
+    "path_over_ideal": "path length / ideal length, >= 2 keys",
+    "start_dist": "first point to first key centre (key widths)",
+    "end_dist": "last point to last key centre (key widths)",
+    "inner_dist": "closest approach to inner keys' centres (key widths)",
+    "median_dt_ms": "median time between points (ms)",
+    "gap_share": "share of steps with dt > 25 ms",
+    "still_share": "share of steps without movement",
+    "turn_deg": "mean absolute turn per step (degrees), moving steps",
+    "tap_points": "points per swipe, single-key words",
+}
+
+
+def read_real(path: Path) -> list[Swipe]:
+    swipes = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            try:
+                row = json.loads(line)
+                curve = row["curve"]
+                swipes.append(Swipe(row["word"], *(np.asarray(curve[k], dtype=np.float64) for k in "xyt")))
+            except (json.JSONDecodeError, KeyError, TypeError) as err:
+                raise SystemExit(f"{path}:{lineno}: bad row: {err}") from None
+    return swipes
+
+
+def synthesize(words: list[str], layout: Layout, reps: int, seed: int, config: SynthConfig) -> list[Swipe]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(reps):
+        for word in words:
+            c = synthesize_curve(word, layout, rng, config)
+            out.append(Swipe(word, c.x.astype(np.float64), c.y.astype(np.float64), c.t))
+    return out
+
+
+def swipe_stats(swipes: list[Swipe], layout: Layout) -> Stats:
+    unit = layout.key_width
+    values: dict[str, list[float]] = {name: [] for name in STATISTICS}
+    profiles = []
+    nan = float("nan")
+    for s in swipes:
+        keys = word_keys(s.word, layout)
+        keys = keys[np.r_[True, keys[1:] != keys[:-1]]]
+        centres = layout.centers[keys].astype(np.float64)
+        ideal = float(np.hypot(*np.diff(centres, axis=0).T).sum()) / unit
+        steps = np.hypot(np.diff(s.x), np.diff(s.y)) / unit
+        path = float(steps.sum())
+        dt = np.diff(s.t)
+        duration = float(s.t[-1] - s.t[0])
+        multi = len(keys) > 1 and ideal > 0
+        values["points"].append(len(s.x))
+        values["duration_ms"].append(duration)
+        values["ms_per_key_width"].append(duration / ideal if multi else nan)
+        values["path_over_ideal"].append(path / ideal if multi else nan)
+        values["start_dist"].append(np.hypot(s.x[0] - centres[0, 0], s.y[0] - centres[0, 1]) / unit)
+        values["end_dist"].append(np.hypot(s.x[-1] - centres[-1, 0], s.y[-1] - centres[-1, 1]) / unit)
+        inner = centres[1:-1]
+        if len(inner):
+            d = np.hypot(s.x[:, None] - inner[:, 0], s.y[:, None] - inner[:, 1]).min(axis=0) / unit
+            values["inner_dist"].append(float(np.mean(d)))
+        else:
+            values["inner_dist"].append(nan)
+        values["median_dt_ms"].append(float(np.median(dt)) if len(dt) else nan)
+        values["gap_share"].append(float(np.mean(dt > 25)) if len(dt) else nan)
+        values["still_share"].append(float(np.mean(steps == 0)) if len(dt) else nan)
+        dx, dy = np.diff(s.x), np.diff(s.y)
+        moving = np.hypot(dx, dy) > 0
+        heading = np.arctan2(dy[moving], dx[moving])
+        turns = np.abs((np.diff(heading) + np.pi) % (2 * np.pi) - np.pi)
+        values["turn_deg"].append(float(np.degrees(turns.mean())) if len(turns) else nan)
+        values["tap_points"].append(len(s.x) if len(keys) == 1 else nan)
+        if multi and path > 0 and duration > 0:
+            # Share of the path covered in each tenth of the time, times 10 (1 = constant speed).
+            arc = np.r_[0.0, np.cumsum(steps)]
+            edges = np.linspace(s.t[0], s.t[-1], SPEED_BINS + 1)
+            covered = np.diff(np.interp(edges, s.t, arc))
+            profiles.append(covered / path * SPEED_BINS)
+    scalars = {k: np.asarray(v, dtype=np.float64) for k, v in values.items()}
+    return Stats(scalars, np.asarray(profiles).reshape(-1, SPEED_BINS))
+
+
+def ks_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sample Kolmogorov-Smirnov statistic (largest gap between the empirical CDFs)."""
+    a, b = np.sort(a[np.isfinite(a)]), np.sort(b[np.isfinite(b)])
+    if not len(a) or not len(b):
+        return float("nan")
+    grid = np.r_[a, b]
+    cdf_a = np.searchsorted(a, grid, side="right") / len(a)
+    cdf_b = np.searchsorted(b, grid, side="right") / len(b)
+    return float(np.abs(cdf_a - cdf_b).max())
+
+
+class Comparison(NamedTuple):
+    table: str
+    ks: dict[str, float]
+
+
+def compare(real: Stats, synth: Stats) -> Comparison:
+    lines = [
+        "| statistic | real mean | synth mean | real p10 / p50 / p90 | synth p10 / p50 / p90 | KS |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    ks = {}
+    for name, what in STATISTICS.items():
+        r, s = real.scalars[name], synth.scalars[name]
+        r, s = r[np.isfinite(r)], s[np.isfinite(s)]
+        ks[name] = ks_distance(r, s)
+        fmt = "{:.0f}" if np.nanmedian(np.abs(r)) >= 20 else "{:.3g}"
+
+        def pct(v: np.ndarray, fmt: str = fmt) -> str:
+            return " / ".join(fmt.format(q) for q in np.percentile(v, [10, 50, 90]))
+
+        means = f"{fmt.format(r.mean())} | {fmt.format(s.mean())}"
+        lines.append(f"| {what} | {means} | {pct(r)} | {pct(s)} | {ks[name]:.3f} |")
+    lines += ["", "Speed profile: mean speed in each tenth of a swipe's time / the swipe's mean speed", ""]
+    header = " | ".join(f"{i / SPEED_BINS:.1f}" for i in range(SPEED_BINS))
+    lines += [f"| time | {header} |", "| --- |" + " ---: |" * SPEED_BINS]
+    for label, stats in (("real", real), ("synth", synth)):
+        means = stats.speed_profiles.mean(axis=0)
+        lines.append(f"| {label} | " + " | ".join(f"{v:.2f}" for v in means) + " |")
+    ks["speed_profile"] = float(np.abs(real.speed_profiles.mean(0) - synth.speed_profiles.mean(0)).mean())
+    return Comparison("\n".join(lines), ks)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--real", type=Path, default=DEFAULT_REAL, help="real swipes (Yandex jsonl)")
+    parser.add_argument("--layout", default="hws_fitted", help="bundled layout name or grids file")
+    parser.add_argument("--reps", type=int, default=5, help="synthetic swipes per real swipe")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--config", type=Path, help="JSON file of SynthConfig overrides")
+    args = parser.parse_args(argv)
+    config = load_json(SynthConfig, args.config) if args.config else SynthConfig()
+    layouts = resolve_layouts(args.layout)
+    if len(layouts) != 1:
+        parser.error(f"{args.layout} holds {len(layouts)} layouts; give one")
+    layout = layouts[0]
+    real = read_real(args.real)
+    try:
+        words = [s.word for s in real]
+        for w in set(words):
+            word_keys(w, layout)
+    except LayoutError as err:
+        raise SystemExit(f"{args.real}: {err}") from None
+    start = time.perf_counter()
+    synth = synthesize(words, layout, args.reps, args.seed, config)
+    elapsed = time.perf_counter() - start
+    result = compare(swipe_stats(real, layout), swipe_stats(synth, layout))
+    print(f"{len(real)} real swipes from {args.real.name}; {len(synth)} synthetic swipes of the same words "
+          f"on {layout.name} (seed {args.seed}, {len(synth) / elapsed:,.0f} curves/s without writing)\n")
+    print(result.table)
+    mean_ks = np.nanmean([v for k, v in result.ks.items() if k != "speed_profile"])
+    print(f"\nmean KS over statistics: {mean_ks:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
