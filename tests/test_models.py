@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from swipe.batch import FEATURE_NAMES, SwipeBatch
+from swipe.batch import SwipeBatch
 from swipe.config import ConfigError, from_dict, to_dict
+from swipe.data import COORD_SCALE, SwipeCollator, SwipeItem
 from swipe.keyboard import BUNDLED_LAYOUT_NAMES, Layout, bundled_layout
 from swipe.models import (
     EMBEDDER_NAMES,
@@ -98,49 +99,58 @@ def make_curve(layout: Layout, num_points: int, rng: np.random.Generator) -> tup
     return xy.astype(np.float32), t
 
 
-def curve_features(layout: Layout, xy: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """The collate features ``x, y, t, dx, dy, ddx, ddy`` of one curve."""
-    x, y = xy[:, 0] / layout.key_width, xy[:, 1] / layout.key_height
-    seconds = (t - t[0]) / 1000.0
-    dt = np.maximum(np.diff(seconds, prepend=seconds[0]), 1e-3)
-    dx, dy = np.diff(x, prepend=x[0]) / dt, np.diff(y, prepend=y[0]) / dt
-    ddx, ddy = np.diff(dx, prepend=dx[0]) / dt, np.diff(dy, prepend=dy[0]) / dt
-    return np.stack([x, y, seconds, dx, dy, ddx, ddy], axis=-1).astype(np.float32)
-
-
 def make_swipes(
     lengths: list[int], layout_ids: list[int], seed: int = 0, pad_to: int | None = None, garbage: bool = False
 ) -> tuple[SwipeBatch, torch.Tensor]:
-    """A padded :class:`SwipeBatch` and its padding mask; ``garbage`` fills padding with noise
-    (which a model must ignore) instead of zeros."""
+    """A padded :class:`SwipeBatch` made by the dataset's collator, and its padding mask.
+
+    ``pad_to`` pads further; ``garbage`` fills the padding with noise (which a model must ignore)
+    instead of zeros.
+    """
     rng = np.random.default_rng(seed)
-    total = pad_to or max(lengths)
-    gen = torch.Generator().manual_seed(seed + 1)
-    coords = (
-        torch.rand(len(lengths), total, 2, generator=gen) * 500
-        if garbage
-        else torch.zeros(len(lengths), total, 2)
-    )
-    features = (
-        torch.randn(len(lengths), total, len(FEATURE_NAMES), generator=gen) * 50
-        if garbage
-        else torch.zeros(len(lengths), total, len(FEATURE_NAMES))
-    )
-    nearest = (
-        torch.randint(0, 26, (len(lengths), total), generator=gen)
-        if garbage
-        else torch.zeros(len(lengths), total)
-    )
-    nearest = nearest.long()
+    items = []
     for i, (n, layout_id) in enumerate(zip(lengths, layout_ids, strict=True)):
         layout = LAYOUTS[layout_id]
         xy, t = make_curve(layout, n, rng)
-        coords[i, :n] = torch.from_numpy(xy)
-        features[i, :n] = torch.from_numpy(curve_features(layout, xy, t))
-        nearest[i, :n] = torch.from_numpy(layout.nearest_keys_exact(xy[:, 0], xy[:, 1]).astype(np.int64))
-    lengths_t = torch.tensor(lengths)
-    mask = torch.arange(total)[None] >= lengths_t[:, None]
-    return SwipeBatch(coords, features, nearest, torch.tensor(layout_ids), lengths_t), mask
+        stored = np.rint(xy * COORD_SCALE).astype(np.int16)  # as the dataset stores coordinates
+        x, y = (stored / COORD_SCALE).T
+        items.append(
+            SwipeItem(
+                index=i,
+                x=stored[:, 0],
+                y=stored[:, 1],
+                t=t.astype(np.float32),
+                nearest_keys=layout.nearest_keys_exact(x, y),
+                chars=np.zeros(0, np.uint8),
+                layout_id=layout_id,
+                layout_name=layout.name,
+                coord_scale=COORD_SCALE,
+                alphabet=TOKENIZER.alphabet,
+            )
+        )
+    swipe, mask = SwipeCollator(LAYOUTS, TOKENIZER)(items)[:2]
+    total = pad_to or max(lengths)
+    extra = total - swipe.coords.shape[1]
+    if extra:
+        swipe = SwipeBatch(
+            torch.nn.functional.pad(swipe.coords, (0, 0, 0, extra)),
+            torch.nn.functional.pad(swipe.features, (0, 0, 0, extra)),
+            torch.nn.functional.pad(swipe.nearest_keys, (0, extra)),
+            swipe.layout_ids,
+            swipe.lengths,
+        )
+        mask = torch.nn.functional.pad(mask, (0, extra), value=True)
+    if garbage:
+        gen = torch.Generator().manual_seed(seed + 1)
+        pad = mask[..., None]
+        swipe = swipe._replace(
+            coords=torch.where(pad, torch.rand(swipe.coords.shape, generator=gen) * 500, swipe.coords),
+            features=torch.where(pad, torch.randn(swipe.features.shape, generator=gen) * 50, swipe.features),
+            nearest_keys=torch.where(
+                mask, torch.randint(0, 26, mask.shape, generator=gen), swipe.nearest_keys
+            ),
+        )
+    return swipe, mask
 
 
 def make_tokens(
