@@ -144,10 +144,11 @@ class SwipePointEmbedder(nn.Module):
         self.key_embedding = nn.Embedding(geometry.num_key_rows, d_model)
         self.trajectory = nn.Linear(len(features), d_model) if features else None
         if keyboard == "gaussian":
-            # Means and log standard deviations in key half-diagonals, one Gaussian per layout key.
-            scaled = geometry.centers / geometry.half_diagonals[:, None, None]
-            self.gaussian_mean = nn.Parameter(scaled)
-            self.gaussian_log_sigma = nn.Parameter(torch.full_like(scaled, math.log(config.gaussian_sigma)))
+            # One Gaussian per layout key, in key half-diagonals: its mean is the key centre plus a
+            # trained offset (so weight decay pulls it back to the centre, not to the origin).
+            shape = geometry.centers.shape
+            self.gaussian_offset = nn.Parameter(torch.zeros(shape))
+            self.gaussian_log_sigma = nn.Parameter(torch.full(shape, math.log(config.gaussian_sigma)))
 
     def trajectory_features(self, swipe: SwipeBatch) -> Tensor:
         """The embedder's trajectory features, normalised: ``(B, T, F)``."""
@@ -162,13 +163,13 @@ class SwipePointEmbedder(nn.Module):
         layout_ids = swipe.layout_ids
         hd = self.half_diagonals[layout_ids][:, None, None]  # (B, 1, 1)
         points = swipe.coords.float()[:, :, None, :]  # (B, T, 1, 2)
+        centers = self.key_centers[layout_ids][:, None]  # (B, 1, K, 2)
         if self.keyboard == "gaussian":
-            mean = self.gaussian_mean[layout_ids][:, None]  # (B, 1, K, 2)
+            offset = self.gaussian_offset[layout_ids][:, None]  # (B, 1, K, 2)
             sigma = self.gaussian_log_sigma[layout_ids][:, None].exp()
-            z = (points / hd[..., None] - mean) / sigma
+            z = ((points - centers) / hd[..., None] - offset) / sigma
             weights = torch.exp(-0.5 * z.square().sum(-1))
         else:
-            centers = self.key_centers[layout_ids][:, None]  # (B, 1, K, 2)
             d = torch.linalg.vector_norm(points - centers, dim=-1) / hd
             if self.config.weight_function == "threshold":
                 weights = (d < self.config.threshold).to(d.dtype)
