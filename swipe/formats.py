@@ -361,6 +361,11 @@ class _Row(NamedTuple):
     t: list
     word: str | None
     layout: Layout
+    line: int | None = None  # where messages point, if not the row's own number
+    prefix: str = ""  # for messages, e.g. "gesture 3: "
+
+    def problem(self, reason: str, detail: str | None = None) -> _BadRow:
+        return _BadRow(reason, self.prefix + (detail or reason), self.line)
 
 
 def _jsonl_rows(path: Path, registry: LayoutRegistry) -> Iterator[tuple[int, object]]:
@@ -452,13 +457,15 @@ def _concat(rows: list[_Row]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     return x, y, t, offsets
 
 
+_NON_NUMERIC = "curve.x, curve.y and curve.t must hold numbers"
+
+
 def _is_numeric(row: _Row) -> bool:
-    try:
-        for values in (row.x, row.y, row.t):
-            np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        return False
-    return True
+    return all(
+        isinstance(v, (int, float)) and not isinstance(v, bool)
+        for values in (row.x, row.y, row.t)
+        for v in values
+    )
 
 
 def _finish_chunk(
@@ -474,11 +481,11 @@ def _finish_chunk(
         assert isinstance(item, _Row)
         n = len(item.x)
         if n != len(item.y) or n != len(item.t):
-            bad[pos] = _BadRow(
+            bad[pos] = item.problem(
                 "length mismatch", f"x, y and t have different lengths ({n}, {len(item.y)}, {len(item.t)})"
             )
         elif n == 0:
-            bad[pos] = _BadRow("empty curve")
+            bad[pos] = item.problem("empty curve")
         else:
             rows.append((pos, item))
     if rows:
@@ -488,7 +495,7 @@ def _finish_chunk(
             # Some row holds a non-number (rare): find and drop it, then convert the rest.
             for pos, r in rows:
                 if not _is_numeric(r):
-                    bad[pos] = _BadRow("non-numeric value", "curve.x, curve.y and curve.t must hold numbers")
+                    bad[pos] = r.problem("non-numeric value", _NON_NUMERIC)
             rows = [(pos, r) for pos, r in rows if pos not in bad]
             x, y, t, offsets = _concat([r for _, r in rows])
         starts = offsets[:-1]
@@ -499,7 +506,10 @@ def _finish_chunk(
         for mask, reason in ((not_finite, "NaN or infinite value"), (decreasing, "time decreases")):
             if rows and mask.any():
                 for i in np.flatnonzero(np.logical_or.reduceat(mask, starts)):
-                    bad.setdefault(rows[i][0], _BadRow(reason))
+                    pos, r = rows[i]
+                    if reason.startswith("NaN") and not _is_numeric(r):  # null reads as NaN
+                        bad.setdefault(pos, r.problem("non-numeric value", _NON_NUMERIC))
+                    bad.setdefault(pos, r.problem(reason))
         first_bad = min(bad) if bad else len(items)
         # Strict mode yields the curves before the first bad row, then raises.
         keep = np.array([pos not in bad and (skip_bad_rows or pos < first_bad) for pos, _ in rows])
@@ -560,6 +570,8 @@ class _Gesture:
             [p[2] - t0 for p in self.points],
             word,
             layout,
+            self.line,
+            f"gesture {self.number}: ",
         )
 
 

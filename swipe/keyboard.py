@@ -263,7 +263,7 @@ class Layout:
     # ---- (de)serialisation -------------------------------------------------------------------
 
     @classmethod
-    def from_grid(cls, grid: Mapping[str, Any], name: str | None = None) -> "Layout":
+    def from_grid(cls, grid: Mapping[str, Any], name: str | None = None) -> Layout:
         """Build a layout from a Yandex-format grid dictionary.
 
         Parameters
@@ -311,7 +311,7 @@ class Layout:
     @classmethod
     def from_rows(
         cls, name: str, rows: str | Sequence[str], width: float, height: float
-    ) -> "Layout":
+    ) -> Layout:
         """Build a layout for any language from row strings.
 
         Keys are equally wide (the width divided by the longest row), rows equally tall and

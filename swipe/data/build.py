@@ -185,7 +185,7 @@ class _CharCoder:
     With a fixed alphabet, ids are the tokenizer's. Without one, ids are provisional (order of first
     appearance) and a word must be typable on its curve's layout; :meth:`final_alphabet` then
     orders the alphabet as ``CharTokenizer.from_layouts`` does, with characters that are typed on
-    another key (``ё`` on ``е``) appended.
+    another key (``ё`` on ``е``) appended in Unicode order.
     """
 
     def __init__(self, tokenizer: CharTokenizer | None) -> None:
@@ -250,8 +250,8 @@ class _CharCoder:
         if self.tokenizer is not None:
             return self.tokenizer.alphabet, np.arange(256, dtype=np.uint8)
         base = CharTokenizer.from_layouts(layouts).alphabet if layouts else ""
-        used = [c for c in self.chars]
-        alphabet = base + "".join(c for c in used if c not in base)
+        used = self.chars
+        alphabet = base + "".join(sorted(c for c in used if c not in base))
         table = np.zeros(256, np.uint8)
         for i, char in enumerate(used):
             table[i + 1] = alphabet.index(char) + 1
@@ -301,8 +301,8 @@ def build_dataset(
         Layouts (or a grids file) for rows that name their grid; bundled layouts are always known.
     alphabet : str or CharTokenizer, optional
         The characters of the target words. Default: ``CharTokenizer.from_layouts`` of the layouts
-        used, plus characters typed on another key (``ё`` on the ``default`` layout's ``е``); a
-        word with a character its layout cannot type is then a bad row.
+        used, then characters typed on another key (``ё`` on the ``default`` layout's ``е``) in
+        Unicode order; a word with a character its layout cannot type is then a bad row.
     skip_bad_rows : bool
         Skip bad rows, counted by reason in the manifest, instead of raising ``BadRowError``.
     overwrite : bool
