@@ -14,7 +14,6 @@ import numpy as np
 
 from bench.baselines.common import (
     Candidates,
-    WordList,
     WordTemplates,
     build_templates,
     key_units,
@@ -22,6 +21,7 @@ from bench.baselines.common import (
     top_candidates,
 )
 from swipe.keyboard import Layout
+from swipe.lexicon import Lexicon
 
 _CHUNK = 2048
 
@@ -94,13 +94,13 @@ class DTWDecoder:
     ----------
     layout : Layout
         The keyboard the swipes were drawn on.
-    lexicon : WordList
+    lexicon : Lexicon
         Candidate words (frequencies are only used to break exact ties, by lexicon order).
     config : DTWConfig
         Settings.
     """
 
-    def __init__(self, layout: Layout, lexicon: WordList, config: DTWConfig = DTWConfig()) -> None:
+    def __init__(self, layout: Layout, lexicon: Lexicon, config: DTWConfig = DTWConfig()) -> None:
         self.layout = layout
         self.config = config
         self.templates: WordTemplates = build_templates(layout, lexicon, config.num_points)

@@ -2,16 +2,22 @@
 
 Every lexicon word has a template: the polyline through its key centres, resampled to ``n``
 equidistant points (precomputed once for the whole lexicon). A swipe, resampled the same way, is
-compared with the templates that survive start/end pruning through two channels:
+compared with the templates of the words that survive start/end pruning (first and last key
+centres near the swipe's first and last points) through these channels:
 
 * location: the mean distance between corresponding points (key units), which knows *where* on
   the keyboard the swipe was drawn;
 * shape: the same distance after both curves are centred and scaled to unit size, which forgives a
-  swipe drawn too small, too large or shifted.
+  swipe drawn too small, too large or shifted;
+* ends: the distances from the swipe's first and last points to the word's first and last keys
+  (SHARK2 weights a curve's ends most in its location channel);
+* elastic location: the dynamic-time-warping distance per point between the swipe and the
+  template, which forgives uneven speed and cut corners. It is the costliest channel, so it only
+  re-ranks the ``rescore_top`` best words of the other channels.
 
 Each channel distance ``d`` gives a Gaussian log-likelihood ``-d**2 / (2 sigma**2)``; their sum
-plus ``prior_weight`` times the word's log frequency ranks the words. A tap (a swipe shorter than
-``tap_length``) carries no shape, so taps are ranked by location and frequency alone.
+plus ``prior_weight`` times the word's log relative frequency ranks the words. A tap (a swipe
+shorter than ``tap_length``) carries no shape, so the shape channel is left out for taps.
 """
 
 from __future__ import annotations
@@ -23,61 +29,79 @@ import numpy as np
 
 from bench.baselines.common import (
     Candidates,
-    WordList,
     WordTemplates,
     build_templates,
     key_units,
     path_length,
     resample,
+    resample_many,
     top_candidates,
 )
+from bench.baselines.dtw_baseline import dtw_distances
 from swipe.keyboard import Layout
+from swipe.lexicon import Lexicon
 
 
 @dataclass(frozen=True)
 class Shark2Config:
     """Settings of :class:`Shark2Decoder` (distances in key units: key widths / key heights).
 
+    The defaults were tuned on the odd lines of the real English development swipes
+    (``bench/baselines/tune_shark2.py``); see ``docs/baselines.md``.
+
     Attributes
     ----------
     num_points : int
-        Points the swipe and every template are resampled to.
+        Points the swipe and every template are resampled to for the location and shape channels.
+    dtw_points : int
+        Points per curve for the elastic (DTW) location channel.
     start_radius, end_radius : float
         A word is a candidate only if its first (last) key centre is this close to the swipe's
         first (last) point.
-    sigma_location, sigma_shape : float
-        Standard deviations of the location and shape channel distances.
+    sigma_location, sigma_shape, sigma_ends, sigma_dtw : float
+        Standard deviations of the channel distances (``sigma_ends`` applies to the root of the
+        sum of the squared start and end distances).
     prior_weight : float
         Weight of the log word frequency (1 = plain Bayes, 0 = no prior).
+    rescore_top : int
+        How many of the best words by the other channels the elastic channel re-ranks.
     tap_length : float
-        Swipes shorter than this are taps: ranked without the shape channel.
+        Swipes shorter than this are taps, ranked without the shape channel.
     top_k : int
         Candidates returned per swipe.
     """
 
     num_points: int = 64
-    start_radius: float = 1.5
-    end_radius: float = 1.5
-    sigma_location: float = 0.5
-    sigma_shape: float = 0.1
+    dtw_points: int = 32
+    start_radius: float = 1.0
+    end_radius: float = 2.0
+    sigma_location: float = 1.0
+    sigma_shape: float = 0.08
+    sigma_ends: float = 0.5
+    sigma_dtw: float = 0.2
     prior_weight: float = 1.0
+    rescore_top: int = 100
     tap_length: float = 0.5
     top_k: int = 10
 
     def __post_init__(self) -> None:
-        if self.num_points < 2:
-            raise ValueError(f"num_points must be at least 2, got {self.num_points}")
-        for name in ("start_radius", "end_radius", "sigma_location", "sigma_shape"):
+        if self.num_points < 2 or self.dtw_points < 2:
+            raise ValueError(f"num_points and dtw_points must be at least 2, got "
+                             f"{self.num_points} and {self.dtw_points}")
+        for name in ("start_radius", "end_radius", "sigma_location", "sigma_shape", "sigma_ends",
+                     "sigma_dtw"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.rescore_top < 1 or self.top_k < 1:
+            raise ValueError("rescore_top and top_k must be at least 1")
 
 
 class ChannelDistances(NamedTuple):
-    """Per-candidate quantities for one swipe (all ``(C,)`` arrays, candidates = ``index``)."""
+    """Per-candidate channel distances for one swipe (``(C,)`` arrays; candidates = ``index``)."""
 
     index: np.ndarray  # rows of the word templates
-    start: np.ndarray  # distance from the swipe's first point to the word's first key centre
-    end: np.ndarray  # distance from the swipe's last point to the word's last key centre
+    start: np.ndarray  # swipe's first point to the word's first key centre
+    end: np.ndarray  # swipe's last point to the word's last key centre
     location: np.ndarray
     shape: np.ndarray
     log_prior: np.ndarray
@@ -97,30 +121,56 @@ def normalize_shape(points: np.ndarray) -> np.ndarray:
     return centred / np.where(size > 1e-9, size, 1.0)
 
 
+def base_scores(distances: ChannelDistances, config: Shark2Config) -> np.ndarray:
+    """Log-score of each candidate from the location, shape and end channels and the prior."""
+    ends_sq = distances.start.astype(np.float64) ** 2 + distances.end.astype(np.float64) ** 2
+    return (-0.5 * (distances.location / config.sigma_location) ** 2
+            - 0.5 * (distances.shape / config.sigma_shape) ** 2
+            - 0.5 * ends_sq / config.sigma_ends**2
+            + config.prior_weight * distances.log_prior)
+
+
+def elastic_scores(elastic: np.ndarray, config: Shark2Config) -> np.ndarray:
+    """Log-likelihood of the elastic (DTW) channel distances."""
+    return -0.5 * (elastic.astype(np.float64) / config.sigma_dtw) ** 2
+
+
 class Shark2Decoder:
-    """Ranks lexicon words for a swipe with location, shape and frequency channels.
+    """Ranks lexicon words for a swipe with location, shape, end, elastic and frequency channels.
 
     Parameters
     ----------
     layout : Layout
         The keyboard the swipes were drawn on.
-    lexicon : WordList
+    lexicon : Lexicon
         Candidate words and their frequencies.
     config : Shark2Config
         Settings.
     """
 
-    def __init__(self, layout: Layout, lexicon: WordList, config: Shark2Config = Shark2Config()) -> None:
+    def __init__(self, layout: Layout, lexicon: Lexicon, config: Shark2Config = Shark2Config()) -> None:
         self.layout = layout
         self.config = config
         self.templates: WordTemplates = build_templates(layout, lexicon, config.num_points)
         self._shapes = normalize_shape(self.templates.points).astype(np.float32)
         self._starts = np.ascontiguousarray(self.templates.points[:, 0])
         self._ends = np.ascontiguousarray(self.templates.points[:, -1])
+        if config.dtw_points == config.num_points:
+            self._dtw_templates = self.templates.points
+        else:
+            self._dtw_templates = resample_many(self.templates.points, config.dtw_points).astype(np.float32)
 
     def channel_distances(self, x: np.ndarray, y: np.ndarray, start_radius: float,
                           end_radius: float) -> ChannelDistances:
-        """Channel distances of the words that pass start/end pruning with the given radii."""
+        """The cheap channels' distances for the words that pass start/end pruning with these radii.
+
+        Parameters
+        ----------
+        x, y : numpy.ndarray
+            The swipe's points in pixels.
+        start_radius, end_radius : float
+            Pruning radii in key units.
+        """
         gesture = key_units(self.layout, x, y)
         is_tap = path_length(gesture) < self.config.tap_length
         points = resample(gesture, self.config.num_points).astype(np.float32)
@@ -135,23 +185,25 @@ class Shark2Decoder:
         return ChannelDistances(index, start[index], end[index], location, shape,
                                 self.templates.log_prior[index], is_tap)
 
-    def scores(self, distances: ChannelDistances) -> np.ndarray:
-        """Log-score of each candidate: Gaussian channel log-likelihoods plus the weighted prior."""
-        cfg = self.config
-        return (-0.5 * (distances.location / cfg.sigma_location) ** 2
-                - 0.5 * (distances.shape / cfg.sigma_shape) ** 2
-                + cfg.prior_weight * distances.log_prior)
+    def elastic_distances(self, x: np.ndarray, y: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """DTW distance per point between the swipe (pixels) and the templates of words ``index``."""
+        query = resample(key_units(self.layout, x, y), self.config.dtw_points)
+        return dtw_distances(query, self._dtw_templates[index]) / self.config.dtw_points
 
     def decode(self, x: np.ndarray, y: np.ndarray) -> Candidates:
         """The ``top_k`` best ``(score, word)`` candidates for a swipe given in pixels.
 
         If no word passes pruning, the radii are doubled (up to three times) before giving up.
         """
-        start_radius, end_radius = self.config.start_radius, self.config.end_radius
+        cfg = self.config
+        start_radius, end_radius = cfg.start_radius, cfg.end_radius
         for _ in range(4):
             distances = self.channel_distances(x, y, start_radius, end_radius)
             if len(distances.index):
                 break
             start_radius, end_radius = 2 * start_radius, 2 * end_radius
-        return top_candidates(self.scores(distances), self.templates.words, distances.index,
-                              self.config.top_k)
+        scores = base_scores(distances, cfg)
+        keep = np.argsort(-scores, kind="stable")[: cfg.rescore_top]
+        elastic = self.elastic_distances(x, y, distances.index[keep])
+        scores = scores[keep] + elastic_scores(elastic, cfg)
+        return top_candidates(scores, self.templates.words, distances.index[keep], cfg.top_k)
