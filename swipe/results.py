@@ -13,9 +13,10 @@ import csv
 import hashlib
 import io
 import json
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal, Mapping, NamedTuple
+from typing import Any, Iterator, Literal, Mapping, NamedTuple
 
 from swipe.metrics import Scores
 from swipe.predictions import atomic_write_bytes
@@ -136,7 +137,6 @@ def record_result(
     if scores.num_scored == 0:
         raise ValueError("no curve has a target: nothing to record")
     path = Path(path)
-    rows = read_results(path)
     key = predictor_key(metadata)
     when = (evaluated_at or datetime.now(timezone.utc)).isoformat(timespec="seconds")
     other = {k: v for k, v in predictor_identity(metadata).items() if k not in _DESCRIBED}
@@ -158,16 +158,33 @@ def record_result(
         "accuracy": f"{scores.accuracy:.6f}",
         "recall_at_4": f"{scores.recall_at_4:.6f}",
     }
-    for i, old in enumerate(rows):
-        if old["key"] == key:
-            rows[i] = row
-            action: Literal["added", "updated"] = "updated"
-            break
-    else:
-        rows.append(row)
-        action = "added"
-    _write_rows(path, rows)
+    with _locked(path):  # two evaluations at once must not lose each other's rows
+        rows = read_results(path)
+        action: Literal["added", "updated"] = "added"
+        for i, old in enumerate(rows):
+            if old["key"] == key:
+                rows[i], action = row, "updated"
+                break
+        else:
+            rows.append(row)
+        _write_rows(path, rows)
     return Recorded(key, action)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path``'s table (a ``.<name>.lock`` file next to it; POSIX only)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no locking
+        yield
+        return
+    with open(path.with_name(f".{path.name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _write_rows(path: Path, rows: list[dict[str, str]]) -> None:

@@ -177,3 +177,26 @@ def test_command_line(tmp_path):
     )
     assert "swipe_mrr" in result.stdout
     assert (tmp_path / "results.csv").exists()  # the default table, in the working directory
+
+
+def _record_many(table: str, worker: int) -> None:
+    from swipe.metrics import Scores
+    from swipe.results import record_result
+
+    for i in range(5):
+        md = dict(METADATA, generator_options={"worker": worker, "i": i})
+        record_result(table, "p.pkl", md, Scores(1, 1, 1.0, 1.0, 1.0))
+
+
+def test_concurrent_evaluations_lose_no_rows(tmp_path):
+    import multiprocessing
+
+    table = str(tmp_path / "results.csv")
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_record_many, args=(table, w)) for w in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+        assert w.exitcode == 0
+    assert len(read_results(table)) == 20
