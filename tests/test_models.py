@@ -432,3 +432,15 @@ def test_tiny_model_learns_to_spell_from_the_swipe(arch: str) -> None:
             last, state = step.logits.argmax(-1), step.state
             out.append(last)
     assert [TOKENIZER.decode(row) for row in torch.stack(out, 1).tolist()] == words
+
+
+@pytest.mark.parametrize("arch", ["conformer", "lstm"])
+@pytest.mark.parametrize("name", ["weighted", "trainable_gaussian"])
+def test_a_half_precision_model_reads_float32_batches(arch: str, name: str) -> None:
+    model = tiny_model(arch, name).to(torch.bfloat16)
+    swipe, mask = make_swipes([7, 4], [0, 3])
+    with torch.no_grad():
+        memory = model.encode(swipe, mask)
+        step = model.decode_step(torch.full((2,), TOKENIZER.sos_id), memory, mask, None)
+    assert memory.dtype == step.logits.dtype == torch.bfloat16
+    assert torch.isfinite(step.logits).all()

@@ -183,12 +183,13 @@ class SwipePointEmbedder(nn.Module):
         if self.keyboard == "nearest":
             return self.key_embedding(rows.gather(1, swipe.nearest_keys))
         table = self.key_embedding(rows)  # (B, K, d_model)
-        return torch.bmm(self.key_weights(swipe), table)
+        return torch.bmm(self.key_weights(swipe).to(table.dtype), table)
 
     def forward(self, swipe: SwipeBatch) -> Tensor:
-        """Embed the points of ``swipe``: ``(B, T, d_model)`` (garbage-free but meaningless at
-        padded points)."""
+        """Embed the points of ``swipe``: ``(B, T, d_model)``, in the model's dtype (values at
+        padded points are meaningless; encoders ignore them)."""
         out = self.keyboard_embedding(swipe)
         if self.trajectory is not None:
-            out = out + self.trajectory(self.trajectory_features(swipe))
+            features = self.trajectory_features(swipe).to(self.trajectory.weight.dtype)
+            out = out + self.trajectory(features)
         return out
