@@ -282,61 +282,63 @@ class BeamSearchGenerator:
         eos = self.tokenizer.eos_id
         finished: list[list[tuple[float, int, str]]] = [[] for _ in range(b)]
         budget = torch.full((b,), k, dtype=torch.int64)  # beam slots not yet used by finished words
-        # Live hypotheses, grouped by curve, best first within a curve.
-        rows = torch.arange(b)
-        slots = torch.zeros(b, dtype=torch.int64)
+        # Hypotheses live in fixed slots: `width` rows per active curve (1 at the first step, then
+        # beam_size), so the memory rows only change when finished curves are dropped. Empty slots
+        # score -inf and are never chosen.
+        curves = torch.arange(b)
+        width = 1
         nodes = torch.zeros(b, dtype=torch.int64) if self.trie is not None else torch.full((b,), -1)
         tokens = torch.zeros(b, 0, dtype=torch.int64)
         scores = torch.zeros(b, dtype=torch.float64)
         last = torch.full((b,), self.tokenizer.sos_id, dtype=torch.int64, device=device)
         mem, mem_mask, state = memory, swipe_pad_mask, None
         num_tokens, order = 0, 0
-        while len(rows):
+        while True:
             step = self.model.decode_step(last, mem, mem_mask, state)
             log_probs = torch.log_softmax(step.logits.float(), dim=-1)
             log_probs = self.processors(log_probs, tokens, nodes).cpu()
-            v = log_probs.size(1)
-            expanded = scores.unsqueeze(1) + log_probs.double()  # (N, V)
-            grid = torch.full((b, k, v), -math.inf, dtype=torch.float64)
-            grid[rows, slots] = expanded
-            top_scores, top_index = grid.view(b, k * v).topk(k, dim=1)  # (B, K), best first
+            a, v = len(curves), log_probs.size(1)
+            expanded = (scores.unsqueeze(1) + log_probs.double()).view(a, width * v)
+            top_scores, top_index = expanded.topk(min(k, width * v), dim=1)  # (A, K), best first
+            if top_scores.size(1) < k:  # fewer expansions than beams (first step, tiny alphabet)
+                missing = k - top_scores.size(1)
+                top_scores = torch.cat([top_scores, top_scores.new_full((a, missing), -math.inf)], 1)
+                top_index = torch.cat([top_index, top_index.new_zeros((a, missing))], 1)
             rank = torch.arange(k).unsqueeze(0)
-            chosen = torch.isfinite(top_scores) & (rank < budget.unsqueeze(1))
+            chosen = torch.isfinite(top_scores) & (rank < budget[curves].unsqueeze(1))
             token = top_index % v
-            # Flat index of each choice's parent among the live hypotheses.
-            first = torch.zeros(b, dtype=torch.int64)
-            first.index_add_(0, rows, torch.ones_like(rows))
-            first = torch.cumsum(first, 0) - first
-            parent = first.unsqueeze(1) + top_index // v
+            parent = torch.arange(a).unsqueeze(1) * width + top_index // v  # row of each choice's parent
             num_tokens += 1
             ended = chosen & (token == eos)
             for r, c in ended.nonzero().tolist():
-                p = int(parent[r, c])
                 total = float(top_scores[r, c])
                 score = _normalise(total, num_tokens, self.options.length_penalty)
-                finished[r].append((score, order, self.tokenizer.decode(tokens[p].tolist())))
+                word = self.tokenizer.decode(tokens[int(parent[r, c])].tolist())
+                finished[int(curves[r])].append((score, order, word))
                 order += 1
-            budget -= ended.sum(dim=1)
+            budget[curves] -= ended.sum(dim=1)
             growing = chosen & ~ended
             done = self.stopping(num_tokens, growing.sum(dim=1))
             growing &= ~done.unsqueeze(1)
-            new_rows, new_cols = growing.nonzero(as_tuple=True)
-            if len(new_rows) == 0:
+            active = growing.any(dim=1)
+            if not active.any():
                 break
-            parent = parent[new_rows, new_cols]
-            token = token[new_rows, new_cols]
-            slots = torch.cumsum(growing.long(), dim=1)[new_rows, new_cols] - 1
-            rows = new_rows
-            scores = top_scores[new_rows, new_cols]
+            # Drop finished curves once they are a quarter of the batch (each drop copies memory).
+            keep = active.nonzero().flatten() if int(active.sum()) <= 0.75 * a else torch.arange(a)
+            growing, parent, token = growing[keep], parent[keep], token[keep]
+            scores = top_scores[keep].masked_fill(~growing, -math.inf).flatten()
+            parent = torch.where(growing, parent, parent[:, :1]).flatten()  # empty slots: any valid row
+            token = torch.where(growing, token, torch.full_like(token, eos)).flatten()
             tokens = torch.cat([tokens[parent], token.unsqueeze(1)], dim=1)
             if self.trie is not None:
-                nodes = self.trie.step(nodes[parent], token)
+                nodes = self.trie.step(nodes[parent], token).masked_fill(~growing.flatten(), -1)
             else:
                 nodes = nodes[parent]
-            parent_d = parent.to(device)
-            state = step.state.select(parent_d)
-            rows_d = rows.to(device)
-            mem, mem_mask = memory.index_select(0, rows_d), swipe_pad_mask.index_select(0, rows_d)
+            state = step.state.select(parent.to(device))
+            if width == 1 or len(keep) < a:
+                rows = curves[keep].repeat_interleave(k).to(device)
+                mem, mem_mask = memory.index_select(0, rows), swipe_pad_mask.index_select(0, rows)
+            curves, width = curves[keep], k
             last = token.to(device)
         results = []
         for words in finished:

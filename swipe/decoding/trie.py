@@ -199,7 +199,7 @@ class LexiconTrie:
             "token": self.token,
             "word_ids": self.word_ids,
             "word_log_probs": self.word_log_probs,
-            "words": np.array(self.words, dtype=str),
+            "words": "\n".join(self.words),
             "num_tokens": self.num_tokens,
             "num_skipped": self.num_skipped,
         }
@@ -210,7 +210,7 @@ class LexiconTrie:
             state["token"],
             state["word_ids"],
             state["word_log_probs"],
-            state["words"].tolist(),
+            state["words"].split("\n") if state["words"] else [],
             state["num_tokens"],
             state["num_skipped"],
         )
