@@ -1,0 +1,284 @@
+"""Checkpoints: atomic writes, safe loading, RNG state capture, and rebuilding a trained model.
+
+A checkpoint is a ``torch.save`` of plain containers, tensors and numbers only, so it loads with
+``torch.load(..., weights_only=True)``. It holds everything a resumed run or a decoder needs::
+
+    {"format": "swipe-checkpoint", "version": 1,
+     "model": state_dict, "optimizer": ..., "scheduler": ..., "early_stopping": ..., "scaler": ...,
+     "step": int, "epoch": int, "batch_in_epoch": int,
+     "rng": [per-rank RNG states], "config": TrainConfig as a dict,
+     "tokenizer": {"alphabet": ...}, "layouts": [grid, ...], "metrics": {...}, "best": {...}}
+
+Run directory layout::
+
+    run_dir/config.json
+    run_dir/checkpoints/last.pt         latest state (written at every validation and on exit)
+    run_dir/checkpoints/best.pt         state at the best validation metric
+    run_dir/checkpoints/step-00001234.pt  the last K validation checkpoints
+    run_dir/tb/                         TensorBoard event files
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+from pathlib import Path
+from typing import Any, NamedTuple, Sequence
+
+import numpy as np
+import torch
+
+from swipe.config import ConfigError, from_dict
+from swipe.keyboard import Layout
+from swipe.tokenizers import CharTokenizer
+
+CHECKPOINT_FORMAT = "swipe-checkpoint"
+CHECKPOINT_VERSION = 1
+STEP_PATTERN = re.compile(r"^step-(\d{8,})\.pt$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable or not a swipe checkpoint."""
+
+
+# ---- files ------------------------------------------------------------------------------------
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # some platforms cannot open directories
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_save(obj: Any, path: str | Path) -> None:
+    """``torch.save`` to a temporary file next to ``path``, flush, fsync, then rename over it.
+
+    A process killed at any moment leaves either the previous file or the new one, never a
+    truncated file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    _fsync_dir(path.parent)
+
+
+def atomic_copy(src: str | Path, dst: str | Path) -> None:
+    """Copy ``src`` to ``dst`` through a temporary file and a rename."""
+    dst = Path(dst)
+    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
+    try:
+        with open(src, "rb") as fin, open(tmp, "wb") as fout:
+            shutil.copyfileobj(fin, fout, 1 << 20)
+            fout.flush()
+            os.fsync(fout.fileno())
+        os.replace(tmp, dst)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    _fsync_dir(dst.parent)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint safely (``weights_only=True``) and check its format."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises many types for a damaged or unsafe file
+        raise CheckpointError(f"{path}: cannot load checkpoint: {err}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not a swipe checkpoint")
+    if ckpt.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {ckpt.get('version')} is not supported")
+    return ckpt
+
+
+class CheckpointFiles:
+    """The checkpoint files of one run directory.
+
+    Parameters
+    ----------
+    run_dir : path
+        The run directory; files go to ``run_dir/checkpoints``.
+    keep_last : int
+        How many ``step-*.pt`` checkpoints to keep (0 keeps none).
+    """
+
+    def __init__(self, run_dir: str | Path, keep_last: int) -> None:
+        self.dir = Path(run_dir) / "checkpoints"
+        self.keep_last = keep_last
+
+    @property
+    def last(self) -> Path:
+        return self.dir / "last.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.dir / "best.pt"
+
+    def step_path(self, step: int) -> Path:
+        return self.dir / f"step-{step:08d}.pt"
+
+    def step_checkpoints(self) -> list[Path]:
+        """Existing ``step-*.pt`` files, oldest step first."""
+        if not self.dir.is_dir():
+            return []
+        found = [(int(m.group(1)), p) for p in self.dir.iterdir() if (m := STEP_PATTERN.match(p.name))]
+        return [p for _, p in sorted(found)]
+
+    def any_exist(self) -> bool:
+        return self.dir.is_dir() and any(p.suffix == ".pt" for p in self.dir.iterdir())
+
+    def save(self, state: dict[str, Any], step: int, is_best: bool, keep_step: bool) -> None:
+        """Write ``last.pt`` (and ``best.pt``, ``step-N.pt`` as asked), then prune old step files."""
+        atomic_save(state, self.last)
+        if is_best:
+            atomic_copy(self.last, self.best)
+        if keep_step and self.keep_last > 0:
+            atomic_copy(self.last, self.step_path(step))
+            for old in self.step_checkpoints()[: -self.keep_last]:
+                old.unlink(missing_ok=True)
+
+
+# ---- RNG state ---------------------------------------------------------------------------------
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """The python, numpy, torch and CUDA RNG states, as tensors and plain types."""
+    version, internal, gauss = random.getstate()
+    _, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": [version, list(internal), gauss],
+        "numpy": {
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng_state`."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    np_state = state["numpy"]
+    keys = np_state["keys"].numpy().astype(np.uint32)
+    np.random.set_state(
+        ("MT19937", keys, np_state["pos"], np_state["has_gauss"], np_state["cached_gaussian"])
+    )
+    torch.set_rng_state(state["torch"].cpu())
+    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+# ---- rebuilding a trained model ----------------------------------------------------------------
+
+
+class LoadedModel(NamedTuple):
+    """A trained decoder rebuilt from a checkpoint.
+
+    Attributes
+    ----------
+    model : EncoderDecoder
+        In eval mode, on the requested device.
+    config : TrainConfig
+        The full training configuration of the run.
+    tokenizer : CharTokenizer
+    layouts : list of Layout
+        The model's layouts, in the order of its layout ids.
+    step : int
+        Optimizer steps the weights were trained for.
+    """
+
+    model: torch.nn.Module
+    config: Any
+    tokenizer: CharTokenizer
+    layouts: list[Layout]
+    step: int
+
+
+def model_parts(ckpt: dict[str, Any], where: str = "") -> tuple[Any, CharTokenizer, list[Layout]]:
+    """The training config, tokenizer and layouts stored in a loaded checkpoint."""
+    from swipe.training.config import TrainConfig
+
+    config = from_dict(TrainConfig, ckpt["config"], where)
+    tokenizer = CharTokenizer.from_dict(ckpt["tokenizer"])
+    layouts = [Layout.from_grid(grid) for grid in ckpt["layouts"]]
+    return config, tokenizer, layouts
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """Rebuild a trained decoder from a checkpoint file alone.
+
+    Parameters
+    ----------
+    path : path
+        A checkpoint (``last.pt``, ``best.pt``, ``step-*.pt``) or a run directory (its ``best.pt``,
+        else its ``last.pt``).
+    device : str or torch.device
+        Where to put the model.
+    """
+    from swipe.models import build_model
+
+    path = Path(path)
+    if path.is_dir():
+        files = CheckpointFiles(path, 0)
+        path = files.best if files.best.is_file() else files.last
+    ckpt = load_checkpoint(path, map_location="cpu")
+    try:
+        config, tokenizer, layouts = model_parts(ckpt, f"{path}: config:")
+    except ConfigError as err:
+        raise CheckpointError(str(err)) from None
+    model = build_model(config.model, layouts, tokenizer)
+    model.load_state_dict(ckpt["model"])
+    model.to(device).eval()
+    return LoadedModel(model, config, tokenizer, layouts, int(ckpt["step"]))
+
+
+def find_latest_run(root: str | Path = "runs") -> Path:
+    """The run directory under ``root`` whose latest checkpoint was written most recently.
+
+    Raises
+    ------
+    FileNotFoundError
+        When no run under ``root`` holds a checkpoint.
+    """
+    root = Path(root)
+    candidates: list[tuple[float, Path]] = []
+    if root.is_dir():
+        for run in root.iterdir():
+            for name in ("last.pt", "best.pt"):
+                ckpt = run / "checkpoints" / name
+                if ckpt.is_file():
+                    candidates.append((ckpt.stat().st_mtime, run))
+                    break
+    if not candidates:
+        raise FileNotFoundError(f"no trained run under {root}/ (train one with `python train.py`)")
+    return max(candidates, key=lambda c: c[0])[1]
+
+
+def layouts_to_grids(layouts: Sequence[Layout]) -> list[dict[str, Any]]:
+    return [layout.to_grid() for layout in layouts]

@@ -1,0 +1,308 @@
+"""The training configuration: one strict, typed dataclass per section.
+
+A config file is JSON read with :func:`load_train_config`; an unknown, missing or mistyped key is a
+:class:`swipe.config.ConfigError` naming the file and the key path. Every key is documented in
+``docs/training.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from swipe.config import load_json
+from swipe.models.config import ModelConfig
+from swipe.synth import SynthConfig
+
+Metric = Literal["loss", "token_accuracy", "word_accuracy", "swipe_mrr"]
+
+# Metrics for which a higher value is better.
+HIGHER_IS_BETTER = {"token_accuracy", "word_accuracy", "swipe_mrr"}
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """Synthetic swipes made with :mod:`swipe.synth` and built into ``data.train`` / ``data.val``.
+
+    Attributes
+    ----------
+    layouts : list of str
+        Bundled layout names (e.g. ``hws_fitted``, ``qwerty_en``, ``default``) or names from
+        ``data.layouts_file``; with several, each curve picks one at random.
+    lexicon : str
+        ``"en"``, ``"ru"`` or the path of a word list.
+    num_train, num_val : int
+        Curves in each split.
+    seed : int
+        Seed of the training split; the validation split uses ``seed + 1``.
+    by_frequency : bool
+        Draw words by lexicon frequency (else uniformly).
+    generator : SynthConfig
+        Generator parameters (defaults fitted to real English swipes; see ``docs/synth.md``).
+    """
+
+    layouts: list[str]
+    lexicon: str
+    num_train: int
+    num_val: int
+    seed: int = 0
+    by_frequency: bool = True
+    generator: SynthConfig = field(default_factory=SynthConfig)
+
+    def __post_init__(self) -> None:
+        if not self.layouts:
+            raise ValueError("layouts must name at least one layout")
+        if self.num_train < 1 or self.num_val < 1:
+            raise ValueError("num_train and num_val must be positive")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the training and validation curves come from.
+
+    Attributes
+    ----------
+    train, val : str or None
+        A built dataset directory (``python -m swipe.data build``) or a raw file in any format
+        :mod:`swipe.formats` reads (built once into ``cache_dir``). With ``synthetic``, the dataset
+        directories the generated curves are built into (default ``<run_dir>/data/train`` and
+        ``.../val``). ``val`` is also the split ``predict.py`` decodes by default.
+    synthetic : SyntheticConfig or None
+        Generate the data instead of reading it (skipped when already built).
+    layouts_file : str or None
+        A grids file for raw data that names its grids instead of holding them inline.
+    layouts : list of str or None
+        The model's layouts, in order; default: those of the training dataset.
+    alphabet : str or None
+        The tokenizer's characters; default: the training dataset's tokenizer.
+    cache_dir : str or None
+        Where raw files are built into datasets; default ``<run_dir>/data``.
+    skip_bad_rows : bool
+        Skip (and count) malformed rows of raw files instead of stopping at the first.
+    batch_size : int
+        Curves per micro-batch (per process under DDP).
+    val_batch_size : int or None
+        Curves per validation batch; default ``batch_size``.
+    num_workers : int
+        DataLoader worker processes (the dataset is memory-mapped, so workers share its pages).
+    """
+
+    train: str | None = None
+    val: str | None = None
+    synthetic: SyntheticConfig | None = None
+    layouts_file: str | None = None
+    layouts: list[str] | None = None
+    alphabet: str | None = None
+    cache_dir: str | None = None
+    skip_bad_rows: bool = False
+    batch_size: int = 256
+    val_batch_size: int | None = None
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        if self.synthetic is None and (self.train is None or self.val is None):
+            raise ValueError("give 'train' and 'val', or a 'synthetic' section")
+        if self.batch_size < 1 or (self.val_batch_size is not None and self.val_batch_size < 1):
+            raise ValueError("batch sizes must be positive")
+        if self.num_workers < 0:
+            raise ValueError("num_workers must be >= 0")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW and the gradient.
+
+    Attributes
+    ----------
+    lr : float
+        Peak learning rate (after warm-up).
+    weight_decay : float
+        Decoupled weight decay, applied to matrices and embeddings only (not to biases and norms).
+    betas : tuple of float
+    eps : float
+    grad_clip : float or None
+        Clip the global gradient norm to this; ``None`` disables clipping.
+    grad_accum_steps : int
+        Micro-batches per optimizer step.
+    """
+
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-8
+    grad_clip: float | None = 1.0
+    grad_accum_steps: int = 1
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0 or self.grad_accum_steps < 1:
+            raise ValueError("lr must be positive and grad_accum_steps >= 1")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Cross-entropy over target tokens (padding ignored).
+
+    Attributes
+    ----------
+    label_smoothing : float
+        Share of the target probability spread over the other allowed tokens.
+    mask_impossible : bool
+        Mask next characters that lead to no word of ``lexicon`` (the decoding trie applied to the
+        logits under teacher forcing); the target token is always allowed.
+    """
+
+    label_smoothing: float = 0.0
+    mask_impossible: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """Linear warm-up, then reduce on plateau; patience counted in validations.
+
+    Attributes
+    ----------
+    warmup_steps : int
+        Optimizer steps of linear warm-up.
+    plateau_patience : int
+        Validations without improvement of ``validation.metric`` before the rate is reduced.
+    plateau_factor : float
+        Multiplier of each reduction.
+    plateau_threshold : float
+        Relative improvement that counts as one.
+    min_lr : float
+        No reduction goes below this.
+    early_stopping_patience : int or None
+        Stop after this many validations without improvement; ``None`` disables.
+    """
+
+    warmup_steps: int = 500
+    plateau_patience: int = 3
+    plateau_factor: float = 0.5
+    plateau_threshold: float = 0.001
+    min_lr: float = 1e-5
+    early_stopping_patience: int | None = None
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    """When and how to validate.
+
+    Attributes
+    ----------
+    every_steps : int
+        Validate (and checkpoint) every this many optimizer steps, and at the end.
+    metric : {"loss", "token_accuracy", "word_accuracy", "swipe_mrr"}
+        Drives the plateau scheduler, early stopping and ``best.pt``.
+    max_curves : int or None
+        Validate on the first this many curves of the split; ``None`` uses all.
+    mrr_curves : int
+        Also decode the first this many validation curves with lexicon-constrained beam search and
+        report Swipe MRR; 0 disables.
+    beam_size : int
+        Beam size of that search.
+    """
+
+    every_steps: int = 1000
+    metric: Metric = "loss"
+    max_curves: int | None = None
+    mrr_curves: int = 0
+    beam_size: int = 4
+
+    def __post_init__(self) -> None:
+        if self.every_steps < 1:
+            raise ValueError("every_steps must be >= 1")
+        if self.metric == "swipe_mrr" and self.mrr_curves < 1:
+            raise ValueError("metric 'swipe_mrr' needs mrr_curves > 0")
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    """Progress bar and TensorBoard.
+
+    Attributes
+    ----------
+    loss_window : int
+        The progress bar shows the mean training loss of the last this many optimizer steps.
+    every_steps : int
+        Write training scalars to TensorBoard every this many optimizer steps.
+    tensorboard : bool
+        Write ``<run_dir>/tb``.
+    progress_bar : bool
+        Show the tqdm progress bar.
+    """
+
+    loss_window: int = 50
+    every_steps: int = 10
+    tensorboard: bool = True
+    progress_bar: bool = True
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A whole training run.
+
+    Attributes
+    ----------
+    name : str
+        The run's name; the default run directory is ``runs/<name>``.
+    model : ModelConfig
+        Architecture (see ``docs/models.md``).
+    data : DataConfig
+    lexicon : str
+        ``"en"``, ``"ru"`` or a word-list path: the vocabulary for loss masking, validation MRR and
+        ``predict.py``'s default.
+    max_steps, max_epochs : int or None
+        Stop after this many optimizer steps / epochs (at least one must be given).
+    seed : int
+        Seeds model initialisation, dropout and the batch order.
+    device : {"auto", "cpu", "cuda"}
+        ``auto`` picks CUDA when available.
+    precision : {"auto", "fp32", "bf16", "fp16"}
+        Autocast dtype on CUDA (``auto``: bf16 where supported, else fp16 with a gradient
+        scaler); CPU always trains in fp32.
+    keep_last_checkpoints : int
+        How many ``step-*.pt`` checkpoints to keep.
+    run_dir : str or None
+        Default ``runs/<name>``.
+    """
+
+    name: str
+    model: ModelConfig
+    data: DataConfig
+    lexicon: str = "en"
+    max_steps: int | None = None
+    max_epochs: int | None = None
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    keep_last_checkpoints: int = 3
+    run_dir: str | None = None
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name or "\\" in self.name:
+            raise ValueError(f"name must be a plain non-empty name, got {self.name!r}")
+        if self.max_steps is None and self.max_epochs is None:
+            raise ValueError("give max_steps or max_epochs (or both)")
+        if (self.max_steps is not None and self.max_steps < 1) or (
+            self.max_epochs is not None and self.max_epochs < 1
+        ):
+            raise ValueError("max_steps and max_epochs must be positive")
+
+    @property
+    def resolved_run_dir(self) -> Path:
+        return Path(self.run_dir) if self.run_dir is not None else Path("runs") / self.name
+
+
+def load_train_config(path: str | Path) -> TrainConfig:
+    """Read a training config JSON file strictly; errors name the file and the key."""
+    return load_json(TrainConfig, path)

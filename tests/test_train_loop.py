@@ -1,0 +1,253 @@
+"""End-to-end tests of the training loop on a tiny model and tiny synthetic data."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from swipe.training import (
+    NonFiniteLossError,
+    TrainingError,
+    find_latest_run,
+    load_checkpoint,
+    load_model,
+    load_train_config,
+    train,
+)
+from swipe.training import trainer as trainer_module
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY_MODEL = {
+    "embedder": {"name": "nearest"},
+    "transformer": {
+        "d_model": 16,
+        "encoder": "transformer",
+        "num_encoder_layers": 1,
+        "num_decoder_layers": 1,
+        "num_heads": 2,
+        "dim_feedforward": 32,
+        "dropout": 0.1,
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> dict:
+    """A tiny synthetic train / val pair, generated and built once for the module."""
+    from swipe.config import from_dict
+    from swipe.training.config import TrainConfig
+    from swipe.training.datasets import prepare_data_files
+
+    root = tmp_path_factory.mktemp("data")
+    cfg = from_dict(
+        TrainConfig,
+        {
+            "name": "data",
+            "model": TINY_MODEL,
+            "data": {
+                "train": str(root / "train"),
+                "val": str(root / "val"),
+                "synthetic": {"layouts": ["hws_fitted"], "lexicon": "en", "num_train": 150, "num_val": 40},
+            },
+            "max_steps": 1,
+        },
+    )
+    prepare_data_files(cfg, root)
+    return {"train": str(root / "train"), "val": str(root / "val"), "batch_size": 16}
+
+
+def _config(tmp_path: Path, data: dict, **overrides) -> Path:
+    cfg = {
+        "name": "tiny",
+        "model": TINY_MODEL,
+        "data": data,
+        "lexicon": "en",
+        "max_steps": 12,
+        "seed": 3,
+        "optim": {"lr": 0.003, "grad_accum_steps": 2},
+        "loss": {"label_smoothing": 0.1},
+        "schedule": {"warmup_steps": 3, "plateau_patience": 0, "plateau_threshold": 0.0},
+        "validation": {"every_steps": 3, "metric": "loss"},
+        "logging": {"progress_bar": False, "every_steps": 1},
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+            cfg[key] = {**cfg[key], **value}
+        else:
+            cfg[key] = value
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+def _train_cmd(cfg: Path, run_dir: Path, *extra: str) -> list[str]:
+    return [sys.executable, str(ROOT / "train.py"), "--config", str(cfg), "--run-dir", str(run_dir), *extra]
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path)["model"]
+
+
+def _tb_steps(run_dir: Path, tag: str) -> list[int]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir / "tb"))
+    acc.Reload()
+    return [event.step for event in acc.Scalars(tag)]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models train fastest on one thread; in-process and subprocess runs then also use the
+    same kernels, so their weights can be compared bit for bit."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_resume_after_sigkill_is_bit_identical(tmp_path, tiny_data):
+    """A run killed with SIGKILL at a random step and resumed ends with the weights of a run that
+    was never interrupted; TensorBoard shows each step once."""
+    cfg = _config(tmp_path, tiny_data)
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    train(load_train_config(cfg), run_dir=full)
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(_train_cmd(cfg, killed), env=env, cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:  # the first validation checkpoint has been written
+        if line.startswith("step 3:"):
+            break
+    time.sleep(random.uniform(0.0, 0.5))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    stopped_at = load_checkpoint(killed / "checkpoints" / "last.pt")["step"]
+    assert 3 <= stopped_at < 12
+
+    train(load_train_config(cfg), run_dir=killed, resume=True)
+    ca, cb = (
+        load_checkpoint(full / "checkpoints" / "last.pt"),
+        load_checkpoint(killed / "checkpoints" / "last.pt"),
+    )
+    assert ca["model"].keys() == cb["model"].keys()
+    for name in ca["model"]:
+        assert torch.equal(ca["model"][name], cb["model"][name]), name
+    assert (ca["step"], ca["epoch"], ca["batch_in_epoch"]) == (cb["step"], cb["epoch"], cb["batch_in_epoch"])
+    assert ca["scheduler"] == cb["scheduler"]
+    assert _tb_steps(killed, "train/loss") == list(range(1, 13)) == _tb_steps(full, "train/loss")
+    assert _tb_steps(killed, "val/loss") == [3, 6, 9, 12]
+
+
+def test_sigterm_saves_and_stops(tmp_path, monkeypatch, tiny_data):
+    real = trainer_module.sequence_loss
+    calls = {"n": 0}
+
+    def terminated(*args, **kw):
+        calls["n"] += 1
+        if calls["n"] == 7:  # during optimizer step 4
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(trainer_module, "sequence_loss", terminated)
+    previous = signal.getsignal(signal.SIGTERM)
+    cfg = _config(tmp_path, tiny_data, max_steps=100000, validation={"every_steps": 3})
+    result = train(load_train_config(cfg), run_dir=tmp_path / "run")
+    assert result.stop_reason == "signal" and result.step == 4
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["step"] == 4
+    assert signal.getsignal(signal.SIGTERM) is previous  # handlers restored
+
+
+def test_tiny_end_to_end_run(tmp_path, monkeypatch, tiny_data):
+    """Trains a few steps on generated data, validates, checkpoints and reloads the model."""
+    monkeypatch.chdir(tmp_path)
+    data = {
+        "synthetic": {"layouts": ["qwerty_en"], "lexicon": "en", "num_train": 64, "num_val": 16, "seed": 5},
+        "batch_size": 16,
+    }
+    cfg_path = _config(
+        tmp_path,
+        data,
+        max_steps=4,
+        validation={"every_steps": 2, "metric": "word_accuracy", "mrr_curves": 4, "beam_size": 2},
+        loss={"mask_impossible": True},
+        keep_last_checkpoints=1,
+    )
+    result = train(load_train_config(cfg_path))
+    run_dir = Path("runs") / "tiny"
+    assert result.run_dir == run_dir and result.step == 4 and result.stop_reason == "max_steps"
+    assert result.metrics is not None and result.metrics.num_curves == 16
+    assert 0.0 <= result.metrics.word_accuracy <= 1.0 and result.metrics.swipe_mrr is not None
+    names = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert names == ["best.pt", "last.pt", "step-00000004.pt"]
+    # The synthetic data went to the run directory, and the saved config names the splits.
+    saved = load_train_config(run_dir / "config.json")
+    assert saved.data.val == str(run_dir / "data" / "val") and Path(saved.data.val).is_dir()
+    assert find_latest_run("runs") == run_dir
+    loaded = load_model(run_dir / "checkpoints" / "best.pt")
+    assert loaded.step in (2, 4) and [lay.name for lay in loaded.layouts] == ["qwerty_en"]
+    assert not loaded.model.training
+
+    # Starting again without --resume is refused and nothing is touched.
+    before = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*.pt")}
+    with pytest.raises(TrainingError, match="--resume"):
+        train(load_train_config(cfg_path))
+    assert before == {p: p.stat().st_mtime_ns for p in run_dir.rglob("*.pt")}
+
+    # Resuming a finished run does nothing; resuming with more steps continues.
+    assert train(load_train_config(cfg_path), resume=True).stop_reason == "already_done"
+    more = train(load_train_config(cfg_path), resume=True, max_minutes=None)
+    assert more.step == 4
+    import dataclasses
+
+    longer = dataclasses.replace(load_train_config(cfg_path), max_steps=6)
+    assert train(longer, resume=True).step == 6
+
+
+def test_resume_with_another_model_is_refused(tmp_path, tiny_data):
+    cfg_path = _config(tmp_path, tiny_data, max_steps=2, validation={"every_steps": 2})
+    train(load_train_config(cfg_path), run_dir=tmp_path / "run")
+    other = json.loads(cfg_path.read_text())
+    other["model"]["transformer"]["d_model"] = 32
+    cfg_path.write_text(json.dumps(other))
+    with pytest.raises(TrainingError, match="'model' section differs"):
+        train(load_train_config(cfg_path), run_dir=tmp_path / "run", resume=True)
+    with pytest.raises(TrainingError, match="does not exist"):
+        train(load_train_config(cfg_path), run_dir=tmp_path / "fresh", resume=True)
+
+
+def test_non_finite_loss_stops_after_saving_the_last_good_state(tmp_path, monkeypatch, tiny_data):
+    real = trainer_module.sequence_loss
+    calls = {"n": 0}
+
+    def flaky(*args, **kw):
+        calls["n"] += 1
+        loss = real(*args, **kw)
+        return loss * float("nan") if calls["n"] == 9 else loss  # micro-batch 9 = optimizer step 5
+
+    monkeypatch.setattr(trainer_module, "sequence_loss", flaky)
+    cfg_path = _config(tmp_path, tiny_data, max_steps=10, validation={"every_steps": 2})
+    with pytest.raises(NonFiniteLossError, match="non-finite loss .* step 5"):
+        train(load_train_config(cfg_path), run_dir=tmp_path / "run")
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert ckpt["step"] == 4
+    assert all(torch.isfinite(t).all() for t in ckpt["model"].values() if t.is_floating_point())
+
+
+def test_time_limit_ends_with_a_checkpoint(tmp_path, tiny_data):
+    cfg_path = _config(tmp_path, tiny_data, max_steps=100000, validation={"every_steps": 1000})
+    result = train(load_train_config(cfg_path), run_dir=tmp_path / "run", max_minutes=0.05)
+    assert result.stop_reason == "time_limit"
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert ckpt["step"] == result.step > 0
