@@ -1,0 +1,193 @@
+"""Decoding speed: batched cached beam search against a naive per-curve search, single-swipe
+latency, and worker processes. One run, one table.
+
+    nice -n 10 python bench/bench_decoding.py                          # random-init `base` model
+    nice -n 10 python bench/bench_decoding.py --checkpoint runs/x/checkpoints/best.pt
+
+Measured on the same model, the same curves (default: the 800 real English swipes of
+``../shared/data/hws_real_en_dev.jsonl``) and a lexicon (default: the bundled 50,000-word ``en``):
+
+- cached: :class:`~swipe.decoding.BeamSearchGenerator` over length-sorted batches of
+  ``--batch-size`` curves with the decoder's key/value cache, as ``predict.py`` runs it, on
+  ``--num-curves`` curves;
+- naive: beam search one curve at a time, re-running the decoder over the whole prefix at every
+  step (:mod:`swipe.decoding.naive`), on ``--naive-curves`` evenly spaced curves of those (their
+  top candidates must be identical to the cached search's);
+- single-swipe latency: one curve at a time (collate, encode, beam search), p50 / p95;
+- workers: ``swipe.predict.decode`` with ``--workers`` processes against 0, on ``--num-curves``
+  curves, process start-up included.
+
+Everything runs on one torch thread per process. Without ``--checkpoint`` the `base` preset is
+randomly initialised: speeds are representative, candidates are not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from swipe.config import from_dict, to_dict  # noqa: E402
+from swipe.data import build_dataset  # noqa: E402
+from swipe.decoding import BeamOptions, LexiconTrie, build_generator  # noqa: E402
+from swipe.decoding.naive import NaiveBeamSearch  # noqa: E402
+from swipe.keyboard import bundled_layout  # noqa: E402
+from swipe.lexicon import load_lexicon  # noqa: E402
+from swipe.models import build_model, preset  # noqa: E402
+from swipe.predict import CheckpointLoader, DatasetCurves, DecodeJob, decode  # noqa: E402
+from swipe.tokenizers import CharTokenizer  # noqa: E402
+from swipe.training.checkpoint import (  # noqa: E402
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    layouts_to_grids,
+)
+from swipe.training.config import TrainConfig  # noqa: E402
+
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "hws_real_en_dev.jsonl"
+
+
+def random_base_checkpoint(path: Path, layout_name: str, seed: int) -> None:
+    """Save a randomly initialised `base` model in the trainer's checkpoint format."""
+    layout = bundled_layout(layout_name)
+    tokenizer = CharTokenizer.from_layouts([layout])
+    model_config = preset("base")
+    raw = {"name": "random-base", "model": to_dict(model_config), "max_steps": 1,
+           "data": {"train": "-", "val": "-"}}
+    config = from_dict(TrainConfig, raw)
+    torch.manual_seed(seed)
+    model = build_model(model_config, [layout], tokenizer)
+    torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "model": model.state_dict(),
+                "step": 0, "config": to_dict(config), "tokenizer": tokenizer.to_dict(),
+                "layouts": layouts_to_grids([layout])}, path)
+
+
+def timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--checkpoint", help="a trained model (default: random-init `base`)")
+    parser.add_argument("--data", default=str(DEFAULT_DATA), help="raw curves or a built dataset")
+    parser.add_argument("--lexicon", default="en")
+    parser.add_argument("--beam-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--num-curves", type=int, default=800, help="curves for throughput and workers")
+    parser.add_argument("--naive-curves", type=int, default=64, help="curves for the naive comparison")
+    parser.add_argument("--latency-curves", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory(prefix="bench-decoding-") as tmp:
+        data = Path(args.data)
+        if not data.is_dir():
+            build_dataset([data], Path(tmp) / "data")
+            data = Path(tmp) / "data"
+        checkpoint = Path(args.checkpoint) if args.checkpoint else Path(tmp) / "base.pt"
+        if not args.checkpoint:
+            from swipe.data import SwipeDataset
+
+            random_base_checkpoint(checkpoint, SwipeDataset(data).layouts[0].name, seed=0)
+        loader = CheckpointLoader(checkpoint)
+        loaded = loader.load("cpu")
+        model, tokenizer = loaded.model, loaded.tokenizer
+        trie, trie_seconds = timed(lambda: LexiconTrie.from_lexicon(load_lexicon(args.lexicon), tokenizer))
+        curves = DatasetCurves(data, loaded.layouts)
+        n = min(args.num_curves, len(curves))
+        options = BeamOptions(beam_size=args.beam_size)
+        cached = build_generator("beam", options, model, tokenizer, trie)
+        naive = NaiveBeamSearch(model, tokenizer, options, trie)
+        params = sum(p.numel() for p in model.parameters())
+
+        # Batched cached beam search in this process (one thread), as predict.py runs it.
+        sub = CurvesSubset(curves, n)
+        job = DecodeJob(loader, sub, "beam", options, trie, "cpu")
+        serial, serial_s = timed(lambda: decode(job, args.batch_size, num_workers=0))
+
+        # Naive per-curve search on an evenly spaced sample of the same curves.
+        ids = list(range(0, n, max(1, n // args.naive_curves)))[: args.naive_curves]
+        naive_out, naive_s = timed(lambda: [naive.generate(*curves.batch([i]))[0] for i in ids])
+        pairs = [(a, serial[i]) for a, i in zip(naive_out, ids, strict=True)]
+        same_top = sum(bool(a) and bool(b) and a[0][1] == b[0][1] for a, b in pairs)
+        same_all = sum([w for _, w in a] == [w for _, w in b] for a, b in pairs)
+        assert same_top == len(ids), f"top candidates differ on {len(ids) - same_top} of {len(ids)} curves"
+
+        # Single-swipe latency: collate + encode + beam search, one curve at a time.
+        latencies = []
+        for i in range(min(args.latency_curves, n)):
+            start = time.perf_counter()
+            cached.generate(*curves.batch([i]))
+            latencies.append(1000 * (time.perf_counter() - start))
+        p50 = statistics.median(latencies)
+        p95 = float(np.percentile(latencies, 95))
+
+        # Worker processes against none (start-up, model loading and trie transfer included).
+        parallel, parallel_s = timed(lambda: decode(job, args.batch_size, num_workers=args.workers))
+        assert parallel == serial, "workers changed the output"
+
+    load = os.getloadavg()
+    points = curves.num_points[:n]
+    print(f"model: {'checkpoint ' + str(checkpoint) if args.checkpoint else 'random-init base'} "
+          f"({params / 1e6:.2f} M parameters); lexicon {args.lexicon}: {trie.num_words} words, "
+          f"{trie.num_nodes} trie nodes, built in {trie_seconds:.2f} s")
+    print(f"data: {args.data} ({n} curves, median {int(np.median(points))} points); beam size "
+          f"{args.beam_size}, batch size {args.batch_size}")
+    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average at the end "
+          f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print()
+    naive_rate, serial_rate = len(ids) / naive_s, n / serial_s
+    rows = [
+        ("naive per-curve beam (full prefix)", f"{naive_rate:.1f} curves/s", f"{len(ids)} of the curves",
+         "1 thread"),
+        ("batched cached beam", f"{serial_rate:.1f} curves/s", f"{n} curves",
+         f"0 workers, 1 thread; {serial_rate / naive_rate:.1f}x naive; top-1 identical "
+         f"{same_top}/{len(ids)}, all candidates {same_all}/{len(ids)}"),
+        (f"batched cached beam, {args.workers} workers", f"{n / parallel_s:.1f} curves/s", f"{n} curves",
+         f"{serial_s / parallel_s:.2f}x 0 workers (start-up included; identical output)"),
+        ("single swipe latency", f"p50 {p50:.1f} ms", f"p95 {p95:.1f} ms",
+         f"{len(latencies)} curves, 1 thread"),
+    ]
+    widths = [max(len(r[i]) for r in rows + [HEADER]) for i in range(4)]
+    for row in [HEADER, tuple("-" * w for w in widths)] + rows:
+        print("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |")
+    return 0
+
+
+HEADER = ("measurement", "result", "on", "notes")
+
+
+class CurvesSubset:
+    """The first ``n`` curves of a curve source."""
+
+    def __init__(self, curves: DatasetCurves, n: int) -> None:
+        self.curves = curves
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    @property
+    def num_points(self) -> np.ndarray:
+        return self.curves.num_points[: self.n]
+
+    def batch(self, indices):
+        return self.curves.batch(indices)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
