@@ -1,4 +1,4 @@
-"""Shared pieces of the baseline decoders: resampling, word templates, lexicon and data loading.
+"""Shared pieces of the baseline decoders: resampling, word templates, candidates and data.
 
 Coordinates are measured in key units (x in key widths, y in key heights of the layout), so one
 unit of error costs the same along both axes whatever the key aspect ratio.
@@ -6,28 +6,19 @@ unit of error costs the same along both axes whatever the key aspect ratio.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from swipe.keyboard import Layout, LayoutError, normalize_label
+from swipe.formats import BadRowError, Curve, read_curves
+from swipe.keyboard import Layout, LayoutError
 from swipe.lexicon import Lexicon
 
 DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "hws_real_en_dev.jsonl"
 DEFAULT_LAYOUT = "hws_fitted"
 
 Candidates = list[tuple[float, str]]
-
-
-class Gesture(NamedTuple):
-    """One swipe to decode: its points in pixels and, where known, the target word."""
-
-    x: np.ndarray
-    y: np.ndarray
-    word: str | None
-    line: int
 
 
 class WordTemplates(NamedTuple):
@@ -206,40 +197,31 @@ def top_candidates(scores: np.ndarray, words: Sequence[str], index: np.ndarray, 
 
 # ---- data ----------------------------------------------------------------------------------
 
-
-def read_gestures(path: str | Path) -> list[Gesture]:
-    """Read a Yandex-style jsonl file (``word``, ``curve.x/y``): one gesture per line.
-
-    Raises ``ValueError("<file>:<line>: <reason>")`` on a malformed line.
-    """
-    path = Path(path)
-    out = []
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                x = np.asarray(row["curve"]["x"], np.float64)
-                y = np.asarray(row["curve"]["y"], np.float64)
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-                raise ValueError(f"{path}:{line_no}: malformed swipe: {err!r}") from None
-            if x.ndim != 1 or x.shape != y.shape or len(x) == 0 or not np.isfinite(x).all() \
-                    or not np.isfinite(y).all():
-                raise ValueError(f"{path}:{line_no}: curve.x and curve.y must be equal-length finite lists")
-            word = row.get("word")
-            out.append(Gesture(x, y, None if word is None else normalize_label(word), line_no))
-    return out
-
-
 HALVES = ("all", "odd", "even")
 
 
-def select_half(gestures: Sequence[Gesture], half: str) -> list[Gesture]:
-    """The gestures on odd or even source lines (``"all"``: every gesture)."""
+def read_labelled_curves(path: str | Path, layout: Layout) -> list[Curve]:
+    """All curves of a jsonl file, each of which must be drawn on ``layout``.
+
+    Raises
+    ------
+    swipe.formats.BadRowError
+        A malformed row (the message names the file and line) or a curve on another layout.
+    """
+    curves = list(read_curves(path, layouts={layout.name: layout}))
+    for c in curves:
+        if c.grid_name != layout.name:
+            raise BadRowError(
+                f"{path}:{c.line}: curve is on layout {c.grid_name!r}, expected {layout.name!r}"
+            )
+    return curves
+
+
+def select_half(curves: Sequence[Curve], half: str) -> list[Curve]:
+    """The curves on odd or even source lines (``"all"``: every curve)."""
     if half not in HALVES:
         raise ValueError(f"half must be one of {HALVES}, got {half!r}")
     if half == "all":
-        return list(gestures)
+        return list(curves)
     parity = 1 if half == "odd" else 0
-    return [g for g in gestures if g.line % 2 == parity]
+    return [c for c in curves if c.line % 2 == parity]

@@ -62,10 +62,10 @@ def dtw_distances(query: np.ndarray, templates: np.ndarray) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        ``(C,)`` float64 distances.
+        ``(C,)`` float32 distances.
     """
-    query = np.asarray(query, np.float64)
-    templates = np.asarray(templates, np.float64)
+    query = np.asarray(query, np.float32)
+    templates = np.asarray(templates, np.float32)
     if len(templates) > _CHUNK:  # bound the (C, n, m) cost tables' memory
         return np.concatenate([dtw_distances(query, templates[s : s + _CHUNK])
                                for s in range(0, len(templates), _CHUNK)])
@@ -79,10 +79,10 @@ def dtw_distances(query: np.ndarray, templates: np.ndarray) -> np.ndarray:
     # where S is the running sum of row i's costs.
     prev = np.cumsum(cost[:, 0, :], axis=1)
     for i in range(1, n):
-        shifted = np.concatenate([np.full((count, 1), np.inf), prev[:, :-1]], axis=1)
+        shifted = np.concatenate([np.full((count, 1), np.inf, np.float32), prev[:, :-1]], axis=1)
         a = np.minimum(prev, shifted)
         running = np.cumsum(cost[:, i, :], axis=1)
-        before = np.concatenate([np.zeros((count, 1)), running[:, :-1]], axis=1)
+        before = np.concatenate([np.zeros((count, 1), np.float32), running[:, :-1]], axis=1)
         prev = running + np.minimum.accumulate(a - before, axis=1)
     return prev[:, -1]
 

@@ -16,8 +16,11 @@ centres near the swipe's first and last points) through these channels:
   re-ranks the ``rescore_top`` best words of the other channels.
 
 Each channel distance ``d`` gives a Gaussian log-likelihood ``-d**2 / (2 sigma**2)``; their sum
-plus ``prior_weight`` times the word's log relative frequency ranks the words. A tap (a swipe
-shorter than ``tap_length``) carries no shape, so the shape channel is left out for taps.
+plus ``prior_weight`` times the word's log relative frequency ranks the words.
+
+A tap (a swipe shorter than ``tap_length``) has no shape, and its location, ends and elastic
+distances all measure the same thing: how far the tap is from the word's keys. Taps are therefore
+ranked by the location channel alone, with its own width ``sigma_tap``, and the prior.
 """
 
 from __future__ import annotations
@@ -65,8 +68,10 @@ class Shark2Config:
         Weight of the log word frequency (1 = plain Bayes, 0 = no prior).
     rescore_top : int
         How many of the best words by the other channels the elastic channel re-ranks.
+    sigma_tap : float
+        Standard deviation of the location channel for taps.
     tap_length : float
-        Swipes shorter than this are taps, ranked without the shape channel.
+        Swipes shorter than this are taps, ranked by location and prior only.
     top_k : int
         Candidates returned per swipe.
     """
@@ -75,12 +80,13 @@ class Shark2Config:
     dtw_points: int = 32
     start_radius: float = 1.0
     end_radius: float = 2.0
-    sigma_location: float = 1.0
+    sigma_location: float = 2.0
     sigma_shape: float = 0.08
     sigma_ends: float = 0.5
     sigma_dtw: float = 0.2
     prior_weight: float = 1.0
     rescore_top: int = 100
+    sigma_tap: float = 0.5
     tap_length: float = 0.5
     top_k: int = 10
 
@@ -89,7 +95,7 @@ class Shark2Config:
             raise ValueError(f"num_points and dtw_points must be at least 2, got "
                              f"{self.num_points} and {self.dtw_points}")
         for name in ("start_radius", "end_radius", "sigma_location", "sigma_shape", "sigma_ends",
-                     "sigma_dtw"):
+                     "sigma_dtw", "sigma_tap"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.rescore_top < 1 or self.top_k < 1:
@@ -123,6 +129,8 @@ def normalize_shape(points: np.ndarray) -> np.ndarray:
 
 def base_scores(distances: ChannelDistances, config: Shark2Config) -> np.ndarray:
     """Log-score of each candidate from the location, shape and end channels and the prior."""
+    if distances.is_tap:
+        return -0.5 * (distances.location / config.sigma_tap) ** 2 + config.prior_weight * distances.log_prior
     ends_sq = distances.start.astype(np.float64) ** 2 + distances.end.astype(np.float64) ** 2
     return (-0.5 * (distances.location / config.sigma_location) ** 2
             - 0.5 * (distances.shape / config.sigma_shape) ** 2
@@ -203,6 +211,8 @@ class Shark2Decoder:
                 break
             start_radius, end_radius = 2 * start_radius, 2 * end_radius
         scores = base_scores(distances, cfg)
+        if distances.is_tap:
+            return top_candidates(scores, self.templates.words, distances.index, cfg.top_k)
         keep = np.argsort(-scores, kind="stable")[: cfg.rescore_top]
         elastic = self.elastic_distances(x, y, distances.index[keep])
         scores = scores[keep] + elastic_scores(elastic, cfg)

@@ -26,27 +26,29 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.baselines.common import DEFAULT_DATA, DEFAULT_LAYOUT, Gesture, read_gestures, select_half
+from bench.baselines.common import DEFAULT_DATA, DEFAULT_LAYOUT, read_labelled_curves, select_half
 from bench.baselines.shark2 import ChannelDistances, Shark2Config, Shark2Decoder, base_scores, elastic_scores
+from swipe.formats import Curve
 from swipe.keyboard import bundled_layout
 from swipe.lexicon import load_lexicon
 from swipe.metrics import SWIPE_MRR_WEIGHTS
 
 GRIDS: dict[str, tuple[float, ...]] = {
-    "sigma_location": (0.25, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0),
+    "sigma_location": (0.25, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0, 3.0, 5.0),
     "sigma_shape": (0.03, 0.04, 0.06, 0.08, 0.11, 0.15, 0.2),
     "sigma_ends": (0.3, 0.4, 0.5, 0.7, 1.0, 1.4),
     "sigma_dtw": (0.1, 0.14, 0.2, 0.28, 0.4),
     "start_radius": (0.75, 1.0, 1.25, 1.5, 2.0),
     "end_radius": (1.0, 1.5, 2.0, 2.5),
     "rescore_top": (25, 50, 100, 200),
+    "sigma_tap": (0.2, 0.3, 0.4, 0.5, 0.7, 1.0),
 }
 
 
 class Prepared(NamedTuple):
     """One swipe's channel distances within the largest radii, its target's row, and a DTW cache."""
 
-    gesture: Gesture
+    gesture: Curve
     distances: ChannelDistances
     target_row: int  # row of the target word among the templates, -1 if not in the lexicon
     elastic: np.ndarray  # (C,) DTW distances, NaN where not computed yet
@@ -57,7 +59,7 @@ class Split(NamedTuple):
     swipe_mrr: float
 
 
-def prepare(decoder: Shark2Decoder, gestures: list[Gesture]) -> list[Prepared]:
+def prepare(decoder: Shark2Decoder, gestures: list[Curve]) -> list[Prepared]:
     rows = {w: i for i, w in enumerate(decoder.templates.words)}
     radius_s, radius_e = max(GRIDS["start_radius"]), max(GRIDS["end_radius"])
     out = []
@@ -78,17 +80,25 @@ def evaluate(decoder: Shark2Decoder, prepared: list[Prepared], config: Shark2Con
         sub = ChannelDistances(d.index[sel], d.start[sel], d.end[sel], d.location[sel], d.shape[sel],
                                d.log_prior[sel], d.is_tap)
         scores = base_scores(sub, config)
+        if d.is_tap:
+            top = sub.index[np.argsort(-scores, kind="stable")[: len(SWIPE_MRR_WEIGHTS)]]
+            hits, mrr = _add(top, p.target_row, hits, mrr)
+            continue
         keep = sel[np.argsort(-scores, kind="stable")[: config.rescore_top]]
         missing = keep[np.isnan(p.elastic[keep])]
         if len(missing):
             p.elastic[missing] = decoder.elastic_distances(p.gesture.x, p.gesture.y, d.index[missing])
         final = scores[np.searchsorted(sel, keep)] + elastic_scores(p.elastic[keep], config)
         top = d.index[keep[np.argsort(-final, kind="stable")[: len(SWIPE_MRR_WEIGHTS)]]]
-        ranks = np.flatnonzero(top == p.target_row)
-        if len(ranks):
-            mrr += SWIPE_MRR_WEIGHTS[ranks[0]]
-            hits += ranks[0] == 0
+        hits, mrr = _add(top, p.target_row, hits, mrr)
     return Split(hits / len(prepared), mrr / len(prepared))
+
+
+def _add(top: np.ndarray, target_row: int, hits: float, mrr: float) -> tuple[float, float]:
+    ranks = np.flatnonzero(top == target_row)
+    if len(ranks) == 0:
+        return hits, mrr
+    return hits + (ranks[0] == 0), mrr + SWIPE_MRR_WEIGHTS[ranks[0]]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,9 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
-    gestures = read_gestures(args.data)
+    layout = bundled_layout(args.layout)
+    gestures = read_labelled_curves(args.data, layout)
     held_half = "even" if args.tune_on == "odd" else "odd"
-    decoder = Shark2Decoder(bundled_layout(args.layout), load_lexicon(args.lexicon))
+    decoder = Shark2Decoder(layout, load_lexicon(args.lexicon))
     tune = prepare(decoder, select_half(gestures, args.tune_on))
     held = prepare(decoder, select_half(gestures, held_half))
     print(f"prepared {len(tune)} tuning and {len(held)} held-out swipes "
