@@ -136,6 +136,7 @@ def test_characters_that_cannot_be_typed_are_bad_rows(tmp_path):
         build_dataset([src], tmp_path / "ds")
     manifest = build_dataset([src], tmp_path / "ds", skip_bad_rows=True)
     assert manifest.num_curves == 1 and manifest.skipped == {"bad character": 1}
+    assert manifest.alphabet == "abcdef"  # a skipped row's characters do not enter the alphabet
     with pytest.raises(BadRowError, match=r"a\.jsonl:1: word 'abc': character 'c' is not in the alphabet"):
         build_dataset([src], tmp_path / "ds2", alphabet="ab1")
     manifest = build_dataset([src], tmp_path / "ds3", alphabet="cba1")

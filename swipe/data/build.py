@@ -184,18 +184,18 @@ class _CharCoder:
 
     With a fixed alphabet, ids are the tokenizer's. Without one, ids are provisional (order of first
     appearance) and a word must be typable on its curve's layout; :meth:`final_alphabet` then
-    orders the alphabet as ``CharTokenizer.from_layouts`` does, with characters that are typed on
-    another key (``ё`` on ``е``) appended in Unicode order.
+    orders the alphabet as ``CharTokenizer.from_layouts`` does, with the characters that are typed
+    on another key (``ё`` on ``е``) appended in Unicode order.
     """
 
     def __init__(self, tokenizer: CharTokenizer | None) -> None:
         self.tokenizer = tokenizer
         self.chars: list[str] = list(tokenizer.alphabet) if tokenizer else []
         self._codepoints = np.array([ord(c) for c in self.chars], np.int64)
-        self._typable: dict[tuple[int, str], bool] = {}
+        self._typable = np.zeros((0, 1), bool)  # [layout, provisional id]
 
     def encode(
-        self, words: Sequence[str | None], layouts: Sequence[Layout]
+        self, words: Sequence[str | None], layout_ids: np.ndarray, layouts: Sequence[Layout]
     ) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
         """Character ids of all words concatenated, word lengths, and a problem per word (or None)."""
         lengths = np.fromiter((len(w) if w else 0 for w in words), np.int64, len(words))
@@ -208,53 +208,58 @@ class _CharCoder:
         sorted_cps = self._codepoints[order]
         pos = np.searchsorted(sorted_cps, codepoints).clip(0, max(len(sorted_cps) - 1, 0))
         found = sorted_cps[pos] == codepoints if len(sorted_cps) else np.zeros(len(codepoints), bool)
-        if not found.all():
-            if self.tokenizer is not None:
-                word_of = np.repeat(np.arange(len(words)), lengths)
-                for i in np.unique(word_of[~found]):
-                    char = next(c for c in words[i] if c not in self.tokenizer.alphabet)  # type: ignore[union-attr]
-                    problems[i] = f"word {words[i]!r}: character {char!r} is not in the alphabet"
-            else:
-                new = [chr(c) for c in np.unique(codepoints[~found])]
-                if len(self.chars) + len(new) > 253:
-                    raise DatasetError("the words hold more than 253 distinct characters; pass an alphabet")
-                self.chars.extend(new)
-                self._codepoints = np.array([ord(c) for c in self.chars], np.int64)
-                return self.encode(words, layouts)
-        ids = (order[pos] + 1).astype(np.uint8)
-        if self.tokenizer is None:
-            for i, (word, layout) in enumerate(zip(words, layouts, strict=True)):
-                if word:
-                    for char in set(word):
-                        if not self._can_type(layout, char):
-                            problems[i] = (
-                                f"word {word!r}: character {char!r} cannot be typed on layout {layout.name!r}"
-                            )
-                            break
-        return ids, lengths, problems
+        if not found.all() and self.tokenizer is None:
+            new = [chr(c) for c in np.unique(codepoints[~found])]
+            if len(self.chars) + len(new) > 253:
+                raise DatasetError("the words hold more than 253 distinct characters; pass an alphabet")
+            self.chars.extend(new)
+            self._codepoints = np.array([ord(c) for c in self.chars], np.int64)
+            return self.encode(words, layout_ids, layouts)
+        ids = np.where(found, order[pos] + 1, 0)
+        if self.tokenizer is not None:
+            bad = ~found
+            reason = "is not in the alphabet"
+        else:
+            bad = ~self._typable_table(layouts)[np.repeat(layout_ids, lengths), ids]
+            reason = "cannot be typed on layout {layout!r}"
+        if bad.any():
+            starts = np.cumsum(lengths) - lengths
+            word_of = np.repeat(np.arange(len(words)), lengths)
+            for i in np.unique(word_of[bad]):
+                char = words[i][int(np.flatnonzero(bad[starts[i] : starts[i] + lengths[i]])[0])]  # type: ignore[index]
+                why = reason.format(layout=layouts[layout_ids[i]].name)
+                problems[i] = f"word {words[i]!r}: character {char!r} {why}"
+        return ids.astype(np.uint8), lengths, problems
 
-    def _can_type(self, layout: Layout, char: str) -> bool:
-        key = (id(layout), char)
-        ok = self._typable.get(key)
-        if ok is None:
-            try:
-                layout.key_index_for_char(char)
-                ok = True
-            except LayoutError:
-                ok = False
-            self._typable[key] = ok
-        return ok
+    def _typable_table(self, layouts: Sequence[Layout]) -> np.ndarray:
+        """``[layout, provisional id]``: whether the layout types the character."""
+        shape = (len(layouts), len(self.chars) + 1)
+        if self._typable.shape != shape:
+            table = np.zeros(shape, bool)
+            for li, layout in enumerate(layouts):
+                for ci, char in enumerate(self.chars):
+                    try:
+                        layout.key_index_for_char(char)
+                        table[li, ci + 1] = True
+                    except LayoutError:
+                        pass
+            self._typable = table
+        return self._typable
 
-    def final_alphabet(self, layouts: Sequence[Layout]) -> tuple[str, np.ndarray]:
-        """The alphabet, and the lookup table from provisional ids to its ids."""
+    def final_alphabet(self, layouts: Sequence[Layout], counts: np.ndarray) -> tuple[str, np.ndarray]:
+        """The alphabet, and the lookup table from provisional ids to its ids.
+
+        ``counts[i]`` is the number of stored characters with provisional id ``i``.
+        """
         if self.tokenizer is not None:
             return self.tokenizer.alphabet, np.arange(256, dtype=np.uint8)
         base = CharTokenizer.from_layouts(layouts).alphabet if layouts else ""
-        used = self.chars
+        used = [c for i, c in enumerate(self.chars) if counts[i + 1]]
         alphabet = base + "".join(sorted(c for c in used if c not in base))
         table = np.zeros(256, np.uint8)
-        for i, char in enumerate(used):
-            table[i + 1] = alphabet.index(char) + 1
+        for i, char in enumerate(self.chars):
+            if char in alphabet:
+                table[i + 1] = alphabet.index(char) + 1
         return alphabet, table
 
 
@@ -399,7 +404,8 @@ def _build(
     num_curves = writers["layout_ids"].length
     if num_curves == 0:
         raise DatasetError(f"no curves read from {', '.join(map(str, paths))} ({stats.summary()})")
-    alphabet, table = coder.final_alphabet(used_layouts)
+    provisional_counts = _count_chars(tmp / "chars.bin")
+    alphabet, table = coder.final_alphabet(used_layouts, provisional_counts)
     char_counts = _remap_chars(tmp / "chars.bin", table, len(alphabet))
     arrays = {}
     for name, writer in writers.items():
@@ -447,7 +453,7 @@ def _write_chunk(
     yq = np.rint(chunk.y * COORD_SCALE)
     limit = np.iinfo(np.int16).max
     out_of_range = (np.abs(xq) > limit) | (np.abs(yq) > limit)
-    chars, word_lengths, problems = coder.encode(chunk.words, chunk.layouts)
+    chars, word_lengths, problems = coder.encode(chunk.words, layout_ids, layouts)
     if out_of_range.any():
         for i in np.flatnonzero(np.logical_or.reduceat(out_of_range, offsets[:-1])):
             problems[i] = problems[i] or f"coordinate out of range (|x|, |y| <= {limit / COORD_SCALE} px)"
@@ -489,6 +495,17 @@ def _write_chunk(
     counts["points"] += int(lengths.sum())
     counts["chars"] += int(word_lengths.sum())
     counts["targets"] += int((word_lengths > 0).sum())
+
+
+def _count_chars(path: Path) -> np.ndarray:
+    """How often each character id occurs in a characters file (256 counts)."""
+    counts = np.zeros(256, np.int64)
+    if path.stat().st_size:
+        chars = np.memmap(path, dtype=np.uint8, mode="r")
+        for start in range(0, len(chars), 1 << 24):
+            counts += np.bincount(chars[start : start + (1 << 24)], minlength=256)
+        del chars
+    return counts
 
 
 def _remap_chars(path: Path, table: np.ndarray, alphabet_size: int) -> list[int]:
