@@ -1,0 +1,188 @@
+"""The classic baseline decoders in bench/baselines: DTW, resampling, template matching, the table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.baselines import run_baselines
+from bench.baselines.common import build_templates, key_units, pad_polylines, resample, resample_many
+from bench.baselines.dtw_baseline import DTWConfig, DTWDecoder, dtw_distances
+from bench.baselines.shark2 import Shark2Config, Shark2Decoder
+from swipe.keyboard import bundled_layout
+from swipe.lexicon import Lexicon
+from swipe.predictions import read_predictions
+
+LAYOUT = bundled_layout("hws_fitted")
+WORDS = ["hello", "help", "world", "word", "the", "they", "quick", "fox", "jumps", "over", "lazy", "dog",
+         "i", "a", "an", "and", "sand", "pizza"]
+
+
+def reference_dtw(a: np.ndarray, b: np.ndarray) -> float:
+    """Textbook O(n m) DTW with Euclidean local cost."""
+    n, m = len(a), len(b)
+    table = np.full((n + 1, m + 1), np.inf)
+    table[0, 0] = 0.0
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            cost = np.linalg.norm(a[i - 1] - b[j - 1])
+            table[i, j] = cost + min(table[i - 1, j], table[i, j - 1], table[i - 1, j - 1])
+    return float(table[n, m])
+
+
+def word_curve(word: str, points_per_key: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """A pixel curve drawn exactly through the key centres of ``word``, densely sampled."""
+    centres = np.array([LAYOUT.centers[LAYOUT.key_index_for_char(c)] for c in word], np.float64)
+    if len(centres) == 1:
+        return centres[:, 0].repeat(3), centres[:, 1].repeat(3)
+    t = np.linspace(0, len(centres) - 1, points_per_key * (len(centres) - 1) + 1)
+    knots = np.arange(len(centres))
+    return np.interp(t, knots, centres[:, 0]), np.interp(t, knots, centres[:, 1])
+
+
+def lexicon(words: list[str], freqs: list[float] | None = None) -> Lexicon:
+    return Lexicon(words, np.ones(len(words)) if freqs is None else np.array(freqs, np.float64), "test")
+
+
+# ---- DTW --------------------------------------------------------------------------------------
+
+
+def test_dtw_hand_made_sequences() -> None:
+    line = np.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0]])
+    shifted = line + [0.0, 1.0]
+    stretched = np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 0.0], [2.0, 0.0], [2.0, 0.0]])
+    got = dtw_distances(line, np.stack([line, shifted]))
+    assert got == pytest.approx([0.0, 3.0])
+    # A time-warped copy (points repeated) costs nothing; the reverse costs 2 + 0 + 2 at best.
+    assert dtw_distances(stretched, line[None])[0] == pytest.approx(0.0)
+    assert dtw_distances(line, line[None, ::-1])[0] == pytest.approx(4.0)
+
+
+def test_dtw_matches_reference_on_random_sequences() -> None:
+    rng = np.random.default_rng(0)
+    query = rng.normal(size=(7, 2))
+    templates = rng.normal(size=(5, 9, 2))
+    want = [reference_dtw(query, t) for t in templates]
+    assert dtw_distances(query, templates) == pytest.approx(want, rel=1e-5)
+
+
+# ---- resampling -------------------------------------------------------------------------------
+
+
+def test_resample_gives_equidistant_points_along_the_path() -> None:
+    corner = np.array([[0.0, 0.0], [3.0, 0.0], [3.0, 3.0]])
+    want = [[0, 0], [1, 0], [2, 0], [3, 0], [3, 1], [3, 2], [3, 3]]
+    assert resample(corner, 7) == pytest.approx(np.array(want, np.float64))
+    # Uneven vertex spacing and repeated vertices on a straight line: equal steps all the same.
+    uneven = np.array([[0.0, 0.0], [0.1, 0.2], [0.1, 0.2], [1.0, 2.0], [3.0, 6.0]])
+    steps = np.linalg.norm(np.diff(resample(uneven, 20), axis=0), axis=1)
+    assert steps == pytest.approx(np.full(19, np.hypot(3.0, 6.0) / 19))
+
+
+def test_resample_many_matches_one_at_a_time_and_handles_taps() -> None:
+    rng = np.random.default_rng(1)
+    polylines = [rng.normal(size=(k, 2)) for k in (1, 2, 5, 9)] + [np.zeros((4, 2))]
+    many = resample_many(pad_polylines(polylines), 16)
+    for p, got in zip(polylines, many, strict=True):
+        assert got == pytest.approx(resample(p, 16))
+        assert got[0] == pytest.approx(p[0]) and got[-1] == pytest.approx(p[-1])
+    assert many[0] == pytest.approx(np.repeat(polylines[0], 16, axis=0))  # one point: a tap
+    with pytest.raises(ValueError):
+        resample(np.zeros((0, 2)), 8)
+
+
+def test_templates_skip_untypeable_words_and_collapse_nothing_else() -> None:
+    t = build_templates(LAYOUT, lexicon(["cat", "naïve", "egg"]), 10)
+    assert t.words == ["cat", "egg"] and t.skipped == 1
+    e, g = (key_units(LAYOUT, *LAYOUT.centers[LAYOUT.key_index(c)]) for c in "eg")
+    assert t.points[1, 0] == pytest.approx(e) and t.points[1, -1] == pytest.approx(g)
+
+
+# ---- decoders ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("word", ["hello", "world", "word", "they", "quick", "lazy", "pizza", "and", "sand"])
+def test_both_baselines_rank_the_drawn_word_first(word: str) -> None:
+    lex = lexicon(WORDS)
+    x, y = word_curve(word)
+    for decoder in (DTWDecoder(LAYOUT, lex, DTWConfig()), Shark2Decoder(LAYOUT, lex, Shark2Config())):
+        candidates = decoder.decode(x, y)
+        assert candidates[0][1] == word, (type(decoder).__name__, candidates[:3])
+        scores = [s for s, _ in candidates]
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_dtw_candidates_start_on_the_first_key() -> None:
+    x, y = word_curve("dog")
+    candidates = DTWDecoder(LAYOUT, lexicon(WORDS)).decode(x, y)
+    assert {w[0] for _, w in candidates} == {"d"}
+    wider = DTWDecoder(LAYOUT, lexicon(WORDS), DTWConfig(first_key_radius=1.2)).decode(x, y)
+    assert {w[0] for _, w in wider} > {"d"}  # neighbouring keys' words join
+
+
+def test_shark2_prior_breaks_ties_and_prunes_by_ends() -> None:
+    # "lose" and "loose" share their key-centre polyline: the more frequent word wins.
+    x, y = word_curve("lose")
+    for freqs, best in (([1.0, 5.0], "loose"), ([5.0, 1.0], "lose")):
+        candidates = Shark2Decoder(LAYOUT, lexicon(["lose", "loose"], freqs)).decode(x, y)
+        assert candidates[0][1] == best
+    # Start/end pruning: a word whose first key is far from the swipe's start is not a candidate.
+    x, y = word_curve("help")
+    words = [w for _, w in Shark2Decoder(LAYOUT, lexicon(WORDS)).decode(x, y)]
+    assert "help" in words and "jumps" not in words and "over" not in words
+
+
+def test_shark2_taps_pick_frequent_single_key_words() -> None:
+    lex = lexicon(["i", "u", "in", "it"], [100.0, 1.0, 50.0, 50.0])
+    decoder = Shark2Decoder(LAYOUT, lex)
+    i_x, i_y = LAYOUT.centers[LAYOUT.key_index("i")]
+    u_x, _ = LAYOUT.centers[LAYOUT.key_index("u")]
+    # A tap between "u" and "i", a little nearer "u": the far more frequent "i" wins.
+    tap_x = np.full(3, 0.45 * i_x + 0.55 * u_x)
+    assert decoder.decode(tap_x, np.full(3, i_y))[0][1] == "i"
+
+
+def test_shark2_config_rejects_bad_values() -> None:
+    with pytest.raises(ValueError, match="sigma_shape"):
+        Shark2Config(sigma_shape=0.0)
+    with pytest.raises(ValueError, match="num_points"):
+        Shark2Config(num_points=1)
+
+
+# ---- the comparison script --------------------------------------------------------------------
+
+
+def test_run_baselines_writes_predictions_and_refuses_to_overwrite(tmp_path: Path, capsys) -> None:
+    data = tmp_path / "swipes.jsonl"
+    with data.open("w", encoding="utf-8") as f:
+        for word in ("hello", "world", "lazy", "dog"):
+            x, y = word_curve(word)
+            t = np.arange(len(x)) * 10.0
+            curve = {"x": x.round(1).tolist(), "y": y.round(1).tolist(), "t": t.tolist(),
+                     "grid_name": "hws_fitted"}
+            f.write(json.dumps({"word": word, "curve": curve}) + "\n")
+    lex_file = tmp_path / "lexicon.tsv"
+    lex_file.write_text("".join(f"{w}\t{100 - i}\n" for i, w in enumerate(WORDS)), encoding="utf-8")
+    out = tmp_path / "preds"
+    argv = ["--data", str(data), "--lexicon", str(lex_file), "--out-dir", str(out)]
+    assert run_baselines.main(argv) == 0
+    table = capsys.readouterr().out
+    assert "| shark2 | all (4) | 1.0000 | 1.0000 | 1.0000 | 1.0000 |" in table
+    assert "| dtw | all (4) |" in table
+    preds = read_predictions(out / "shark2.pkl")
+    assert preds.targets == ["hello", "world", "lazy", "dog"]
+    assert [c[0][1] for c in preds.candidates] == preds.targets
+    assert run_baselines.main(argv) == 1  # exists: refused
+    assert "already exists" in capsys.readouterr().err
+    assert run_baselines.main([*argv, "--overwrite", "--baselines", "dtw"]) == 0
+
+
+def test_run_baselines_names_the_bad_line(tmp_path: Path, capsys) -> None:
+    data = tmp_path / "bad.jsonl"
+    data.write_text('{"word": "a", "curve": {"x": [1], "y": [2], "t": [0], "grid_name": "hws_fitted"}}\n'
+                    '{"word": "b", "curve": {"x": [1, 2], "y": [2]}}\n', encoding="utf-8")
+    assert run_baselines.main(["--data", str(data), "--lexicon", "en"]) == 1
+    assert f"{data}:2" in capsys.readouterr().err
