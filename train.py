@@ -25,7 +25,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--config",
-        help="training config JSON (default: configs/quickstart_en.json, or the run's own config with --resume)",
+        help="training config JSON (default: configs/quickstart_en.json; with --resume, the run's own)",
     )
     parser.add_argument("--resume", action="store_true", help="continue from <run_dir>/checkpoints/last.pt")
     parser.add_argument("--run-dir", help="run directory (default: the config's run_dir, else runs/<name>)")

@@ -199,10 +199,6 @@ class _StopSignals:
             signal.signal(sig, handler)
 
 
-def _config_sections_differ(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    return sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
-
-
 # ---- the trainer ------------------------------------------------------------------------------
 
 
@@ -243,9 +239,12 @@ class Trainer:
         seed_everything(config.seed + 1_000_003 * (dist_info.rank + 1))
 
         opt = config.optim
-        fused = {"fused": True} if device.type == "cuda" else {}
         self.optimizer = torch.optim.AdamW(
-            parameter_groups(self.model, opt.weight_decay), lr=opt.lr, betas=opt.betas, eps=opt.eps, **fused
+            parameter_groups(self.model, opt.weight_decay),
+            lr=opt.lr,
+            betas=opt.betas,
+            eps=opt.eps,
+            fused=True if device.type == "cuda" else None,
         )
         sched = config.schedule
         self.mode = "max" if config.validation.metric in HIGHER_IS_BETTER else "min"
@@ -296,6 +295,7 @@ class Trainer:
         self.best_step: int | None = None
         self.last_metrics: ValidationMetrics | None = None
         self.last_validation_step: int | None = None
+        self._last_save_seconds = 0.0
 
     # ---- state ------------------------------------------------------------------------------
 
@@ -406,7 +406,7 @@ class Trainer:
         grad_norm = torch.nn.utils.clip_grad_norm_(
             self.model.parameters(), clip if clip is not None else float("inf")
         )
-        loss_value = float(total) * window_size / len(batches)
+        loss_value = float(total) * window_size / len(batches)  # mean over the micro-batches
         finite = math.isfinite(loss_value) and (self.scaler is not None or bool(torch.isfinite(grad_norm)))
         if not any_flag(self.dist, not finite, self.device):
             if self.scaler is not None:
@@ -570,7 +570,6 @@ class Trainer:
                         if any_flag(self.dist, time.monotonic() + needed > deadline, self.device):
                             stop_reason = "time_limit"
                     if stop_reason is not None:
-                        t0 = time.monotonic()
                         self.save(is_best=False, keep_step=False)
                         break
                 else:
@@ -591,8 +590,6 @@ class Trainer:
         return TrainResult(
             self.run_dir, self.step, self.epoch, stop_reason, self.last_metrics, self.best_value
         )
-
-    _last_save_seconds = 0.0
 
     def _validate_and_save(self, writer: Any, progress: Any) -> bool:
         """Validate on rank 0, share the result, step the schedulers and save; ``True`` = stop early."""
@@ -787,9 +784,8 @@ def train(
         if ckpt is not None:
             trainer.load_state_dict(ckpt)
             if dist_info.is_main:
-                print(
-                    f"resumed {run_dir} at step {trainer.step} (epoch {trainer.epoch}, batch {trainer.batch_in_epoch})"
-                )
+                where = f"step {trainer.step} (epoch {trainer.epoch}, batch {trainer.batch_in_epoch})"
+                print(f"resumed {run_dir} at {where}")
         with _StopSignals() as stop_signals:
             return trainer.fit(max_minutes, stop_signals, start_time)
     finally:
