@@ -31,6 +31,9 @@ from swipe.decoding.generators import BeamOptions, Candidate, GreedyOptions, Inc
 from swipe.predictions import Predictions, write_predictions
 from swipe.tokenizers import CharTokenizer
 
+# Default cap on curves x padded points per batch: a batch of long curves holds fewer of them.
+DEFAULT_MAX_BATCH_POINTS = 8192
+
 
 class PredictError(ValueError):
     """predict.py cannot run as asked (bad option, missing file, mismatched data)."""
@@ -132,26 +135,40 @@ def _decode_in_worker(indices: Sequence[int]) -> list[list[Candidate]]:
     return _worker_decoder(indices)
 
 
-def make_batches(num_points: np.ndarray, batch_size: int) -> list[list[int]]:
-    """Curve indices grouped into batches of similar length (longest first).
+def make_batches(num_points: np.ndarray, batch_size: int, max_points: int | None = None) -> list[list[int]]:
+    """Curve indices grouped into batches of similar length, longest first.
 
     Parameters
     ----------
     num_points : numpy.ndarray
         Points per curve.
     batch_size : int
-        Curves per batch.
+        Most curves per batch.
+    max_points : int, optional
+        Most padded points per batch (curves times the longest curve's points): batches of long
+        curves get fewer curves, which keeps the per-step cost of every batch alike. A curve
+        longer than ``max_points`` gets a batch of its own.
     """
     if batch_size < 1:
         raise PredictError(f"batch size must be >= 1, got {batch_size}")
-    order = np.argsort(-np.asarray(num_points), kind="stable")
-    return [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+    points = np.asarray(num_points, dtype=np.int64)
+    order = np.argsort(-points, kind="stable")
+    if max_points is None:
+        return [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+    batches, start = [], 0
+    while start < len(order):
+        # Sorted longest first: the batch's first curve sets its padded length.
+        size = max(1, min(batch_size, max_points // max(int(points[order[start]]), 1)))
+        batches.append(order[start : start + size].tolist())
+        start += size
+    return batches
 
 
 def decode(
     job: DecodeJob,
     batch_size: int,
     num_workers: int = 0,
+    max_batch_points: int | None = DEFAULT_MAX_BATCH_POINTS,
     progress: bool = False,
     start_method: str | None = None,
 ) -> list[list[Candidate]]:
@@ -165,7 +182,9 @@ def decode(
     job : DecodeJob
         Model, curves, generator and lexicon.
     batch_size : int
-        Curves decoded together.
+        Most curves decoded together.
+    max_batch_points : int or None
+        Most padded points per batch (see :func:`make_batches`); None: no limit.
     num_workers : int
         Worker processes; 0 decodes in this process.
     progress : bool
@@ -182,7 +201,7 @@ def decode(
         raise PredictError(f"num_workers must be >= 0, got {num_workers}")
     if num_workers > 0 and job.device != "cpu":
         raise PredictError("--num-workers needs --device cpu (workers do not share an accelerator)")
-    batches = make_batches(job.curves.num_points, batch_size)
+    batches = make_batches(job.curves.num_points, batch_size, max_batch_points)
     results: list[list[Candidate] | None] = [None] * len(job.curves)
     bar = tqdm(total=len(job.curves), unit="curve", disable=not progress, file=sys.stderr)
     threads = torch.get_num_threads()
@@ -337,7 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
     arg("--prior-weight", type=float, help="weight of the word-frequency prior (default 0: off)")
     arg("--length-penalty", type=float, help="length-normalisation exponent of scores (default 0.5)")
     arg("--max-length", type=int, help="most tokens per word, <eos> included (default: from the lexicon)")
-    arg("--batch-size", type=int, default=64, help="curves decoded together (default 64)")
+    arg("--batch-size", type=int, default=64, help="most curves decoded together (default 64)")
+    arg("--max-batch-points", type=int, default=DEFAULT_MAX_BATCH_POINTS,
+        help=f"most curves x padded points per batch (default {DEFAULT_MAX_BATCH_POINTS})")
     arg("--device", default="cpu", help="cpu or cuda (default cpu)")
     arg("--num-workers", type=int, default=0, help="decoding processes (default 0: this one)")
     arg("--out", default="preds.pkl", help="predictions file (default preds.pkl)")
@@ -439,6 +460,8 @@ def run(args: argparse.Namespace) -> Predictions:
         raise PredictError(f"--num-workers must be >= 0, got {args.num_workers}")
     if args.batch_size < 1:
         raise PredictError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.max_batch_points < 1:
+        raise PredictError(f"--max-batch-points must be >= 1, got {args.max_batch_points}")
     if args.num_workers > 0 and args.device != "cpu":
         raise PredictError("--num-workers needs --device cpu (workers do not share an accelerator)")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -469,7 +492,8 @@ def run(args: argparse.Namespace) -> Predictions:
         dataset_dir = _open_data(inputs.data, args, Path(workdir))
         curves = DatasetCurves(dataset_dir, loaded.layouts)
         job = DecodeJob(loader, curves, args.generator, checked, trie, args.device)
-        candidates = decode(job, args.batch_size, args.num_workers, progress=not args.quiet)
+        candidates = decode(job, args.batch_size, args.num_workers, args.max_batch_points,
+                            progress=not args.quiet)
         dataset = curves.dataset
         targets = [dataset.word(i) if dataset.has_targets else None for i in range(len(dataset))]
         layout_names = [layout.name for layout in loaded.layouts]

@@ -172,9 +172,11 @@ def test_decode_workers_equal_in_process_and_keep_input_order():
     assert len(pickle.dumps(job)) < 20_000
 
 
-def test_make_batches_groups_by_length():
-    batches = make_batches(torch.tensor([3, 9, 1, 7, 5]).numpy(), 2)
-    assert batches == [[1, 3], [4, 0], [2]]
+def test_make_batches_groups_by_length_within_a_points_budget():
+    points = torch.tensor([3, 9, 1, 7, 5, 40]).numpy()
+    assert make_batches(points, 2) == [[5, 1], [3, 4], [0, 2]]
+    # At most 20 padded points a batch: the 40-point curve alone, then 2 x 9, then 3 x 5 ...
+    assert make_batches(points, 3, max_points=20) == [[5], [1, 3], [4, 0, 2]]
 
 
 def test_submission_csv_pads_rows(tmp_path):
