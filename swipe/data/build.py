@@ -29,7 +29,14 @@ from typing import Any, BinaryIO, Mapping, Sequence
 import numpy as np
 
 from swipe.config import from_dict, to_dict
-from swipe.formats import BadRowError, CurveChunk, LayoutRegistry, ReadStats, iter_curve_chunks
+from swipe.formats import (
+    DEFAULT_CHUNK_SIZE,
+    BadRowError,
+    CurveChunk,
+    LayoutRegistry,
+    ReadStats,
+    iter_curve_chunks,
+)
 from swipe.keyboard import Layout, LayoutError
 from swipe.tokenizers import CharTokenizer
 
@@ -287,7 +294,7 @@ def build_dataset(
     skip_bad_rows: bool = False,
     overwrite: bool = False,
     hws_layout: str = "hws_fitted",
-    chunk_size: int = 8192,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: bool = False,
 ) -> Manifest:
     """Stream swipe files into a dataset directory (see the module docstring for the layout).
