@@ -22,6 +22,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping, NamedTuple, Protocol
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -147,6 +148,18 @@ def _setup(
 
 def _normalise(score: float, length: int, length_penalty: float) -> float:
     return score / (length**length_penalty) if length_penalty else score
+
+
+def top_k(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` largest values of each row and their column indices, best first; ties go to the
+    lower index (a stable sort), and rows narrower than ``k`` are padded with ``-inf`` at index 0."""
+    index = np.argsort(-values, axis=1, kind="stable")[:, :k]
+    top = np.take_along_axis(values, index, axis=1)
+    if index.shape[1] < k:
+        missing = k - index.shape[1]
+        top = np.concatenate([top, np.full((len(values), missing), -math.inf)], axis=1)
+        index = np.concatenate([index, np.zeros((len(values), missing), dtype=index.dtype)], axis=1)
+    return top, index
 
 
 class GreedyGenerator:
@@ -281,65 +294,65 @@ class BeamSearchGenerator:
         b, k = memory.size(0), self.options.beam_size
         eos = self.tokenizer.eos_id
         finished: list[list[tuple[float, int, str]]] = [[] for _ in range(b)]
-        budget = torch.full((b,), k, dtype=torch.int64)  # beam slots not yet used by finished words
+        budget = np.full(b, k, dtype=np.int64)  # beam slots not yet used by finished words
         # Hypotheses live in fixed slots: `width` rows per active curve (1 at the first step, then
         # beam_size), so the memory rows only change when finished curves are dropped. Empty slots
-        # score -inf and are never chosen.
-        curves = torch.arange(b)
+        # score -inf and are never chosen. The bookkeeping is numpy: these arrays are small.
+        curves = np.arange(b)
         width = 1
-        nodes = torch.zeros(b, dtype=torch.int64) if self.trie is not None else torch.full((b,), -1)
-        tokens = torch.zeros(b, 0, dtype=torch.int64)
-        scores = torch.zeros(b, dtype=torch.float64)
+        nodes = np.full(b, 0 if self.trie is not None else -1, dtype=np.int64)
+        tokens = np.zeros((b, 0), dtype=np.int64)
+        scores = np.zeros(b)
         last = torch.full((b,), self.tokenizer.sos_id, dtype=torch.int64, device=device)
         mem, mem_mask, state = memory, swipe_pad_mask, None
         num_tokens, order = 0, 0
         while True:
             step = self.model.decode_step(last, mem, mem_mask, state)
             log_probs = torch.log_softmax(step.logits.float(), dim=-1)
-            log_probs = self.processors(log_probs, tokens, nodes).cpu()
-            a, v = len(curves), log_probs.size(1)
-            expanded = (scores.unsqueeze(1) + log_probs.double()).view(a, width * v)
-            top_scores, top_index = expanded.topk(min(k, width * v), dim=1)  # (A, K), best first
-            if top_scores.size(1) < k:  # fewer expansions than beams (first step, tiny alphabet)
-                missing = k - top_scores.size(1)
-                top_scores = torch.cat([top_scores, top_scores.new_full((a, missing), -math.inf)], 1)
-                top_index = torch.cat([top_index, top_index.new_zeros((a, missing))], 1)
-            rank = torch.arange(k).unsqueeze(0)
-            chosen = torch.isfinite(top_scores) & (rank < budget[curves].unsqueeze(1))
+            log_probs = self.processors(log_probs, torch.from_numpy(tokens), torch.from_numpy(nodes))
+            log_probs_np = log_probs.double().cpu().numpy()
+            a, v = len(curves), log_probs_np.shape[1]
+            expanded = (scores[:, None] + log_probs_np).reshape(a, width * v)
+            top_scores, top_index = top_k(expanded, k)  # (A, K), best first
+            chosen = np.isfinite(top_scores) & (np.arange(k) < budget[curves][:, None])
             token = top_index % v
-            parent = torch.arange(a).unsqueeze(1) * width + top_index // v  # row of each choice's parent
+            parent = np.arange(a)[:, None] * width + top_index // v  # row of each choice's parent
             num_tokens += 1
             ended = chosen & (token == eos)
-            for r, c in ended.nonzero().tolist():
-                total = float(top_scores[r, c])
-                score = _normalise(total, num_tokens, self.options.length_penalty)
-                word = self.tokenizer.decode(tokens[int(parent[r, c])].tolist())
-                finished[int(curves[r])].append((score, order, word))
+            for r, c in zip(*np.nonzero(ended), strict=True):
+                score = _normalise(float(top_scores[r, c]), num_tokens, self.options.length_penalty)
+                word = self.tokenizer.decode(tokens[parent[r, c]].tolist())
+                finished[curves[r]].append((score, order, word))
                 order += 1
-            budget[curves] -= ended.sum(dim=1)
+            budget[curves] -= ended.sum(axis=1)
             growing = chosen & ~ended
-            done = self.stopping(num_tokens, growing.sum(dim=1))
-            growing &= ~done.unsqueeze(1)
-            active = growing.any(dim=1)
-            if not active.any():
+            done = self.stopping(num_tokens, torch.from_numpy(growing.sum(axis=1))).numpy()
+            growing &= ~done[:, None]
+            active = growing.any(axis=1)
+            num_active = int(active.sum())
+            if num_active == 0:
                 break
             # Drop finished curves once they are a quarter of the batch (each drop copies memory).
-            keep = active.nonzero().flatten() if int(active.sum()) <= 0.75 * a else torch.arange(a)
-            growing, parent, token = growing[keep], parent[keep], token[keep]
-            scores = top_scores[keep].masked_fill(~growing, -math.inf).flatten()
-            parent = torch.where(growing, parent, parent[:, :1]).flatten()  # empty slots: any valid row
-            token = torch.where(growing, token, torch.full_like(token, eos)).flatten()
-            tokens = torch.cat([tokens[parent], token.unsqueeze(1)], dim=1)
+            dropping = num_active <= 0.75 * a
+            if dropping:
+                keep = np.flatnonzero(active)
+                growing, parent, token = growing[keep], parent[keep], token[keep]
+                top_scores, curves = top_scores[keep], curves[keep]
+            scores = np.where(growing, top_scores, -math.inf).ravel()
+            parent = np.where(growing, parent, parent[:, :1]).ravel()  # empty slots: any valid row
+            token = np.where(growing, token, eos).ravel()
+            tokens = np.concatenate([tokens[parent], token[:, None]], axis=1)
             if self.trie is not None:
-                nodes = self.trie.step(nodes[parent], token).masked_fill(~growing.flatten(), -1)
+                nodes = self.trie.step_array(nodes[parent], token)
+                nodes[~growing.ravel()] = -1
             else:
                 nodes = nodes[parent]
-            state = step.state.select(parent.to(device))
-            if width == 1 or len(keep) < a:
-                rows = curves[keep].repeat_interleave(k).to(device)
+            state = step.state.select(torch.from_numpy(parent).to(device))
+            if width == 1 or dropping:
+                rows = torch.from_numpy(np.repeat(curves, k)).to(device)
                 mem, mem_mask = memory.index_select(0, rows), swipe_pad_mask.index_select(0, rows)
-            curves, width = curves[keep], k
-            last = token.to(device)
+            width = k
+            last = torch.from_numpy(token).to(device)
         results = []
         for words in finished:
             words.sort(key=lambda item: (-item[0], item[1]))

@@ -12,11 +12,12 @@ from __future__ import annotations
 import math
 from typing import Protocol
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from swipe.batch import SwipeBatch
-from swipe.decoding.generators import BeamOptions, Candidate, _normalise, _setup
+from swipe.decoding.generators import BeamOptions, Candidate, _normalise, _setup, top_k
 from swipe.decoding.trie import LexiconTrie
 from swipe.tokenizers import CharTokenizer
 
@@ -87,11 +88,11 @@ class NaiveBeamSearch:
             nodes = torch.tensor([b[2] for b in beams], dtype=torch.int64)
             log_probs = self.processors(log_probs, tokens, nodes).cpu()
             v = log_probs.size(1)
-            scores = torch.tensor([b[1] for b in beams], dtype=torch.float64)
-            expanded = scores.unsqueeze(1) + log_probs.double()
-            flat = torch.full((k * v,), -math.inf, dtype=torch.float64)
-            flat[: n * v] = expanded.reshape(-1)
-            top_scores, top_index = flat.topk(k)
+            scores = np.array([b[1] for b in beams])
+            expanded = scores[:, None] + log_probs.double().numpy()
+            flat = np.full((1, k * v), -math.inf)
+            flat[0, : n * v] = expanded.reshape(-1)
+            top_scores, top_index = (row[0] for row in top_k(flat, k))
             num_tokens += 1
             growing, ended = [], 0
             for rank in range(budget):

@@ -234,24 +234,27 @@ class LexiconTrie:
     def __repr__(self) -> str:
         return f"LexiconTrie({self.num_words} words, {self.num_nodes} nodes, {self.num_tokens} tokens)"
 
-    def step(self, nodes: Tensor, tokens: Tensor) -> Tensor:
+    def step(self, nodes: Tensor | np.ndarray, tokens: Tensor | np.ndarray) -> Tensor:
         """Child of each node along each token; -1 where there is none or ``nodes`` is -1.
 
         ``<eos>`` from a node that ends a word returns the node itself.
         """
-        nodes = torch.as_tensor(nodes, dtype=torch.int64)
-        tokens = torch.as_tensor(tokens, dtype=torch.int64)
-        inside = nodes >= 0
-        valid_token = (tokens >= 0) & (tokens < self.num_tokens)
-        out = self.children[nodes.clamp(min=0), tokens.clamp(0, self.num_tokens - 1)].long()
-        return torch.where(inside & valid_token, out, torch.full_like(out, -1))
+        return torch.from_numpy(self.step_array(_as_array(nodes), _as_array(tokens)))
 
-    def allowed_tokens(self, nodes: Tensor) -> Tensor:
+    def step_array(self, nodes: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+        """:meth:`step` on int64 numpy arrays (what the generators' bookkeeping uses)."""
+        valid = (nodes >= 0) & (tokens >= 0) & (tokens < self.num_tokens)
+        out = self._children_np[np.where(valid, nodes, 0), np.where(valid, tokens, 0)].astype(np.int64)
+        out[~valid] = -1
+        return out
+
+    def allowed_tokens(self, nodes: Tensor | np.ndarray) -> Tensor:
         """``(N, V)`` bool: the tokens that continue each node towards a word (``<eos>`` where the
         node ends a word). Rows of nodes outside the trie (-1) are all False."""
-        nodes = torch.as_tensor(nodes, dtype=torch.int64)
-        allowed = self.children[nodes.clamp(min=0)] >= 0
-        return allowed & (nodes >= 0).unsqueeze(-1)
+        nodes = _as_array(nodes)
+        allowed = self._children_np[np.maximum(nodes, 0)] >= 0
+        allowed &= (nodes >= 0)[:, None]
+        return torch.from_numpy(allowed)
 
     def prior_increments(self, nodes: Tensor) -> Tensor:
         """``(N, V)`` float32 change of the look-ahead prior along each token.
@@ -311,6 +314,12 @@ class LexiconTrie:
             if node < 0:
                 return -1
         return node
+
+
+def _as_array(values: Tensor | np.ndarray | Sequence[int]) -> np.ndarray:
+    if isinstance(values, Tensor):
+        return values.detach().to("cpu", torch.int64).numpy()
+    return np.asarray(values, dtype=np.int64)
 
 
 def _depths(parent: np.ndarray) -> np.ndarray:
