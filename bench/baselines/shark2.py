@@ -11,9 +11,10 @@ centres near the swipe's first and last points) through these channels:
   swipe drawn too small, too large or shifted;
 * ends: the distances from the swipe's first and last points to the word's first and last keys
   (SHARK2 weights a curve's ends most in its location channel);
-* elastic location: the dynamic-time-warping distance per point between the swipe and the
-  template, which forgives uneven speed and cut corners. It is the costliest channel, so it only
-  re-ranks the ``rescore_top`` best words of the other channels.
+* elastic location and elastic shape: the dynamic-time-warping distances per point between the
+  swipe and the template, as drawn and after normalisation, which forgive uneven speed, cut
+  corners and overshoot. They are the costliest channels, so they only re-rank the
+  ``rescore_top`` best words of the others.
 
 Each channel distance ``d`` gives a Gaussian log-likelihood ``-d**2 / (2 sigma**2)``; their sum
 plus ``prior_weight`` times the word's log relative frequency ranks the words.
@@ -57,17 +58,17 @@ class Shark2Config:
     num_points : int
         Points the swipe and every template are resampled to for the location and shape channels.
     dtw_points : int
-        Points per curve for the elastic (DTW) location channel.
+        Points per curve for the elastic (DTW) channels.
     start_radius, end_radius : float
         A word is a candidate only if its first (last) key centre is this close to the swipe's
         first (last) point.
-    sigma_location, sigma_shape, sigma_ends, sigma_dtw : float
+    sigma_location, sigma_shape, sigma_ends, sigma_elastic_location, sigma_elastic_shape : float
         Standard deviations of the channel distances (``sigma_ends`` applies to the root of the
         sum of the squared start and end distances).
     prior_weight : float
         Weight of the log word frequency (1 = plain Bayes, 0 = no prior).
     rescore_top : int
-        How many of the best words by the other channels the elastic channel re-ranks.
+        How many of the best words by the other channels the elastic channels re-rank.
     sigma_tap : float
         Standard deviation of the location channel for taps.
     tap_length : float
@@ -80,10 +81,11 @@ class Shark2Config:
     dtw_points: int = 32
     start_radius: float = 1.0
     end_radius: float = 2.0
-    sigma_location: float = 2.0
+    sigma_location: float = 5.0
     sigma_shape: float = 0.08
     sigma_ends: float = 0.5
-    sigma_dtw: float = 0.2
+    sigma_elastic_location: float = 0.28
+    sigma_elastic_shape: float = 0.035
     prior_weight: float = 1.0
     rescore_top: int = 100
     sigma_tap: float = 0.5
@@ -95,7 +97,7 @@ class Shark2Config:
             raise ValueError(f"num_points and dtw_points must be at least 2, got "
                              f"{self.num_points} and {self.dtw_points}")
         for name in ("start_radius", "end_radius", "sigma_location", "sigma_shape", "sigma_ends",
-                     "sigma_dtw", "sigma_tap"):
+                     "sigma_elastic_location", "sigma_elastic_shape", "sigma_tap"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.rescore_top < 1 or self.top_k < 1:
@@ -138,9 +140,17 @@ def base_scores(distances: ChannelDistances, config: Shark2Config) -> np.ndarray
             + config.prior_weight * distances.log_prior)
 
 
-def elastic_scores(elastic: np.ndarray, config: Shark2Config) -> np.ndarray:
+class ElasticDistances(NamedTuple):
+    """DTW distances per point between a swipe and some templates (``(C,)`` arrays)."""
+
+    location: np.ndarray  # as drawn, key units
+    shape: np.ndarray  # both curves centred and scaled to unit size (see normalize_shape)
+
+
+def elastic_scores(elastic: ElasticDistances, config: Shark2Config) -> np.ndarray:
     """Log-likelihood of the elastic (DTW) channel distances."""
-    return -0.5 * (elastic.astype(np.float64) / config.sigma_dtw) ** 2
+    return (-0.5 * (elastic.location.astype(np.float64) / config.sigma_elastic_location) ** 2
+            - 0.5 * (elastic.shape.astype(np.float64) / config.sigma_elastic_shape) ** 2)
 
 
 class Shark2Decoder:
@@ -167,6 +177,7 @@ class Shark2Decoder:
             self._dtw_templates = self.templates.points
         else:
             self._dtw_templates = resample_many(self.templates.points, config.dtw_points).astype(np.float32)
+        self._dtw_shapes = normalize_shape(self._dtw_templates).astype(np.float32)
 
     def channel_distances(self, x: np.ndarray, y: np.ndarray, start_radius: float,
                           end_radius: float) -> ChannelDistances:
@@ -193,10 +204,12 @@ class Shark2Decoder:
         return ChannelDistances(index, start[index], end[index], location, shape,
                                 self.templates.log_prior[index], is_tap)
 
-    def elastic_distances(self, x: np.ndarray, y: np.ndarray, index: np.ndarray) -> np.ndarray:
-        """DTW distance per point between the swipe (pixels) and the templates of words ``index``."""
-        query = resample(key_units(self.layout, x, y), self.config.dtw_points)
-        return dtw_distances(query, self._dtw_templates[index]) / self.config.dtw_points
+    def elastic_distances(self, x: np.ndarray, y: np.ndarray, index: np.ndarray) -> ElasticDistances:
+        """DTW distances per point between the swipe (pixels) and the templates of words ``index``."""
+        n = self.config.dtw_points
+        query = resample(key_units(self.layout, x, y), n)
+        return ElasticDistances(dtw_distances(query, self._dtw_templates[index]) / n,
+                                dtw_distances(normalize_shape(query), self._dtw_shapes[index]) / n)
 
     def decode(self, x: np.ndarray, y: np.ndarray) -> Candidates:
         """The ``top_k`` best ``(score, word)`` candidates for a swipe given in pixels.

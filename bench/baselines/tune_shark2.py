@@ -27,7 +27,14 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench.baselines.common import DEFAULT_DATA, DEFAULT_LAYOUT, read_labelled_curves, select_half
-from bench.baselines.shark2 import ChannelDistances, Shark2Config, Shark2Decoder, base_scores, elastic_scores
+from bench.baselines.shark2 import (
+    ChannelDistances,
+    ElasticDistances,
+    Shark2Config,
+    Shark2Decoder,
+    base_scores,
+    elastic_scores,
+)
 from swipe.formats import Curve
 from swipe.keyboard import bundled_layout
 from swipe.lexicon import load_lexicon
@@ -37,7 +44,8 @@ GRIDS: dict[str, tuple[float, ...]] = {
     "sigma_location": (0.25, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0, 3.0, 5.0),
     "sigma_shape": (0.03, 0.04, 0.06, 0.08, 0.11, 0.15, 0.2),
     "sigma_ends": (0.3, 0.4, 0.5, 0.7, 1.0, 1.4),
-    "sigma_dtw": (0.1, 0.14, 0.2, 0.28, 0.4),
+    "sigma_elastic_location": (0.1, 0.14, 0.2, 0.28, 0.4, 0.56),
+    "sigma_elastic_shape": (0.018, 0.025, 0.035, 0.05, 0.07, 0.1),
     "start_radius": (0.75, 1.0, 1.25, 1.5, 2.0),
     "end_radius": (1.0, 1.5, 2.0, 2.5),
     "rescore_top": (25, 50, 100, 200),
@@ -51,7 +59,8 @@ class Prepared(NamedTuple):
     gesture: Curve
     distances: ChannelDistances
     target_row: int  # row of the target word among the templates, -1 if not in the lexicon
-    elastic: np.ndarray  # (C,) DTW distances, NaN where not computed yet
+    elastic_location: np.ndarray  # (C,) DTW distances, NaN where not computed yet
+    elastic_shape: np.ndarray
 
 
 class Split(NamedTuple):
@@ -65,7 +74,8 @@ def prepare(decoder: Shark2Decoder, gestures: list[Curve]) -> list[Prepared]:
     out = []
     for g in gestures:
         d = decoder.channel_distances(g.x, g.y, radius_s, radius_e)
-        out.append(Prepared(g, d, rows.get(g.word or "", -1), np.full(len(d.index), np.nan)))
+        out.append(Prepared(g, d, rows.get(g.word or "", -1), np.full(len(d.index), np.nan),
+                            np.full(len(d.index), np.nan)))
     return out
 
 
@@ -85,10 +95,12 @@ def evaluate(decoder: Shark2Decoder, prepared: list[Prepared], config: Shark2Con
             hits, mrr = _add(top, p.target_row, hits, mrr)
             continue
         keep = sel[np.argsort(-scores, kind="stable")[: config.rescore_top]]
-        missing = keep[np.isnan(p.elastic[keep])]
+        missing = keep[np.isnan(p.elastic_location[keep])]
         if len(missing):
-            p.elastic[missing] = decoder.elastic_distances(p.gesture.x, p.gesture.y, d.index[missing])
-        final = scores[np.searchsorted(sel, keep)] + elastic_scores(p.elastic[keep], config)
+            elastic = decoder.elastic_distances(p.gesture.x, p.gesture.y, d.index[missing])
+            p.elastic_location[missing], p.elastic_shape[missing] = elastic
+        elastic = ElasticDistances(p.elastic_location[keep], p.elastic_shape[keep])
+        final = scores[np.searchsorted(sel, keep)] + elastic_scores(elastic, config)
         top = d.index[keep[np.argsort(-final, kind="stable")[: len(SWIPE_MRR_WEIGHTS)]]]
         hits, mrr = _add(top, p.target_row, hits, mrr)
     return Split(hits / len(prepared), mrr / len(prepared))
@@ -132,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                 result = evaluate(decoder, tune, trial)
                 if (result.accuracy, result.swipe_mrr) > (best.accuracy, best.swipe_mrr):
                     config, best = trial, result
-            print(f"round {round_no} {name:>14} = {getattr(config, name):<5}  "
+            print(f"round {round_no} {name:>22} = {getattr(config, name):<5}  "
                   f"accuracy@1 {best.accuracy:.4f}  swipe_mrr {best.swipe_mrr:.4f}")
     held_out = evaluate(decoder, held, config)
     default_held = evaluate(decoder, held, Shark2Config())
