@@ -56,6 +56,8 @@ STATISTICS = {
     "end_dist": "last point to last key centre (key widths)",
     "inner_dist": "closest approach to inner keys' centres (key widths)",
     "median_dt_ms": "median time between points (ms)",
+    "first_dt_ms": "time from the first to the second point (ms)",
+    "last_dt_ms": "time from the last but one to the last point (ms)",
     "gap_share": "share of steps with dt > 25 ms",
     "still_share": "share of steps without movement",
     "turn_deg": "mean absolute turn per step (degrees), moving steps",
@@ -114,6 +116,8 @@ def swipe_stats(swipes: list[Swipe], layout: Layout) -> Stats:
         else:
             values["inner_dist"].append(nan)
         values["median_dt_ms"].append(float(np.median(dt)) if len(dt) else nan)
+        values["first_dt_ms"].append(float(dt[0]) if len(dt) else nan)
+        values["last_dt_ms"].append(float(dt[-1]) if len(dt) else nan)
         values["gap_share"].append(float(np.mean(dt > 25)) if len(dt) else nan)
         values["still_share"].append(float(np.mean(steps == 0)) if len(dt) else nan)
         dx, dy = np.diff(s.x), np.diff(s.y)

@@ -28,7 +28,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -60,6 +60,10 @@ class SynthConfig:
         Standard deviation of a movement's sideways bow, as a fraction of its length.
     point_std : float
         Standard deviation of per-event position noise.
+    wobble, wobble_cycles : float
+        Amplitude and typical frequency (cycles per key-to-key movement) of a slow wobble of the
+        finger along its path: per axis a sinusoid of random phase and of a frequency within a
+        factor 2 of ``wobble_cycles``.
     fitts_a_ms, fitts_b_ms : float
         Movement time ``a + b log2(1 + d)`` for a distance ``d`` in key widths.
     speed_log_std : float
@@ -83,50 +87,55 @@ class SynthConfig:
         Median delay of the final event (lift-off, reported at the last position).
     dwell_log_std : float
         Log standard deviation of pauses, taps and the final event's delay.
-    tap_ms : float
-        Median duration of a tap (a word on a single key).
+    tap_ms, tap_drift : float
+        Median duration of a tap (a word on a single key), and the standard deviation of how far
+        the finger drifts during it.
     rate_hz_min, rate_hz_max : float
         Per-curve sampling rate, uniform in this range.
     jitter_ms : float
         Standard deviation of each event's time jitter.
-    still_keep_prob : float
-        Probability of keeping an event at the same (rounded) position as the one before.
+    sensor_pitch : float
+        Touch screens sense positions on a grid of this pitch and report an event only when the
+        sensed position changes, so slow movement and pauses show up as gaps between events.
     margin : float
         Points are clipped to the layout's area grown by this many key widths / heights.
     quantize : bool
         Round coordinates to whole pixels and times to whole milliseconds, as touch screens do.
     """
 
-    target_std_x: float = 0.2
-    target_std_y: float = 0.15
-    miss_prob: float = 0.05
+    target_std_x: float = 0.24
+    target_std_y: float = 0.22
+    miss_prob: float = 0.1
     miss_scale: float = 3.0
-    shift_std_x: float = 0.1
-    shift_std_y: float = 0.1
-    scale_std: float = 0.04
-    corner_overshoot: float = 0.3
-    bow_std: float = 0.06
-    point_std: float = 0.01
-    fitts_a_ms: float = 60.0
+    shift_std_x: float = 0.16
+    shift_std_y: float = 0.12
+    scale_std: float = 0.03
+    corner_overshoot: float = 0.18
+    bow_std: float = 0.15
+    point_std: float = 0.0
+    wobble: float = 0.06
+    wobble_cycles: float = 1.6
+    fitts_a_ms: float = 58.0
     fitts_b_ms: float = 130.0
-    speed_log_std: float = 0.35
+    speed_log_std: float = 0.6
     movement_log_std: float = 0.2
     overlap: float = 0.3
-    overlap_spread: float = 0.15
+    overlap_spread: float = 0.1
     start_cut: float = 0.3
-    end_cut: float = 0.3
-    end_overshoot: float = 0.15
-    start_dwell_ms: float = 20.0
-    repeat_dwell_ms: float = 80.0
-    pause_prob: float = 0.1
-    pause_ms: float = 60.0
+    end_cut: float = 0.11
+    end_overshoot: float = 0.3
+    start_dwell_ms: float = 25.0
+    repeat_dwell_ms: float = 130.0
+    pause_prob: float = 0.3
+    pause_ms: float = 45.0
     end_event_ms: float = 7.0
-    dwell_log_std: float = 0.8
-    tap_ms: float = 80.0
+    dwell_log_std: float = 1.3
+    tap_ms: float = 100.0
+    tap_drift: float = 0.01
     rate_hz_min: float = 58.0
-    rate_hz_max: float = 62.0
-    jitter_ms: float = 1.0
-    still_keep_prob: float = 0.3
+    rate_hz_max: float = 61.0
+    jitter_ms: float = 0.6
+    sensor_pitch: float = 0.008
     margin: float = 0.5
     quantize: bool = True
 
@@ -137,7 +146,7 @@ class SynthConfig:
         if not 0 < self.rate_hz_min <= self.rate_hz_max:
             rates = f"{self.rate_hz_min}, {self.rate_hz_max}"
             raise ValueError(f"need 0 < rate_hz_min <= rate_hz_max, got {rates}")
-        for name in ("miss_prob", "pause_prob", "still_keep_prob", "start_cut", "end_cut"):
+        for name in ("miss_prob", "pause_prob", "start_cut", "end_cut"):
             if getattr(self, name) > 1:
                 raise ValueError(f"{name} must be at most 1, got {getattr(self, name)}")
         if self.start_cut >= 0.9 or self.end_cut >= 0.9:
@@ -205,13 +214,28 @@ def word_keys(word: str, layout: Layout) -> np.ndarray:
     return np.array(keys, dtype=np.int64)
 
 
-def _min_jerk(tau: np.ndarray) -> np.ndarray:
+def _targets(word: str, geo: _Geometry) -> tuple[list[int], list[bool]]:
+    """The keys a word visits (a run of one key once) and whether each is typed more than once."""
+    targets: list[int] = []
+    repeated: list[bool] = []
+    for ch in word:
+        key = geo.char_keys.get(ch)
+        if key is None:
+            key = geo.layout.key_index_for_char(ch)
+        if targets and key == targets[-1]:
+            repeated[-1] = True
+        else:
+            targets.append(key)
+            repeated.append(False)
+    return targets, repeated
+
+
+def _min_jerk(tau: float) -> float:
     """Minimum-jerk position profile on ``[0, 1]``: ``10 tau^3 - 15 tau^4 + 6 tau^5``."""
     return tau * tau * tau * (10.0 + tau * (6.0 * tau - 15.0))
 
 
-def _lognormal(rng: np.random.Generator, median: float, log_std: float, size: int | None = None) -> Any:
-    return median * np.exp(log_std * rng.standard_normal(size))
+_ROTATE = np.array([-1.0, 1.0])  # (x, y) -> (-y, x) after swapping the columns
 
 
 def synthesize_curve(
@@ -239,106 +263,129 @@ def synthesize_curve(
         raise ValueError("cannot synthesize an empty word")
     c = config
     geo = _geometry(layout)
-    keys = word_keys(word, layout)
-    # A run of one key is one target; its extra letters are typed by dwelling on it.
-    first = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-    targets = keys[first]
-    repeated = np.diff(np.r_[first, len(keys)]) > 1
+    targets, repeated = _targets(word, geo)
     n = len(targets)
-    unit = geo.unit
+    kw = float(geo.unit[0])
     # All random numbers of a curve but the per-event ones, in two draws; row 0 is per curve.
     z = rng.standard_normal((n + 1, 6))
     u = rng.random((n + 1, 3))
+    z0, u0 = z[0].tolist(), u[0].tolist()
+    dwell = np.exp(c.dwell_log_std * z[:, 3])  # log-normal factors with median 1
 
     # Targets: key centres, per-curve scale and shift, per-target noise with occasional misses.
-    scale = 1.0 + c.scale_std * z[0, 0]
-    shift = z[0, 1:3] * (c.shift_std_x, c.shift_std_y) * unit
+    half = geo.size / 2.0
+    shift = (z0[1] * c.shift_std_x, z0[2] * c.shift_std_y) * geo.unit
     miss = np.where(u[1:, 0] < c.miss_prob, c.miss_scale, 1.0)[:, None]
-    points = (geo.centers[targets] - geo.size / 2) * scale + geo.size / 2 + shift
-    points += z[1:, 0:2] * miss * (c.target_std_x, c.target_std_y) * geo.key_sizes[targets]
-    dwell = np.exp(c.dwell_log_std * z[:, 3])  # log-normal factors with median 1
-    start_dwell = c.start_dwell_ms * dwell[0] + (c.repeat_dwell_ms * dwell[1] if repeated[0] else 0.0)
+    noise = z[1:, 0:2] * miss * (c.target_std_x, c.target_std_y) * geo.key_sizes[targets]
+    points = (geo.centers[targets] - half) * (1.0 + c.scale_std * z0[0]) + (half + shift) + noise
+    start_dwell = c.start_dwell_ms * float(dwell[0])
+    if repeated[0]:
+        start_dwell += c.repeat_dwell_ms * float(dwell[1])
 
     if n == 1:
         # A tap: the finger lands, drifts a little and lifts.
-        t_land, t_move_end = 0.0, c.tap_ms * np.exp(c.dwell_log_std * z[0, 4])
+        t_land, t_move_end = 0.0, c.tap_ms * float(np.exp(c.dwell_log_std * z0[4]))
         t_up = t_move_end
-        drift = z[1, 4:6] * 0.02 * unit
-        xy_of = lambda t: points[0] + (t / max(t_move_end, 1e-9))[:, None] * drift  # noqa: E731
+        origin, drift = points[0], z[1, 4:6] * c.tap_drift * geo.unit
     else:
+        steps = points[1:] - points[:-1]
+        length = np.hypot(steps[:, 0], steps[:, 1])
         if n > 2 and c.corner_overshoot > 0:
-            # Turn a little past each inner key, outwards along the corner's bisector.
-            d_in, d_out = _unit_vectors(points[1:-1] - points[:-2]), _unit_vectors(points[2:] - points[1:-1])
-            sharpness = (1.0 - np.sum(d_in * d_out, axis=1)) / 2.0  # 0 straight on, 1 reversal
-            points[1:-1] += _unit_vectors(d_in - d_out) * (c.corner_overshoot * unit[0] * sharpness)[:, None]
-        starts, ends = points[:-1].copy(), points[1:].copy()
-        dist = np.hypot(*(ends - starts).T) / unit[0]
-        durations = np.exp(c.speed_log_std * z[0, 4]) * (c.fitts_a_ms + c.fitts_b_ms * np.log2(1.0 + dist))
-        durations *= np.exp(c.movement_log_std * z[1:n, 2])
-        overlap = c.overlap + c.overlap_spread * (2.0 * u[1 : n - 1, 1] - 1.0)
-        # After a pause (always on a repeated letter) the next movement starts only once the
-        # previous one has ended.
-        pause = np.where(u[2:n, 2] < c.pause_prob, c.pause_ms * dwell[2:n], 0.0)
-        pause = np.where(repeated[1:-1], c.repeat_dwell_ms * dwell[2:n], pause)
-        overlap = np.where(pause > 0, 0.0, overlap)
-        onsets = np.r_[0.0, np.cumsum(durations[:-1] * (1.0 - overlap) + pause)]
+            # Turn a little past each inner key, outwards along the corner's bisector b = d_in - d_out
+            # (unit directions in and out), by corner_overshoot * (1 - cos(turn)) / 2 = |b|^2 / 4.
+            dirs = steps / np.maximum(length, 1e-9)[:, None]
+            bisector = dirs[:-1] - dirs[1:]
+            bisector *= (0.25 * c.corner_overshoot * kw * np.hypot(bisector[:, 0], bisector[:, 1]))[:, None]
+            points[1:-1] += bisector
+            steps = points[1:] - points[:-1]
+            length = np.hypot(steps[:, 0], steps[:, 1])
+        speed = float(np.exp(c.speed_log_std * z0[4]))
+        durations = (speed * c.fitts_a_ms + speed * c.fitts_b_ms * np.log2(1.0 + length / kw)) * np.exp(
+            c.movement_log_std * z[1:n, 2]
+        )
+        onsets = np.zeros(n - 1)
+        if n > 2:
+            overlap = c.overlap + c.overlap_spread * (2.0 * u[1 : n - 1, 1] - 1.0)
+            # After a pause (always on a repeated letter) the next movement starts only once the
+            # previous one has ended.
+            pause = np.where(u[2:n, 2] < c.pause_prob, c.pause_ms * dwell[2:n], 0.0)
+            inner_repeats = np.array(repeated[1:-1])
+            pause[inner_repeats] = c.repeat_dwell_ms * dwell[2:n][inner_repeats]
+            gaps = np.where(pause > 0, durations[:-1] + pause, durations[:-1] * (1.0 - overlap))
+            np.cumsum(gaps, out=onsets[1:])
         # Flying start: the finger lands part-way into its first movement, on the first target.
-        tau0 = 0.0 if repeated[0] else c.start_cut * u[0, 1]
-        s0 = float(_min_jerk(np.array(tau0)))
-        starts[0] -= s0 / (1.0 - s0) * (ends[0] - starts[0])
+        tau0 = 0.0 if repeated[0] else c.start_cut * u0[1]
+        s0 = _min_jerk(tau0)
+        origin = points[0] - s0 / (1.0 - s0) * steps[0]
+        steps[0] /= 1.0 - s0
         # Flying end: it lifts part-way through its last movement, a little past the last target.
-        tau1 = 1.0 if repeated[-1] else 1.0 - c.end_cut * u[0, 2]
-        s1 = float(_min_jerk(np.array(tau1)))
-        lift = points[-1] + c.end_overshoot * unit[0] * _unit_vectors(points[-1:] - points[-2:-1])[0]
-        ends[-1] = starts[-1] + (lift - starts[-1]) / s1
-        t_land = tau0 * durations[0]
-        t_move_end = onsets[-1] + tau1 * durations[-1]
-        t_up = t_move_end + (c.repeat_dwell_ms * dwell[n] if repeated[-1] else 0.0)
-        bows = c.bow_std * z[1:n, 5]
-        steps = ends - starts
-        normals = np.stack([-steps[:, 1], steps[:, 0]], axis=1) * bows[:, None]
-
-        def xy_of(t: np.ndarray) -> np.ndarray:
-            s = _min_jerk(np.clip((t[:, None] - onsets) / durations, 0.0, 1.0))  # (events, movements)
-            # Sideways bow: a bump 4 s (1 - s) along each movement's normal, scaled by its length.
-            return starts[0] + s @ steps + (4.0 * s * (1.0 - s)) @ normals
+        tau1 = 1.0 if repeated[-1] else 1.0 - c.end_cut * u0[2]
+        last_length = float(length[-1])
+        lift = points[-1] + (c.end_overshoot * kw / max(last_length, 1e-9)) * (points[-1] - points[-2])
+        last_start = origin if n == 2 else points[-2]
+        steps[-1] = (lift - last_start) / _min_jerk(tau1)
+        t_land = tau0 * float(durations[0])
+        t_move_end = float(onsets[-1]) + tau1 * float(durations[-1])
+        t_up = t_move_end + (c.repeat_dwell_ms * float(dwell[n]) if repeated[-1] else 0.0)
+        # Sideways bow: a bump 4 s (1 - s) along each movement's normal, scaled by its length.
+        normals = steps[:, ::-1] * (4.0 * c.bow_std * z[1:n, 5])[:, None] * _ROTATE
 
     # Events from touch-down (a pause before moving) to lift-off; the finger is still outside
     # [t_land, t_move_end].
     t = _sample_times(t_land - start_dwell, t_up, rng, c)
-    xy = xy_of(np.clip(t, t_land, t_move_end))
-    xy += c.point_std * unit * rng.standard_normal(xy.shape)
-    xy = np.clip(xy, -c.margin * unit, geo.size + c.margin * unit)
+    t_motion = np.minimum(np.maximum(t, t_land), t_move_end)
+    if n == 1:
+        xy = origin + (t_motion / max(t_move_end, 1e-9))[:, None] * drift
+    else:
+        tau = (t_motion[:, None] - onsets) / durations  # (events, movements)
+        np.minimum(np.maximum(tau, 0.0, out=tau), 1.0, out=tau)
+        s = tau * tau * tau * (10.0 + tau * (6.0 * tau - 15.0))
+        xy = origin + s @ steps + (s - s * s) @ normals
+        if c.wobble > 0:
+            # A function of progress along the path, so the finger stays still while it pauses.
+            w = rng.random(4)
+            cycles = c.wobble_cycles * np.exp2(2.0 * w[:2] - 1.0)  # per axis
+            angle = s.sum(axis=1)[:, None] * (2.0 * np.pi * cycles) + 2.0 * np.pi * w[2:]
+            xy += c.wobble * geo.unit * np.sin(angle)
+    if c.point_std > 0:
+        xy += c.point_std * geo.unit * rng.standard_normal(xy.shape)
+    xy = np.minimum(np.maximum(xy, -c.margin * geo.unit), geo.size + c.margin * geo.unit)
+    # Touch screens report only movement: drop events (but the touch-down) whose sensed position
+    # is that of the event before; slow movement still repeats positions once rounded to pixels.
+    if c.sensor_pitch > 0:
+        sensed = np.rint(xy * (1.0 / (c.sensor_pitch * kw)))
+        changed = sensed[1:] != sensed[:-1]
+        moved = changed[:, 0] | changed[:, 1]
+    else:
+        moved = np.any(xy[1:] != xy[:-1], axis=1)
+    if not moved.all():
+        keep = np.concatenate(([True], moved))
+        xy, t = xy[keep], t[keep]
     if c.quantize:
         xy = np.rint(xy)
         t = np.rint(t)
-    if len(t) > 2:
-        # Touch screens report (almost) only movement: drop most repeats of the same position.
-        still = np.r_[False, np.all(xy[1:] == xy[:-1], axis=1)]
-        keep = ~still | (rng.random(len(t)) < c.still_keep_prob)
-        xy, t = xy[keep], t[keep]
     # The lift-off event repeats the last position a moment later.
-    t_end = t[-1] + c.end_event_ms * np.exp(c.dwell_log_std * z[0, 5])
-    t = np.r_[t, np.rint(t_end) if c.quantize else t_end] - t[0]
-    xy = np.concatenate([xy, xy[-1:]])
-    return SynthCurve(xy[:, 0].astype(np.float32), xy[:, 1].astype(np.float32), t)
-
-
-def _unit_vectors(v: np.ndarray) -> np.ndarray:
-    """Rows of ``v`` scaled to length 1 (zero rows stay zero)."""
-    norm = np.hypot(v[:, 0], v[:, 1])[:, None]
-    return v / np.where(norm > 0, norm, 1.0)
+    k = len(t)
+    t_end = float(t[-1]) + c.end_event_ms * float(np.exp(c.dwell_log_std * z0[5]))
+    out_t = np.empty(k + 1)
+    out_t[:k] = t
+    out_t[k] = round(t_end) if c.quantize else t_end
+    out_t -= out_t[0]
+    out_xy = np.empty((2, k + 1), dtype=np.float32)
+    out_xy[:, :k] = xy.T
+    out_xy[:, k] = xy[-1]
+    return SynthCurve(out_xy[0], out_xy[1], out_t)
 
 
 def _sample_times(start: float, stop: float, rng: np.random.Generator, c: SynthConfig) -> np.ndarray:
     """Event times on ``[start, stop]`` at a random rate with jitter, both ends included."""
-    rate = c.rate_hz_min + (c.rate_hz_max - c.rate_hz_min) * rng.random()
-    period = 1000.0 / rate
+    period = 1000.0 / (c.rate_hz_min + (c.rate_hz_max - c.rate_hz_min) * rng.random())
     count = max(1, int((stop - start) / period) + 1)
-    t = start + np.arange(count + 1, dtype=np.float64) * period
-    t[1:-1] += c.jitter_ms * rng.standard_normal(count - 1)
-    t[-1] = max(stop, t[-2])
-    return np.maximum.accumulate(np.clip(t, start, None))
+    t = np.arange(count + 1, dtype=np.float64) * period + start
+    if c.jitter_ms > 0 and count > 1:
+        t[1:-1] += c.jitter_ms * rng.standard_normal(count - 1)
+    t[-1] = max(stop, float(t[-2]))
+    return np.maximum.accumulate(t)
 
 
 # ---- lexicon on a layout, jsonl writing -------------------------------------------------------
@@ -443,13 +490,18 @@ def write_synthetic_jsonl(
         with open(tmp, "w", encoding="utf-8") as out:
             for start in range(0, count, chunk):
                 size = min(chunk, count - start)
-                which = word_rng.integers(len(layouts), size=size) if len(layouts) > 1 else [0] * size
+                which = np.zeros(size, dtype=np.int64)
+                if len(layouts) > 1:
+                    which = word_rng.integers(len(layouts), size=size)
                 draws = word_rng.random(size)
+                word_ids = np.empty(size, dtype=np.int64)
+                for li, cdf in enumerate(cdfs):
+                    mine = which == li
+                    found = np.searchsorted(cdf, draws[mine] * cdf[-1], side="right")
+                    word_ids[mine] = np.minimum(found, len(cdf) - 1)
                 lines = []
-                for li, u in zip(list(which), draws.tolist(), strict=True):
-                    cdf = cdfs[li]
-                    index = min(int(np.searchsorted(cdf, u * cdf[-1], side="right")), len(cdf) - 1)
-                    word = vocabularies[li][index]
+                for li, word_id in zip(which.tolist(), word_ids.tolist(), strict=True):
+                    word = vocabularies[li][word_id]
                     curve = synthesize_curve(word, layouts[li], curve_rng, config)
                     lines.append(
                         '{"word":' + json.dumps(word, ensure_ascii=False)

@@ -61,7 +61,7 @@ def test_curve_passes_near_its_keys(layout_name: str) -> None:
 
 
 def test_timing_is_monotone_and_sampling_rate_in_range(hws) -> None:
-    config = SynthConfig(rate_hz_min=60.0, rate_hz_max=120.0, still_keep_prob=1.0)
+    config = SynthConfig(rate_hz_min=60.0, rate_hz_max=120.0, sensor_pitch=0.0)
     rng = np.random.default_rng(2)
     for word in ["hello", "keyboard", "a", "mississippi"]:
         for _ in range(10):
@@ -77,7 +77,7 @@ def test_timing_is_monotone_and_sampling_rate_in_range(hws) -> None:
 def test_repeated_letters_dwell_on_one_key(hws) -> None:
     exact = SynthConfig(
         target_std_x=0.0, target_std_y=0.0, shift_std_x=0.0, shift_std_y=0.0, scale_std=0.0,
-        corner_overshoot=0.0, pause_prob=0.0, still_keep_prob=1.0,
+        corner_overshoot=0.0, pause_prob=0.0, sensor_pitch=0.0,
     )
     l_key = hws.centers[hws.key_index("l")]
 
