@@ -1,3 +1,4 @@
+import gzip
 import json
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def row(word="abc", x=(10, 20, 30), y=(5, 6, 7), t=(0, 10, 20), grid=None, grid_
 
 
 def write(path: Path, lines) -> Path:
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.write_bytes(("\n".join(lines) + "\n").encode("utf-8", errors="surrogateescape"))
     return path
 
 
@@ -46,6 +47,13 @@ def test_inline_grid_rows(tmp_path):
     np.testing.assert_array_equal(first.t, [0, 10, 20])
     np.testing.assert_array_equal(second.x, [1.5, 2])
     np.testing.assert_array_equal(second.t, [0, 0])  # duplicate timestamps are legal
+
+
+def test_gzipped_files_are_read(tmp_path):
+    path = tmp_path / "a.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.write(row("abc") + "\n" + row("fed") + "\n")
+    assert [c.word for c in read_curves(path)] == ["abc", "fed"]
 
 
 def test_inline_grid_is_parsed_once_per_distinct_text(tmp_path):
@@ -99,6 +107,8 @@ def test_words_are_normalised(tmp_path):
 
 BAD_ROWS = [
     ('{"word": "abc", "curve": ', "broken JSON"),
+    (row() + " trailing", "broken JSON"),
+    (row("abc").replace("abc", "\udcff", 1), "broken JSON"),
     ("[1, 2]", "broken JSON"),
     ('{"word": "abc"}', "missing field"),
     (row().replace('"x"', '"xx"'), "missing field"),
