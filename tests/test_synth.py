@@ -34,12 +34,12 @@ def test_same_seed_same_curve_other_seed_differs(hws) -> None:
 
 def test_points_stay_near_the_keyboard(hws) -> None:
     rng = np.random.default_rng(0)
-    margin = 0.5
+    margin_x, margin_y = 0.5 * hws.key_width + 0.5, 0.5 * hws.key_height + 0.5  # + rounding to pixels
     for _ in range(50):
         c = synthesize_curve("qazwsxplmokn", hws, rng)
         assert np.all(np.isfinite(c.x)) and np.all(np.isfinite(c.y))
-        assert c.x.min() >= -margin * hws.key_width and c.x.max() <= hws.width + margin * hws.key_width
-        assert c.y.min() >= -margin * hws.key_height and c.y.max() <= hws.height + margin * hws.key_height
+        assert c.x.min() >= -margin_x and c.x.max() <= hws.width + margin_x
+        assert c.y.min() >= -margin_y and c.y.max() <= hws.height + margin_y
 
 
 @pytest.mark.parametrize("layout_name", ["hws_fitted", "default"])
@@ -91,7 +91,7 @@ def test_repeated_letters_dwell_on_one_key(hws) -> None:
     single = [time_on_l("helo", rng) for _ in range(20)]
     assert min(doubled) > 0, "a doubled letter's key is reached exactly (no corner is cut there)"
     assert np.mean(doubled) > np.mean(single) + 40, "the finger dwells on a doubled letter"
-    tap = synthesize_curve("aa", hws, rng)
+    tap = synthesize_curve("aa", hws, rng, exact)
     a_key = hws.centers[hws.key_index("a")]
     assert np.all(np.hypot(tap.x - a_key[0], tap.y - a_key[1]) < hws.key_width), "one key: a tap"
 
