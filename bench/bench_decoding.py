@@ -10,9 +10,11 @@ Measured on the same model, the same curves (default: the 800 real English swipe
 - cached: :class:`~swipe.decoding.BeamSearchGenerator` over length-sorted batches of
   ``--batch-size`` curves with the decoder's key/value cache, as ``predict.py`` runs it, on
   ``--num-curves`` curves;
-- naive: beam search one curve at a time, re-running the decoder over the whole prefix at every
-  step (:mod:`swipe.decoding.naive`), on ``--naive-curves`` evenly spaced curves of those (their
-  top candidates must be identical to the cached search's);
+- naive: beam search one curve at a time, re-running the decoder over the whole prefix of every
+  hypothesis at every step, one hypothesis per call as the reference project's beam search did
+  (:mod:`swipe.decoding.naive`), on ``--naive-curves`` evenly spaced curves of those (their top
+  candidates must be identical to the cached search's); and the same with the hypotheses of a
+  curve decoded in one call;
 - single-swipe latency: one curve at a time (collate, encode, beam search), p50 / p95;
 - workers: ``swipe.predict.decode`` with ``--workers`` processes against 0, on ``--num-curves``
   curves, process start-up included.
@@ -120,6 +122,7 @@ def main() -> int:
         options = BeamOptions(beam_size=args.beam_size)
         cached = build_generator("beam", options, model, tokenizer, trie)
         naive = NaiveBeamSearch(model, tokenizer, options, trie)
+        naive_beams = NaiveBeamSearch(model, tokenizer, options, trie, batch_beams=True)
         params = sum(p.numel() for p in model.parameters())
 
         # Batched cached beam search in this process (one thread), as predict.py runs it.
@@ -130,10 +133,13 @@ def main() -> int:
         # Naive per-curve search on an evenly spaced sample of the same curves.
         ids = list(range(0, n, max(1, n // args.naive_curves)))[: args.naive_curves]
         naive_out, naive_s = timed(lambda: [naive.generate(*curves.batch([i]))[0] for i in ids])
+        beams_out, beams_s = timed(lambda: [naive_beams.generate(*curves.batch([i]))[0] for i in ids])
         pairs = [(a, serial[i]) for a, i in zip(naive_out, ids, strict=True)]
         same_top = sum(bool(a) and bool(b) and a[0][1] == b[0][1] for a, b in pairs)
         same_all = sum([w for _, w in a] == [w for _, w in b] for a, b in pairs)
         assert same_top == len(ids), f"top candidates differ on {len(ids) - same_top} of {len(ids)} curves"
+        top_words = [[w for _, w in row[:1]] for row in naive_out]
+        assert [[w for _, w in row[:1]] for row in beams_out] == top_words, "the naive searches disagree"
 
         # Single-swipe latency: collate + encode + beam search, one curve at a time.
         latencies, cpu_latencies = [], []
@@ -161,8 +167,15 @@ def main() -> int:
     naive_rate, serial_rate = len(ids) / naive_s.wall, n / serial_s.wall
     naive_cpu_rate, serial_cpu_rate = len(ids) / naive_s.cpu, n / serial_s.cpu
     rows = [
-        ("naive per-curve beam (full prefix)", f"{naive_rate:.1f} curves/s", f"{naive_cpu_rate:.1f} curves/s",
-         f"{len(ids)} of the curves, 1 thread"),
+        ("naive beam, per curve and hypothesis", f"{naive_rate:.1f} curves/s",
+         f"{naive_cpu_rate:.1f} curves/s",
+         f"{len(ids)} of the curves, 1 thread; full prefix re-decoded for each hypothesis at each step "
+         "(as the reference project)"),
+        ("naive beam, per curve", f"{len(ids) / beams_s.wall:.1f} curves/s",
+         f"{len(ids) / beams_s.cpu:.1f} curves/s",
+         f"same curves; the hypotheses of a curve decoded together: {naive_s.cpu / beams_s.cpu:.1f}x the "
+         "row above by CPU time; batched cached beam is "
+         f"{serial_cpu_rate / (len(ids) / beams_s.cpu):.1f}x this by CPU time"),
         ("batched cached beam", f"{serial_rate:.1f} curves/s", f"{serial_cpu_rate:.1f} curves/s",
          f"{n} curves, 0 workers, 1 thread: {serial_rate / naive_rate:.1f}x naive "
          f"({serial_cpu_rate / naive_cpu_rate:.1f}x by CPU time); top-1 identical {same_top}/{len(ids)}, "

@@ -82,7 +82,7 @@ def test_naive_equals_cached_without_lexicon():
     swipe, pad = random_swipes(4, seed=5)
     options = BeamOptions(beam_size=4, num_candidates=4, max_length=6)
     cached = build_generator("beam", options, model, TOKENIZER).generate(swipe, pad)
-    naive = NaiveBeamSearch(model, TOKENIZER, options).generate(swipe, pad)
+    naive = NaiveBeamSearch(model, TOKENIZER, options, batch_beams=True).generate(swipe, pad)
     assert_same_candidates(cached, naive)
 
 

@@ -2,9 +2,11 @@
 prefix at every step.
 
 It implements the same search as :class:`~swipe.decoding.generators.BeamSearchGenerator` (same
-processors, same shrinking beam, same scores) without a cache or batching across curves. It is the
-reference for equivalence tests and the baseline of ``bench/bench_decoding.py``; do not use it
-for real decoding.
+processors, same shrinking beam, same scores) without a cache or batching across curves. By
+default it also runs the decoder once per hypothesis, as the reference project's beam search did;
+``batch_beams=True`` decodes the hypotheses of a curve together instead. It is the reference for
+equivalence tests and the baseline of ``bench/bench_decoding.py``; do not use it for real
+decoding.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class NaiveBeamSearch:
         Search options, as for the batched beam search.
     trie : LexiconTrie, optional
         Restricts outputs to its words.
+    batch_beams : bool
+        Decode the hypotheses of a curve in one call instead of one call each.
     """
 
     def __init__(
@@ -51,8 +55,10 @@ class NaiveBeamSearch:
         tokenizer: CharTokenizer,
         options: BeamOptions,
         trie: LexiconTrie | None = None,
+        batch_beams: bool = False,
     ) -> None:
         self.model = model
+        self.batch_beams = batch_beams
         self.tokenizer = tokenizer
         self.options = options
         self.trie = trie
@@ -80,9 +86,12 @@ class NaiveBeamSearch:
         while beams:
             n = len(beams)
             prefix = torch.tensor([[self.tokenizer.sos_id] + b[0] for b in beams], device=memory.device)
-            logits = self.model.decode(
-                prefix, memory.expand(n, -1, -1), swipe_pad_mask.expand(n, -1), None
-            )[:, -1]
+            if self.batch_beams:
+                memories = memory.expand(n, -1, -1), swipe_pad_mask.expand(n, -1)
+                logits = self.model.decode(prefix, *memories, None)
+            else:
+                logits = torch.cat([self.model.decode(p[None], memory, swipe_pad_mask, None) for p in prefix])
+            logits = logits[:, -1]
             log_probs = torch.log_softmax(logits.float(), dim=-1)
             tokens = torch.tensor([b[0] for b in beams], dtype=torch.int64).reshape(n, num_tokens)
             nodes = torch.tensor([b[2] for b in beams], dtype=torch.int64)
