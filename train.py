@@ -32,6 +32,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-minutes", type=float, help="wall-clock budget; ends with a checkpoint in time")
     parser.add_argument("--max-steps", type=int, help="override the config's max_steps")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override the config's device")
+    parser.add_argument("--threads", type=int, help="override the config's num_threads (CPU threads)")
     return parser.parse_args(argv)
 
 
@@ -53,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             config = dataclasses.replace(config, max_steps=args.max_steps)
         if args.device is not None:
             config = dataclasses.replace(config, device=args.device)
+        if args.threads is not None:
+            config = dataclasses.replace(config, num_threads=args.threads)
         result = train(config, resume=args.resume, max_minutes=args.max_minutes, run_dir=args.run_dir)
     except NonFiniteLossError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -86,6 +86,10 @@ def test_two_process_resume_is_bit_identical(tmp_path, ddp_config):
     _torchrun(ddp_config, resumed, "--max-steps", "10", "--resume")
     a = load_checkpoint(full / "checkpoints" / "last.pt")
     b = load_checkpoint(resumed / "checkpoints" / "last.pt")
-    assert (a["step"], a["epoch"], a["batch_in_epoch"]) == (b["step"], b["epoch"], b["batch_in_epoch"]) == (10, 1, 3)
+    assert (
+        (a["step"], a["epoch"], a["batch_in_epoch"])
+        == (b["step"], b["epoch"], b["batch_in_epoch"])
+        == (10, 1, 3)
+    )
     for name in a["model"]:
         assert torch.equal(a["model"][name], b["model"][name]), name

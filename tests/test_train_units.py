@@ -299,3 +299,38 @@ def test_bundled_configs_load():
     assert configs, "configs/ is empty"
     for path in configs:
         load_train_config(path)
+
+
+# ---- command line -----------------------------------------------------------------------------
+
+
+def _train_script():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "train_script", Path(__file__).resolve().parents[1] / "train.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cli_reports_config_errors_with_the_file_name(tmp_path, capsys):
+    cfg = _minimal_config()
+    cfg["optim"] = {"lrr": 1.0}
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(cfg))
+    assert _train_script().main(["--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.json: optim.lrr: unknown key (did you mean 'lr'?)" in err
+    path.write_text("{not json")
+    assert _train_script().main(["--config", str(path)]) == 2
+    assert "bad.json: line 1: invalid JSON" in capsys.readouterr().err
+
+
+def test_cli_refuses_to_resume_without_a_checkpoint(tmp_path, capsys):
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps(_minimal_config()))
+    assert _train_script().main(["--config", str(path), "--resume", "--run-dir", str(tmp_path / "run")]) == 2
+    assert "does not exist; start the run without --resume" in capsys.readouterr().err

@@ -258,10 +258,16 @@ class TrainConfig:
         ``predict.py``'s default.
     max_steps, max_epochs : int or None
         Stop after this many optimizer steps / epochs (at least one must be given).
+    max_minutes : float or None
+        Wall-clock budget of the whole run (data preparation included): training stops in time to
+        write its checkpoint. ``train.py --max-minutes`` overrides it.
     seed : int
         Seeds model initialisation, dropout and the batch order.
     device : {"auto", "cpu", "cuda"}
         ``auto`` picks CUDA when available.
+    num_threads : int or None
+        CPU threads of torch's intra-op pool (``torch.set_num_threads``); ``None`` keeps torch's
+        default (one per core). One thread is much faster on a machine shared with other jobs.
     precision : {"auto", "fp32", "bf16", "fp16"}
         Autocast dtype on CUDA (``auto``: bf16 where supported, else fp16 with a gradient
         scaler); CPU always trains in fp32.
@@ -277,8 +283,10 @@ class TrainConfig:
     lexicon: str = "en"
     max_steps: int | None = None
     max_epochs: int | None = None
+    max_minutes: float | None = None
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    num_threads: int | None = None
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     keep_last_checkpoints: int = 3
     run_dir: str | None = None
@@ -293,6 +301,8 @@ class TrainConfig:
             raise ValueError(f"name must be a plain non-empty name, got {self.name!r}")
         if self.max_steps is None and self.max_epochs is None:
             raise ValueError("give max_steps or max_epochs (or both)")
+        if self.num_threads is not None and self.num_threads < 1:
+            raise ValueError("num_threads must be >= 1")
         if (self.max_steps is not None and self.max_steps < 1) or (
             self.max_epochs is not None and self.max_epochs < 1
         ):

@@ -749,7 +749,8 @@ def train(
         Continue exactly from ``<run_dir>/checkpoints/last.pt``. Without it, a run directory that
         already holds checkpoints is refused.
     max_minutes : float, optional
-        Wall-clock budget: stop in time to write a checkpoint before it runs out.
+        Wall-clock budget (overrides ``config.max_minutes``): stop in time to write a checkpoint
+        before it runs out.
     run_dir : path, optional
         Overrides ``config.run_dir`` (default ``runs/<config.name>``).
 
@@ -774,6 +775,8 @@ def train(
         if ckpt is not None:
             _check_resume_config(ckpt["config"], config, run_dir)
         device = resolve_device(config, dist_info)
+        if config.num_threads is not None:
+            torch.set_num_threads(config.num_threads)
         # Rank 0 generates / builds the data while the others wait.
         built = prepare_data_files(config, run_dir) if dist_info.is_main else None
         data = open_data(broadcast_object(dist_info, built))
@@ -787,7 +790,8 @@ def train(
                 where = f"step {trainer.step} (epoch {trainer.epoch}, batch {trainer.batch_in_epoch})"
                 print(f"resumed {run_dir} at {where}")
         with _StopSignals() as stop_signals:
-            return trainer.fit(max_minutes, stop_signals, start_time)
+            budget = max_minutes if max_minutes is not None else config.max_minutes
+            return trainer.fit(budget, stop_signals, start_time)
     finally:
         cleanup_distributed(dist_info)
 
