@@ -309,13 +309,9 @@ def iter_curve_chunks(
             pending = list(itertools.islice(rows, chunk_size))
             if not pending:
                 return
-            chunks: list[CurveChunk] = []
-            error = None
-            try:
-                chunks.extend(_finish_chunk(path, pending, skip_bad_rows, stats))
-            except BadRowError as err:
-                error = err  # raised after the good curves before it are yielded
-        yield from chunks
+            chunk, error = _finish_chunk(path, pending, skip_bad_rows, stats)
+        if chunk is not None:
+            yield chunk
         if error is not None:
             raise error
 
@@ -514,8 +510,9 @@ def _is_numeric(row: _Row) -> bool:
 
 def _finish_chunk(
     path: Path, items: list[tuple[int, object]], skip_bad_rows: bool, stats: ReadStats
-) -> Iterator[CurveChunk]:
-    """Check a chunk's rows, vectorised, and yield the good ones (see ``iter_curve_chunks``)."""
+) -> tuple[CurveChunk | None, BadRowError | None]:
+    """Check a chunk's rows, vectorised: the good curves, and in strict mode the error of the
+    first bad row (the good curves are then those before it)."""
     bad: dict[int, _BadRow] = {}  # position in items -> problem
     rows: list[tuple[int, _Row]] = []
     for pos, (_, item) in enumerate(items):
@@ -551,11 +548,11 @@ def _finish_chunk(
             if rows and mask.any():
                 for i in np.flatnonzero(np.logical_or.reduceat(mask, starts)):
                     pos, r = rows[i]
-                    if reason.startswith("NaN") and not _is_numeric(r):  # null reads as NaN
-                        bad.setdefault(pos, r.problem("non-numeric value", _NON_NUMERIC))
                     bad.setdefault(pos, r.problem(reason))
-        first_bad = min(bad) if bad else len(items)
-        # Strict mode yields the curves before the first bad row, then raises.
+    chunk = None
+    first_bad = min(bad) if bad else len(items)
+    if rows:
+        # Strict mode keeps the curves before the first bad row.
         keep = np.array([pos not in bad and (skip_bad_rows or pos < first_bad) for pos, _ in rows])
         if not keep.all():
             x, y, t = (a[np.repeat(keep, np.diff(offsets))] for a in (x, y, t))
@@ -563,22 +560,15 @@ def _finish_chunk(
             rows = [row for row, k in zip(rows, keep, strict=True) if k]
         if rows:
             stats.curves += len(rows)
-            yield CurveChunk(
-                x,
-                y,
-                t,
-                offsets,
-                [r.word for _, r in rows],
-                [r.layout for _, r in rows],
-                [items[pos][0] for pos, _ in rows],
-            )
-    if bad:
-        if not skip_bad_rows:
-            pos = min(bad)
-            problem = bad[pos]
-            raise BadRowError(f"{path}:{problem.line or items[pos][0]}: {problem.detail}")
-        for problem in bad.values():
-            stats.skipped[problem.reason] += 1
+            words = [r.word for _, r in rows]
+            layouts = [r.layout for _, r in rows]
+            chunk = CurveChunk(x, y, t, offsets, words, layouts, [items[pos][0] for pos, _ in rows])
+    if bad and not skip_bad_rows:
+        problem = bad[first_bad]
+        return chunk, BadRowError(f"{path}:{problem.line or items[first_bad][0]}: {problem.detail}")
+    for problem in bad.values():
+        stats.skipped[problem.reason] += 1
+    return chunk, None
 
 
 # ---- How-We-Swipe logs --------------------------------------------------------------------------
