@@ -251,3 +251,28 @@ def test_time_limit_ends_with_a_checkpoint(tmp_path, tiny_data):
     assert result.stop_reason == "time_limit"
     ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
     assert ckpt["step"] == result.step > 0
+
+
+def test_max_epochs_ends_with_a_final_validation(tmp_path, tiny_data):
+    # 150 curves in batches of 16 = 10 micro-batches = 5 optimizer steps of 2 per epoch.
+    cfg = json.loads(_config(tmp_path, tiny_data).read_text())
+    cfg.pop("max_steps")
+    cfg["max_epochs"] = 1
+    (tmp_path / "epochs.json").write_text(json.dumps(cfg))
+    result = train(load_train_config(tmp_path / "epochs.json"), run_dir=tmp_path / "run")
+    assert (result.stop_reason, result.step, result.epoch) == ("max_epochs", 5, 1)
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert ckpt["last_validation_step"] == 5
+
+
+def test_early_stopping_counts_validations(tmp_path, tiny_data):
+    # A tiny model's word accuracy stays 0: no improvement after the first validation.
+    cfg_path = _config(
+        tmp_path,
+        tiny_data,
+        max_steps=100,
+        validation={"every_steps": 2, "metric": "word_accuracy"},
+        schedule={"early_stopping_patience": 1},
+    )
+    result = train(load_train_config(cfg_path), run_dir=tmp_path / "run")
+    assert result.stop_reason == "early_stopping" and result.step == 6

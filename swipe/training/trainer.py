@@ -169,8 +169,10 @@ def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[s
     ]
 
 
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+def _grad_scaler() -> Any:
+    if hasattr(torch.amp, "GradScaler"):  # torch >= 2.3
+        return torch.amp.GradScaler("cuda")
+    return torch.cuda.amp.GradScaler()
 
 
 class _StopSignals:
@@ -262,7 +264,7 @@ class Trainer:
             if sched.early_stopping_patience is not None
             else None
         )
-        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        self.scaler = _grad_scaler() if self.amp_dtype == torch.float16 else None
 
         self.trie = None
         if config.loss.mask_impossible or config.validation.mrr_curves > 0:
