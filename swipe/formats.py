@@ -548,6 +548,8 @@ def _finish_chunk(
             if rows and mask.any():
                 for i in np.flatnonzero(np.logical_or.reduceat(mask, starts)):
                     pos, r = rows[i]
+                    if reason.startswith("NaN") and not _is_numeric(r):  # null converts to NaN
+                        bad.setdefault(pos, r.problem("non-numeric value", _NON_NUMERIC))
                     bad.setdefault(pos, r.problem(reason))
     chunk = None
     first_bad = min(bad) if bad else len(items)
