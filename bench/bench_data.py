@@ -199,19 +199,23 @@ def main() -> int:
     points = f"{full['points']:,} points ({full['points'] / full['curves']:.1f} a curve)"
     print(f"\n{full['curves']:,} curves, {points}, source {mb(src.stat().st_size)}; "
           f"load average {load[0]:.1f} on {os.cpu_count()} cores\n")  # fmt: skip
-    print(f"| {'build (one process)':<50} | {'':>22} |")
-    print(f"| {'-' * 50} | {'-' * 22}:|")
-    rates = f"{full['curves'] / full['cpu']:>8,.0f} / {full['curves'] / full['wall']:>6,.0f} c/s"
-    print(f"| {'throughput, CPU time / wall time':<50} | {rates} |")
-    label = f"peak RSS, {small['curves']:,} / {full['curves']:,} curves"
-    print(f"| {label:<50} | {mb(small['peak_rss_kb'] * 1024):>9} / {mb(full['peak_rss_kb'] * 1024):>9} |")
-    print(f"| {'bytes on disk per point / per curve':<50} | {per_point:>10.1f} / {per_curve:>9.1f} |")
+    rows = [
+        ("throughput, curves/s, CPU time / wall time",
+         f"{full['curves'] / full['cpu']:,.0f} / {full['curves'] / full['wall']:,.0f}"),
+        (f"peak RSS, {small['curves']:,} / {full['curves']:,} curves",
+         f"{mb(small['peak_rss_kb'] * 1024)} / {mb(full['peak_rss_kb'] * 1024)}"),
+        ("bytes on disk per point / per curve", f"{per_point:.1f} / {per_curve:.1f}"),
+    ]  # fmt: skip
+    print(f"| {'build (one process)':<50} | {'':>26} |")
+    print(f"| {'-' * 50} | {'-' * 26}:|")
+    for label, value in rows:
+        print(f"| {label:<50} | {value:>26} |")
     print()
     title = f"one epoch, 2 workers, batch {args.batch_size}"
-    print(f"| {title:<50} | {'memory-mapped':>22} | {'naive list':>22} |")
-    print(f"| {'-' * 50} | {'-' * 22}:| {'-' * 22}:|")
+    print(f"| {title:<50} | {'memory-mapped':>26} | {'naive list':>26} |")
+    print(f"| {'-' * 50} | {'-' * 26}:| {'-' * 26}:|")
     rate = [r.batches / r.seconds for r in (mapped, naive)]
-    print(f"| {'batches/s':<50} | {rate[0]:>22.1f} | {rate[1]:>22.1f} |")
+    print(f"| {'batches/s':<50} | {rate[0]:>26.1f} | {rate[1]:>26.1f} |")
     names = ("RSS", "PSS", "USS", "private dirty")
     for k, name in enumerate(names):
         cells = []
@@ -220,7 +224,7 @@ def main() -> int:
             peak = max(s[1][k] for s in r.samples)
             cells.append(f"{mb(first)} -> {mb(last)} (max {mb(peak)})".replace(" MB", ""))
         label = f"workers' {name}, MB: 1st batch -> end (max)"
-        print(f"| {label:<50} | {cells[0]:>22} | {cells[1]:>22} |")
+        print(f"| {label:<50} | {cells[0]:>26} | {cells[1]:>26} |")
     print()
     for title, r in (("memory-mapped", mapped), ("naive list", naive)):
         trace = ", ".join(f"{b}: {m.dirty / 2**20:.0f}" for b, m in r.samples)
