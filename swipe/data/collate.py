@@ -13,6 +13,9 @@ from swipe.data.dataset import SwipeItem
 from swipe.keyboard import Layout
 from swipe.tokenizers import CharTokenizer
 
+# trajectory_features computes exactly these, in this order.
+assert FEATURE_NAMES == ("x", "y", "t", "dx", "dy", "ddx", "ddy")
+
 # Time steps shorter than this (seconds) count as this long in derivatives: duplicate timestamps
 # (dt = 0) are legal and must give finite features.
 MIN_DT = 1e-3
@@ -89,7 +92,6 @@ class SwipeCollator:
         self._key_size = torch.tensor(
             [[lay.key_width, lay.key_height] for lay in self.layouts], dtype=torch.float32
         )
-        assert len(FEATURE_NAMES) == 7
 
     def _check(self, item: SwipeItem) -> None:
         if item.alphabet is not self.tokenizer.alphabet and item.alphabet != self.tokenizer.alphabet:
@@ -116,14 +118,14 @@ class SwipeCollator:
         cols = np.arange(len(rows)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
         flat = torch.from_numpy(rows * steps + cols)
         scale = np.repeat(np.fromiter((1.0 / item.coord_scale for item in items), np.float32, size), lengths)
-        points = np.empty((len(rows), 4), np.float32)
+        points = np.empty((len(rows), 3), np.float32)  # x, y (pixels), t (ms)
         points[:, 0] = np.concatenate([item.x for item in items]) * scale
         points[:, 1] = np.concatenate([item.y for item in items]) * scale
         points[:, 2] = np.concatenate([item.t for item in items])
         keys = torch.from_numpy(np.concatenate([item.nearest_keys for item in items]).astype(np.int64))
-        padded = torch.zeros(size * steps, 4)
+        padded = torch.zeros(size * steps, 3)
         padded[flat] = torch.from_numpy(points)
-        padded = padded.view(size, steps, 4)
+        padded = padded.view(size, steps, 3)
         nearest = torch.zeros(size * steps, dtype=torch.int64)
         nearest[flat] = keys
         coords = padded[..., :2].contiguous()
