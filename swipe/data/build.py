@@ -178,7 +178,8 @@ class _ArrayWriter:
         self.file.close()
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
+    """SHA-256 of a file's bytes, hex."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -416,7 +417,7 @@ def _build(
     char_counts = _remap_chars(tmp / "chars.bin", table, len(alphabet))
     arrays = {}
     for name, writer in writers.items():
-        digest = _sha256(writer.path) if name == "chars" else writer.hash.hexdigest()
+        digest = sha256_of(writer.path) if name == "chars" else writer.hash.hexdigest()
         arrays[name] = ArrayInfo(writer.path.name, ARRAY_DTYPES[name], writer.length, digest)
     manifest = Manifest(
         format=FORMAT_NAME,

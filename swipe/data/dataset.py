@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 from torch.utils.data import Dataset
 
-from swipe.data.build import ARRAY_DTYPES, DatasetError, Manifest, read_manifest
+from swipe.data.build import ARRAY_DTYPES, DatasetError, Manifest, read_manifest, sha256_of
 from swipe.keyboard import Layout
 from swipe.tokenizers import CharTokenizer
 
@@ -114,24 +113,23 @@ class SwipeDataset(Dataset):
             "char_offsets": m.num_curves + 1, "layout_ids": m.num_curves,
         }  # fmt: skip
         for name, info in m.arrays.items():
-            file = self.path / info.file
-            if info.dtype != ARRAY_DTYPES[name] or info.length != expected[name]:
+            if (
+                info.file != f"{name}.bin"
+                or info.dtype != ARRAY_DTYPES[name]
+                or info.length != expected[name]
+            ):
                 raise DatasetError(f"{self.path}: manifest entry for {name!r} is inconsistent; {hint}")
-            size = file.stat().st_size if file.is_file() else -1
-            if size != info.length * np.dtype(info.dtype).itemsize:
-                what = (
-                    "missing"
-                    if size < 0
-                    else f"{size} bytes, expected {info.length * np.dtype(info.dtype).itemsize}"
+            file = self.path / info.file
+            size = info.length * np.dtype(info.dtype).itemsize
+            if not file.is_file():
+                raise DatasetError(f"{file}: missing; the dataset is partial or damaged; {hint}")
+            if file.stat().st_size != size:
+                raise DatasetError(
+                    f"{file}: {file.stat().st_size} bytes, expected {size}; the dataset is partial or "
+                    f"damaged; {hint}"
                 )
-                raise DatasetError(f"{file}: {what}; the dataset is partial or damaged; {hint}")
-            if verify:
-                digest = hashlib.sha256()
-                with open(file, "rb") as f:
-                    for block in iter(lambda f=f: f.read(1 << 20), b""):
-                        digest.update(block)
-                if digest.hexdigest() != info.sha256:
-                    raise DatasetError(f"{file}: checksum mismatch; the dataset is damaged; {hint}")
+            if verify and sha256_of(file) != info.sha256:
+                raise DatasetError(f"{file}: checksum mismatch; the dataset is damaged; {hint}")
         if check_sources:
             for source in m.sources:
                 src = Path(source.path)
