@@ -70,6 +70,9 @@ class SynthConfig:
         Standard deviation of a per-curve log time factor (slow and fast writers).
     movement_log_std : float
         Standard deviation of a per-movement log time factor.
+    slowdown : float
+        Writers slow down along a word: the last movement takes ``1 + slowdown`` times as long as
+        the first would (linearly in between).
     overlap, overlap_spread : float
         A movement starts ``overlap +- overlap_spread`` (uniform) of the previous movement's time
         before that one ends; more overlap cuts corners more.
@@ -110,7 +113,7 @@ class SynthConfig:
     shift_std_x: float = 0.16
     shift_std_y: float = 0.12
     scale_std: float = 0.03
-    corner_overshoot: float = 0.18
+    corner_overshoot: float = 0.11
     bow_std: float = 0.15
     point_std: float = 0.0
     wobble: float = 0.06
@@ -119,19 +122,20 @@ class SynthConfig:
     fitts_b_ms: float = 130.0
     speed_log_std: float = 0.6
     movement_log_std: float = 0.2
+    slowdown: float = 0.3
     overlap: float = 0.3
     overlap_spread: float = 0.1
     start_cut: float = 0.3
-    end_cut: float = 0.11
+    end_cut: float = 0.07
     end_overshoot: float = 0.3
     start_dwell_ms: float = 25.0
     repeat_dwell_ms: float = 130.0
-    pause_prob: float = 0.3
+    pause_prob: float = 0.18
     pause_ms: float = 45.0
-    end_event_ms: float = 7.0
+    end_event_ms: float = 9.0
     dwell_log_std: float = 1.3
-    tap_ms: float = 100.0
-    tap_drift: float = 0.01
+    tap_ms: float = 60.0
+    tap_drift: float = 0.006
     rate_hz_min: float = 58.0
     rate_hz_max: float = 61.0
     jitter_ms: float = 0.6
@@ -305,6 +309,7 @@ def synthesize_curve(
         )
         onsets = np.zeros(n - 1)
         if n > 2:
+            durations *= np.linspace(1.0, 1.0 + c.slowdown, n - 1)
             overlap = c.overlap + c.overlap_spread * (2.0 * u[1 : n - 1, 1] - 1.0)
             # After a pause (always on a repeated letter) the next movement starts only once the
             # previous one has ended.
