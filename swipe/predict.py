@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import hashlib
 import multiprocessing
 import sys
@@ -446,16 +447,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def run(args: argparse.Namespace) -> Predictions:
-    """Carry out a parsed ``predict.py`` command line; returns what was written."""
+def _generator_options(args: argparse.Namespace) -> GreedyOptions | BeamOptions:
+    """The generator's options from the flags that were given, checked; errors name the flags."""
     options = {name: getattr(args, name) for name in _OPTION_FLAGS if getattr(args, name) is not None}
+    takes = [f.name for f in dataclasses.fields(GENERATORS[args.generator].options)]
+    for name in options:
+        if name not in takes:
+            known = ", ".join(_OPTION_FLAGS[n] for n in takes)
+            raise GeneratorError(
+                f"generator {args.generator!r}: {_OPTION_FLAGS[name]} is not one of its options ({known})"
+            )
     try:
-        checked = generator_options(args.generator, options)
+        return generator_options(args.generator, options)
     except GeneratorError as err:
         message = str(err)
         for name, flag in _OPTION_FLAGS.items():
-            message = message.replace(f"{name}: unknown key", f"{flag}: not an option of this generator")
+            message = message.replace(name, flag)
         raise GeneratorError(message) from None
+
+
+def run(args: argparse.Namespace) -> Predictions:
+    """Carry out a parsed ``predict.py`` command line; returns what was written."""
+    checked = _generator_options(args)
     if args.num_workers < 0:
         raise PredictError(f"--num-workers must be >= 0, got {args.num_workers}")
     if args.batch_size < 1:

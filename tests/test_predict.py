@@ -126,9 +126,10 @@ def test_workers_give_the_same_output(project):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--generator", "greedy", "--beam-size", "4"], "--beam-size: not an option of this generator"),
-        (["--beam-size", "0"], "beam_size must be >= 1"),
-        (["--beam-size", "4", "--num-candidates", "5"], "num_candidates must be between 1 and beam_size"),
+        (["--generator", "greedy", "--beam-size", "4"], "--beam-size is not one of its options"),
+        (["--beam-size", "0"], "--beam-size must be >= 1"),
+        (["--beam-size", "4", "--num-candidates", "5"], "--num-candidates must be between 1 and --beam-size"),
+        (["--length-penalty", "nan"], "--length-penalty must be finite"),
         (["--no-lexicon", "--prior-weight", "1"], "needs a lexicon"),
         (["--data", "missing.jsonl"], "missing.jsonl: no such data file"),
         (["--checkpoint", "nowhere.pt"], "nowhere.pt: no such checkpoint"),

@@ -386,10 +386,12 @@ def generator_options(name: str, options: Mapping[str, Any]) -> GreedyOptions | 
     """
     if name not in GENERATORS:
         raise GeneratorError(f"unknown generator {name!r}; known: {', '.join(GENERATORS)}")
+    cls = GENERATORS[name].options
     try:
-        return from_dict(GENERATORS[name].options, dict(options))
+        return from_dict(cls, dict(options))
     except ConfigError as err:
-        raise GeneratorError(f"generator {name!r}: {err}") from None
+        message = str(err).removeprefix(f"{cls.__name__}: ")
+        raise GeneratorError(f"generator {name!r}: {message}") from None
 
 
 def build_generator(
