@@ -127,7 +127,10 @@ def _init_worker(job: DecodeJob) -> None:
     # One thread per process: the processes are the parallelism (and a forked process must not
     # reuse the parent's OpenMP pool).
     torch.set_num_threads(1)
-    torch.set_num_interop_threads(1)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # a forked process may inherit an inter-op pool that already started
+        pass
     _worker_decoder = _Decoder(job)
 
 
@@ -204,33 +207,31 @@ def decode(
         raise PredictError("--num-workers needs --device cpu (workers do not share an accelerator)")
     batches = make_batches(job.curves.num_points, batch_size, max_batch_points)
     results: list[list[Candidate] | None] = [None] * len(job.curves)
-    bar = tqdm(total=len(job.curves), unit="curve", disable=not progress, file=sys.stderr)
     threads = torch.get_num_threads()
-    if num_workers == 0:
-        if job.device == "cpu":
-            # One thread, as in every worker: float results then do not depend on num_workers.
-            torch.set_num_threads(1)
-        decoder = _Decoder(job)
-        outputs: Any = map(decoder, batches)
-        executor = None
-    else:
-        if start_method is None:
-            methods = multiprocessing.get_all_start_methods()
-            start_method = "fork" if "fork" in methods else "spawn"
-        executor = ProcessPoolExecutor(
-            max_workers=num_workers,
-            mp_context=multiprocessing.get_context(start_method),
-            initializer=_init_worker,
-            initargs=(job,),
-        )
-        outputs = executor.map(_decode_in_worker, batches)
+    executor = None
     try:
-        for indices, candidates in zip(batches, outputs, strict=True):
-            for i, row in zip(indices, candidates, strict=True):
-                results[i] = row
-            bar.update(len(indices))
+        if num_workers == 0:
+            if job.device == "cpu":
+                # One thread, as in every worker: float results then do not depend on num_workers.
+                torch.set_num_threads(1)
+            outputs: Any = map(_Decoder(job), batches)
+        else:
+            if start_method is None:
+                methods = multiprocessing.get_all_start_methods()
+                start_method = "fork" if "fork" in methods else "spawn"
+            executor = ProcessPoolExecutor(
+                max_workers=num_workers,
+                mp_context=multiprocessing.get_context(start_method),
+                initializer=_init_worker,
+                initargs=(job,),
+            )
+            outputs = executor.map(_decode_in_worker, batches)
+        with tqdm(total=len(job.curves), unit="curve", disable=not progress, file=sys.stderr) as bar:
+            for indices, candidates in zip(batches, outputs, strict=True):
+                for i, row in zip(indices, candidates, strict=True):
+                    results[i] = row
+                bar.update(len(indices))
     finally:
-        bar.close()
         torch.set_num_threads(threads)
         if executor is not None:
             executor.shutdown(cancel_futures=True)

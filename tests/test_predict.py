@@ -186,3 +186,12 @@ def test_submission_csv_pads_rows(tmp_path):
     assert path.read_text() == "a,b,b,b\n,,,\nc,d,e,f\n"
     with pytest.raises(FileExistsError):
         write_submission_csv(path, [], overwrite=False)
+
+
+@pytest.mark.slow
+def test_spawned_workers_give_the_same_output():
+    tokenizer = CharTokenizer("abcdefghijklmnopqrstuvwxyz")
+    trie = LexiconTrie.from_words(["ab", "abc", "bad", "cab"], None, tokenizer)
+    curves = StandinCurves(12, seed=2)
+    job = DecodeJob(StandinLoader(1), curves, "beam", BeamOptions(beam_size=3), trie, "cpu")
+    assert decode(job, 4, num_workers=2, start_method="spawn") == decode(job, 4, num_workers=0)
