@@ -412,15 +412,23 @@ def _find_checkpoint(args: argparse.Namespace) -> Path:
     return path
 
 
-def _open_data(data: Path, args: argparse.Namespace, workdir: Path) -> Path:
-    """A built dataset directory for ``data``: itself, or ``data`` built into ``workdir``."""
+def _open_data(data: Path, args: argparse.Namespace, workdir: Path, model_layouts: Sequence[Any]) -> Path:
+    """A built dataset directory for ``data``: itself, or ``data`` built into ``workdir``.
+
+    Rows that name their grid find it in ``--layouts``, else among the model's own layouts (the
+    checkpoint carries them), else among the bundled ones.
+    """
     from swipe.data import build_dataset
 
     if data.is_dir():
         return data
     out = workdir / "dataset"
     manifest = build_dataset(
-        [data], out, layouts=args.layouts, alphabet=None, skip_bad_rows=args.skip_bad_rows
+        [data],
+        out,
+        layouts=args.layouts if args.layouts else {layout.name: layout for layout in model_layouts},
+        alphabet=None,
+        skip_bad_rows=args.skip_bad_rows,
     )
     if manifest.skipped:
         counts = ", ".join(f"{reason}: {n}" for reason, n in sorted(manifest.skipped.items()))
@@ -503,13 +511,13 @@ def run(args: argparse.Namespace) -> Predictions:
         raise PredictError("--lexicon and --no-lexicon exclude each other")
 
     with tempfile.TemporaryDirectory(prefix="swipe-predict-") as workdir:
-        dataset_dir = _open_data(inputs.data, args, Path(workdir))
+        dataset_dir = _open_data(inputs.data, args, Path(workdir), loaded.layouts)
         curves = DatasetCurves(dataset_dir, loaded.layouts)
         job = DecodeJob(loader, curves, args.generator, checked, trie, args.device)
         candidates = decode(job, args.batch_size, args.num_workers, args.max_batch_points,
                             progress=not args.quiet)
         dataset = curves.dataset
-        targets = [dataset.word(i) if dataset.has_targets else None for i in range(len(dataset))]
+        targets = [dataset.word(i) for i in range(len(dataset))]
         layout_names = [layout.name for layout in loaded.layouts]
         row_layouts = [layout_names[dataset[i].layout_id] for i in range(len(dataset))]
 

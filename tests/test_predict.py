@@ -14,7 +14,7 @@ from test_decoding_standin import StandinCurves, StandinLoader
 
 from swipe.config import from_dict, to_dict
 from swipe.decoding import BeamOptions, LexiconTrie
-from swipe.keyboard import bundled_layout
+from swipe.keyboard import Layout, bundled_layout
 from swipe.models import build_model, preset
 from swipe.predict import DecodeJob, decode, main, make_batches, write_submission_csv
 from swipe.predictions import read_predictions
@@ -27,22 +27,22 @@ TOKENIZER = CharTokenizer.from_layouts([LAYOUT])
 WORDS = ["the", "they", "then", "hello", "help", "world", "word", "work", "and", "swipe", "sweet", "key"]
 
 
-def write_curves(path: Path, words: list[str | None], seed: int = 0) -> None:
+def write_curves(path: Path, words: list[str | None], seed: int = 0, layout: Layout = LAYOUT) -> None:
     """Curves through the key centres of each word, with a little noise."""
     gen = torch.Generator().manual_seed(seed)
     with open(path, "w", encoding="utf-8") as f:
         for i, word in enumerate(words):
             letters = word if word else WORDS[i % len(WORDS)]
-            centres = torch.from_numpy(LAYOUT.centers[[LAYOUT.key_index(c) for c in letters]])
+            centres = torch.from_numpy(layout.centers[[layout.key_index(c) for c in letters]])
             noise = torch.randn(3 * len(letters), 2, generator=gen) * 5
             points = torch.repeat_interleave(centres, 3, dim=0) + noise
             curve = {"x": points[:, 0].round().tolist(), "y": points[:, 1].round().tolist(),
-                     "t": [15 * k for k in range(len(points))], "grid_name": "qwerty_en"}
+                     "t": [15 * k for k in range(len(points))], "grid_name": layout.name}
             row = {"curve": curve} if word is None else {"word": word, "curve": curve}
             f.write(json.dumps(row) + "\n")
 
 
-def write_checkpoint(path: Path, val: str, seed: int = 0) -> None:
+def write_checkpoint(path: Path, val: str, seed: int = 0, layout: Layout = LAYOUT) -> None:
     """A checkpoint of a tiny randomly initialised model, in the trainer's format."""
     model_config = preset("small")
     arch = dataclasses.replace(model_config.transformer, d_model=32, num_encoder_layers=1,
@@ -51,11 +51,11 @@ def write_checkpoint(path: Path, val: str, seed: int = 0) -> None:
     config = from_dict(TrainConfig, {"name": "tiny", "model": to_dict(model_config), "max_steps": 1,
                                      "data": {"train": val, "val": val}, "lexicon": "en"})
     torch.manual_seed(seed)
-    model = build_model(model_config, [LAYOUT], TOKENIZER)
+    model = build_model(model_config, [layout], TOKENIZER)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "model": model.state_dict(),
                 "step": 7, "config": to_dict(config), "tokenizer": TOKENIZER.to_dict(),
-                "layouts": layouts_to_grids([LAYOUT])}, path)
+                "layouts": layouts_to_grids([layout])}, path)
 
 
 @pytest.fixture()
@@ -195,3 +195,12 @@ def test_spawned_workers_give_the_same_output():
     curves = StandinCurves(12, seed=2)
     job = DecodeJob(StandinLoader(1), curves, "beam", BeamOptions(beam_size=3), trie, "cpu")
     assert decode(job, 4, num_workers=2, start_method="spawn") == decode(job, 4, num_workers=0)
+
+
+def test_raw_data_finds_the_models_own_layout(project):
+    custom = Layout.from_rows("my_phone", "qwertyuiop,asdfghjkl,zxcvbnm", 720, 480)
+    write_checkpoint(project.root / "custom.pt", "val.jsonl", layout=custom)
+    write_curves(project.root / "mine.jsonl", ["hello", "world", None], layout=custom)
+    assert main(["--checkpoint", "custom.pt", "--data", "mine.jsonl", "--lexicon", "lex.txt", "--quiet"]) == 0
+    preds = read_predictions(project.root / "preds.pkl")
+    assert preds.layouts == ["my_phone"] * 3 and preds.targets == ["hello", "world", None]
