@@ -187,11 +187,7 @@ def top_candidates(scores: np.ndarray, words: Sequence[str], index: np.ndarray, 
     scores : numpy.ndarray
         ``(C,)`` scores of candidate words ``words[index[c]]``; higher is better.
     """
-    if len(scores) == 0:
-        return []
-    k = min(k, len(scores))
-    best = np.argpartition(-scores, k - 1)[:k]
-    best = best[np.argsort(-scores[best], kind="stable")]
+    best = np.argsort(-scores, kind="stable")[:k]  # equal scores keep their order in ``index``
     return [(float(scores[b]), words[int(index[b])]) for b in best]
 
 

@@ -95,7 +95,7 @@ class DTWDecoder:
     layout : Layout
         The keyboard the swipes were drawn on.
     lexicon : Lexicon
-        Candidate words (frequencies are only used to break exact ties, by lexicon order).
+        Candidate words; frequencies are not used (equal distances keep lexicon order).
     config : DTWConfig
         Settings.
     """
