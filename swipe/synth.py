@@ -114,7 +114,7 @@ class SynthConfig:
     shift_std_y: float = 0.12
     scale_std: float = 0.03
     corner_overshoot: float = 0.11
-    bow_std: float = 0.15
+    bow_std: float = 0.09
     point_std: float = 0.0
     wobble: float = 0.06
     wobble_cycles: float = 1.6
@@ -122,16 +122,16 @@ class SynthConfig:
     fitts_b_ms: float = 130.0
     speed_log_std: float = 0.6
     movement_log_std: float = 0.2
-    slowdown: float = 0.3
-    overlap: float = 0.3
+    slowdown: float = 0.18
+    overlap: float = 0.24
     overlap_spread: float = 0.1
     start_cut: float = 0.3
     end_cut: float = 0.07
     end_overshoot: float = 0.3
     start_dwell_ms: float = 25.0
     repeat_dwell_ms: float = 130.0
-    pause_prob: float = 0.18
-    pause_ms: float = 45.0
+    pause_prob: float = 0.29
+    pause_ms: float = 22.0
     end_event_ms: float = 9.0
     dwell_log_std: float = 1.3
     tap_ms: float = 60.0
@@ -139,7 +139,7 @@ class SynthConfig:
     rate_hz_min: float = 58.0
     rate_hz_max: float = 61.0
     jitter_ms: float = 0.6
-    sensor_pitch: float = 0.008
+    sensor_pitch: float = 0.01
     margin: float = 0.5
     quantize: bool = True
 
