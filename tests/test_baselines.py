@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.baselines import run_baselines
+from bench.baselines import run_baselines, tune_shark2
 from bench.baselines.common import build_templates, key_units, pad_polylines, resample, resample_many
 from bench.baselines.dtw_baseline import DTWConfig, DTWDecoder, dtw_distances
 from bench.baselines.shark2 import Shark2Config, Shark2Decoder
@@ -155,10 +155,11 @@ def test_shark2_config_rejects_bad_values() -> None:
 # ---- the comparison script --------------------------------------------------------------------
 
 
-def test_run_baselines_writes_predictions_and_refuses_to_overwrite(tmp_path: Path, capsys) -> None:
+def write_data(tmp_path: Path, words: list[str]) -> tuple[Path, Path]:
+    """A jsonl file of curves drawn through the key centres of ``words``, and a lexicon file."""
     data = tmp_path / "swipes.jsonl"
     with data.open("w", encoding="utf-8") as f:
-        for word in ("hello", "world", "lazy", "dog"):
+        for word in words:
             x, y = word_curve(word)
             t = np.arange(len(x)) * 10.0
             curve = {"x": x.round(1).tolist(), "y": y.round(1).tolist(), "t": t.tolist(),
@@ -166,6 +167,11 @@ def test_run_baselines_writes_predictions_and_refuses_to_overwrite(tmp_path: Pat
             f.write(json.dumps({"word": word, "curve": curve}) + "\n")
     lex_file = tmp_path / "lexicon.tsv"
     lex_file.write_text("".join(f"{w}\t{100 - i}\n" for i, w in enumerate(WORDS)), encoding="utf-8")
+    return data, lex_file
+
+
+def test_run_baselines_writes_predictions_and_refuses_to_overwrite(tmp_path: Path, capsys) -> None:
+    data, lex_file = write_data(tmp_path, ["hello", "world", "lazy", "dog"])
     out = tmp_path / "preds"
     argv = ["--data", str(data), "--lexicon", str(lex_file), "--out-dir", str(out)]
     assert run_baselines.main(argv) == 0
@@ -186,3 +192,14 @@ def test_run_baselines_names_the_bad_line(tmp_path: Path, capsys) -> None:
                     '{"word": "b", "curve": {"x": [1, 2], "y": [2]}}\n', encoding="utf-8")
     assert run_baselines.main(["--data", str(data), "--lexicon", "en"]) == 1
     assert f"{data}:2" in capsys.readouterr().err
+
+
+def test_tune_shark2_runs_on_halves_and_on_a_held_out_file(tmp_path: Path, capsys) -> None:
+    data, lex_file = write_data(tmp_path, ["hello", "world", "lazy", "dog", "they", "pizza"])
+    assert tune_shark2.main(["--data", str(data), "--lexicon", str(lex_file), "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "chosen on" in out and "held out:" in out and "(3): accuracy@1 1.0000" in out
+    argv = ["--data", str(data), "--lexicon", str(lex_file), "--rounds", "1", "--tune-on", "all"]
+    with pytest.raises(SystemExit):
+        tune_shark2.main(argv)  # no held-out swipes
+    assert tune_shark2.main([*argv, "--held-out", str(data)]) == 0

@@ -1,11 +1,14 @@
 """Tune the SHARK2 matcher's channel widths and pruning radii on one half of a swipe file.
 
-    python bench/baselines/tune_shark2.py [--data FILE] [--lexicon en] [--tune-on odd]
+    python bench/baselines/tune_shark2.py [--data FILE] [--lexicon en] [--tune-on odd|even|all]
+                                          [--held-out FILE]
 
 Coordinate search: each parameter in turn is set to the value of its grid that maximises
-accuracy@1 (then Swipe MRR) on the tuning half, the others held fixed, for a few rounds. The
-chosen settings are printed with their scores on the tuning half and on the held-out half; only the
-tuning half takes part in the choice. Resampling sizes (``num_points``, ``dtw_points``) stay fixed.
+accuracy@1 (then Swipe MRR) on the tuning swipes, the others held fixed, for a few rounds. The
+chosen settings are printed with their scores on the tuning swipes and on the held-out swipes: the
+other half of ``--data``, or all of ``--held-out`` (required with ``--tune-on all``, e.g. to tune on
+synthetic swipes and test on real ones). Only the tuning swipes take part in the choice.
+Resampling sizes (``num_points``, ``dtw_points``) stay fixed.
 
 Channel distances are computed once per swipe for every word within the largest radii of the
 grids; DTW distances are computed on demand and cached. A swipe without any word within a
@@ -26,7 +29,7 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.baselines.common import DEFAULT_DATA, DEFAULT_LAYOUT, read_labelled_curves, select_half
+from bench.baselines.common import DEFAULT_DATA, DEFAULT_LAYOUT, HALVES, read_labelled_curves, select_half
 from bench.baselines.shark2 import (
     ChannelDistances,
     ElasticDistances,
@@ -35,9 +38,9 @@ from bench.baselines.shark2 import (
     base_scores,
     elastic_scores,
 )
-from swipe.formats import Curve
+from swipe.formats import BadRowError, Curve
 from swipe.keyboard import bundled_layout
-from swipe.lexicon import load_lexicon
+from swipe.lexicon import LexiconError, load_lexicon
 from swipe.metrics import SWIPE_MRR_WEIGHTS
 
 GRIDS: dict[str, tuple[float, ...]] = {
@@ -120,17 +123,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="jsonl swipes with target words")
     parser.add_argument("--lexicon", default="en", help="bundled lexicon name or word<TAB>frequency file")
     parser.add_argument("--layout", default=DEFAULT_LAYOUT, help="bundled layout name")
-    parser.add_argument("--tune-on", choices=("odd", "even"), default="odd", help="lines to tune on")
+    parser.add_argument("--tune-on", choices=HALVES, default="odd", help="lines of --data to tune on")
+    parser.add_argument("--held-out", type=Path, help="score on all of this file, not the other half")
     parser.add_argument("--rounds", type=int, default=2, help="coordinate-search rounds")
     args = parser.parse_args(argv)
 
+    if args.tune_on == "all" and args.held_out is None:
+        parser.error("--tune-on all needs --held-out FILE")
     started = time.perf_counter()
     layout = bundled_layout(args.layout)
-    gestures = read_labelled_curves(args.data, layout)
-    held_half = "even" if args.tune_on == "odd" else "odd"
-    decoder = Shark2Decoder(layout, load_lexicon(args.lexicon))
-    tune = prepare(decoder, select_half(gestures, args.tune_on))
-    held = prepare(decoder, select_half(gestures, held_half))
+    try:
+        curves = read_labelled_curves(args.data, layout)
+        if args.held_out is None:
+            held_name = f"{args.data} {'even' if args.tune_on == 'odd' else 'odd'} lines"
+            held_curves = select_half(curves, "even" if args.tune_on == "odd" else "odd")
+        else:
+            held_name, held_curves = str(args.held_out), read_labelled_curves(args.held_out, layout)
+        lexicon = load_lexicon(args.lexicon)
+    except (BadRowError, LexiconError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    tune_name = f"{args.data} {args.tune_on} lines"
+    decoder = Shark2Decoder(layout, lexicon)
+    tune = prepare(decoder, select_half(curves, args.tune_on))
+    held = prepare(decoder, held_curves)
     print(f"prepared {len(tune)} tuning and {len(held)} held-out swipes "
           f"in {time.perf_counter() - started:.0f} s")
 
@@ -149,10 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     held_out = evaluate(decoder, held, config)
     default_held = evaluate(decoder, held, Shark2Config())
     chosen = {name: getattr(config, name) for name in GRIDS}
-    print(f"\nchosen on {args.tune_on} lines: {chosen}")
-    print(f"tuning half ({args.tune_on}, {len(tune)}): accuracy@1 {best.accuracy:.4f}  "
+    print(f"\nchosen on {tune_name}: {chosen}")
+    print(f"tuning: {tune_name} ({len(tune)}): accuracy@1 {best.accuracy:.4f}  "
           f"swipe_mrr {best.swipe_mrr:.4f}")
-    print(f"held-out half ({held_half}, {len(held)}): accuracy@1 {held_out.accuracy:.4f}  "
+    print(f"held out: {held_name} ({len(held)}): accuracy@1 {held_out.accuracy:.4f}  "
           f"swipe_mrr {held_out.swipe_mrr:.4f}  (current defaults: {default_held.accuracy:.4f})")
     print(f"total {time.perf_counter() - started:.0f} s")
     return 0
