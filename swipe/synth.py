@@ -4,13 +4,16 @@ A curve for a word is built in three steps.
 
 1. Targets: the centres of the word's keys (a run of one repeated key is one target that the
    finger dwells on), each moved by Gaussian noise in key units, with an occasional larger miss, and
-   the whole word moved and scaled a little (users and devices place the keyboard differently).
+   the whole word moved and scaled a little (users and devices place the keyboard differently); at
+   sharp corners the finger turns a little past the key.
 2. Path: a superposition of minimum-jerk movements, one per pair of consecutive targets
    (Flash & Hogan). Each movement lasts a Fitts-like time ``a + b log2(1 + distance)`` and starts
-   before the previous one has ended, so corners are cut smoothly; each bows sideways a little.
-3. Sampling: touch events at a per-curve rate with jitter, rounded to whole pixels and
-   milliseconds; samples where the finger has not moved are mostly dropped, as touch screens
-   report only movement (so pauses show up as longer gaps between points).
+   before the previous one has ended, so corners are cut smoothly (or, after a pause, only once it
+   has ended); movements bow sideways and the finger wobbles slowly. The finger lands and lifts while
+   moving (flying start and end), lifting a little past the last key.
+3. Sampling: touch events at a per-curve rate with jitter, reported only when the sensed position
+   changes (so pauses show up as gaps between events), rounded to whole pixels and milliseconds,
+   and a final lift-off event at the last position.
 
 The defaults of :class:`SynthConfig` are fitted to 800 real English swipes (How-We-Swipe); the
 comparison is in ``docs/synth.md`` and ``bench/synth_calibration.py``.
