@@ -422,10 +422,13 @@ def typeable_words(lexicon: Lexicon, layout: Layout) -> TypeableWords:
     return TypeableWords(lexicon.filter(keep), int((~keep).sum()))
 
 
+_COMPACT = (",", ":")  # JSON separators without spaces
+
+
 def _format_numbers(values: np.ndarray, quantized: bool) -> str:
     if quantized:
-        return json.dumps(values.astype(np.int64).tolist())
-    return json.dumps(np.round(values.astype(np.float64), 2).tolist())
+        return json.dumps(values.astype(np.int64).tolist(), separators=_COMPACT)
+    return json.dumps(np.round(values.astype(np.float64), 2).tolist(), separators=_COMPACT)
 
 
 def write_synthetic_jsonl(
@@ -487,9 +490,10 @@ def write_synthetic_jsonl(
         weights = words.frequencies if by_frequency and words.frequencies.sum() > 0 else np.ones(len(words))
         vocabularies.append(words.words)
         cdfs.append(np.cumsum(weights))
-        grid = json.dumps(lay.to_grid(), ensure_ascii=False) if inline_grid else json.dumps(lay.name)
+        grid = json.dumps(lay.to_grid() if inline_grid else lay.name, ensure_ascii=False, separators=_COMPACT)
         tails.append((',"grid":' if inline_grid else ',"grid_name":') + grid + "}}\n")
 
+    path.parent.mkdir(parents=True, exist_ok=True)
     word_seed, curve_seed = np.random.SeedSequence(seed).spawn(2)
     word_rng, curve_rng = np.random.default_rng(word_seed), np.random.default_rng(curve_seed)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
