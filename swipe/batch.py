@@ -40,7 +40,7 @@ class SwipeBatch(NamedTuple):
     layout_ids: Tensor
     lengths: Tensor
 
-    def to(self, device: str | object) -> "SwipeBatch":
+    def to(self, device: str | object) -> SwipeBatch:
         return SwipeBatch(*(t.to(device, non_blocking=True) for t in self))
 
 
@@ -70,7 +70,7 @@ class Batch(NamedTuple):
     tokens_pad_mask: Tensor
     index: Tensor
 
-    def to(self, device: str | object) -> "Batch":
+    def to(self, device: str | object) -> Batch:
         return Batch(
             self.swipe.to(device),
             *(t.to(device, non_blocking=True) for t in self[1:]),

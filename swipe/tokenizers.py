@@ -46,7 +46,7 @@ class CharTokenizer:
         self.pad_id = len(chars) + 2
 
     @classmethod
-    def from_layouts(cls, layouts: Iterable[Layout]) -> "CharTokenizer":
+    def from_layouts(cls, layouts: Iterable[Layout]) -> CharTokenizer:
         """The union of the letters typed by ``layouts``, in order of first appearance."""
         seen: dict[str, None] = {}
         for layout in layouts:
@@ -96,5 +96,5 @@ class CharTokenizer:
         return {"alphabet": self.alphabet}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "CharTokenizer":
+    def from_dict(cls, data: dict[str, Any]) -> CharTokenizer:
         return cls(data["alphabet"])
