@@ -57,6 +57,9 @@ class SynthConfig:
         Standard deviation of the offset shared by all targets of a curve.
     scale_std : float
         Standard deviation of a per-curve relative scale of the layout about its centre.
+    sloppiness : float
+        Log standard deviation of a per-curve factor on the target noise and the overlap of
+        movements (careful and sloppy writers).
     corner_overshoot : float
         How far past a key the finger turns at a full reversal (less at gentler corners).
     bow_std : float
@@ -116,6 +119,7 @@ class SynthConfig:
     shift_std_x: float = 0.16
     shift_std_y: float = 0.12
     scale_std: float = 0.03
+    sloppiness: float = 0.3
     corner_overshoot: float = 0.11
     bow_std: float = 0.09
     point_std: float = 0.0
@@ -274,7 +278,7 @@ def synthesize_curve(
     n = len(targets)
     kw = float(geo.unit[0])
     # All random numbers of a curve but the per-event ones, in two draws; row 0 is per curve.
-    z = rng.standard_normal((n + 1, 6))
+    z = rng.standard_normal((n + 1, 7))
     u = rng.random((n + 1, 3))
     z0, u0 = z[0].tolist(), u[0].tolist()
     dwell = np.exp(c.dwell_log_std * z[:, 3])  # log-normal factors with median 1
@@ -283,7 +287,8 @@ def synthesize_curve(
     half = geo.size / 2.0
     shift = (z0[1] * c.shift_std_x, z0[2] * c.shift_std_y) * geo.unit
     miss = np.where(u[1:, 0] < c.miss_prob, c.miss_scale, 1.0)[:, None]
-    noise = z[1:, 0:2] * miss * (c.target_std_x, c.target_std_y) * geo.key_sizes[targets]
+    sloppy = float(np.exp(c.sloppiness * z0[6]))
+    noise = z[1:, 0:2] * (miss * sloppy) * (c.target_std_x, c.target_std_y) * geo.key_sizes[targets]
     points = (geo.centers[targets] - half) * (1.0 + c.scale_std * z0[0]) + (half + shift) + noise
     start_dwell = c.start_dwell_ms * float(dwell[0])
     if repeated[0]:
@@ -313,7 +318,7 @@ def synthesize_curve(
         onsets = np.zeros(n - 1)
         if n > 2:
             durations *= np.linspace(1.0, 1.0 + c.slowdown, n - 1)
-            overlap = c.overlap + c.overlap_spread * (2.0 * u[1 : n - 1, 1] - 1.0)
+            overlap = np.minimum((c.overlap + c.overlap_spread * (2.0 * u[1 : n - 1, 1] - 1.0)) * sloppy, 0.9)
             # After a pause (always on a repeated letter) the next movement starts only once the
             # previous one has ended.
             pause = np.where(u[2:n, 2] < c.pause_prob, c.pause_ms * dwell[2:n], 0.0)
