@@ -12,6 +12,7 @@ from bench.baselines import run_baselines, tune_shark2
 from bench.baselines.common import build_templates, key_units, pad_polylines, resample, resample_many
 from bench.baselines.dtw_baseline import DTWConfig, DTWDecoder, dtw_distances
 from bench.baselines.shark2 import Shark2Config, Shark2Decoder
+from swipe.config import load_json
 from swipe.keyboard import bundled_layout
 from swipe.lexicon import Lexicon
 from swipe.predictions import read_predictions
@@ -202,4 +203,21 @@ def test_tune_shark2_runs_on_halves_and_on_a_held_out_file(tmp_path: Path, capsy
     argv = ["--data", str(data), "--lexicon", str(lex_file), "--rounds", "1", "--tune-on", "all"]
     with pytest.raises(SystemExit):
         tune_shark2.main(argv)  # no held-out swipes
-    assert tune_shark2.main([*argv, "--held-out", str(data)]) == 0
+    saved = tmp_path / "shark2.json"
+    assert tune_shark2.main([*argv, "--held-out", str(data), "--save-config", str(saved)]) == 0
+    assert load_json(Shark2Config, saved).top_k == Shark2Config().top_k
+    with pytest.raises(SystemExit):
+        tune_shark2.main([*argv, "--held-out", str(data), "--save-config", str(saved)])  # exists
+
+
+def test_run_baselines_reads_strict_config_files(tmp_path: Path, capsys) -> None:
+    data, lex_file = write_data(tmp_path, ["hello", "dog"])
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text('{"top_k": 2, "sigma_shape": 0.1}', encoding="utf-8")
+    bad.write_text('{"sigma_shap": 0.1}', encoding="utf-8")
+    argv = ["--data", str(data), "--lexicon", str(lex_file), "--baselines", "shark2",
+            "--out-dir", str(tmp_path)]
+    assert run_baselines.main([*argv, "--shark2-config", str(good)]) == 0
+    assert all(len(c) <= 2 for c in read_predictions(tmp_path / "shark2.pkl").candidates)
+    assert run_baselines.main([*argv, "--overwrite", "--shark2-config", str(bad)]) == 1
+    assert "sigma_shap" in capsys.readouterr().err

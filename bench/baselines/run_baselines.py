@@ -2,6 +2,7 @@
 
     python bench/baselines/run_baselines.py [--data FILE] [--lexicon en] [--layout hws_fitted]
                                             [--baselines dtw shark2] [--out-dir DIR] [--overwrite]
+                                            [--shark2-config FILE] [--dtw-config FILE]
 
 Baselines:
 
@@ -15,6 +16,8 @@ curves and on the even lines, the share of target words that the lexicon holds (
 accuracy@1) and the decoding speed (one process, one curve at a time, after the templates are
 built). With ``--out-dir`` each baseline's candidates are written as ``<baseline>.pkl``
 (``swipe.predictions``), so that ``python evaluate.py DIR/shark2.pkl`` scores them.
+``--shark2-config`` and ``--dtw-config`` take JSON files of settings (for instance written by
+``tune_shark2.py --save-config``); fields left out keep their defaults.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ if __package__ in (None, ""):
 from bench.baselines.common import DEFAULT_DATA, DEFAULT_LAYOUT, Candidates, read_labelled_curves
 from bench.baselines.dtw_baseline import DTWConfig, DTWDecoder
 from bench.baselines.shark2 import Shark2Config, Shark2Decoder
+from swipe.config import ConfigError, load_json
 from swipe.formats import BadRowError, Curve
 from swipe.keyboard import Layout, LayoutError, bundled_layout
 from swipe.lexicon import Lexicon, LexiconError, load_lexicon
@@ -51,17 +55,15 @@ class Run(NamedTuple):
     in_lexicon: float  # share of targets the decoder can produce
 
 
-def run_baseline(name: str, layout: Layout, lexicon: Lexicon, lexicon_name: str, curves: list[Curve],
-                 data_file: str) -> Run:
-    """Build baseline ``name`` and decode ``curves`` with it, one at a time."""
+def run_baseline(config: DTWConfig | Shark2Config, layout: Layout, lexicon: Lexicon, lexicon_name: str,
+                 curves: list[Curve], data_file: str) -> Run:
+    """Build the baseline that ``config`` configures and decode ``curves`` with it, one at a time."""
     started = time.perf_counter()
     decoder: DTWDecoder | Shark2Decoder
-    if name == "dtw":
-        config: DTWConfig | Shark2Config = DTWConfig()
-        decoder = DTWDecoder(layout, lexicon, config)
+    if isinstance(config, DTWConfig):
+        name, decoder = "dtw", DTWDecoder(layout, lexicon, config)
     else:
-        config = Shark2Config()
-        decoder = Shark2Decoder(layout, lexicon, config)
+        name, decoder = "shark2", Shark2Decoder(layout, lexicon, config)
     built = time.perf_counter()
     candidates: list[Candidates] = [decoder.decode(c.x, c.y) for c in curves]
     decoded = time.perf_counter()
@@ -123,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lexicon", default="en", help="bundled lexicon name or word<TAB>frequency file")
     parser.add_argument("--layout", default=DEFAULT_LAYOUT, help="bundled layout the swipes are drawn on")
     parser.add_argument("--baselines", nargs="+", choices=BASELINES, default=list(BASELINES))
+    parser.add_argument("--dtw-config", type=Path, help="JSON file of DTWConfig fields")
+    parser.add_argument("--shark2-config", type=Path, help="JSON file of Shark2Config fields")
     parser.add_argument("--out-dir", type=Path, help="write <baseline>.pkl predictions here")
     parser.add_argument("--overwrite", action="store_true", help="replace existing predictions files")
     args = parser.parse_args(argv)
@@ -131,7 +135,12 @@ def main(argv: list[str] | None = None) -> int:
         layout = bundled_layout(args.layout)
         lexicon = load_lexicon(args.lexicon)
         curves = read_labelled_curves(args.data, layout)
-    except (BadRowError, LayoutError, LexiconError, OSError) as err:
+        configs: dict[str, DTWConfig | Shark2Config] = {
+            "dtw": DTWConfig() if args.dtw_config is None else load_json(DTWConfig, args.dtw_config),
+            "shark2": (Shark2Config() if args.shark2_config is None
+                       else load_json(Shark2Config, args.shark2_config)),
+        }
+    except (BadRowError, ConfigError, LayoutError, LexiconError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     if args.out_dir is not None:
@@ -145,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
           f"layout {layout.name}")
     runs = []
     for name in args.baselines:
-        run = run_baseline(name, layout, lexicon, args.lexicon, curves, str(args.data))
+        run = run_baseline(configs[name], layout, lexicon, args.lexicon, curves, str(args.data))
         print(f"{name}: templates built in {run.build_seconds:.1f} s, {len(curves)} curves decoded in "
               f"{run.decode_seconds:.1f} s")
         if args.out_dir is not None:

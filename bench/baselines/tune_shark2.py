@@ -1,7 +1,7 @@
 """Tune the SHARK2 matcher's channel widths and pruning radii on one half of a swipe file.
 
     python bench/baselines/tune_shark2.py [--data FILE] [--lexicon en] [--tune-on odd|even|all]
-                                          [--held-out FILE]
+                                          [--held-out FILE] [--save-config FILE]
 
 Coordinate search: each parameter in turn is set to the value of its grid that maximises
 accuracy@1 (then Swipe MRR) on the tuning swipes, the others held fixed, for a few rounds. The
@@ -38,6 +38,7 @@ from bench.baselines.shark2 import (
     base_scores,
     elastic_scores,
 )
+from swipe.config import save_json
 from swipe.formats import BadRowError, Curve
 from swipe.keyboard import bundled_layout
 from swipe.lexicon import LexiconError, load_lexicon
@@ -126,10 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tune-on", choices=HALVES, default="odd", help="lines of --data to tune on")
     parser.add_argument("--held-out", type=Path, help="score on all of this file, not the other half")
     parser.add_argument("--rounds", type=int, default=2, help="coordinate-search rounds")
+    parser.add_argument("--save-config", type=Path, help="write the chosen Shark2Config as JSON here")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --save-config file")
     args = parser.parse_args(argv)
 
     if args.tune_on == "all" and args.held_out is None:
         parser.error("--tune-on all needs --held-out FILE")
+    if args.save_config is not None and args.save_config.exists() and not args.overwrite:
+        parser.error(f"{args.save_config}: already exists (pass --overwrite to replace it)")
     started = time.perf_counter()
     layout = bundled_layout(args.layout)
     try:
@@ -170,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
           f"swipe_mrr {best.swipe_mrr:.4f}")
     print(f"held out: {held_name} ({len(held)}): accuracy@1 {held_out.accuracy:.4f}  "
           f"swipe_mrr {held_out.swipe_mrr:.4f}  (current defaults: {default_held.accuracy:.4f})")
+    if args.save_config is not None:
+        save_json(config, args.save_config)
+        print(f"settings written to {args.save_config}")
     print(f"total {time.perf_counter() - started:.0f} s")
     return 0
 
