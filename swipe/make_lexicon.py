@@ -83,10 +83,12 @@ def clean_words(
 
 def build_lexicon_file(language: str, size: int, out: Path, overwrite: bool) -> int:
     """Write one language's list to ``out``; returns the number of words written."""
-    import wordfreq  # data-preparation dependency only
-
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    try:
+        import wordfreq  # data-preparation dependency only
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError("making lexicons needs wordfreq: pip install wordfreq==3.1.1") from None
     spec = LANGUAGES[language]
     # Ask for more words than needed: numbers, punctuation and foreign letters are dropped.
     candidates = wordfreq.top_n_list(spec.wordfreq_code, size * 2, wordlist="best")
@@ -118,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or RESOURCE_DIR / f"{language}.tsv"
         try:
             count = build_lexicon_file(language, args.size, out, args.overwrite)
-        except FileExistsError as err:
+        except (FileExistsError, ModuleNotFoundError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
         print(f"{language}: {count} words -> {out}")
