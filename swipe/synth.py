@@ -446,6 +446,7 @@ def write_synthetic_jsonl(
     inline_grid: bool = True,
     config: SynthConfig = SynthConfig(),
     overwrite: bool = False,
+    frequency_power: float = 1.0,
 ) -> int:
     """Write ``count`` synthetic swipes as Yandex-format jsonl.
 
@@ -473,6 +474,9 @@ def write_synthetic_jsonl(
         Generator parameters.
     overwrite : bool
         Replace an existing ``path``.
+    frequency_power : float
+        With ``by_frequency``, draw words in proportion to ``frequency ** frequency_power``
+        (below 1 flattens the distribution towards rarer words; 0 is uniform).
 
     Returns
     -------
@@ -484,6 +488,8 @@ def write_synthetic_jsonl(
         raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
     if count < 0:
         raise ValueError(f"count must be >= 0, got {count}")
+    if not (np.isfinite(frequency_power) and frequency_power >= 0):
+        raise ValueError(f"frequency_power must be finite and >= 0, got {frequency_power}")
     layouts = [layout] if isinstance(layout, Layout) else list(layout)
     if not layouts:
         raise ValueError("no layout given")
@@ -492,7 +498,9 @@ def write_synthetic_jsonl(
         words = typeable_words(lexicon, lay).lexicon
         if not words.words:
             raise LayoutError(f"no word of lexicon {lexicon.name!r} can be typed on layout {lay.name!r}")
-        weights = words.frequencies if by_frequency and words.frequencies.sum() > 0 else np.ones(len(words))
+        weights = np.ones(len(words))
+        if by_frequency and words.frequencies.sum() > 0:
+            weights = words.frequencies ** frequency_power if frequency_power != 1 else words.frequencies
         vocabularies.append(words.words)
         cdfs.append(np.cumsum(weights))
         grid = json.dumps(lay.to_grid() if inline_grid else lay.name, ensure_ascii=False, separators=_COMPACT)
@@ -555,6 +563,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same file)")
     parser.add_argument("--out", type=Path, required=True, help="output jsonl file")
     parser.add_argument("--uniform", action="store_true", help="draw words uniformly, not by frequency")
+    parser.add_argument("--frequency-power", type=float, default=1.0,
+                        help="draw words by frequency ** P (default 1; below 1 favours rarer words)")
     parser.add_argument("--grid-by-name", action="store_true",
                         help="write curve.grid_name instead of the grid inline")
     parser.add_argument("--config", type=Path, help="JSON file of SynthConfig fields to override")
@@ -574,6 +584,7 @@ def main(argv: list[str] | None = None) -> int:
         written = write_synthetic_jsonl(
             args.out, layouts, lexicon, args.count, args.seed, by_frequency=not args.uniform,
             inline_grid=not args.grid_by_name, config=config, overwrite=args.overwrite,
+            frequency_power=args.frequency_power,
         )
     except (FileExistsError, ConfigError, LayoutError, LexiconError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -187,3 +187,16 @@ def test_cli_config_file_and_grids_file(tmp_path, capsys) -> None:
     config.write_text(json.dumps({"rate_hz": 100}))
     assert main([*args, "--overwrite", "--config", str(config)]) == 1
     assert "rate_hz: unknown key" in capsys.readouterr().err
+
+
+def test_frequency_power_flattens_the_word_distribution(tmp_path, hws) -> None:
+    lex = Lexicon(["the", "cat"], [99.0, 1.0])
+
+    def share_of_cat(power: float) -> float:
+        out = tmp_path / f"p{power}.jsonl"
+        write_synthetic_jsonl(out, hws, lex, 400, seed=0, frequency_power=power)
+        return sum(json.loads(line)["word"] == "cat" for line in out.read_text().splitlines()) / 400
+
+    assert share_of_cat(1.0) < 0.05 < share_of_cat(0.5) < 0.3 < share_of_cat(0.0)
+    with pytest.raises(ValueError, match="frequency_power"):
+        write_synthetic_jsonl(tmp_path / "x.jsonl", hws, lex, 1, seed=0, frequency_power=-1.0)
