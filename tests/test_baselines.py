@@ -95,11 +95,14 @@ def test_resample_many_matches_one_at_a_time_and_handles_taps() -> None:
         resample(np.zeros((0, 2)), 8)
 
 
-def test_templates_skip_untypeable_words_and_collapse_nothing_else() -> None:
+def test_templates_skip_words_the_layout_cannot_type() -> None:
     t = build_templates(LAYOUT, lexicon(["cat", "naïve", "egg"]), 10)
     assert t.words == ["cat", "egg"] and t.skipped == 1
     e, g = (key_units(LAYOUT, *LAYOUT.centers[LAYOUT.key_index(c)]) for c in "eg")
     assert t.points[1, 0] == pytest.approx(e) and t.points[1, -1] == pytest.approx(g)
+    assert t.log_prior == pytest.approx(np.log([0.5, 0.5]))
+    with pytest.raises(ValueError, match="cannot type"):
+        build_templates(LAYOUT, lexicon(["naïve"]), 10)
 
 
 # ---- decoders ---------------------------------------------------------------------------------

@@ -15,7 +15,9 @@ from swipe.formats import BadRowError, Curve, read_curves
 from swipe.keyboard import Layout, LayoutError
 from swipe.lexicon import Lexicon
 
-DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "hws_real_en_dev.jsonl"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# Benchmarks may read the shared development data next to the repository (the package never does).
+DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "hws_real_en_dev.jsonl"
 DEFAULT_LAYOUT = "hws_fitted"
 
 Candidates = list[tuple[float, str]]
@@ -32,8 +34,6 @@ class WordTemplates(NamedTuple):
         ``(W,)`` log relative frequency of each word (the frequencies normalised to sum to 1).
     points : numpy.ndarray
         ``(W, n, 2)`` float32, ``n`` equidistant points along each word's key-centre polyline.
-    length : numpy.ndarray
-        ``(W,)`` float32 path length of each polyline.
     first_key : numpy.ndarray
         ``(W,)`` int64 index of each word's first key in the layout.
     skipped : int
@@ -43,7 +43,6 @@ class WordTemplates(NamedTuple):
     words: list[str]
     log_prior: np.ndarray
     points: np.ndarray
-    length: np.ndarray
     first_key: np.ndarray
     skipped: int
 
@@ -151,7 +150,7 @@ def build_templates(layout: Layout, lexicon: Lexicon, n: int) -> WordTemplates:
     for word, freq in zip(lexicon.words, lexicon.frequencies, strict=True):
         for c in word:
             if c not in key_of:
-                key_of[c] = layout.key_index_for_char(c) if _has_key(layout, c) else None
+                key_of[c] = _key_or_none(layout, c)
         keys = [key_of[c] for c in word]
         if not keys or None in keys:
             skipped += 1
@@ -160,23 +159,21 @@ def build_templates(layout: Layout, lexicon: Lexicon, n: int) -> WordTemplates:
         freqs.append(freq)
         polylines.append(centers[keys])
         first.append(keys[0])
-    verts = pad_polylines(polylines)
-    points = resample_many(verts, n)
-    # Zero-frequency words get the smallest positive probability instead of -inf.
-    probs = np.asarray(freqs, np.float64)
-    probs = np.maximum(probs, probs[probs > 0].min(initial=1.0)) / max(float(probs.sum()), 1e-300)
-    log_prior = np.log(probs)
-    length = np.linalg.norm(np.diff(verts, axis=1), axis=2).sum(axis=1).astype(np.float32)
-    return WordTemplates(words, log_prior, points.astype(np.float32), length,
-                         np.asarray(first, np.int64), skipped)
+    if not words:
+        raise ValueError(f"lexicon {lexicon.name!r}: layout {layout.name!r} cannot type any of its words")
+    points = resample_many(pad_polylines(polylines), n)
+    # Zero frequencies are raised to the smallest positive one, so that no log prior is -inf.
+    freq = np.asarray(freqs, np.float64)
+    freq = np.maximum(freq, freq[freq > 0].min() if (freq > 0).any() else 1.0)
+    log_prior = np.log(freq / freq.sum())
+    return WordTemplates(words, log_prior, points.astype(np.float32), np.asarray(first, np.int64), skipped)
 
 
-def _has_key(layout: Layout, char: str) -> bool:
+def _key_or_none(layout: Layout, char: str) -> int | None:
     try:
-        layout.key_index_for_char(char)
+        return layout.key_index_for_char(char)
     except LayoutError:
-        return False
-    return True
+        return None
 
 
 def top_candidates(scores: np.ndarray, words: Sequence[str], index: np.ndarray, k: int) -> Candidates:
