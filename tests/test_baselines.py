@@ -149,11 +149,13 @@ def test_shark2_taps_pick_frequent_single_key_words() -> None:
     assert decoder.decode(tap_x, np.full(3, i_y))[0][1] == "i"
 
 
-def test_shark2_config_rejects_bad_values() -> None:
+def test_configs_reject_bad_values() -> None:
     with pytest.raises(ValueError, match="sigma_shape"):
         Shark2Config(sigma_shape=0.0)
     with pytest.raises(ValueError, match="num_points"):
         Shark2Config(num_points=1)
+    with pytest.raises(ValueError, match="num_points"):
+        DTWConfig(num_points=1)
 
 
 # ---- the comparison script --------------------------------------------------------------------

@@ -45,6 +45,12 @@ class DTWConfig:
     first_key_radius: float = 0.0
     top_k: int = 10
 
+    def __post_init__(self) -> None:
+        if self.num_points < 2:
+            raise ValueError(f"num_points must be at least 2, got {self.num_points}")
+        if self.first_key_radius < 0 or self.top_k < 1:
+            raise ValueError("first_key_radius must be >= 0 and top_k >= 1")
+
 
 def dtw_distances(query: np.ndarray, templates: np.ndarray) -> np.ndarray:
     """DTW distance from one sequence to many equally long ones, vectorised over the templates.
