@@ -276,3 +276,15 @@ def test_early_stopping_counts_validations(tmp_path, tiny_data):
     )
     result = train(load_train_config(cfg_path), run_dir=tmp_path / "run")
     assert result.stop_reason == "early_stopping" and result.step == 6
+
+
+def test_dataloader_workers_give_the_same_weights(tmp_path, tiny_data):
+    weights = []
+    for workers in (0, 2):
+        cfg_path = _config(
+            tmp_path, {**tiny_data, "num_workers": workers}, max_steps=4, validation={"every_steps": 4}
+        )
+        train(load_train_config(cfg_path), run_dir=tmp_path / f"run{workers}")
+        weights.append(load_checkpoint(tmp_path / f"run{workers}" / "checkpoints" / "last.pt")["model"])
+    for name in weights[0]:
+        assert torch.equal(weights[0][name], weights[1][name]), name
