@@ -140,7 +140,8 @@ class FixedModel(torch.nn.Module):
         elif step == 1:
             logits[:, TOKENIZER.encode("b")[0]] = 0.5
         keys = torch.zeros(n, step + 1, 1)
-        return StandinStep(logits, StandinState(keys))
+        k = state.beams_per_curve if state is not None else 1
+        return StandinStep(logits, StandinState(keys, k))
 
 
 def test_prior_promotes_frequent_words():

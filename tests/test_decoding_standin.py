@@ -15,12 +15,20 @@ ALPHABET = "abcdefghijklmnopqrstuvwxyz"
 
 
 class StandinState(NamedTuple):
-    """Key/value cache of the tokens decoded so far: ``(B, S, D)``."""
+    """Key/value cache of the tokens decoded so far: ``(C * K, S, D)``, ``K`` hypotheses per curve."""
 
     keys: Tensor
+    beams_per_curve: int = 1
 
-    def select(self, batch_indices: Tensor) -> StandinState:
-        return StandinState(self.keys.index_select(0, batch_indices))
+    def select(self, beam_indices: Tensor) -> StandinState:
+        k = self.beams_per_curve
+        rows = (beam_indices + torch.arange(beam_indices.size(0))[:, None] * k).reshape(-1)
+        return StandinState(self.keys.index_select(0, rows), beam_indices.size(1))
+
+    def select_curves(self, curve_indices: Tensor) -> StandinState:
+        k = self.beams_per_curve
+        rows = (curve_indices[:, None] * k + torch.arange(k)).reshape(-1)
+        return StandinState(self.keys.index_select(0, rows), k)
 
 
 class StandinStep(NamedTuple):
@@ -48,13 +56,18 @@ class StandinModel(nn.Module):
     def decode_step(
         self, last_tokens: Tensor, memory: Tensor, memory_pad_mask: Tensor, state: StandinState | None
     ) -> StandinStep:
-        x = self.emb(last_tokens)  # (B, D)
+        # One memory row per curve, K hypotheses per curve.
+        k = state.beams_per_curve if state is not None else last_tokens.size(0) // memory.size(0)
+        assert last_tokens.size(0) == k * memory.size(0)
+        memory = memory.repeat_interleave(k, dim=0)
+        memory_pad_mask = memory_pad_mask.repeat_interleave(k, dim=0)
+        x = self.emb(last_tokens)  # (C * K, D)
         keys = x.unsqueeze(1) if state is None else torch.cat([state.keys, x.unsqueeze(1)], dim=1)
         att = torch.einsum("bd,btd->bt", x, memory).masked_fill(memory_pad_mask, float("-inf"))
         context = torch.einsum("bt,btd->bd", att.softmax(-1), memory)
         history = keys.mean(dim=1)
         logits = self.out(torch.cat([context, history], dim=-1))
-        return StandinStep(logits, StandinState(keys))
+        return StandinStep(logits, StandinState(keys, k))
 
     def decode(
         self, tokens: Tensor, memory: Tensor, memory_pad_mask: Tensor, tokens_pad_mask: Tensor | None

@@ -218,27 +218,52 @@ def test_forward_equals_encode_then_decode(arch: str) -> None:
 
 @pytest.mark.parametrize("arch", list(ARCHITECTURES))
 def test_decode_step_matches_full_decoding_after_select(arch: str) -> None:
+    """Hypotheses grouped by curve, reordered and expanded within each curve (``select``) and
+    curves dropped (``select_curves``), as beam search does: every step's logits equal those of
+    teacher-forced decoding of the same prefixes over per-hypothesis copies of the memory."""
     model = tiny_model(arch)
     swipe, swipe_mask = make_swipes([10, 6, 12], [0, 3, 2])
-    tokens, _ = make_tokens([7, 7, 7])
+    tokens, _ = make_tokens([7] * 6)  # two hypotheses per curve to start with
+    beams = torch.tensor([[1, 1, 0], [0, 1, 1], [1, 0, 0]])  # after step 3: three per curve
+    kept = torch.tensor([2, 0])  # after step 5: curve 1 finished, the others swapped
+    expand = (beams + torch.arange(3)[:, None] * 2).reshape(-1)
+    keep_rows = (kept[:, None] * 3 + torch.arange(3)).reshape(-1)
+    row_sets = [torch.arange(6), expand, expand[keep_rows]]  # hypothesis rows of `tokens`
+    curve_sets = [torch.arange(3), torch.arange(3), kept]
     with torch.no_grad():
         memory = model.encode(swipe, swipe_mask)
-        # Rows after step 3: reordered and one of them duplicated, as beam search does.
-        order = torch.tensor([2, 0, 0, 1])
-        expected_before = model.decode(tokens, memory, swipe_mask, None)
-        expected_after = model.decode(tokens[order], memory[order], swipe_mask[order], None)
-        state = None
-        mem, mem_mask = memory, swipe_mask
+        expected = []
+        for rows in row_sets:
+            curve = rows // 2
+            expected.append(model.decode(tokens[rows], memory[curve], swipe_mask[curve], None))
+        state, phase = None, 0
         for i in range(tokens.shape[1]):
             if i == 3:
-                state = state.select(order)
-                mem, mem_mask = memory.index_select(0, order), swipe_mask.index_select(0, order)
-            rows = tokens if i < 3 else tokens[order]
-            step = model.decode_step(rows[:, i], mem, mem_mask, state)
+                state, phase = state.select(beams), 1
+            if i == 5:
+                state, phase = state.select_curves(kept), 2
+            curves = curve_sets[phase]
+            last = tokens[row_sets[phase], i]
+            step = model.decode_step(last, memory[curves], swipe_mask[curves], state)
             state = step.state
-            expected = expected_before if i < 3 else expected_after
-            torch.testing.assert_close(step.logits, expected[:, i], **TOL)
-            assert type(state.select(torch.tensor([0]))) is type(state)
+            torch.testing.assert_close(step.logits, expected[phase][:, i], **TOL)
+            assert state.num_curves == len(curves)
+            assert state.beams_per_curve == (2 if phase == 0 else 3)
+        assert type(state.select(torch.zeros(2, 1, dtype=torch.int64))) is type(state)
+
+
+@pytest.mark.parametrize("arch", ["transformer-postnorm", "lstm"])
+def test_decode_step_rejects_tokens_not_grouped_by_curve(arch: str) -> None:
+    model = tiny_model(arch)
+    swipe, swipe_mask = make_swipes([5, 6], [0, 1])
+    with torch.no_grad():
+        memory = model.encode(swipe, swipe_mask)
+        with pytest.raises(ValueError, match="one row per curve"):
+            model.decode_step(torch.full((3,), TOKENIZER.sos_id), memory, swipe_mask, None)
+        step = model.decode_step(torch.full((4,), TOKENIZER.sos_id), memory, swipe_mask, None)
+        assert step.state.beams_per_curve == 2
+        with pytest.raises(ValueError, match="one row per curve"):
+            model.decode_step(torch.zeros(4, dtype=torch.int64), memory[:1], swipe_mask[:1], step.state)
 
 
 @pytest.mark.parametrize("name", EMBEDDER_NAMES)

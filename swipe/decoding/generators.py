@@ -46,7 +46,9 @@ class DecoderStepLike(Protocol):
 
 
 class IncrementalModel(Protocol):
-    """What generators need from a model (see ``swipe.models.EncoderDecoder``)."""
+    """What generators need from a model (see ``swipe.models.EncoderDecoder.decode_step``): the
+    memory has one row per curve, the tokens one per hypothesis, grouped by curve, and the state
+    has ``select(beam_indices)`` and ``select_curves(curve_indices)``."""
 
     def encode(self, swipe: SwipeBatch, swipe_pad_mask: Tensor) -> Tensor: ...
 
@@ -237,7 +239,7 @@ class GreedyGenerator:
             else:
                 nodes = nodes[keep]
             keep_d = keep.to(device)
-            state = step.state.select(keep_d)
+            state = step.state.select_curves(keep_d)
             mem, mem_mask = mem.index_select(0, keep_d), mem_mask.index_select(0, keep_d)
             last = token.to(device)
         return results
@@ -296,8 +298,9 @@ class BeamSearchGenerator:
         finished: list[list[tuple[float, int, str]]] = [[] for _ in range(b)]
         budget = np.full(b, k, dtype=np.int64)  # beam slots not yet used by finished words
         # Hypotheses live in fixed slots: `width` rows per active curve (1 at the first step, then
-        # beam_size), so the memory rows only change when finished curves are dropped. Empty slots
-        # score -inf and are never chosen. The bookkeeping is numpy: these arrays are small.
+        # beam_size), which is how decode_step groups them: the memory (one row per curve) only
+        # changes when finished curves are dropped. Empty slots score -inf and are never chosen.
+        # The bookkeeping is numpy: these arrays are small.
         curves = np.arange(b)
         width = 1
         nodes = np.full(b, 0 if self.trie is not None else -1, dtype=np.int64)
@@ -316,7 +319,8 @@ class BeamSearchGenerator:
             top_scores, top_index = top_k(expanded, k)  # (A, K), best first
             chosen = np.isfinite(top_scores) & (np.arange(k) < budget[curves][:, None])
             token = top_index % v
-            parent = np.arange(a)[:, None] * width + top_index // v  # row of each choice's parent
+            beam = top_index // v  # each choice's parent among its curve's hypotheses
+            parent = np.arange(a)[:, None] * width + beam  # the parent's row
             num_tokens += 1
             ended = chosen & (token == eos)
             for r, c in zip(*np.nonzero(ended), strict=True):
@@ -336,10 +340,12 @@ class BeamSearchGenerator:
             dropping = num_active <= 0.75 * a
             if dropping:
                 keep = np.flatnonzero(active)
-                growing, parent, token = growing[keep], parent[keep], token[keep]
+                growing, parent, beam, token = growing[keep], parent[keep], beam[keep], token[keep]
                 top_scores, curves = top_scores[keep], curves[keep]
             scores = np.where(growing, top_scores, -math.inf).ravel()
-            parent = np.where(growing, parent, parent[:, :1]).ravel()  # empty slots: any valid row
+            # Empty slots continue any valid hypothesis (the first choice's).
+            beam = np.where(growing, beam, beam[:, :1])
+            parent = np.where(growing, parent, parent[:, :1]).ravel()
             token = np.where(growing, token, eos).ravel()
             tokens = np.concatenate([tokens[parent], token[:, None]], axis=1)
             if self.trie is not None:
@@ -347,10 +353,13 @@ class BeamSearchGenerator:
                 nodes[~growing.ravel()] = -1
             else:
                 nodes = nodes[parent]
-            state = step.state.select(torch.from_numpy(parent).to(device))
-            if width == 1 or dropping:
-                rows = torch.from_numpy(np.repeat(curves, k)).to(device)
+            state = step.state
+            if dropping:
+                keep_d = torch.from_numpy(keep).to(device)
+                state = state.select_curves(keep_d)
+                rows = torch.from_numpy(curves).to(device)
                 mem, mem_mask = memory.index_select(0, rows), swipe_pad_mask.index_select(0, rows)
+            state = state.select(torch.from_numpy(beam).to(device))
             width = k
             last = torch.from_numpy(token).to(device)
         results = []

@@ -39,17 +39,24 @@ class MultiHeadAttention(nn.Module):
         key, value = self.key_value(x).chunk(2, dim=-1)
         return self._heads(key), self._heads(value)
 
-    def attend(self, x: Tensor, key: Tensor, value: Tensor, mask: Tensor | None) -> Tensor:
+    def attend(
+        self, x: Tensor, key: Tensor, value: Tensor, mask: Tensor | None, queries_per_key: int = 1
+    ) -> Tensor:
         """Attend from queries ``x`` ``(B, L, D)`` to per-head ``key``/``value``.
 
-        ``mask`` is boolean, broadcastable to ``(B, H, L, S)``, ``True`` where attending is
-        allowed (the opposite of a padding mask).
+        ``key``/``value`` are ``(B / queries_per_key, H, S, D / H)``: with ``queries_per_key``
+        ``k > 1``, rows ``c * k .. c * k + k - 1`` of ``x`` all attend to row ``c`` of the keys
+        (the hypotheses of one curve reading the curve's memory), which is never copied.
+        ``mask`` is boolean, broadcastable to ``(B / k, H, k * L, S)``, ``True`` where attending
+        is allowed (the opposite of a padding mask).
         """
-        query = self._heads(self.query(x))
+        b, n, d = x.shape
+        query = self.query(x)
+        if queries_per_key != 1:
+            query = query.reshape(b // queries_per_key, queries_per_key * n, d)
         p = self.dropout if self.training else 0.0
-        out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=p)
-        b, _, n, _ = out.shape
-        return self.out(out.transpose(1, 2).reshape(b, n, -1))
+        out = F.scaled_dot_product_attention(self._heads(query), key, value, attn_mask=mask, dropout_p=p)
+        return self.out(out.transpose(1, 2).reshape(b, n, d))
 
     def forward(self, x: Tensor, context: Tensor, mask: Tensor | None) -> Tensor:
         """Attend from ``x`` ``(B, L, D)`` to ``context`` ``(B, S, D)``."""

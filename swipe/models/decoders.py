@@ -19,8 +19,9 @@ from swipe.models.embedders import sinusoidal_positions
 
 
 class LayerCache(NamedTuple):
-    """Keys and values of one decoder layer, each ``(B, H, S, D / H)``: self-attention over the
-    tokens decoded so far and cross-attention over the memory."""
+    """Keys and values of one decoder layer, each ``(rows, H, S, D / H)``: self-attention over the
+    tokens decoded so far (a row per hypothesis) and cross-attention over the memory (a row per
+    curve)."""
 
     self_key: Tensor
     self_value: Tensor
@@ -28,45 +29,129 @@ class LayerCache(NamedTuple):
     memory_value: Tensor
 
 
+def _beam_rows(beam_indices: Tensor, beams_per_curve: int) -> Tensor:
+    """Flat hypothesis rows of ``(C, K')`` per-curve beam indices (curves in blocks of
+    ``beams_per_curve`` rows)."""
+    if beam_indices.dim() != 2:
+        raise ValueError(f"beam_indices must be (num_curves, beams), got shape {tuple(beam_indices.shape)}")
+    offsets = torch.arange(beam_indices.size(0), device=beam_indices.device) * beams_per_curve
+    return (beam_indices + offsets[:, None]).reshape(-1)
+
+
+def _curve_rows(curve_indices: Tensor, beams_per_curve: int) -> Tensor:
+    """Flat hypothesis rows of all the beams of curves ``curve_indices``."""
+    if beams_per_curve == 1:
+        return curve_indices
+    beams = torch.arange(beams_per_curve, device=curve_indices.device)
+    return (curve_indices[:, None] * beams_per_curve + beams).reshape(-1)
+
+
 class TransformerDecoderState(NamedTuple):
-    """The transformer decoder's key/value cache, one :class:`LayerCache` per layer."""
+    """The transformer decoder's key/value cache.
+
+    Hypotheses are grouped by curve: rows ``c * beams_per_curve .. (c + 1) * beams_per_curve - 1``
+    of the self-attention cache are the hypotheses of curve ``c``, and they all read the curve's
+    one copy of the memory's keys/values.
+
+    Attributes
+    ----------
+    layers : tuple of LayerCache
+        Per layer: self-attention keys/values ``(C * beams_per_curve, H, S, D / H)`` and the
+        memory's keys/values ``(C, H, T, D / H)``.
+    memory_mask : Tensor
+        ``(C, 1, 1, T)`` bool, ``True`` at real (attendable) memory positions.
+    beams_per_curve : int
+        Hypotheses per curve.
+    """
 
     layers: tuple[LayerCache, ...]
+    memory_mask: Tensor
+    beams_per_curve: int
 
     @property
     def length(self) -> int:
         """Number of tokens decoded so far."""
         return self.layers[0].self_key.shape[2]
 
-    def select(self, batch_indices: Tensor) -> TransformerDecoderState:
-        """The cache of rows ``batch_indices`` (reordered and / or repeated)."""
+    @property
+    def num_curves(self) -> int:
+        return self.memory_mask.shape[0]
+
+    def select(self, beam_indices: Tensor) -> TransformerDecoderState:
+        """Reorder / expand the hypotheses of every curve, keeping the curves.
+
+        Parameters
+        ----------
+        beam_indices : Tensor
+            ``(C, K')`` int64: new hypothesis ``j`` of curve ``c`` continues hypothesis
+            ``beam_indices[c, j]`` (in ``0 .. beams_per_curve - 1``) of the same curve.
+        """
+        rows = _beam_rows(beam_indices, self.beams_per_curve)
+        layers = tuple(
+            LayerCache(c.self_key.index_select(0, rows), c.self_value.index_select(0, rows), *c[2:])
+            for c in self.layers
+        )
+        return TransformerDecoderState(layers, self.memory_mask, beam_indices.size(1))
+
+    def select_curves(self, curve_indices: Tensor) -> TransformerDecoderState:
+        """Keep only curves ``curve_indices`` ``(C',)`` (all their hypotheses), in that order."""
+        rows = _curve_rows(curve_indices, self.beams_per_curve)
+        layers = tuple(
+            LayerCache(
+                c.self_key.index_select(0, rows),
+                c.self_value.index_select(0, rows),
+                c.memory_key.index_select(0, curve_indices),
+                c.memory_value.index_select(0, curve_indices),
+            )
+            for c in self.layers
+        )
         return TransformerDecoderState(
-            tuple(LayerCache(*(t.index_select(0, batch_indices) for t in layer)) for layer in self.layers)
+            layers, self.memory_mask.index_select(0, curve_indices), self.beams_per_curve
         )
 
 
 class RNNDecoderState(NamedTuple):
-    """The RNN decoder's state.
+    """The RNN decoder's state, hypotheses grouped by curve as in :class:`TransformerDecoderState`.
 
     Attributes
     ----------
     hidden : Tensor
-        ``(B, decoder_hidden_size)`` hidden state.
+        ``(C * beams_per_curve, decoder_hidden_size)`` hidden state.
     cell : Tensor or None
-        ``(B, decoder_hidden_size)`` LSTM cell state; ``None`` for a GRU.
+        ``(C * beams_per_curve, decoder_hidden_size)`` LSTM cell state; ``None`` for a GRU.
     memory_keys : Tensor
-        ``(B, T, attention_size)`` the memory projected for attention, computed once.
+        ``(C, T, attention_size)`` the memory projected for attention, computed once per curve.
+    beams_per_curve : int
+        Hypotheses per curve.
     """
 
     hidden: Tensor
     cell: Tensor | None
     memory_keys: Tensor
+    beams_per_curve: int
 
-    def select(self, batch_indices: Tensor) -> RNNDecoderState:
-        """The state of rows ``batch_indices`` (reordered and / or repeated)."""
-        cell = None if self.cell is None else self.cell.index_select(0, batch_indices)
+    @property
+    def num_curves(self) -> int:
+        return self.memory_keys.shape[0]
+
+    def select(self, beam_indices: Tensor) -> RNNDecoderState:
+        """Reorder / expand the hypotheses of every curve (see
+        :meth:`TransformerDecoderState.select`)."""
+        rows = _beam_rows(beam_indices, self.beams_per_curve)
+        cell = None if self.cell is None else self.cell.index_select(0, rows)
         return RNNDecoderState(
-            self.hidden.index_select(0, batch_indices), cell, self.memory_keys.index_select(0, batch_indices)
+            self.hidden.index_select(0, rows), cell, self.memory_keys, beam_indices.size(1)
+        )
+
+    def select_curves(self, curve_indices: Tensor) -> RNNDecoderState:
+        """Keep only curves ``curve_indices`` ``(C',)`` (all their hypotheses), in that order."""
+        rows = _curve_rows(curve_indices, self.beams_per_curve)
+        cell = None if self.cell is None else self.cell.index_select(0, rows)
+        return RNNDecoderState(
+            self.hidden.index_select(0, rows),
+            cell,
+            self.memory_keys.index_select(0, curve_indices),
+            self.beams_per_curve,
         )
 
 
@@ -74,10 +159,24 @@ DecoderState = TransformerDecoderState | RNNDecoderState
 
 
 class DecoderStep(NamedTuple):
-    """One incremental decoding step: ``logits`` ``(B, V)`` for the next token and the new state."""
+    """One incremental decoding step: ``logits`` ``(C * beams_per_curve, V)`` for the next token
+    and the new state."""
 
     logits: Tensor
     state: DecoderState
+
+
+def beams_per_curve(num_rows: int, memory: Tensor, state: DecoderState | None) -> int:
+    """The hypotheses per curve of a step on ``num_rows`` tokens over ``memory`` ``(C, T, D)``:
+    ``state.beams_per_curve``, or at the first step ``num_rows / C``; a mismatch is an error."""
+    num_curves = memory.shape[0]
+    k = state.beams_per_curve if state is not None else max(num_rows // max(num_curves, 1), 1)
+    if num_rows != num_curves * k:
+        raise ValueError(
+            f"decode_step got {num_rows} tokens for {num_curves} memory rows and {k} hypotheses per "
+            "curve: the memory has one row per curve, the tokens one per hypothesis"
+        )
+    return k
 
 
 def _extend(cached: Tensor, new: Tensor) -> Tensor:
@@ -107,13 +206,20 @@ class TransformerDecoderLayer(nn.Module):
         return LayerCache(empty, empty, memory_key, memory_value)
 
     def forward(
-        self, x: Tensor, cache: LayerCache, self_mask: Tensor | None, memory_mask: Tensor
+        self,
+        x: Tensor,
+        cache: LayerCache,
+        self_mask: Tensor | None,
+        memory_mask: Tensor,
+        beams_per_curve: int,
     ) -> tuple[Tensor, LayerCache]:
-        """Decode the new positions ``x`` ``(B, L, D)`` after those in ``cache``.
+        """Decode the new positions ``x`` ``(C * beams_per_curve, L, D)`` after those in ``cache``.
 
         ``self_mask`` (attend-allowed, over cached + new positions) may be ``None`` when every
-        new position may see every cached one and itself, as for a single step.
+        new position may see every cached one and itself, as for a single step; ``memory_mask``
+        is ``(C, 1, 1, T)``.
         """
+        k = beams_per_curve
         h = self.norm1(x) if self.norm_first else x
         key, value = self.self_attn.keys_values(h)
         key, value = _extend(cache.self_key, key), _extend(cache.self_value, value)
@@ -122,12 +228,12 @@ class TransformerDecoderLayer(nn.Module):
         if self.norm_first:
             x = x + self.dropout(attended)
             h = self.norm2(x)
-            x = x + self.dropout(self.cross_attn.attend(h, cache.memory_key, cache.memory_value, memory_mask))
+            cross = self.cross_attn.attend(h, cache.memory_key, cache.memory_value, memory_mask, k)
+            x = x + self.dropout(cross)
             return x + self.dropout(self.feed_forward(self.norm3(x))), cache
         x = self.norm1(x + self.dropout(attended))
-        x = self.norm2(
-            x + self.dropout(self.cross_attn.attend(x, cache.memory_key, cache.memory_value, memory_mask))
-        )
+        cross = self.cross_attn.attend(x, cache.memory_key, cache.memory_value, memory_mask, k)
+        x = self.norm2(x + self.dropout(cross))
         return self.norm3(x + self.dropout(self.feed_forward(x))), cache
 
 
@@ -157,25 +263,50 @@ class TransformerDecoder(nn.Module):
         self.layers = nn.ModuleList(TransformerDecoderLayer(config) for _ in range(config.num_decoder_layers))
         self.norm = nn.LayerNorm(config.d_model) if config.norm_first else nn.Identity()
         self.output = nn.Linear(config.d_model, num_output_tokens)
+        self._position_table: Tensor | None = None
 
     def _embed(self, tokens: Tensor, offset: int) -> Tensor:
         x = self.token_embedding(tokens)
-        return self.dropout(
-            x + sinusoidal_positions(tokens.shape[1], self.d_model, offset, x.device, x.dtype)
-        )
+        return self.dropout(x + self._positions(offset, tokens.shape[1], x))
+
+    def _positions(self, offset: int, length: int, like: Tensor) -> Tensor:
+        """Rows ``offset .. offset + length - 1`` of the positional encoding, from a table kept
+        between calls (an incremental step needs one row)."""
+        table = self._position_table
+        end = offset + length
+        if table is None or table.shape[0] < end or table.device != like.device or table.dtype != like.dtype:
+            # A plain tensor even when first needed under inference_mode: training reuses it.
+            with torch.inference_mode(False), torch.no_grad():
+                table = sinusoidal_positions(max(end, 64), self.d_model, 0, like.device, like.dtype)
+            self._position_table = table
+        return table[offset:end]
 
     def _run(
-        self, x: Tensor, state: TransformerDecoderState, self_mask: Tensor | None, memory_mask: Tensor
+        self, x: Tensor, state: TransformerDecoderState, self_mask: Tensor | None
     ) -> tuple[Tensor, TransformerDecoderState]:
         caches = []
         for layer, cache in zip(self.layers, state.layers, strict=True):
-            x, cache = layer(x, cache, self_mask, memory_mask)
+            x, cache = layer(x, cache, self_mask, state.memory_mask, state.beams_per_curve)
             caches.append(cache)
-        return self.output(self.norm(x)), TransformerDecoderState(tuple(caches))
+        return self.output(self.norm(x)), state._replace(layers=tuple(caches))
 
-    def empty_state(self, memory: Tensor) -> TransformerDecoderState:
-        """The state before the first token: the memory's keys/values, no tokens."""
-        return TransformerDecoderState(tuple(layer.empty_cache(memory) for layer in self.layers))
+    def empty_state(
+        self, memory: Tensor, memory_pad_mask: Tensor, beams_per_curve: int = 1
+    ) -> TransformerDecoderState:
+        """The state before the first token: the memory's keys/values (once per curve), no tokens.
+
+        Parameters
+        ----------
+        memory, memory_pad_mask : Tensor
+            ``(C, T, D)`` and ``(C, T)``: one row per curve.
+        beams_per_curve : int
+            Hypotheses per curve.
+        """
+        return TransformerDecoderState(
+            tuple(layer.empty_cache(memory) for layer in self.layers),
+            key_padding_to_attention_mask(memory_pad_mask),
+            beams_per_curve,
+        )
 
     def forward(
         self, tokens: Tensor, memory: Tensor, memory_pad_mask: Tensor, tokens_pad_mask: Tensor | None
@@ -185,8 +316,8 @@ class TransformerDecoder(nn.Module):
         self_mask = torch.ones(length, length, dtype=torch.bool, device=tokens.device).tril()[None, None]
         if tokens_pad_mask is not None:
             self_mask = self_mask & key_padding_to_attention_mask(tokens_pad_mask)
-        memory_mask = key_padding_to_attention_mask(memory_pad_mask)
-        logits, _ = self._run(self._embed(tokens, 0), self.empty_state(memory), self_mask, memory_mask)
+        state = self.empty_state(memory, memory_pad_mask)
+        logits, _ = self._run(self._embed(tokens, 0), state, self_mask)
         return logits
 
     def step(
@@ -196,11 +327,17 @@ class TransformerDecoder(nn.Module):
         memory_pad_mask: Tensor,
         state: TransformerDecoderState | None,
     ) -> DecoderStep:
-        """Logits ``(B, V)`` for the token after ``last_tokens`` ``(B,)``, reusing ``state``."""
+        """Logits ``(C * K, V)`` for the token after ``last_tokens`` ``(C * K,)``, reusing ``state``.
+
+        ``memory`` ``(C, T, D)`` has one row per curve and ``K`` hypotheses per curve
+        (``state.beams_per_curve``, or at the first step ``len(last_tokens) / C``); the memory's
+        keys/values are computed at the first step and kept in the state.
+        """
+        k = beams_per_curve(last_tokens.shape[0], memory, state)
         if state is None:
-            state = self.empty_state(memory)
+            state = self.empty_state(memory, memory_pad_mask, k)
         x = self._embed(last_tokens[:, None], state.length)
-        logits, state = self._run(x, state, None, key_padding_to_attention_mask(memory_pad_mask))
+        logits, state = self._run(x, state, None)
         return DecoderStep(logits[:, 0], state)
 
 
@@ -238,32 +375,42 @@ class AttentionRNNDecoder(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.output = nn.Linear(hidden + memory_size, num_output_tokens)
 
-    def initial_state(self, memory: Tensor, memory_pad_mask: Tensor) -> RNNDecoderState:
-        """The state before the first token."""
+    def initial_state(
+        self, memory: Tensor, memory_pad_mask: Tensor, beams_per_curve: int = 1
+    ) -> RNNDecoderState:
+        """The state before the first token, for ``beams_per_curve`` hypotheses per curve of
+        ``memory`` ``(C, T, D)``."""
         valid = (~memory_pad_mask)[..., None].to(memory.dtype)
         mean = (memory * valid).sum(dim=1) / valid.sum(dim=1).clamp_min(1.0)
+        if beams_per_curve != 1:
+            mean = mean.repeat_interleave(beams_per_curve, dim=0)
         cell = torch.tanh(self.init_cell(mean)) if self.init_cell is not None else None
-        return RNNDecoderState(torch.tanh(self.init_hidden(mean)), cell, self.memory_proj(memory))
+        return RNNDecoderState(
+            torch.tanh(self.init_hidden(mean)), cell, self.memory_proj(memory), beams_per_curve
+        )
 
     def _context(
-        self, hidden: Tensor, memory: Tensor, memory_pad_mask: Tensor, memory_keys: Tensor
+        self, hidden: Tensor, memory: Tensor, memory_pad_mask: Tensor, state: RNNDecoderState
     ) -> Tensor:
-        scores = self.score(torch.tanh(memory_keys + self.query_proj(hidden)[:, None])).squeeze(-1)
-        scores = scores.masked_fill(memory_pad_mask, torch.finfo(scores.dtype).min)
+        # The K hypotheses of a curve query its memory together: (C, K, T) scores.
+        c, k = memory.shape[0], state.beams_per_curve
+        query = self.query_proj(hidden).view(c, k, 1, -1)
+        scores = self.score(torch.tanh(state.memory_keys[:, None] + query)).squeeze(-1)
+        scores = scores.masked_fill(memory_pad_mask[:, None], torch.finfo(scores.dtype).min)
         weights = torch.softmax(scores, dim=-1)
-        return torch.bmm(weights[:, None], memory).squeeze(1)
+        return torch.bmm(weights, memory).view(c * k, -1)
 
     def _step(
         self, embedded: Tensor, memory: Tensor, memory_pad_mask: Tensor, state: RNNDecoderState
     ) -> DecoderStep:
-        context = self._context(state.hidden, memory, memory_pad_mask, state.memory_keys)
+        context = self._context(state.hidden, memory, memory_pad_mask, state)
         cell_input = torch.cat((embedded, context), dim=-1)
         if self.is_lstm:
             hidden, cell = self.cell(cell_input, (state.hidden, state.cell))
         else:
             hidden, cell = self.cell(cell_input, state.hidden), None
         logits = self.output(self.dropout(torch.cat((hidden, context), dim=-1)))
-        return DecoderStep(logits, RNNDecoderState(hidden, cell, state.memory_keys))
+        return DecoderStep(logits, state._replace(hidden=hidden, cell=cell))
 
     def forward(
         self, tokens: Tensor, memory: Tensor, memory_pad_mask: Tensor, tokens_pad_mask: Tensor | None
@@ -284,7 +431,9 @@ class AttentionRNNDecoder(nn.Module):
     def step(
         self, last_tokens: Tensor, memory: Tensor, memory_pad_mask: Tensor, state: RNNDecoderState | None
     ) -> DecoderStep:
-        """Logits ``(B, V)`` for the token after ``last_tokens`` ``(B,)``."""
+        """Logits ``(C * K, V)`` for the token after ``last_tokens`` ``(C * K,)``; ``memory``
+        ``(C, T, D)`` has one row per curve (see :meth:`TransformerDecoder.step`)."""
+        k = beams_per_curve(last_tokens.shape[0], memory, state)
         if state is None:
-            state = self.initial_state(memory, memory_pad_mask)
+            state = self.initial_state(memory, memory_pad_mask, k)
         return self._step(self.dropout(self.token_embedding(last_tokens)), memory, memory_pad_mask, state)

@@ -73,21 +73,27 @@ class EncoderDecoder(nn.Module):
     def decode_step(
         self, last_tokens: Tensor, memory: Tensor, memory_pad_mask: Tensor, state: DecoderState | None
     ) -> DecoderStep:
-        """One incremental decoding step.
+        """One incremental decoding step for ``K`` hypotheses of each of ``C`` curves.
 
         Parameters
         ----------
         last_tokens : Tensor
-            ``(B,)`` the previous token of each row (``<sos>`` at the first step).
+            ``(C * K,)`` the previous token of each hypothesis (``<sos>`` at the first step),
+            grouped by curve: rows ``c * K .. c * K + K - 1`` belong to curve ``c``.
         memory, memory_pad_mask : Tensor
-            As returned by / given to :meth:`encode` (rows expanded like ``state``).
+            ``(C, T, D)`` and ``(C, T)``: one row per curve, as returned by / given to
+            :meth:`encode` (after dropping curves, the rows of the curves kept). The decoder reads
+            each curve's memory once for all its hypotheses.
         state : DecoderState or None
-            The state returned by the previous step; ``None`` at the first step.
+            The state returned by the previous step (``K`` is ``state.beams_per_curve``);
+            ``None`` at the first step, where ``K = len(last_tokens) / C``.
 
         Returns
         -------
         DecoderStep
-            ``logits`` ``(B, V)`` and the new state (with ``select(batch_indices)``).
+            ``logits`` ``(C * K, V)`` and the new state. ``state.select(beam_indices)``
+            (``(C, K')``, indices within each curve) reorders / expands the hypotheses of every
+            curve; ``state.select_curves(curve_indices)`` keeps some curves only.
         """
         raise NotImplementedError
 
