@@ -279,6 +279,7 @@ def synthesize_curve(
     kw = float(geo.unit[0])
     # All random numbers of a curve but the per-event ones, in two draws; row 0 is per curve.
     z = rng.standard_normal((n + 1, 7))
+    np.clip(z, -3.0, 3.0, out=z)  # no absurd outliers (e.g. a 50 times longer pause) in millions of curves
     u = rng.random((n + 1, 3))
     z0, u0 = z[0].tolist(), u[0].tolist()
     dwell = np.exp(c.dwell_log_std * z[:, 3])  # log-normal factors with median 1
