@@ -540,18 +540,7 @@ class Trainer:
                             lr=f"{self.scheduler.get_last_lr()[0]:.2e}",
                         )
                     if writer is not None and self.step % cfg.logging.every_steps == 0:
-                        curves_s, tokens_s = meter.rates(self.dist.world_size)
-                        writer.add_scalar("train/loss", loss, self.step)
-                        writer.add_scalar("train/loss_mean", sum(losses) / len(losses), self.step)
-                        writer.add_scalar("train/lr", self.scheduler.get_last_lr()[0], self.step)
-                        writer.add_scalar("train/grad_norm", grad_norm, self.step)
-                        writer.add_scalar("train/curves_per_s", curves_s, self.step)
-                        writer.add_scalar("train/tokens_per_s", tokens_s, self.step)
-                        writer.add_scalar(
-                            "train/epoch",
-                            self.epoch + self.batch_in_epoch / self.batches_per_epoch,
-                            self.step,
-                        )
+                        self._log_training(writer, loss, sum(losses) / len(losses), grad_norm, meter)
 
                     stop_reason = self._done_reason()
                     if self.step % cfg.validation.every_steps == 0 or stop_reason is not None:
@@ -592,6 +581,22 @@ class Trainer:
         return TrainResult(
             self.run_dir, self.step, self.epoch, stop_reason, self.last_metrics, self.best_value
         )
+
+    def _log_training(
+        self, writer: Any, loss: float, mean_loss: float, grad_norm: float, meter: _Throughput
+    ) -> None:
+        curves_s, tokens_s = meter.rates(self.dist.world_size)
+        scalars = {
+            "loss": loss,
+            "loss_mean": mean_loss,
+            "lr": self.scheduler.get_last_lr()[0],
+            "grad_norm": grad_norm,
+            "curves_per_s": curves_s,
+            "tokens_per_s": tokens_s,
+            "epoch": self.epoch + self.batch_in_epoch / self.batches_per_epoch,
+        }
+        for name, value in scalars.items():
+            writer.add_scalar(f"train/{name}", value, self.step)
 
     def _validate_and_save(self, writer: Any, progress: Any) -> bool:
         """Validate on rank 0, share the result, step the schedulers and save; ``True`` = stop early."""
