@@ -6,6 +6,7 @@ and the two-sample Kolmogorov-Smirnov distance (0 = same distribution, 1 = disjo
 
     python bench/synth_calibration.py                       # real file: ../shared/data/hws_real_en_dev.jsonl
     python bench/synth_calibration.py --real my.jsonl --layout my_grids.json --reps 3 --seed 1
+    python bench/synth_calibration.py --fit overlap,fitts_b_ms --seed 1  # fit (seed 0), then compare
 
 Distances are in key widths of the layout; the ideal length of a word is the length of the
 polyline through its keys' centres (a run of one key counted once).
@@ -14,6 +15,7 @@ polyline through its keys' centres (a run of one key counted once).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -179,6 +181,53 @@ def compare(real: Stats, synth: Stats) -> Comparison:
     return Comparison("\n".join(lines), ks)
 
 
+def fit_loss(result: Comparison) -> float:
+    """What the fit minimises: mean KS distance over the statistics plus half the speed-profile error."""
+    return float(np.nanmean([v for k, v in result.ks.items() if k != "speed_profile"])) + 0.5 * result.ks[
+        "speed_profile"
+    ]
+
+
+def fit(
+    config: SynthConfig,
+    params: list[str],
+    real: Stats,
+    words: list[str],
+    layout: Layout,
+    seed: int,
+    rounds: int,
+) -> SynthConfig:
+    """Coordinate search: scale one parameter at a time, keep a change when the loss drops.
+
+    Each evaluation draws 2 synthetic swipes per real one with the same seed, so that changes are
+    compared on the same random numbers.
+    """
+
+    def loss(cfg: SynthConfig) -> float:
+        return fit_loss(compare(real, swipe_stats(synthesize(words, layout, 2, seed, cfg), layout)))
+
+    best = loss(config)
+    print(f"start: loss {best:.4f}", flush=True)
+    for r in range(rounds):
+        for name in params:
+            value = getattr(config, name)
+            for factor in (0.6, 1.6) if r == 0 else (0.8, 1.25):
+                new_value = value * factor if value else 0.05 * factor
+                try:
+                    candidate = dataclasses.replace(config, **{name: new_value})
+                except ValueError:
+                    continue  # out of the parameter's range
+                current = loss(candidate)
+                if current < best - 1e-4:
+                    best, config = current, candidate
+                    print(f"round {r}: {name} = {getattr(config, name):.4g}, loss {best:.4f}", flush=True)
+                    break
+    changed = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
+               if getattr(config, f.name) != getattr(SynthConfig(), f.name)}
+    print("fitted (changes from the defaults):", json.dumps(changed))
+    return config
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--real", type=Path, default=DEFAULT_REAL, help="real swipes (Yandex jsonl)")
@@ -186,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=5, help="synthetic swipes per real swipe")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--config", type=Path, help="JSON file of SynthConfig overrides")
+    parser.add_argument("--fit", help="comma-separated SynthConfig fields to fit first (coordinate search)")
+    parser.add_argument("--fit-rounds", type=int, default=2)
     args = parser.parse_args(argv)
     config = load_json(SynthConfig, args.config) if args.config else SynthConfig()
     layouts = resolve_layouts(args.layout)
@@ -199,10 +250,17 @@ def main(argv: list[str] | None = None) -> int:
             word_keys(w, layout)
     except LayoutError as err:
         raise SystemExit(f"{args.real}: {err}") from None
+    real_stats = swipe_stats(real, layout)
+    if args.fit:
+        params = [name.strip() for name in args.fit.split(",") if name.strip()]
+        unknown = [name for name in params if not isinstance(getattr(config, name, None), float)]
+        if unknown:
+            parser.error(f"--fit: not float fields of SynthConfig: {', '.join(unknown)}")
+        config = fit(config, params, real_stats, words, layout, 0, args.fit_rounds)
     start = time.perf_counter()
     synth = synthesize(words, layout, args.reps, args.seed, config)
     elapsed = time.perf_counter() - start
-    result = compare(swipe_stats(real, layout), swipe_stats(synth, layout))
+    result = compare(real_stats, swipe_stats(synth, layout))
     print(f"{len(real)} real swipes from {args.real.name}; {len(synth)} synthetic swipes of the same words "
           f"on {layout.name} (seed {args.seed}, {len(synth) / elapsed:,.0f} curves/s without writing)\n")
     print(result.table)
