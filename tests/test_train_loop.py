@@ -288,3 +288,25 @@ def test_dataloader_workers_give_the_same_weights(tmp_path, tiny_data):
         weights.append(load_checkpoint(tmp_path / f"run{workers}" / "checkpoints" / "last.pt")["model"])
     for name in weights[0]:
         assert torch.equal(weights[0][name], weights[1][name]), name
+
+
+def test_load_model_survives_changed_synthetic_settings(tmp_path, monkeypatch):
+    """A checkpoint whose synthetic-generator settings an older version wrote still loads."""
+    monkeypatch.chdir(tmp_path)
+    data = {
+        "synthetic": {"layouts": ["qwerty_en"], "lexicon": "en", "num_train": 32, "num_val": 8},
+        "batch_size": 16,
+    }
+    cfg_path = _config(tmp_path, data, max_steps=1, validation={"every_steps": 1})
+    result = train(load_train_config(cfg_path))
+    path = result.run_dir / "checkpoints" / "last.pt"
+    ckpt = load_checkpoint(path)
+    ckpt["config"]["data"]["synthetic"]["generator"]["retired_option"] = 1.0
+    torch.save(ckpt, path)
+    with pytest.warns(UserWarning, match="retired_option"):
+        loaded = load_model(path)
+    assert loaded.config.data.val == str(result.run_dir / "data" / "val")
+    ckpt["config"]["model"]["embedder"]["retired_option"] = 1.0
+    torch.save(ckpt, path)
+    with pytest.raises(Exception, match="model.embedder.retired_option: unknown key"):
+        load_model(path)

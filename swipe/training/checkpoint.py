@@ -24,6 +24,7 @@ import os
 import random
 import re
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
@@ -224,7 +225,17 @@ def model_parts(ckpt: dict[str, Any], where: str = "") -> tuple[Any, CharTokeniz
     """The training config, tokenizer and layouts stored in a loaded checkpoint."""
     from swipe.training.config import TrainConfig
 
-    config = from_dict(TrainConfig, ckpt["config"], where)
+    raw = ckpt["config"]
+    try:
+        config = from_dict(TrainConfig, raw, where)
+    except ConfigError as err:
+        # The synthetic-data settings of an older version are not needed to decode: keep the
+        # dataset paths and drop the generator settings rather than refuse the checkpoint.
+        data = raw.get("data")
+        if "data.synthetic" not in str(err) or not isinstance(data, dict) or data.get("train") is None:
+            raise
+        warnings.warn(f"{err}; ignoring the checkpoint's data.synthetic section", stacklevel=2)
+        config = from_dict(TrainConfig, {**raw, "data": {**data, "synthetic": None}}, where)
     tokenizer = CharTokenizer.from_dict(ckpt["tokenizer"])
     layouts = [Layout.from_grid(grid) for grid in ckpt["layouts"]]
     return config, tokenizer, layouts
