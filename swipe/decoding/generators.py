@@ -297,10 +297,10 @@ class BeamSearchGenerator:
         eos = self.tokenizer.eos_id
         finished: list[list[tuple[float, int, str]]] = [[] for _ in range(b)]
         budget = np.full(b, k, dtype=np.int64)  # beam slots not yet used by finished words
-        # Hypotheses live in fixed slots: `width` rows per active curve (1 at the first step, then
-        # beam_size), which is how decode_step groups them: the memory (one row per curve) only
-        # changes when finished curves are dropped. Empty slots score -inf and are never chosen.
-        # The bookkeeping is numpy: these arrays are small.
+        # Hypotheses live in slots: `width` rows per active curve (1 at the first step, then at
+        # most beam_size), which is how decode_step groups them: the memory (one row per curve)
+        # only changes when finished curves are dropped. Empty slots score -inf and are never
+        # chosen. The bookkeeping is numpy: these arrays are small.
         curves = np.arange(b)
         width = 1
         nodes = np.full(b, 0 if self.trie is not None else -1, dtype=np.int64)
@@ -342,6 +342,13 @@ class BeamSearchGenerator:
                 keep = np.flatnonzero(active)
                 growing, parent, beam, token = growing[keep], parent[keep], beam[keep], token[keep]
                 top_scores, curves = top_scores[keep], curves[keep]
+            # Live hypotheses first, in rank order; the next step decodes only as many rows per
+            # curve as the curve with the most live hypotheses needs.
+            width = int(growing.sum(axis=1).max())
+            slots = np.argsort(~growing, axis=1, kind="stable")[:, :width]
+            growing, top_scores, beam, parent, token = (
+                np.take_along_axis(x, slots, axis=1) for x in (growing, top_scores, beam, parent, token)
+            )
             scores = np.where(growing, top_scores, -math.inf).ravel()
             # Empty slots continue any valid hypothesis (the first choice's).
             beam = np.where(growing, beam, beam[:, :1])
@@ -360,7 +367,6 @@ class BeamSearchGenerator:
                 rows = torch.from_numpy(curves).to(device)
                 mem, mem_mask = memory.index_select(0, rows), swipe_pad_mask.index_select(0, rows)
             state = state.select(torch.from_numpy(beam).to(device))
-            width = k
             last = torch.from_numpy(token).to(device)
         results = []
         for words in finished:
