@@ -181,6 +181,49 @@ def compare(real: Stats, synth: Stats) -> Comparison:
     return Comparison("\n".join(lines), ks)
 
 
+def _resample(x: np.ndarray, y: np.ndarray, size: int) -> np.ndarray:
+    """``size`` points equally spaced along the polyline ``(x, y)``, shape ``(size, 2)``."""
+    points = np.stack([x, y], axis=1).astype(np.float64)
+    arc = np.r_[0.0, np.cumsum(np.hypot(*np.diff(points, axis=0).T))]
+    if arc[-1] == 0:
+        return np.repeat(points[:1], size, axis=0)
+    s = np.linspace(0.0, arc[-1], size)
+    return np.stack([np.interp(s, arc, points[:, 0]), np.interp(s, arc, points[:, 1])], axis=1)
+
+
+class Recognition(NamedTuple):
+    key_centres: float  # accuracy@1 of nearest key-centre template
+    synthetic: float  # accuracy@1 of the per-word Gaussian of synthetic swipes
+
+
+def recognition(
+    real: list[Swipe], layout: Layout, config: SynthConfig, samples: int = 24, seed: int = 0, size: int = 32
+) -> Recognition:
+    """How well synthetic swipes explain real ones: classify each real swipe among the real words.
+
+    Every swipe is resampled to ``size`` points equally spaced along its path (in key widths). Each
+    word gets a diagonal Gaussian over these points from ``samples`` synthetic swipes; a real swipe
+    goes to the word of highest likelihood. A generator whose swipes vary as real ones do scores
+    higher; too clean or too noisy swipes score lower. Baseline: the nearest key-centre polyline.
+    """
+    vocab = sorted({s.word for s in real})
+    target = np.array([vocab.index(s.word) for s in real])
+    unit = layout.key_width
+    swipes = np.stack([_resample(s.x, s.y, size) for s in real]) / unit  # (R, size, 2)
+    ideal = np.stack([_resample(*layout.centers[word_keys(w, layout)].T, size) for w in vocab]) / unit
+    ideal_dist = np.sqrt(((swipes[:, None] - ideal[None]) ** 2).sum(-1)).mean(-1)
+    rng = np.random.default_rng(seed)
+    synth = np.stack([
+        [_resample(*synthesize_curve(w, layout, rng, config)[:2], size) for _ in range(samples)]
+        for w in vocab
+    ]) / unit  # (words, samples, size, 2)
+    mean, var = synth.mean(axis=1), synth.var(axis=1) + 0.01
+    log_lik = -((swipes[:, None] - mean[None]) ** 2 / (2 * var[None]) + 0.5 * np.log(var[None])).sum((-1, -2))
+    return Recognition(
+        float(np.mean(ideal_dist.argmin(1) == target)), float(np.mean(log_lik.argmax(1) == target))
+    )
+
+
 def fit_loss(result: Comparison) -> float:
     """What the fit minimises: mean KS distance over the statistics plus half the speed-profile error."""
     return float(np.nanmean([v for k, v in result.ks.items() if k != "speed_profile"])) + 0.5 * result.ks[
@@ -237,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, help="JSON file of SynthConfig overrides")
     parser.add_argument("--fit", help="comma-separated SynthConfig fields to fit first (coordinate search)")
     parser.add_argument("--fit-rounds", type=int, default=2)
+    parser.add_argument("--recognition", action="store_true",
+                        help="also classify the real swipes with per-word Gaussians of synthetic swipes")
     args = parser.parse_args(argv)
     config = load_json(SynthConfig, args.config) if args.config else SynthConfig()
     layouts = resolve_layouts(args.layout)
@@ -266,6 +311,12 @@ def main(argv: list[str] | None = None) -> int:
     print(result.table)
     mean_ks = np.nanmean([v for k, v in result.ks.items() if k != "speed_profile"])
     print(f"\nmean KS over statistics: {mean_ks:.3f}")
+    if args.recognition:
+        rec = recognition(real, layout, config, seed=args.seed)
+        words = len({s.word for s in real})
+        print(f"\nrecognition of the {len(real)} real swipes among their {words} words, accuracy@1: "
+              f"nearest key-centre template {rec.key_centres:.3f}, "
+              f"per-word Gaussian of 24 synthetic swipes {rec.synthetic:.3f}")
     return 0
 
 
