@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.baselines import run_baselines, tune_shark2
+from bench.baselines import ablate_shark2, run_baselines, tune_shark2
 from bench.baselines.common import build_templates, key_units, pad_polylines, resample, resample_many
 from bench.baselines.dtw_baseline import DTWConfig, DTWDecoder, dtw_distances
 from bench.baselines.shark2 import Shark2Config, Shark2Decoder
@@ -226,3 +226,11 @@ def test_run_baselines_reads_strict_config_files(tmp_path: Path, capsys) -> None
     assert all(len(c) <= 2 for c in read_predictions(tmp_path / "shark2.pkl").candidates)
     assert run_baselines.main([*argv, "--overwrite", "--shark2-config", str(bad)]) == 1
     assert "sigma_shap" in capsys.readouterr().err
+
+
+def test_ablate_shark2_prints_one_row_per_variant(tmp_path: Path, capsys) -> None:
+    data, lex_file = write_data(tmp_path, ["hello", "world", "lazy", "dog"])
+    assert ablate_shark2.main(["--data", str(data), "--lexicon", str(lex_file), "--half", "all"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert len(rows) == 2 + len(ablate_shark2.VARIANTS)  # header, rule, one row each
+    assert rows[2] == "| all channels (defaults) | 1.0000 | 1.0000 |"
