@@ -77,7 +77,8 @@ class FeedForward(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.linear2(self.dropout(self.activation(self.linear1(x))))
+        h = self.activation(self.linear1(x))
+        return self.linear2(self.dropout(h) if self.training else h)
 
 
 def key_padding_to_attention_mask(pad_mask: Tensor) -> Tensor:

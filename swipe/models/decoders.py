@@ -58,14 +58,15 @@ class TransformerDecoderState(NamedTuple):
     layers : tuple of LayerCache
         Per layer: self-attention keys/values ``(C * beams_per_curve, H, S, D / H)`` and the
         memory's keys/values ``(C, H, T, D / H)``.
-    memory_mask : Tensor
-        ``(C, 1, 1, T)`` bool, ``True`` at real (attendable) memory positions.
+    memory_mask : Tensor or None
+        ``(C, 1, 1, T)`` bool, ``True`` at real (attendable) memory positions; None where no
+        curve has padding (a single swipe), which spares the masking.
     beams_per_curve : int
         Hypotheses per curve.
     """
 
     layers: tuple[LayerCache, ...]
-    memory_mask: Tensor
+    memory_mask: Tensor | None
     beams_per_curve: int
 
     @property
@@ -75,7 +76,7 @@ class TransformerDecoderState(NamedTuple):
 
     @property
     def num_curves(self) -> int:
-        return self.memory_mask.shape[0]
+        return self.layers[0].memory_key.shape[0]
 
     def select(self, beam_indices: Tensor) -> TransformerDecoderState:
         """Reorder / expand the hypotheses of every curve, keeping the curves.
@@ -105,9 +106,8 @@ class TransformerDecoderState(NamedTuple):
             )
             for c in self.layers
         )
-        return TransformerDecoderState(
-            layers, self.memory_mask.index_select(0, curve_indices), self.beams_per_curve
-        )
+        mask = None if self.memory_mask is None else self.memory_mask.index_select(0, curve_indices)
+        return TransformerDecoderState(layers, mask, self.beams_per_curve)
 
 
 class RNNDecoderState(NamedTuple):
@@ -179,6 +179,10 @@ def beams_per_curve(num_rows: int, memory: Tensor, state: DecoderState | None) -
     return k
 
 
+def _identity(x: Tensor) -> Tensor:
+    return x
+
+
 def _extend(cached: Tensor, new: Tensor) -> Tensor:
     return new if cached.shape[2] == 0 else torch.cat((cached, new), dim=2)
 
@@ -210,31 +214,33 @@ class TransformerDecoderLayer(nn.Module):
         x: Tensor,
         cache: LayerCache,
         self_mask: Tensor | None,
-        memory_mask: Tensor,
+        memory_mask: Tensor | None,
         beams_per_curve: int,
     ) -> tuple[Tensor, LayerCache]:
         """Decode the new positions ``x`` ``(C * beams_per_curve, L, D)`` after those in ``cache``.
 
         ``self_mask`` (attend-allowed, over cached + new positions) may be ``None`` when every
         new position may see every cached one and itself, as for a single step; ``memory_mask``
-        is ``(C, 1, 1, T)``.
+        is ``(C, 1, 1, T)`` or None.
         """
         k = beams_per_curve
+        # Dropout is skipped outright in eval mode: an incremental step is a few dozen small ops,
+        # and a no-op call costs as much as one of them.
+        drop = self.dropout if self.training else _identity
         h = self.norm1(x) if self.norm_first else x
         key, value = self.self_attn.keys_values(h)
         key, value = _extend(cache.self_key, key), _extend(cache.self_value, value)
         cache = LayerCache(key, value, cache.memory_key, cache.memory_value)
         attended = self.self_attn.attend(h, key, value, self_mask)
         if self.norm_first:
-            x = x + self.dropout(attended)
+            x = x + drop(attended)
             h = self.norm2(x)
-            cross = self.cross_attn.attend(h, cache.memory_key, cache.memory_value, memory_mask, k)
-            x = x + self.dropout(cross)
-            return x + self.dropout(self.feed_forward(self.norm3(x))), cache
-        x = self.norm1(x + self.dropout(attended))
+            x = x + drop(self.cross_attn.attend(h, cache.memory_key, cache.memory_value, memory_mask, k))
+            return x + drop(self.feed_forward(self.norm3(x))), cache
+        x = self.norm1(x + drop(attended))
         cross = self.cross_attn.attend(x, cache.memory_key, cache.memory_value, memory_mask, k)
-        x = self.norm2(x + self.dropout(cross))
-        return self.norm3(x + self.dropout(self.feed_forward(x))), cache
+        x = self.norm2(x + drop(cross))
+        return self.norm3(x + drop(self.feed_forward(x))), cache
 
 
 class TransformerDecoder(nn.Module):
@@ -267,7 +273,8 @@ class TransformerDecoder(nn.Module):
 
     def _embed(self, tokens: Tensor, offset: int) -> Tensor:
         x = self.token_embedding(tokens)
-        return self.dropout(x + self._positions(offset, tokens.shape[1], x))
+        x = x + self._positions(offset, tokens.shape[1], x)
+        return self.dropout(x) if self.training else x
 
     def _positions(self, offset: int, length: int, like: Tensor) -> Tensor:
         """Rows ``offset .. offset + length - 1`` of the positional encoding, from a table kept
@@ -302,10 +309,9 @@ class TransformerDecoder(nn.Module):
         beams_per_curve : int
             Hypotheses per curve.
         """
+        mask = key_padding_to_attention_mask(memory_pad_mask) if bool(memory_pad_mask.any()) else None
         return TransformerDecoderState(
-            tuple(layer.empty_cache(memory) for layer in self.layers),
-            key_padding_to_attention_mask(memory_pad_mask),
-            beams_per_curve,
+            tuple(layer.empty_cache(memory) for layer in self.layers), mask, beams_per_curve
         )
 
     def forward(
