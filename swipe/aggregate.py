@@ -253,8 +253,8 @@ def fit(
         weights=(weights / weights.sum()).tolist(),
         members=[_member(m) for m in members],
         fitted_on=f"{md['data_file']}:{md['split']}",
-        validation_swipe_mrr=score,
-        member_swipe_mrr=[_swipe_mrr(m) for m in members],
+        validation_swipe_mrr=round(score, 6),
+        member_swipe_mrr=[round(_swipe_mrr(m), 6) for m in members],
     )
 
 
