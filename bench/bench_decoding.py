@@ -2,6 +2,7 @@
 latency, and worker processes. One run, one table.
 
     nice -n 10 python bench/bench_decoding.py                          # random-init `base` model
+    nice -n 10 python bench/bench_decoding.py --min-word-length 5      # words of 5+ letters
     nice -n 10 python bench/bench_decoding.py --checkpoint runs/x/checkpoints/best.pt
 
 Measured on the same model, the same curves (default: the 800 real English swipes of
@@ -20,7 +21,13 @@ Measured on the same model, the same curves (default: the 800 real English swipe
   curves, process start-up included.
 
 Everything runs on one torch thread per process. Without ``--checkpoint`` the `base` preset is
-randomly initialised: speeds are representative, candidates are not.
+randomly initialised: speeds are representative, candidates are not, and its searches end after
+few steps (short words). A trained model decodes longer words, which costs the naive search
+(quadratic in the length) much more than the cached one (linear): ``--min-word-length N``
+restricts every search (cached, naive and latency) to the lexicon's words of at least ``N``
+letters, which makes a random model decode words of about a trained model's length (the workers
+row is then left out: ``predict.py`` has no such option). The header gives the average length of
+the top candidates and of the target words.
 """
 
 from __future__ import annotations
@@ -46,7 +53,14 @@ from swipe.decoding.naive import NaiveBeamSearch  # noqa: E402
 from swipe.keyboard import bundled_layout  # noqa: E402
 from swipe.lexicon import load_lexicon  # noqa: E402
 from swipe.models import build_model, preset  # noqa: E402
-from swipe.predict import CheckpointLoader, DatasetCurves, DecodeJob, decode  # noqa: E402
+from swipe.predict import (  # noqa: E402
+    DEFAULT_MAX_BATCH_POINTS,
+    CheckpointLoader,
+    DatasetCurves,
+    DecodeJob,
+    decode,
+    make_batches,
+)
 from swipe.tokenizers import CharTokenizer  # noqa: E402
 from swipe.training.checkpoint import (  # noqa: E402
     CHECKPOINT_FORMAT,
@@ -100,7 +114,11 @@ def main() -> int:
     parser.add_argument("--naive-curves", type=int, default=64, help="curves for the naive comparison")
     parser.add_argument("--latency-curves", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--min-word-length", type=int, default=0,
+                        help="decode only lexicon words of at least this many letters (0: all); "
+                        "skips the workers row")
     args = parser.parse_args()
+    load_start = os.getloadavg()
 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory(prefix="bench-decoding-") as tmp:
@@ -123,12 +141,32 @@ def main() -> int:
         cached = build_generator("beam", options, model, tokenizer, trie)
         naive = NaiveBeamSearch(model, tokenizer, options, trie)
         naive_beams = NaiveBeamSearch(model, tokenizer, options, trie, batch_beams=True)
+        if args.min_word_length:
+            long_words = LongWordsOnly(trie, args.min_word_length)
+            for search in (cached, naive, naive_beams):
+                search.processors.append(long_words)
         params = sum(p.numel() for p in model.parameters())
 
         # Batched cached beam search in this process (one thread), as predict.py runs it.
         sub = CurvesSubset(curves, n)
         job = DecodeJob(loader, sub, "beam", options, trie, "cpu")
-        serial, serial_s = timed(lambda: decode(job, args.batch_size, num_workers=0))
+        if args.min_word_length:
+            # As predict.py batches them (length-sorted, --max-batch-points), with the processor.
+            batches = make_batches(sub.num_points, args.batch_size, DEFAULT_MAX_BATCH_POINTS)
+
+            def run_serial():
+                out = [[] for _ in range(n)]
+                for rows in batches:
+                    for i, row in zip(rows, cached.generate(*sub.batch(rows)), strict=True):
+                        out[i] = row
+                return out
+
+            serial, serial_s = timed(run_serial)
+        else:
+            serial, serial_s = timed(lambda: decode(job, args.batch_size, num_workers=0))
+        top_length = statistics.mean(len(row[0][1]) + 1 for row in serial if row)
+        words = [curves.dataset.word(i) for i in range(n)]
+        target_length = statistics.mean(len(w) + 1 for w in words if w) if any(words) else float("nan")
 
         # Naive per-curve search on an evenly spaced sample of the same curves.
         ids = list(range(0, n, max(1, n // args.naive_curves)))[: args.naive_curves]
@@ -151,8 +189,9 @@ def main() -> int:
         cpu_p50, cpu_p95 = statistics.median(cpu_latencies), float(np.percentile(cpu_latencies, 95))
 
         # Worker processes against none (start-up, model loading and trie transfer included).
-        parallel, parallel_s = timed(lambda: decode(job, args.batch_size, num_workers=args.workers))
-        assert parallel == serial, "workers changed the output"
+        if not args.min_word_length:
+            parallel, parallel_s = timed(lambda: decode(job, args.batch_size, num_workers=args.workers))
+            assert parallel == serial, "workers changed the output"
 
     load = os.getloadavg()
     points = curves.num_points[:n]
@@ -160,8 +199,11 @@ def main() -> int:
           f"({params / 1e6:.2f} M parameters); lexicon {args.lexicon}: {trie.num_words} words, "
           f"{trie.num_nodes} trie nodes, built in {trie_time.wall:.2f} s")
     print(f"data: {args.data} ({n} curves, median {int(np.median(points))} points); beam size "
-          f"{args.beam_size}, batch size {args.batch_size}")
-    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average at the end "
+          f"{args.beam_size}, batch size {args.batch_size}; top candidates average {top_length:.1f} "
+          f"tokens (<eos> included; targets {target_length:.1f})"
+          + (f", words of {args.min_word_length}+ letters only" if args.min_word_length else ""))
+    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average at the start "
+          f"{load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}, at the end "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print()
     naive_rate, serial_rate = len(ids) / naive_s.wall, n / serial_s.wall
@@ -180,9 +222,13 @@ def main() -> int:
          f"{n} curves, 0 workers, 1 thread: {serial_rate / naive_rate:.1f}x naive "
          f"({serial_cpu_rate / naive_cpu_rate:.1f}x by CPU time); top-1 identical {same_top}/{len(ids)}, "
          f"all candidates {same_all}/{len(ids)}"),
-        (f"batched cached beam, {args.workers} workers", f"{n / parallel_s.wall:.1f} curves/s", "",
-         f"{n} curves: {serial_s.wall / parallel_s.wall:.2f}x 0 workers (start-up included; "
-         "identical output)"),
+    ]
+    if not args.min_word_length:
+        rows.append(
+            (f"batched cached beam, {args.workers} workers", f"{n / parallel_s.wall:.1f} curves/s", "",
+             f"{n} curves: {serial_s.wall / parallel_s.wall:.2f}x 0 workers (start-up included; "
+             "identical output)"))
+    rows += [
         ("single swipe latency", f"p50 {p50:.1f} ms, p95 {p95:.1f} ms",
          f"p50 {cpu_p50:.1f} ms, p95 {cpu_p95:.1f} ms", f"{len(latencies)} curves, 1 thread, batch of 1"),
     ]
@@ -193,6 +239,25 @@ def main() -> int:
 
 
 HEADER = ("measurement", "wall clock", "by CPU time", "notes")
+
+
+class LongWordsOnly:
+    """A logits processor keeping only the lexicon's words of at least ``min_letters`` letters:
+    a token survives where the trie below it holds such a word, ``<eos>`` where the prefix is one."""
+
+    def __init__(self, trie: LexiconTrie, min_letters: int) -> None:
+        longest = np.where(trie.word_ids >= 0, trie.depth, -1)  # longest word below each node
+        for d in range(trie.max_word_length, 0, -1):
+            at = np.flatnonzero(trie.depth == d)
+            np.maximum.at(longest, trie.parent[at], longest[at])
+        children = trie.children.numpy()
+        allowed = (children >= 0) & (longest[np.maximum(children, 0)] >= min_letters)
+        allowed[:, 0] = (children[:, 0] >= 0) & (trie.depth >= min_letters)
+        self.allowed = allowed
+
+    def __call__(self, log_probs: torch.Tensor, tokens: torch.Tensor, nodes: torch.Tensor) -> torch.Tensor:
+        allowed = torch.from_numpy(self.allowed[np.maximum(nodes.numpy(), 0)])
+        return log_probs.masked_fill(~allowed, float("-inf"))
 
 
 class CurvesSubset:
