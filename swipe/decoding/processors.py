@@ -80,31 +80,6 @@ class WordFrequencyPrior:
         return log_probs + self.weight * increments
 
 
-class MinLengthProcessor:
-    """Forbids ``<eos>`` until ``min_length`` tokens (``<eos>`` included) have been generated.
-
-    Parameters
-    ----------
-    min_length : int
-        Shortest output, in tokens.
-    eos_id : int
-        The ``<eos>`` token.
-    """
-
-    def __init__(self, min_length: int, eos_id: int) -> None:
-        if min_length < 1:
-            raise ValueError(f"min_length must be >= 1, got {min_length}")
-        self.min_length = min_length
-        self.eos_id = eos_id
-
-    def __call__(self, log_probs: Tensor, tokens: Tensor, nodes: Tensor) -> Tensor:
-        if tokens.shape[1] + 1 >= self.min_length:
-            return log_probs
-        log_probs = log_probs.clone()
-        log_probs[:, self.eos_id] = float("-inf")
-        return log_probs
-
-
 class LogitsProcessorList(list):
     """Applies its processors in order."""
 
@@ -134,7 +109,6 @@ __all__ = [
     "IdentityProcessor",
     "LogitsProcessor",
     "LogitsProcessorList",
-    "MinLengthProcessor",
     "VocabularyMaskProcessor",
     "WordFrequencyPrior",
     "lexicon_processors",
