@@ -13,6 +13,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -173,18 +174,22 @@ def record_result(
 
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``path``'s table (a ``.<name>.lock`` file next to it; POSIX only)."""
+    """An exclusive lock for updating the table at ``path`` (POSIX only).
+
+    The lock is taken on the table's folder: the table itself is replaced on every write, and a
+    lock file would be left lying next to it.
+    """
     try:
         import fcntl
     except ImportError:  # Windows: no locking
         yield
         return
-    with open(path.with_name(f".{path.name}.lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _write_rows(path: Path, rows: list[dict[str, str]]) -> None:
