@@ -190,7 +190,13 @@ def main() -> int:
 
         # Worker processes against none (start-up, model loading and trie transfer included).
         if not args.min_word_length:
+            children = os.times()
             parallel, parallel_s = timed(lambda: decode(job, args.batch_size, num_workers=args.workers))
+            after = os.times()
+            # CPU seconds of the (reaped) worker processes, start-up included.
+            workers_cpu = (after.children_user + after.children_system) - (
+                children.children_user + children.children_system
+            )
             assert parallel == serial, "workers changed the output"
 
     load = os.getloadavg()
@@ -225,9 +231,12 @@ def main() -> int:
     ]
     if not args.min_word_length:
         rows.append(
-            (f"batched cached beam, {args.workers} workers", f"{n / parallel_s.wall:.1f} curves/s", "",
-             f"{n} curves: {serial_s.wall / parallel_s.wall:.2f}x 0 workers (start-up included; "
-             "identical output)"))
+            (f"batched cached beam, {args.workers} workers", f"{n / parallel_s.wall:.1f} curves/s",
+             f"{args.workers * n / workers_cpu:.1f} curves/s",
+             f"{n} curves: {serial_s.wall / parallel_s.wall:.2f}x 0 workers (start-up included; identical "
+             f"output). By CPU time: {args.workers} x curves per CPU second of the workers (start-up "
+             f"included), i.e. {args.workers * serial_s.cpu / workers_cpu:.2f}x 0 workers on "
+             f"{args.workers} idle cores if the batches split evenly"))
     rows += [
         ("single swipe latency", f"p50 {p50:.1f} ms, p95 {p95:.1f} ms",
          f"p50 {cpu_p50:.1f} ms, p95 {cpu_p95:.1f} ms", f"{len(latencies)} curves, 1 thread, batch of 1"),
