@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from swipe.models.attention import FeedForward, MultiHeadAttention, key_padding_to_attention_mask
@@ -243,6 +244,48 @@ class TransformerDecoderLayer(nn.Module):
         return self.norm3(x + drop(self.feed_forward(x))), cache
 
 
+    def step(
+        self, x: Tensor, cache: LayerCache, memory_mask: Tensor | None, beams_per_curve: int
+    ) -> tuple[Tensor, LayerCache]:
+        """:meth:`forward` of one new position per row, in eval mode: ``x`` ``(C * K, D)``.
+
+        The same computation written with functional ops on the layer's weights: a step is a few
+        dozen tiny ops, and the module calls of :meth:`forward` would add about a fifth to them.
+        """
+        n, d = x.shape
+        sa, ca = self.self_attn, self.cross_attn
+        heads, k = sa.num_heads, beams_per_curve
+        h = _layer_norm(self.norm1, x) if self.norm_first else x
+        query = F.linear(h, sa.query.weight, sa.query.bias).view(n, heads, 1, d // heads)
+        key_value = F.linear(h, sa.key_value.weight, sa.key_value.bias).view(n, 2, heads, 1, d // heads)
+        key, value = _extend(cache.self_key, key_value[:, 0]), _extend(cache.self_value, key_value[:, 1])
+        cache = LayerCache(key, value, cache.memory_key, cache.memory_value)
+        attended = F.scaled_dot_product_attention(query, key, value).reshape(n, d)
+        x = x + F.linear(attended, sa.out.weight, sa.out.bias)
+        if self.norm_first:
+            h = _layer_norm(self.norm2, x)
+        else:
+            x = h = _layer_norm(self.norm1, x)
+        # The K hypotheses of a curve are the queries of one attention over the curve's memory.
+        query = F.linear(h, ca.query.weight, ca.query.bias).view(n // k, k, heads, d // heads)
+        cross = F.scaled_dot_product_attention(
+            query.transpose(1, 2), cache.memory_key, cache.memory_value, attn_mask=memory_mask
+        )
+        x = x + F.linear(cross.transpose(1, 2).reshape(n, d), ca.out.weight, ca.out.bias)
+        ff = self.feed_forward
+        if self.norm_first:
+            h = _layer_norm(self.norm3, x)
+        else:
+            x = h = _layer_norm(self.norm2, x)
+        h = ff.activation(F.linear(h, ff.linear1.weight, ff.linear1.bias))
+        x = x + F.linear(h, ff.linear2.weight, ff.linear2.bias)
+        return (x if self.norm_first else _layer_norm(self.norm3, x)), cache
+
+
+def _layer_norm(norm: nn.LayerNorm, x: Tensor) -> Tensor:
+    return F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+
+
 class TransformerDecoder(nn.Module):
     """Token embedding + sinusoidal positions, decoder layers, output layer.
 
@@ -342,9 +385,16 @@ class TransformerDecoder(nn.Module):
         k = beams_per_curve(last_tokens.shape[0], memory, state)
         if state is None:
             state = self.empty_state(memory, memory_pad_mask, k)
-        x = self._embed(last_tokens[:, None], state.length)
-        logits, state = self._run(x, state, None)
-        return DecoderStep(logits[:, 0], state)
+        if self.training:
+            x = self._embed(last_tokens[:, None], state.length)
+            logits, state = self._run(x, state, None)
+            return DecoderStep(logits[:, 0], state)
+        x = self.token_embedding(last_tokens) + self._positions(state.length, 1, self.token_embedding.weight)
+        caches = []
+        for layer, cache in zip(self.layers, state.layers, strict=True):
+            x, cache = layer.step(x, cache, state.memory_mask, k)
+            caches.append(cache)
+        return DecoderStep(self.output(self.norm(x)), state._replace(layers=tuple(caches)))
 
 
 class AttentionRNNDecoder(nn.Module):
