@@ -282,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fit-rounds", type=int, default=2)
     parser.add_argument("--recognition", action="store_true",
                         help="also classify the real swipes with per-word Gaussians of synthetic swipes")
+    parser.add_argument("--recognition-samples", type=int, default=24, help="synthetic swipes per word")
     args = parser.parse_args(argv)
     config = load_json(SynthConfig, args.config) if args.config else SynthConfig()
     layouts = resolve_layouts(args.layout)
@@ -312,11 +313,11 @@ def main(argv: list[str] | None = None) -> int:
     mean_ks = np.nanmean([v for k, v in result.ks.items() if k != "speed_profile"])
     print(f"\nmean KS over statistics: {mean_ks:.3f}")
     if args.recognition:
-        rec = recognition(real, layout, config, seed=args.seed)
+        rec = recognition(real, layout, config, samples=args.recognition_samples, seed=args.seed)
         words = len({s.word for s in real})
         print(f"\nrecognition of the {len(real)} real swipes among their {words} words, accuracy@1: "
               f"nearest key-centre template {rec.key_centres:.3f}, "
-              f"per-word Gaussian of 24 synthetic swipes {rec.synthetic:.3f}")
+              f"per-word Gaussian of {args.recognition_samples} synthetic swipes {rec.synthetic:.3f}")
     return 0
 
 
