@@ -49,7 +49,7 @@ def random_batch(num: int, seed: int) -> tuple[SwipeBatch, torch.Tensor]:
     return swipe, pad
 
 
-@pytest.mark.parametrize("name", ["small", "rnn"])
+@pytest.mark.parametrize("name", ["base", "small", "rnn"])
 def test_real_model_cached_beam_equals_naive(name):
     torch.manual_seed(0)
     model = build_model(tiny(name), [LAYOUT], TOKENIZER).eval()

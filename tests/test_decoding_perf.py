@@ -1,0 +1,52 @@
+"""What keeps the batched beam search fast: each curve's memory is read once for all its
+hypotheses (never copied per hypothesis), and a step decodes only as many rows per curve as the
+curve with the most live hypotheses needs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_decoding_models import LAYOUT, TOKENIZER, WORDS, random_batch, tiny
+
+from swipe.decoding import BeamOptions, LexiconTrie, build_generator
+from swipe.decoding.naive import NaiveBeamSearch
+from swipe.models import build_model
+
+
+class RecordingModel(torch.nn.Module):
+    """A model that records the shapes ``decode_step`` is called with."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.calls: list[tuple[int, int, int]] = []  # (token rows, memory rows, memory rows in state)
+
+    def encode(self, swipe, swipe_pad_mask):
+        return self.model.encode(swipe, swipe_pad_mask)
+
+    def decode_step(self, last_tokens, memory, memory_pad_mask, state):
+        step = self.model.decode_step(last_tokens, memory, memory_pad_mask, state)
+        self.calls.append((last_tokens.shape[0], memory.shape[0], step.state.num_curves))
+        return step
+
+
+@pytest.mark.parametrize("name", ["base", "rnn"])
+def test_beam_search_keeps_one_memory_row_per_curve_and_shrinks(name):
+    torch.manual_seed(0)
+    model = build_model(tiny(name), [LAYOUT], TOKENIZER).eval()
+    trie = LexiconTrie.from_words(WORDS, None, TOKENIZER)
+    swipe, pad = random_batch(6, seed=3)
+    recording = RecordingModel(model)
+    options = BeamOptions(beam_size=4)
+    out = build_generator("beam", options, recording, TOKENIZER, trie).generate(swipe, pad)
+    assert out == build_generator("beam", options, model, TOKENIZER, trie).generate(swipe, pad)
+    assert recording.calls[0] == (6, 6, 6)  # one <sos> per curve
+    widths = []
+    for rows, curves, state_curves in recording.calls:
+        assert curves == state_curves and rows % curves == 0
+        widths.append(rows // curves)
+    assert max(widths) == 4
+    # Finished words free their slots: later steps decode fewer rows per curve than beam_size.
+    assert min(widths[widths.index(4):]) < 4
+    naive = NaiveBeamSearch(model, TOKENIZER, options, trie).generate(swipe, pad)
+    assert [[w for _, w in row] for row in out] == [[w for _, w in row] for row in naive]
