@@ -50,6 +50,6 @@ def test_beam_search_keeps_one_memory_row_per_curve_and_shrinks(name):
         widths.append(rows // curves)
     # Never more than beam_size rows per curve, and fewer as words finish and prefixes run out.
     assert max(widths) <= 4
-    assert any(later < earlier for earlier, later in zip(widths, widths[1:]))
+    assert any(later < earlier for earlier, later in zip(widths[:-1], widths[1:], strict=True))
     naive = NaiveBeamSearch(model, TOKENIZER, options, trie).generate(swipe, pad)
     assert [[w for _, w in row] for row in out] == [[w for _, w in row] for row in naive]
