@@ -613,14 +613,16 @@ class Trainer:
         stop = self.early_stopping.update(value) if self.early_stopping is not None else False
         self.last_metrics = metrics
         self.last_validation_step = self.step
-        t0 = time.monotonic()
-        self.save(is_best=is_best, keep_step=True)
-        self._last_save_seconds = time.monotonic() - t0
+        # Events reach the disk before the checkpoint: a run killed in between resumes from the
+        # previous checkpoint, whose purge_step drops them and logs them again.
         if writer is not None:
             for name, v in metrics._asdict().items():
                 if v is not None and name != "num_curves":
                     writer.add_scalar(f"val/{name}", v, self.step)
             writer.flush()
+        t0 = time.monotonic()
+        self.save(is_best=is_best, keep_step=True)
+        self._last_save_seconds = time.monotonic() - t0
         if self.dist.is_main:
             text = (
                 f"step {self.step}: val loss {metrics.loss:.4f}, token acc {metrics.token_accuracy:.4f}, "
