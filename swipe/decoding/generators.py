@@ -156,7 +156,7 @@ def top_k(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` largest values of each row and their column indices, best first; ties go to the
     lower index (a stable sort), and rows narrower than ``k`` are padded with ``-inf`` at index 0."""
     index = np.argsort(-values, axis=1, kind="stable")[:, :k]
-    top = np.take_along_axis(values, index, axis=1)
+    top = values[np.arange(len(values))[:, None], index]
     if index.shape[1] < k:
         missing = k - index.shape[1]
         top = np.concatenate([top, np.full((len(values), missing), -math.inf)], axis=1)
@@ -345,9 +345,9 @@ class BeamSearchGenerator:
             # Live hypotheses first, in rank order; the next step decodes only as many rows per
             # curve as the curve with the most live hypotheses needs.
             width = int(growing.sum(axis=1).max())
-            slots = np.argsort(~growing, axis=1, kind="stable")[:, :width]
+            slots = np.argsort(~growing, axis=1, kind="stable")[:, :width], np.arange(len(growing))[:, None]
             growing, top_scores, beam, parent, token = (
-                np.take_along_axis(x, slots, axis=1) for x in (growing, top_scores, beam, parent, token)
+                x[slots[1], slots[0]] for x in (growing, top_scores, beam, parent, token)
             )
             scores = np.where(growing, top_scores, -math.inf).ravel()
             # Empty slots continue any valid hypothesis (the first choice's).

@@ -186,6 +186,7 @@ class LexiconTrie:
         self.lookahead = lookahead.astype(np.float32)
         self.children = torch.from_numpy(children)
         self._children_np = children
+        self._allowed_np = children >= 0  # allowed_tokens' table, a lookup per decoding step
         self._lookahead_t = torch.from_numpy(self.lookahead)
         end_log_prob = np.full(n, -np.inf, dtype=np.float32)
         end_log_prob[terminal] = self.word_log_probs[self.word_ids[terminal]]
@@ -252,8 +253,10 @@ class LexiconTrie:
         """``(N, V)`` bool: the tokens that continue each node towards a word (``<eos>`` where the
         node ends a word). Rows of nodes outside the trie (-1) are all False."""
         nodes = _as_array(nodes)
-        allowed = self._children_np[np.maximum(nodes, 0)] >= 0
-        allowed &= (nodes >= 0)[:, None]
+        allowed = self._allowed_np[np.maximum(nodes, 0)]
+        outside = nodes < 0
+        if outside.any():
+            allowed[outside] = False
         return torch.from_numpy(allowed)
 
     def prior_increments(self, nodes: Tensor) -> Tensor:
@@ -318,6 +321,8 @@ class LexiconTrie:
 
 def _as_array(values: Tensor | np.ndarray | Sequence[int]) -> np.ndarray:
     if isinstance(values, Tensor):
+        if values.dtype == torch.int64 and values.device.type == "cpu":
+            return values.numpy()
         return values.detach().to("cpu", torch.int64).numpy()
     return np.asarray(values, dtype=np.int64)
 
