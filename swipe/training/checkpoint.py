@@ -16,6 +16,8 @@ Run directory layout::
     run_dir/checkpoints/best.pt         state at the best validation metric
     run_dir/checkpoints/step-00001234.pt  the last K validation checkpoints
     run_dir/tb/                         TensorBoard event files
+
+:func:`load_model` also loads the compact inference files of :mod:`swipe.export`.
 """
 
 from __future__ import annotations
@@ -106,11 +108,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many types for a damaged or unsafe file
         raise CheckpointError(f"{path}: cannot load checkpoint: {err}") from None
+    _check_format(ckpt, path)
+    return ckpt
+
+
+def _check_format(ckpt: Any, path: Path) -> None:
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not a swipe checkpoint")
     if ckpt.get("version") != CHECKPOINT_VERSION:
         raise CheckpointError(f"{path}: checkpoint version {ckpt.get('version')} is not supported")
-    return ckpt
 
 
 class CheckpointFiles:
@@ -241,30 +247,62 @@ def model_parts(ckpt: dict[str, Any], where: str = "") -> tuple[Any, CharTokeniz
     return config, tokenizer, layouts
 
 
+def resolve_model_file(path: str | Path) -> Path:
+    """The model file that ``path`` names.
+
+    A file is itself; a directory gives its ``model.pt`` (an exported model's folder), else
+    ``checkpoints/best.pt``, else ``checkpoints/last.pt`` (a run directory).
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    if (path / "model.pt").is_file():
+        return path / "model.pt"
+    files = CheckpointFiles(path, 0)
+    return files.best if files.best.is_file() else files.last
+
+
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
-    """Rebuild a trained decoder from a checkpoint file alone.
+    """Rebuild a trained decoder from a checkpoint or an exported model file alone.
+
+    Exported weights (fp16, int8; see :mod:`swipe.export`) are upcast to fp32.
 
     Parameters
     ----------
     path : path
-        A checkpoint (``last.pt``, ``best.pt``, ``step-*.pt``) or a run directory (its ``best.pt``,
-        else its ``last.pt``).
+        A checkpoint (``last.pt``, ``best.pt``, ``step-*.pt``), an exported model, or a directory
+        (see :func:`resolve_model_file`).
     device : str or torch.device
         Where to put the model.
     """
+    from swipe.export import EXPORT_FORMAT, ExportError, check_exported, restore_state_dict
     from swipe.models import build_model
 
-    path = Path(path)
-    if path.is_dir():
-        files = CheckpointFiles(path, 0)
-        path = files.best if files.best.is_file() else files.last
-    ckpt = load_checkpoint(path, map_location="cpu")
+    path = resolve_model_file(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a damaged or unsafe file
+        raise CheckpointError(f"{path}: cannot load checkpoint: {err}") from None
+    if isinstance(ckpt, dict) and ckpt.get("format") == EXPORT_FORMAT:
+        try:
+            check_exported(ckpt, path)
+            state = restore_state_dict(ckpt, str(path))
+        except ExportError as err:
+            raise CheckpointError(str(err)) from None
+    else:
+        _check_format(ckpt, path)
+        state = ckpt["model"]
     try:
         config, tokenizer, layouts = model_parts(ckpt, f"{path}: config:")
     except ConfigError as err:
         raise CheckpointError(str(err)) from None
     model = build_model(config.model, layouts, tokenizer)
-    model.load_state_dict(ckpt["model"])
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: the weights do not fit the model of its config: {err}") from None
     model.to(device).eval()
     return LoadedModel(model, config, tokenizer, layouts, int(ckpt["step"]))
 

@@ -1,0 +1,356 @@
+"""Export a training checkpoint into a compact inference file: ``python -m swipe.export``.
+
+An exported model holds what decoding needs and nothing of the training state (no optimizer,
+scheduler or RNG state), with the weights stored in half precision (``fp16``, the default), full
+precision (``fp32``) or as 8-bit integers (``int8``: the weight matrix of every ``nn.Linear`` is
+quantised symmetrically, one fp32 scale per output row; every other tensor is stored in fp16).
+Like a checkpoint it is a ``torch.save`` of plain containers and tensors, read with
+``torch.load(..., weights_only=True)``::
+
+    {"format": "swipe-model", "version": 1, "dtype": "fp16" | "fp32" | "int8",
+     "model": state_dict, "int8_scales": {name: scale per row, ...},
+     "step": int, "config": TrainConfig as a dict, "tokenizer": {"alphabet": ...},
+     "layouts": [grid, ...], "lexicon": str,
+     "provenance": {"run": str, "step": int, "epoch": int, "metrics": {...} | None,
+                    "best": {...} | None, "source_file": str, "source_sha256": str}}
+
+:func:`swipe.training.load_model` loads exported files as it loads checkpoints, with the weights
+upcast to fp32 for CPU inference::
+
+    python -m swipe.export runs/en/checkpoints/best.pt --out en.pt             # fp16
+    python -m swipe.export runs/en --out en-int8.pt --dtype int8 --overwrite
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import sys
+from pathlib import Path
+from typing import Any, Collection, Literal, NamedTuple, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from swipe.config import ConfigError
+from swipe.training.checkpoint import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    CheckpointError,
+    atomic_save,
+    model_parts,
+    resolve_model_file,
+)
+
+EXPORT_FORMAT = "swipe-model"
+EXPORT_VERSION = 1
+DTYPES = ("fp16", "fp32", "int8")
+Dtype = Literal["fp16", "fp32", "int8"]
+
+
+class ExportError(ValueError):
+    """The checkpoint cannot be exported as asked, or an exported file is damaged."""
+
+
+class ExportResult(NamedTuple):
+    """What :func:`export_checkpoint` wrote.
+
+    Attributes
+    ----------
+    path : Path
+        The exported file.
+    dtype : str
+        ``fp16``, ``fp32`` or ``int8``.
+    num_bytes, source_bytes : int
+        Sizes of the exported file and of the checkpoint it came from.
+    run : str
+        The training run's name.
+    step : int
+        Optimizer steps the weights were trained for.
+    """
+
+    path: Path
+    dtype: str
+    num_bytes: int
+    source_bytes: int
+    run: str
+    step: int
+
+
+class ModelInfo(NamedTuple):
+    """The description of an exported model, without its weights (see :func:`read_model_info`).
+
+    Attributes
+    ----------
+    path : Path
+    dtype : str
+    layout_names : tuple of str
+        The model's layouts, in layout-id order.
+    lexicon : str
+        The lexicon it was trained and validated with (``en``, ``ru`` or a path).
+    step : int
+    provenance : dict
+        Run name, step, epoch, validation metrics, best metric, source file name and SHA-256.
+    """
+
+    path: Path
+    dtype: str
+    layout_names: tuple[str, ...]
+    lexicon: str
+    step: int
+    provenance: dict[str, Any]
+
+
+# ---- weights -------------------------------------------------------------------------------------
+
+
+def _linear_weight_names(checkpoint: dict[str, Any], where: str) -> set[str]:
+    """State-dict names of the ``nn.Linear`` weights of the checkpoint's model."""
+    from swipe.models import build_model
+
+    try:
+        config, tokenizer, layouts = model_parts(checkpoint, f"{where}: config:")
+    except ConfigError as err:
+        raise ExportError(str(err)) from None
+    model = build_model(config.model, layouts, tokenizer)
+    return {f"{name}.weight" if name else "weight"
+            for name, module in model.named_modules() if isinstance(module, nn.Linear)}
+
+
+def quantize_int8(weight: Tensor) -> tuple[Tensor, Tensor]:
+    """Symmetric per-row int8 quantisation: ``weight ~= q * scale[:, None]``.
+
+    Returns
+    -------
+    q : Tensor
+        int8, the shape of ``weight``, values in ``[-127, 127]``.
+    scale : Tensor
+        float32, one per row (all-zero rows get scale 1).
+    """
+    w = weight.detach().float()
+    scale = w.abs().amax(dim=1) / 127.0
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    q = torch.clamp(torch.round(w / scale[:, None]), -127, 127).to(torch.int8)
+    return q, scale
+
+
+def compress_state_dict(
+    state: dict[str, Tensor], dtype: Dtype, linear_weights: Collection[str] = frozenset()
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """The weights of ``state`` as stored in an exported file.
+
+    Parameters
+    ----------
+    state : dict of str to Tensor
+        A model's ``state_dict``.
+    dtype : {"fp16", "fp32", "int8"}
+        Floating-point tensors are stored in this precision; with ``int8``, the tensors named in
+        ``linear_weights`` are quantised per row and the other floating-point ones stored in fp16.
+        Integer tensors are kept as they are.
+
+    Returns
+    -------
+    weights : dict of str to Tensor
+    int8_scales : dict of str to Tensor
+        The per-row scales of the quantised tensors (empty unless ``dtype`` is ``int8``).
+    """
+    if dtype not in DTYPES:
+        raise ExportError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    weights: dict[str, Tensor] = {}
+    scales: dict[str, Tensor] = {}
+    for name, tensor in state.items():
+        # clone(): a view would drag its whole storage (e.g. a fused parameter) into the file.
+        tensor = tensor.detach().cpu()
+        if not tensor.is_floating_point():
+            weights[name] = tensor.clone()
+        elif dtype == "int8" and name in linear_weights and tensor.dim() == 2:
+            weights[name], scales[name] = quantize_int8(tensor)
+        elif dtype == "fp32":
+            weights[name] = tensor.to(torch.float32).clone()
+        else:
+            weights[name] = tensor.to(torch.float16).clone()
+    return weights, scales
+
+
+def restore_state_dict(exported: dict[str, Any], where: str = "") -> dict[str, Tensor]:
+    """The fp32 ``state_dict`` of a loaded exported file (int8 weights dequantised)."""
+    prefix = f"{where}: " if where else ""
+    scales: dict[str, Tensor] = exported.get("int8_scales") or {}
+    state: dict[str, Tensor] = {}
+    for name, tensor in exported["model"].items():
+        if name in scales:
+            if tensor.dtype != torch.int8 or scales[name].shape != tensor.shape[:1]:
+                raise ExportError(f"{prefix}int8 weight {name!r} does not match its scales")
+            state[name] = tensor.float() * scales[name].float()[:, None]
+        elif tensor.is_floating_point():
+            state[name] = tensor.float()
+        else:
+            state[name] = tensor
+    unknown = set(scales) - set(exported["model"])
+    if unknown:
+        raise ExportError(f"{prefix}scales for unknown weights: {sorted(unknown)}")
+    return state
+
+
+# ---- files ---------------------------------------------------------------------------------------
+
+
+def _read_checkpoint_bytes(path: Path) -> tuple[dict[str, Any], str, int]:
+    """A training checkpoint, the SHA-256 and size of the exact bytes it was loaded from.
+
+    The file is read once into memory, so a checkpoint replaced by a running trainer meanwhile
+    cannot give weights and a hash of two different versions.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise CheckpointError(f"{path}: cannot read checkpoint: {err.strerror}") from None
+    try:
+        ckpt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a damaged or unsafe file
+        raise CheckpointError(f"{path}: cannot load checkpoint: {err}") from None
+    if isinstance(ckpt, dict) and ckpt.get("format") == EXPORT_FORMAT:
+        raise ExportError(f"{path}: already an exported model; export the training checkpoint")
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not a swipe checkpoint")
+    if ckpt.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {ckpt.get('version')} is not supported")
+    return ckpt, hashlib.sha256(data).hexdigest(), len(data)
+
+
+def exported_model(checkpoint: dict[str, Any], dtype: Dtype, source_file: str, source_sha256: str,
+                   where: str = "") -> dict[str, Any]:
+    """The contents of an exported file made from a loaded training checkpoint."""
+    linear = _linear_weight_names(checkpoint, where) if dtype == "int8" else set()
+    weights, scales = compress_state_dict(checkpoint["model"], dtype, linear)
+    config = checkpoint["config"]
+    return {
+        "format": EXPORT_FORMAT,
+        "version": EXPORT_VERSION,
+        "dtype": dtype,
+        "model": weights,
+        "int8_scales": scales,
+        "step": int(checkpoint["step"]),
+        "config": config,
+        "tokenizer": checkpoint["tokenizer"],
+        "layouts": checkpoint["layouts"],
+        "lexicon": config.get("lexicon", "en"),
+        "provenance": {
+            "run": config.get("name"),
+            "step": int(checkpoint["step"]),
+            "epoch": checkpoint.get("epoch"),
+            "metrics": checkpoint.get("metrics"),
+            "best": checkpoint.get("best"),
+            "source_file": source_file,
+            "source_sha256": source_sha256,
+        },
+    }
+
+
+def export_checkpoint(
+    checkpoint: str | Path, out: str | Path, dtype: Dtype = "fp16", overwrite: bool = False
+) -> ExportResult:
+    """Write the compact inference file of a training checkpoint.
+
+    Parameters
+    ----------
+    checkpoint : path
+        A training checkpoint, or a run directory (its ``best.pt``, else ``last.pt``).
+    out : path
+        The file to write (atomically).
+    dtype : {"fp16", "fp32", "int8"}
+        Storage precision of the weights (see the module docstring).
+    overwrite : bool
+        Replace ``out`` if it exists; never replaces the checkpoint itself.
+
+    Raises
+    ------
+    FileExistsError
+        ``out`` exists and ``overwrite`` is False.
+    CheckpointError, ExportError
+        The checkpoint is missing, damaged or not a training checkpoint.
+    """
+    if dtype not in DTYPES:
+        raise ExportError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    source = resolve_model_file(checkpoint)
+    if not source.is_file():
+        raise CheckpointError(f"{source}: no such checkpoint")
+    out = Path(out)
+    if out.exists():
+        if out.resolve() == source.resolve():
+            raise ExportError(f"{out}: is the checkpoint being exported; choose another --out")
+        if not overwrite:
+            raise FileExistsError(f"{out}: already exists (pass --overwrite to replace it)")
+    if out.is_dir():
+        raise ExportError(f"{out}: is a directory; give the file to write")
+    ckpt, sha256, size = _read_checkpoint_bytes(source)
+    contents = exported_model(ckpt, dtype, source.name, sha256, str(source))
+    atomic_save(contents, out)
+    return ExportResult(out, dtype, out.stat().st_size, size, str(contents["provenance"]["run"]),
+                        contents["step"])
+
+
+def read_model_info(path: str | Path) -> ModelInfo:
+    """Describe an exported model without loading its weights into memory (memory-mapped read)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f"{path}: no such exported model")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as err:  # torch raises many types for a damaged or unsafe file
+        raise ExportError(f"{path}: cannot load exported model: {err}") from None
+    check_exported(obj, path)
+    names = tuple(str(grid.get("grid_name", "")) for grid in obj["layouts"])
+    return ModelInfo(path, obj["dtype"], names, obj["lexicon"], int(obj["step"]), obj["provenance"])
+
+
+def check_exported(obj: Any, path: str | Path) -> None:
+    """Raise :class:`ExportError` unless ``obj`` (a loaded file) is an exported model of this version."""
+    if not isinstance(obj, dict) or obj.get("format") != EXPORT_FORMAT:
+        raise ExportError(f"{path}: not an exported swipe model")
+    if obj.get("version") != EXPORT_VERSION:
+        raise ExportError(f"{path}: exported model version {obj.get('version')} is not supported")
+    missing = [k for k in ("dtype", "model", "step", "config", "tokenizer", "layouts", "lexicon",
+                           "provenance") if k not in obj]
+    if missing:
+        raise ExportError(f"{path}: exported model lacks {', '.join(missing)}")
+    if obj["dtype"] not in DTYPES:
+        raise ExportError(f"{path}: unknown dtype {obj['dtype']!r}")
+
+
+# ---- the command line ----------------------------------------------------------------------------
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m swipe.export``: write a compact inference file from a training checkpoint."""
+    parser = argparse.ArgumentParser(
+        prog="python -m swipe.export",
+        description="Write a compact inference file (weights, config, tokenizer, layouts, lexicon name, "
+        "provenance) from a training checkpoint; load it with swipe.training.load_model or "
+        "predict.py --checkpoint.",
+    )
+    parser.add_argument("checkpoint", help="training checkpoint, or a run directory (its best.pt)")
+    parser.add_argument("--out", required=True, help="the file to write")
+    parser.add_argument("--dtype", default="fp16", choices=DTYPES, help="weight precision (default fp16)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    args = parser.parse_args(argv)
+    try:
+        result = export_checkpoint(args.checkpoint, args.out, args.dtype, args.overwrite)
+    except (ExportError, CheckpointError, FileExistsError, FileNotFoundError) as err:
+        print(f"swipe.export: error: {err}", file=sys.stderr)
+        return 2
+    print(
+        f"wrote {result.path}: {result.dtype}, {_megabytes(result.num_bytes)} "
+        f"(checkpoint {_megabytes(result.source_bytes)}), run {result.run}, step {result.step}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""Exported models: compact files that load like checkpoints and decode like them."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from swipe.config import from_dict, to_dict
+from swipe.data import SwipeCollator, SwipeDataset, build_dataset
+from swipe.export import ExportError, export_checkpoint, main, read_model_info
+from swipe.keyboard import Layout, bundled_layout
+from swipe.models import build_model, preset
+from swipe.predict import main as predict_main
+from swipe.predictions import read_predictions
+from swipe.tokenizers import CharTokenizer
+from swipe.training.checkpoint import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    CheckpointError,
+    capture_rng_state,
+    layouts_to_grids,
+    load_model,
+)
+from swipe.training.config import TrainConfig
+
+WORDS = ["the", "they", "then", "hello", "help", "world", "word", "work", "and", "swipe", "sweet", "key"]
+METRICS = {"loss": 1.25, "token_accuracy": 0.61, "word_accuracy": 0.42, "swipe_mrr": None}
+
+
+def write_curves(path: Path, words: list[str], layout: Layout, seed: int = 0) -> None:
+    """Curves through the key centres of each word, with a little noise, as Yandex jsonl."""
+    gen = torch.Generator().manual_seed(seed)
+    with open(path, "w", encoding="utf-8") as f:
+        for word in words:
+            centres = torch.from_numpy(layout.centers[[layout.key_index(c) for c in word]])
+            noise = torch.randn(3 * len(word), 2, generator=gen) * 3
+            points = torch.repeat_interleave(centres, 3, dim=0) + noise
+            curve = {"x": points[:, 0].round().tolist(), "y": points[:, 1].round().tolist(),
+                     "t": [15 * k for k in range(len(points))], "grid_name": layout.name}
+            f.write(json.dumps({"word": word, "curve": curve}) + "\n")
+
+
+def write_training_checkpoint(
+    path: Path, layouts: list[Layout], name: str = "tiny", lexicon: str = "en", d_model: int = 64,
+    seed: int = 0,
+) -> None:
+    """A checkpoint in the trainer's format, optimizer state included, of a tiny random model."""
+    tokenizer = CharTokenizer.from_layouts(layouts)
+    model_config = preset("small")
+    arch = dataclasses.replace(model_config.transformer, d_model=d_model, num_encoder_layers=1,
+                               num_decoder_layers=1, num_heads=2, dim_feedforward=d_model)
+    model_config = dataclasses.replace(model_config, transformer=arch)
+    config = from_dict(TrainConfig, {"name": name, "model": to_dict(model_config), "max_steps": 10,
+                                     "data": {"train": "train", "val": "val"}, "lexicon": lexicon})
+    torch.manual_seed(seed)
+    model = build_model(model_config, layouts, tokenizer)
+    optimizer = torch.optim.AdamW(model.parameters())
+    for p in model.parameters():  # one step, so the optimizer holds its moments
+        p.grad = torch.randn_like(p) * 1e-3
+    optimizer.step()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(), "scheduler": {}, "early_stopping": None,
+                "scaler": None, "step": 500, "epoch": 0, "batch_in_epoch": 500, "world_size": 1,
+                "rng": [capture_rng_state()], "config": to_dict(config), "tokenizer": tokenizer.to_dict(),
+                "layouts": layouts_to_grids(layouts), "metrics": METRICS, "last_validation_step": 500,
+                "best": {"metric": "word_accuracy", "value": 0.42, "step": 500}}, path)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A checkpoint and a batch of curves to compare logits on."""
+    root = tmp_path_factory.mktemp("export")
+    layout = bundled_layout("qwerty_en")
+    write_training_checkpoint(root / "best.pt", [layout])
+    write_curves(root / "val.jsonl", WORDS, layout)
+    build_dataset([root / "val.jsonl"], root / "val")
+    dataset = SwipeDataset(root / "val")
+    original = load_model(root / "best.pt")
+    batch = SwipeCollator(original.layouts, original.tokenizer)([dataset[i] for i in range(len(dataset))])
+    return root, original, batch
+
+
+def logits(model: torch.nn.Module, batch) -> torch.Tensor:
+    with torch.inference_mode():
+        return model(batch.decoder_input, batch.swipe, batch.swipe_pad_mask, batch.tokens_pad_mask)
+
+
+def test_fp16_export_is_small_loads_in_fp32_and_gives_close_logits(setup, tmp_path):
+    root, original, batch = setup
+    result = export_checkpoint(root / "best.pt", tmp_path / "model.pt")
+    assert result.dtype == "fp16" and result.step == 500 and result.run == "tiny"
+    assert result.num_bytes < result.source_bytes / 4
+    loaded = load_model(tmp_path / "model.pt")
+    assert all(p.dtype == torch.float32 for p in loaded.model.parameters())
+    assert not loaded.model.training
+    assert loaded.step == 500 and loaded.tokenizer == original.tokenizer
+    assert [layout.name for layout in loaded.layouts] == ["qwerty_en"]
+    assert loaded.layouts[0] == original.layouts[0]
+    reference, got = logits(original.model, batch), logits(loaded.model, batch)
+    assert not torch.equal(reference, got)  # it really was rounded
+    assert torch.allclose(reference, got, atol=2e-2, rtol=0)
+
+    raw = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert not {"optimizer", "scheduler", "rng", "scaler"} & set(raw)
+    assert all(t.dtype == torch.float16 for t in raw["model"].values() if t.is_floating_point())
+    assert raw["lexicon"] == "en"
+    provenance = raw["provenance"]
+    assert provenance["run"] == "tiny" and provenance["step"] == 500
+    assert provenance["metrics"] == METRICS
+    assert provenance["best"] == {"metric": "word_accuracy", "value": 0.42, "step": 500}
+    assert provenance["source_file"] == "best.pt"
+    assert provenance["source_sha256"] == hashlib.sha256((root / "best.pt").read_bytes()).hexdigest()
+
+
+def test_fp32_export_gives_identical_logits(setup, tmp_path):
+    root, original, batch = setup
+    export_checkpoint(root / "best.pt", tmp_path / "model.pt", dtype="fp32")
+    loaded = load_model(tmp_path / "model.pt")
+    assert torch.equal(logits(original.model, batch), logits(loaded.model, batch))
+
+
+def test_int8_export_quantises_linear_weights_and_stays_close(setup, tmp_path):
+    root, original, batch = setup
+    fp16 = export_checkpoint(root / "best.pt", tmp_path / "fp16.pt")
+    int8 = export_checkpoint(root / "best.pt", tmp_path / "int8.pt", dtype="int8")
+    assert int8.num_bytes < fp16.num_bytes
+    raw = torch.load(tmp_path / "int8.pt", weights_only=True)
+    assert raw["int8_scales"] and all(raw["model"][n].dtype == torch.int8 for n in raw["int8_scales"])
+    assert all(name.endswith(".weight") for name in raw["int8_scales"])
+    reference = logits(original.model, batch)
+    got = logits(load_model(tmp_path / "int8.pt").model, batch)
+    assert (got - reference).abs().max() < 0.05 * reference.abs().max()
+
+
+def test_exported_model_decodes_like_its_checkpoint_in_predict(setup, tmp_path):
+    root, _, _ = setup
+    export_checkpoint(root / "best.pt", tmp_path / "model.pt", dtype="fp32")
+    lexicon = tmp_path / "lex.txt"
+    lexicon.write_text("".join(f"{w}\t{10 + i}\n" for i, w in enumerate(WORDS)), "utf-8")
+    common = ["--data", str(root / "val.jsonl"), "--lexicon", str(lexicon), "--quiet"]
+    for model, out in ((root / "best.pt", "a.pkl"), (tmp_path / "model.pt", "b.pkl")):
+        assert predict_main(["--checkpoint", str(model), "--out", str(tmp_path / out), *common]) == 0
+    a, b = read_predictions(tmp_path / "a.pkl"), read_predictions(tmp_path / "b.pkl")
+    assert a.candidates == b.candidates
+
+
+def test_refuses_to_overwrite_unless_asked(setup, tmp_path, capsys):
+    root, _, _ = setup
+    out = tmp_path / "model.pt"
+    out.write_bytes(b"keep me")
+    with pytest.raises(FileExistsError, match="model.pt: already exists"):
+        export_checkpoint(root / "best.pt", out)
+    assert main([str(root / "best.pt"), "--out", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert out.read_bytes() == b"keep me"
+    assert main([str(root / "best.pt"), "--out", str(out), "--overwrite", "--dtype", "fp32"]) == 0
+    assert "fp32" in capsys.readouterr().err
+    assert load_model(out).step == 500
+
+
+def test_never_overwrites_its_source_and_rejects_bad_inputs(setup, tmp_path):
+    root, _, _ = setup
+    source = tmp_path / "best.pt"
+    source.write_bytes((root / "best.pt").read_bytes())
+    with pytest.raises(ExportError, match="is the checkpoint being exported"):
+        export_checkpoint(source, source, overwrite=True)
+    with pytest.raises(ExportError, match="dtype"):
+        export_checkpoint(source, tmp_path / "x.pt", dtype="bf16")
+    export_checkpoint(source, tmp_path / "model.pt")
+    with pytest.raises(ExportError, match="already an exported model"):
+        export_checkpoint(tmp_path / "model.pt", tmp_path / "again.pt")
+    damaged = tmp_path / "damaged.pt"
+    damaged.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="damaged.pt"):
+        export_checkpoint(damaged, tmp_path / "y.pt")
+    with pytest.raises(CheckpointError, match="damaged.pt"):
+        load_model(damaged)
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        export_checkpoint(tmp_path / "missing.pt", tmp_path / "z.pt")
+    assert not (tmp_path / "x.pt").exists() and not (tmp_path / "y.pt").exists()
+
+
+def test_run_and_model_directories_resolve_to_their_files(setup, tmp_path):
+    root, _, _ = setup
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "best.pt").write_bytes((root / "best.pt").read_bytes())
+    folder = tmp_path / "shipped"
+    folder.mkdir()
+    export_checkpoint(run, folder / "model.pt")
+    assert load_model(folder).step == 500
+    info = read_model_info(folder / "model.pt")
+    assert info.layout_names == ("qwerty_en",) and info.lexicon == "en" and info.dtype == "fp16"
+    assert info.step == 500 and info.provenance["run"] == "tiny"
