@@ -1,0 +1,114 @@
+"""The pre-trained models shipped with the package, found by the layouts they decode.
+
+Each model lives in a folder of ``swipe/resources/models/``::
+
+    swipe/resources/models/en_hws/model.pt      an exported model (python -m swipe.export)
+    swipe/resources/models/en_hws/card.md       its model card (data, recipe, metrics)
+
+A model serves the layouts it was trained on (stored in ``model.pt``); the features a decoder reads
+depend on the keyboard's geometry, so a layout of the same letters but another geometry is not
+served. ::
+
+    from swipe.shipped import shipped_model_for_layouts
+    path = shipped_model_for_layouts(["hws_fitted"])     # .../en_hws/model.pt, or None
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, NamedTuple
+
+from swipe.export import ExportError, read_model_info
+
+MODELS_DIR = Path(__file__).resolve().parent / "resources" / "models"
+MODEL_FILE = "model.pt"
+CARD_FILE = "card.md"
+
+
+class ShippedModelError(RuntimeError):
+    """A shipped model's folder is damaged (a packaging error, not a user error)."""
+
+
+class ShippedModel(NamedTuple):
+    """A shipped model.
+
+    Attributes
+    ----------
+    name : str
+        Its folder's name, e.g. ``en_hws``.
+    path : Path
+        The exported model file; pass it to ``swipe.training.load_model`` or
+        ``predict.py --checkpoint``.
+    card : Path or None
+        Its model card, if the folder has one.
+    layout_names : tuple of str
+        The layouts it decodes, in the model's layout-id order.
+    lexicon : str
+        The lexicon it was trained with (``en``, ``ru``).
+    step : int
+        Optimizer steps it was trained for.
+    """
+
+    name: str
+    path: Path
+    card: Path | None
+    layout_names: tuple[str, ...]
+    lexicon: str
+    step: int
+
+
+def list_shipped_models(root: str | Path | None = None) -> list[ShippedModel]:
+    """The shipped models, sorted by folder name.
+
+    Parameters
+    ----------
+    root : path, optional
+        The folder of model folders; default :data:`MODELS_DIR`. Subfolders without a
+        ``model.pt`` are not models and are passed over.
+
+    Raises
+    ------
+    ShippedModelError
+        A ``model.pt`` is not a readable exported model.
+    """
+    root = Path(root) if root is not None else MODELS_DIR
+    if not root.is_dir():
+        return []
+    models = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        path = folder / MODEL_FILE
+        if not path.is_file():
+            continue
+        try:
+            info = read_model_info(path)
+        except ExportError as err:
+            raise ShippedModelError(f"shipped model {folder.name}: {err}") from None
+        card = folder / CARD_FILE
+        models.append(ShippedModel(folder.name, path, card if card.is_file() else None,
+                                   info.layout_names, info.lexicon, info.step))
+    return models
+
+
+def shipped_model_for_layouts(layout_names: Iterable[str], root: str | Path | None = None) -> Path | None:
+    """The shipped model that decodes every one of ``layout_names``, or None.
+
+    Parameters
+    ----------
+    layout_names : iterable of str
+        The layouts of the data to decode (e.g. ``["hws_fitted"]`` or ``["default", "extra"]``).
+    root : path, optional
+        As for :func:`list_shipped_models`.
+
+    Returns
+    -------
+    Path or None
+        The ``model.pt`` of the first model (by folder name) whose layouts include them all; None
+        when none does or ``layout_names`` is empty.
+    """
+    wanted = set(layout_names)
+    if not wanted:
+        return None
+    for model in list_shipped_models(root):
+        if wanted <= set(model.layout_names):
+            return model.path
+    return None
