@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from test_export import write_training_checkpoint
+from test_export import write_curves, write_training_checkpoint
 
 from swipe import shipped
+from swipe.data import build_dataset
 from swipe.export import export_checkpoint
 from swipe.keyboard import bundled_layout
 from swipe.shipped import ShippedModelError, list_shipped_models, shipped_model_for_layouts
@@ -69,3 +70,55 @@ def test_the_bundled_registry_is_readable():
     for model in list_shipped_models():
         assert model.layout_names and model.path.name == "model.pt"
         assert shipped_model_for_layouts(model.layout_names) is not None
+
+
+# ---- bench/eval_real.py --------------------------------------------------------------------------
+
+
+def table_rows(output: str) -> list[list[str]]:
+    lines = [line for line in output.splitlines() if line.startswith("| ") and "swipe_mrr" not in line]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+
+
+def test_eval_real_scores_every_setting_and_tunes_on_the_other_half(tmp_path, capsys):
+    from bench import eval_real
+
+    layout = bundled_layout("hws_fitted")
+    write_training_checkpoint(tmp_path / "best.pt", [layout], d_model=16)
+    # A one-word lexicon makes every candidate "the", whatever the random weights: rows 1 and 3
+    # (odd) score 1 and 0, rows 2 and 4 (even) score 1 and 1.
+    write_curves(tmp_path / "real.jsonl", ["the", "the", "help", "the"], layout)
+    (tmp_path / "lex.txt").write_text("the\t100\n", "utf-8")
+    common = [str(tmp_path / "best.pt"), "--lexicon", str(tmp_path / "lex.txt"), "--beam-sizes", "1,3",
+              "--prior-weights", "0,0.5"]
+    assert eval_real.main([*common, "--data", str(tmp_path / "real.jsonl")]) == 0
+    rows = table_rows(capsys.readouterr().out)
+    assert [(r[2], r[3]) for r in rows] == [
+        ("greedy", "prior=0"), ("greedy", "prior=0.5"), ("beam", "beam=1 prior=0"),
+        ("beam", "beam=1 prior=0.5"), ("beam", "beam=3 prior=0"), ("beam", "beam=3 prior=0.5")]
+    assert all(r[1] == "500" and r[4:7] == ["0.7500", "0.7500", "0.7500"] and float(r[7]) > 0 for r in rows)
+
+    assert eval_real.main([*common, "--data", str(tmp_path / "real.jsonl"), "--held-out", "odd",
+                           "--generators", "beam"]) == 0
+    out = capsys.readouterr().out
+    assert "metrics on the odd rows" in out
+    rows = table_rows(out)
+    assert len(rows) == 4 and all(r[4:8] == ["1.0000", "0.5000", "0.5000", "0.5000"] for r in rows)
+    assert sum(r[3].endswith(" *") for r in rows) == 1  # one chosen setting per model
+
+
+def test_eval_real_reads_a_built_synthetic_validation_set(tmp_path, capsys):
+    from bench import eval_real
+
+    layout = bundled_layout("hws_fitted")
+    write_training_checkpoint(tmp_path / "best.pt", [layout], d_model=16)
+    write_curves(tmp_path / "val.jsonl", ["help", "the", "help"], layout)
+    build_dataset([tmp_path / "val.jsonl"], tmp_path / "val")
+    (tmp_path / "lex.txt").write_text("help\t100\n", "utf-8")
+    assert eval_real.main([str(tmp_path / "best.pt"), "--synthetic-val", str(tmp_path / "val"), "--lexicon",
+                           str(tmp_path / "lex.txt"), "--generators", "greedy", "--prior-weights", "0",
+                           "--max-curves", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "synthetic validation, 2 curves" in out
+    assert table_rows(out)[0][4:7] == ["0.5000", "0.5000", "0.5000"]
+    assert eval_real.main([str(tmp_path / "missing.pt")]) == 2
