@@ -345,9 +345,10 @@ class BeamSearchGenerator:
             # Live hypotheses first, in rank order; the next step decodes only as many rows per
             # curve as the curve with the most live hypotheses needs.
             width = int(growing.sum(axis=1).max())
-            slots = np.argsort(~growing, axis=1, kind="stable")[:, :width], np.arange(len(growing))[:, None]
+            live_first = np.argsort(~growing, axis=1, kind="stable")[:, :width]
+            rows = np.arange(len(growing))[:, None]
             growing, top_scores, beam, parent, token = (
-                x[slots[1], slots[0]] for x in (growing, top_scores, beam, parent, token)
+                x[rows, live_first] for x in (growing, top_scores, beam, parent, token)
             )
             scores = np.where(growing, top_scores, -math.inf).ravel()
             # Empty slots continue any valid hypothesis (the first choice's).
@@ -362,10 +363,9 @@ class BeamSearchGenerator:
                 nodes = nodes[parent]
             state = step.state
             if dropping:
-                keep_d = torch.from_numpy(keep).to(device)
-                state = state.select_curves(keep_d)
-                rows = torch.from_numpy(curves).to(device)
-                mem, mem_mask = memory.index_select(0, rows), swipe_pad_mask.index_select(0, rows)
+                state = state.select_curves(torch.from_numpy(keep).to(device))
+                kept = torch.from_numpy(curves).to(device)
+                mem, mem_mask = memory.index_select(0, kept), swipe_pad_mask.index_select(0, kept)
             state = state.select(torch.from_numpy(beam).to(device))
             last = torch.from_numpy(token).to(device)
         results = []
