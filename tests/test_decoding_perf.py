@@ -53,3 +53,32 @@ def test_beam_search_keeps_one_memory_row_per_curve_and_shrinks(name):
     assert any(later < earlier for earlier, later in zip(widths[:-1], widths[1:], strict=True))
     naive = NaiveBeamSearch(model, TOKENIZER, options, trie).generate(swipe, pad)
     assert [[w for _, w in row] for row in out] == [[w for _, w in row] for row in naive]
+
+
+def test_training_mode_step_equals_the_eval_step():
+    """The eval-mode decoder step is written with functional ops; in training mode the modules'
+    own path runs. Without dropout both compute the same logits."""
+    from swipe.models.attention import MultiHeadAttention
+
+    torch.manual_seed(0)
+    model = build_model(tiny("base"), [LAYOUT], TOKENIZER)
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+        if isinstance(module, MultiHeadAttention):
+            module.dropout = 0.0
+    swipe, pad = random_batch(3, seed=4)
+    tokens = torch.randint(1, TOKENIZER.num_output_tokens, (6, 4))
+    beams = torch.tensor([[1, 0], [1, 1], [0, 1]])
+    logits = {}
+    for training in (True, False):
+        model.train(training)
+        with torch.no_grad():
+            memory = model.encode(swipe, pad)
+            state, out = None, []
+            for i in range(tokens.shape[1]):
+                step = model.decode_step(tokens[:, i], memory, pad, state)
+                out.append(step.logits)
+                state = step.state.select(beams)
+        logits[training] = torch.stack(out)
+    torch.testing.assert_close(logits[True], logits[False], atol=2e-5, rtol=1e-4)
