@@ -353,6 +353,25 @@ def test_collate_features_by_hand():
     assert batch.index.tolist() == [0, 1]
 
 
+def test_collate_thins_long_curves_to_max_points():
+    layouts = [TINY, WIDE]
+    tok = CharTokenizer.from_layouts(layouts)
+    xs = list(range(0, 300, 30))  # 10 points, 10 ms apart
+    rows = [("ab", xs, [0] * 10, list(range(0, 100, 10)), 1), ("f", [150], [150], [0], 0)]
+    items = items_for(rows, layouts, tok)
+    full = SwipeCollator(layouts, tok)(items)
+    thin = SwipeCollator(layouts, tok, max_points=4)(items)
+    assert thin.swipe.lengths.tolist() == [4, 1]
+    # Evenly spaced by index, first and last kept: points 0, 3, 6, 9.
+    torch.testing.assert_close(thin.swipe.coords[0, :, 0], torch.tensor([0.0, 90, 180, 270]))
+    torch.testing.assert_close(thin.swipe.features[0, :, 2], torch.tensor([0.0, 0.03, 0.06, 0.09]))
+    assert thin.swipe.nearest_keys[0].tolist() == full.swipe.nearest_keys[0, [0, 3, 6, 9]].tolist()
+    assert torch.equal(thin.target, full.target)
+    assert torch.equal(thin.swipe.features[1], full.swipe.features[1, :4])
+    with pytest.raises(ValueError, match="max_points"):
+        SwipeCollator(layouts, tok, max_points=1)
+
+
 def test_collate_refuses_items_of_another_alphabet_or_layout_order():
     layouts = [TINY, WIDE]
     tok = CharTokenizer.from_layouts(layouts)

@@ -81,13 +81,22 @@ class SwipeCollator:
     tokenizer : CharTokenizer
         The model's tokenizer; item character ids must be its ids (build the dataset with
         ``tokenizer=tokenizer``).
+    max_points : int or None
+        Curves with more points are thinned to this many, evenly spaced by index (first and last
+        kept). Bounds the memory and time of the few very long curves, whose attention cost grows
+        with the square of their length. ``None`` keeps every point.
     """
 
-    def __init__(self, layouts: Sequence[Layout], tokenizer: CharTokenizer) -> None:
+    def __init__(
+        self, layouts: Sequence[Layout], tokenizer: CharTokenizer, max_points: int | None = None
+    ) -> None:
         if not layouts:
             raise ValueError("SwipeCollator needs at least one layout")
+        if max_points is not None and max_points < 2:
+            raise ValueError(f"max_points must be at least 2, got {max_points}")
         self.layouts = list(layouts)
         self.tokenizer = tokenizer
+        self.max_points = max_points
         self._names = [layout.name for layout in self.layouts]
         self._key_size = torch.tensor(
             [[lay.key_width, lay.key_height] for lay in self.layouts], dtype=torch.float32
@@ -110,6 +119,8 @@ class SwipeCollator:
             raise ValueError("cannot collate an empty batch")
         for item in items:
             self._check(item)
+        if self.max_points is not None:
+            items = [self._thin(item, self.max_points) for item in items]
         size = len(items)
         lengths = np.fromiter((len(item.t) for item in items), np.int64, size)
         steps = int(lengths.max())
@@ -137,6 +148,15 @@ class SwipeCollator:
         decoder_input, target, tokens_pad_mask = self._tokens(items)
         index = torch.tensor([item.index for item in items], dtype=torch.int64)
         return Batch(swipe, pad_mask, decoder_input, target, tokens_pad_mask, index)
+
+    @staticmethod
+    def _thin(item: SwipeItem, max_points: int) -> SwipeItem:
+        if len(item.t) <= max_points:
+            return item
+        keep = np.round(np.linspace(0, len(item.t) - 1, max_points)).astype(np.int64)
+        return item._replace(
+            x=item.x[keep], y=item.y[keep], t=item.t[keep], nearest_keys=item.nearest_keys[keep]
+        )
 
     def _tokens(self, items: Sequence[SwipeItem]) -> tuple[Tensor, Tensor, Tensor]:
         """``<sos> c1..cn`` and ``c1..cn <eos>`` padded with ``<pad>``, and the padding mask."""

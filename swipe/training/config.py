@@ -80,6 +80,10 @@ class DataConfig:
         Where raw files are built into datasets; default ``<run_dir>/data``.
     skip_bad_rows : bool
         Skip (and count) malformed rows of raw files instead of stopping at the first.
+    max_points : int or None
+        Curves with more points are thinned to this many evenly spaced points when batched
+        (bounds the memory of very long curves); ``predict.py`` thins the same way. ``None``
+        keeps every point.
     batch_size : int
         Curves per micro-batch (per process under DDP).
     val_batch_size : int or None
@@ -96,6 +100,7 @@ class DataConfig:
     alphabet: str | None = None
     cache_dir: str | None = None
     skip_bad_rows: bool = False
+    max_points: int | None = None
     batch_size: int = 256
     val_batch_size: int | None = None
     num_workers: int = 0
@@ -107,6 +112,8 @@ class DataConfig:
             raise ValueError("batch sizes must be positive")
         if self.num_workers < 0:
             raise ValueError("num_workers must be >= 0")
+        if self.max_points is not None and self.max_points < 2:
+            raise ValueError("max_points must be at least 2")
 
 
 @dataclass(frozen=True)

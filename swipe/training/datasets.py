@@ -238,4 +238,5 @@ def open_data(data: DataConfig) -> PreparedData:
     val = SwipeDataset(data.val, layout_names=names, tokenizer=tokenizer)
     if not val.has_targets:
         raise DataError(f"data.val: {data.val} has no target words; validation needs them")
-    return PreparedData(data, train, val, layouts, tokenizer, SwipeCollator(layouts, tokenizer))
+    collator = SwipeCollator(layouts, tokenizer, data.max_points)
+    return PreparedData(data, train, val, layouts, tokenizer, collator)
