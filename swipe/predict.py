@@ -289,11 +289,14 @@ class DatasetCurves:
         A dataset directory built by ``swipe.data``.
     layouts : sequence of Layout
         The model's layouts, in layout-id order; every layout of the dataset must be among them.
+    max_points : int or None
+        Thin longer curves to this many points, as the model was trained (``data.max_points``).
     """
 
-    def __init__(self, path: str | Path, layouts: Sequence[Any]) -> None:
+    def __init__(self, path: str | Path, layouts: Sequence[Any], max_points: int | None = None) -> None:
         self.path = str(path)
         self.layouts = list(layouts)
+        self.max_points = max_points
         self._dataset: Any = None
         self._collator: Any = None
 
@@ -318,12 +321,18 @@ class DatasetCurves:
         if self._collator is None:
             from swipe.data import SwipeCollator
 
-            self._collator = SwipeCollator(self.layouts, self.dataset.tokenizer)
+            self._collator = SwipeCollator(self.layouts, self.dataset.tokenizer, self.max_points)
         batch = self._collator([self.dataset[i] for i in indices])
         return batch.swipe, batch.swipe_pad_mask
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path, "layouts": self.layouts, "_dataset": None, "_collator": None}
+        return {
+            "path": self.path,
+            "layouts": self.layouts,
+            "max_points": self.max_points,
+            "_dataset": None,
+            "_collator": None,
+        }
 
 
 # ---- the command line ----------------------------------------------------------------------------
@@ -512,7 +521,7 @@ def run(args: argparse.Namespace) -> Predictions:
 
     with tempfile.TemporaryDirectory(prefix="swipe-predict-") as workdir:
         dataset_dir = _open_data(inputs.data, args, Path(workdir), loaded.layouts)
-        curves = DatasetCurves(dataset_dir, loaded.layouts)
+        curves = DatasetCurves(dataset_dir, loaded.layouts, loaded.config.data.max_points)
         job = DecodeJob(loader, curves, args.generator, checked, trie, args.device)
         candidates = decode(job, args.batch_size, args.num_workers, args.max_batch_points,
                             progress=not args.quiet)
