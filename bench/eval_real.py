@@ -248,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             lexicons.add(lexicon)
     load_after = os.getloadavg()
     kind = "synthetic validation" if args.synthetic_val else "real swipes"
-    print(f"data: {data} ({kind}, {curves} curves); lexicon: {', '.join(sorted(lexicons))}")
+    print(f"data: {os.path.relpath(data)} ({kind}, {curves} curves); lexicon: {', '.join(sorted(lexicons))}")
     if args.held_out:
         print(f"metrics on the {args.held_out} rows; tune_mrr on the others; * = best tune_mrr per model")
     print(f"one torch thread (torch {torch.__version__}); load average 1 min: {load_before[0]:.2f} before, "
