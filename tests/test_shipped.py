@@ -9,6 +9,9 @@ from swipe import shipped
 from swipe.data import build_dataset
 from swipe.export import export_checkpoint
 from swipe.keyboard import bundled_layout
+from swipe.metrics import score_predictions
+from swipe.predict import main as predict_main
+from swipe.predictions import read_predictions
 from swipe.shipped import ShippedModelError, list_shipped_models, shipped_model_for_layouts
 from swipe.training.checkpoint import load_model
 
@@ -122,3 +125,23 @@ def test_eval_real_reads_a_built_synthetic_validation_set(tmp_path, capsys):
     assert "synthetic validation, 2 curves" in out
     assert table_rows(out)[0][4:7] == ["0.5000", "0.5000", "0.5000"]
     assert eval_real.main([str(tmp_path / "missing.pt")]) == 2
+
+
+def test_eval_real_scores_what_predict_and_evaluate_score(tmp_path, capsys):
+    from bench import eval_real
+
+    layout = bundled_layout("hws_fitted")
+    write_training_checkpoint(tmp_path / "best.pt", [layout], d_model=16, seed=3)
+    words = ["the", "help", "then", "hello", "the", "help", "then", "hello"]
+    write_curves(tmp_path / "real.jsonl", words, layout)
+    (tmp_path / "lex.txt").write_text("the\t100\nhelp\t50\nthen\t20\nhello\t10\n", "utf-8")
+    common = ["--data", str(tmp_path / "real.jsonl"), "--lexicon", str(tmp_path / "lex.txt")]
+    assert predict_main(["--checkpoint", str(tmp_path / "best.pt"), "--beam-size", "3", "--prior-weight",
+                         "0.5", "--out", str(tmp_path / "preds.pkl"), "--quiet", *common]) == 0
+    expected = score_predictions(read_predictions(tmp_path / "preds.pkl")).overall
+    capsys.readouterr()
+    assert eval_real.main([str(tmp_path / "best.pt"), "--generators", "beam", "--beam-sizes", "3",
+                           "--prior-weights", "0.5", *common]) == 0
+    (row,) = table_rows(capsys.readouterr().out)
+    assert 0 < expected.recall_at_4 < 1  # a random model: some targets found, not all
+    assert row[4:7] == [f"{v:.4f}" for v in (expected.swipe_mrr, expected.accuracy, expected.recall_at_4)]
