@@ -403,11 +403,40 @@ def _resolve_inputs(args: argparse.Namespace, loaded: Any, checkpoint: Path) -> 
     return _Inputs(checkpoint, data, split)
 
 
+def _data_layout_names(data: Path, args: argparse.Namespace) -> set[str]:
+    """The layouts the curves of ``data`` (a built dataset or a raw file) are drawn on."""
+    if data.is_dir():
+        from swipe.data import SwipeDataset
+
+        return {layout.name for layout in SwipeDataset(data).layouts if layout is not None}
+    from swipe.formats import read_curves
+
+    return {curve.grid_name for curve in read_curves(data, grids_file=args.layouts, skip_bad_rows=True)}
+
+
+def _shipped_checkpoint(args: argparse.Namespace) -> Path:
+    """The shipped model that decodes every layout of ``--data`` (used when no run exists)."""
+    from swipe.shipped import shipped_model_for_layouts
+
+    no_run = f"no trained run under {args.runs_dir}/ (train one with `python train.py`)"
+    if args.data is None:
+        raise PredictError(f"{no_run}; or pass --data to decode with the shipped model for its layouts")
+    names = _data_layout_names(Path(args.data), args)
+    path = shipped_model_for_layouts(names)
+    if path is None:
+        raise PredictError(f"{no_run}, and no shipped model decodes the layouts {sorted(names)} of {args.data}")
+    print(f"{no_run}: decoding with the shipped model {path}", file=sys.stderr)
+    return path
+
+
 def _find_checkpoint(args: argparse.Namespace) -> Path:
     if args.checkpoint is None:
         from swipe.training.checkpoint import find_latest_run
 
-        path = find_latest_run(args.runs_dir)
+        try:
+            path = find_latest_run(args.runs_dir)
+        except FileNotFoundError:
+            return _shipped_checkpoint(args)
     else:
         path = Path(args.checkpoint)
     if path.is_dir():

@@ -204,3 +204,29 @@ def test_raw_data_finds_the_models_own_layout(project):
     assert main(["--checkpoint", "custom.pt", "--data", "mine.jsonl", "--lexicon", "lex.txt", "--quiet"]) == 0
     preds = read_predictions(project.root / "preds.pkl")
     assert preds.layouts == ["my_phone"] * 3 and preds.targets == ["hello", "world", None]
+
+
+def test_without_a_run_the_shipped_model_for_the_datas_layout_decodes(tmp_path, monkeypatch, capsys):
+    from swipe import shipped
+    from swipe.export import export_checkpoint
+
+    monkeypatch.chdir(tmp_path)
+    write_curves(tmp_path / "val.jsonl", WORDS)
+    (tmp_path / "lex.txt").write_text("".join(f"{w}\t{10 + i}\n" for i, w in enumerate(WORDS)), "utf-8")
+    write_checkpoint(tmp_path / "source.pt", "val.jsonl")
+    (tmp_path / "models" / "en_tiny").mkdir(parents=True)
+    export_checkpoint(tmp_path / "source.pt", tmp_path / "models" / "en_tiny" / "model.pt")
+    monkeypatch.setattr(shipped, "MODELS_DIR", tmp_path / "models")
+
+    assert main(["--data", "val.jsonl", "--lexicon", "lex.txt", "--quiet"]) == 0
+    assert "decoding with the shipped model" in capsys.readouterr().err
+    preds = read_predictions(tmp_path / "preds.pkl")
+    assert len(preds.candidates) == len(WORDS) and preds.metadata["weights"].endswith("model.pt")
+
+    # No data to pick a layout from, or data of a layout no shipped model decodes: a clear error.
+    assert main(["--lexicon", "lex.txt", "--quiet", "--out", "b.pkl"]) == 2
+    assert "pass --data" in capsys.readouterr().err
+    write_curves(tmp_path / "ru.jsonl", [None], layout=bundled_layout("hws_fitted"))
+    monkeypatch.setattr(shipped, "MODELS_DIR", tmp_path / "none")
+    assert main(["--data", "ru.jsonl", "--lexicon", "lex.txt", "--quiet", "--out", "c.pkl"]) == 2
+    assert "no shipped model decodes the layouts ['hws_fitted']" in capsys.readouterr().err
