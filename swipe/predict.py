@@ -424,7 +424,9 @@ def _shipped_checkpoint(args: argparse.Namespace) -> Path:
     names = _data_layout_names(Path(args.data), args)
     path = shipped_model_for_layouts(names)
     if path is None:
-        raise PredictError(f"{no_run}, and no shipped model decodes the layouts {sorted(names)} of {args.data}")
+        raise PredictError(
+            f"{no_run}, and no shipped model decodes the layouts {sorted(names)} of {args.data}"
+        )
     print(f"{no_run}: decoding with the shipped model {path}", file=sys.stderr)
     return path
 
