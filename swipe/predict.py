@@ -443,10 +443,10 @@ def _find_checkpoint(args: argparse.Namespace) -> Path:
         path = Path(args.checkpoint)
     if path.is_dir():
         ckpt_dir = path / "checkpoints" if (path / "checkpoints").is_dir() else path
-        for name in ("best.pt", "last.pt"):
+        for name in ("model.pt", "best.pt", "last.pt"):  # an exported model's folder, or a run's
             if (ckpt_dir / name).is_file():
                 return ckpt_dir / name
-        raise PredictError(f"{path}: no best.pt or last.pt checkpoint")
+        raise PredictError(f"{path}: no model.pt, best.pt or last.pt")
     if not path.is_file():
         raise PredictError(f"{path}: no such checkpoint")
     return path

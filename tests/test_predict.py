@@ -222,6 +222,10 @@ def test_without_a_run_the_shipped_model_for_the_datas_layout_decodes(tmp_path, 
     assert "decoding with the shipped model" in capsys.readouterr().err
     preds = read_predictions(tmp_path / "preds.pkl")
     assert len(preds.candidates) == len(WORDS) and preds.metadata["weights"].endswith("model.pt")
+    # An exported model's folder names its model.pt.
+    args = ["--checkpoint", "models/en_tiny", "--data", "val.jsonl", "--lexicon", "lex.txt", "--quiet"]
+    assert main([*args, "--out", "folder.pkl"]) == 0
+    assert read_predictions(tmp_path / "folder.pkl").candidates == preds.candidates
 
     # No data to pick a layout from, or data of a layout no shipped model decodes: a clear error.
     assert main(["--lexicon", "lex.txt", "--quiet", "--out", "b.pkl"]) == 2
