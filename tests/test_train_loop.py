@@ -312,3 +312,17 @@ def test_load_model_survives_changed_synthetic_settings(tmp_path, monkeypatch):
     torch.save(ckpt, path)
     with pytest.raises(Exception, match="model.embedder.retired_option: unknown key"):
         load_model(path)
+
+
+def test_a_moved_run_directory_resumes(tmp_path):
+    """Data generated inside the run directory moves with it: the resumed run finds it there."""
+    synthetic = {"synthetic": {"layouts": ["hws_fitted"], "lexicon": "en", "num_train": 64, "num_val": 16},
+                 "batch_size": 16}
+    cfg = load_train_config(_config(tmp_path, synthetic, max_steps=3))
+    assert train(cfg, run_dir=tmp_path / "old").step == 3
+    (tmp_path / "old").rename(tmp_path / "new")
+    result = train(load_train_config(_config(tmp_path, synthetic, max_steps=6)), resume=True,
+                   run_dir=tmp_path / "new")
+    assert result.step == 6
+    saved = json.loads((tmp_path / "new" / "config.json").read_text())
+    assert saved["data"]["train"] == str(tmp_path / "new" / "data" / "train")

@@ -726,9 +726,25 @@ def _check_run_dir(run_dir: Path, resume: bool) -> None:
         raise TrainingError(f"--resume: {files.last} does not exist; start the run without --resume")
 
 
+def _moved_paths(data: dict[str, Any], old_run_dir: str | None, run_dir: Path) -> dict[str, Any]:
+    """``data`` with paths inside the run directory the checkpoint was written in moved to
+    ``run_dir``, so that a run directory can be moved (or copied to another machine) and resumed."""
+    if not old_run_dir or Path(old_run_dir) == run_dir:
+        return data
+    old = Path(old_run_dir)
+
+    def moved(value: Any) -> Any:
+        if isinstance(value, str) and Path(value).is_relative_to(old):
+            return str(run_dir / Path(value).relative_to(old))
+        return value
+
+    return {key: moved(value) for key, value in data.items()}
+
+
 def _check_resume_config(saved: dict[str, Any], config: TrainConfig, run_dir: Path) -> None:
     """The model and data of a resumed run must be those of its checkpoint."""
     current = to_dict(config)
+    saved = {**saved, "data": _moved_paths(saved["data"], saved.get("run_dir"), run_dir)}
     for section in ("model", "data"):
         if saved[section] != current[section]:
             keys = sorted(
