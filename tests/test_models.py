@@ -40,7 +40,9 @@ LAYOUTS = [bundled_layout(name) for name in BUNDLED_LAYOUT_NAMES]
 TOKENIZER = CharTokenizer.from_layouts(LAYOUTS)
 
 
-def tiny_transformer(encoder: str = "transformer", norm_first: bool = False) -> TransformerLikeConfig:
+def tiny_transformer(
+    encoder: str = "transformer", norm_first: bool = False, activation: str = "relu"
+) -> TransformerLikeConfig:
     return TransformerLikeConfig(
         d_model=16,
         encoder=encoder,  # type: ignore[arg-type]
@@ -49,6 +51,7 @@ def tiny_transformer(encoder: str = "transformer", norm_first: bool = False) -> 
         num_heads=2,
         dim_feedforward=32,
         dropout=0.1,
+        activation=activation,  # type: ignore[arg-type]
         norm_first=norm_first,
         conv_kernel_size=5,
     )
@@ -68,7 +71,8 @@ def tiny_rnn(cell: str) -> RNNLikeConfig:
 
 ARCHITECTURES = {
     "transformer-postnorm": dict(transformer=tiny_transformer()),
-    "transformer-prenorm": dict(transformer=tiny_transformer(norm_first=True)),
+    "transformer-prenorm": dict(transformer=tiny_transformer(norm_first=True, activation="gelu")),
+    "transformer-silu": dict(transformer=tiny_transformer(activation="silu")),
     "conformer": dict(transformer=tiny_transformer("conformer")),
     "lstm": dict(rnn=tiny_rnn("lstm")),
     "gru": dict(rnn=tiny_rnn("gru")),

@@ -8,6 +8,7 @@ and expand hypotheses.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -28,6 +29,23 @@ class LayerCache(NamedTuple):
     self_value: Tensor
     memory_key: Tensor
     memory_value: Tensor
+
+
+class StepWeights(NamedTuple):
+    """One decoder layer's weights as its incremental step uses them, gathered once per search:
+    a step is a few dozen tiny ops, and reading each weight through its module costs about as
+    much as one of them. The self-attention's query and key/value projections are fused."""
+
+    self_qkv: tuple[Tensor, Tensor]
+    self_out: tuple[Tensor, Tensor]
+    cross_query: tuple[Tensor, Tensor]
+    cross_out: tuple[Tensor, Tensor]
+    feed_forward_in: tuple[Tensor, Tensor]
+    feed_forward_out: tuple[Tensor, Tensor]
+    activation: Callable[[Tensor], Tensor]
+    norms: tuple[tuple[Tensor, Tensor, float], ...]
+    norm_first: bool
+    num_heads: int
 
 
 def _beam_rows(beam_indices: Tensor, beams_per_curve: int) -> Tensor:
@@ -64,11 +82,15 @@ class TransformerDecoderState(NamedTuple):
         curve has padding (a single swipe), which spares the masking.
     beams_per_curve : int
         Hypotheses per curve.
+    step_weights : tuple of StepWeights or None
+        Per layer, its weights gathered once per search for the eval-mode step; None in
+        training mode.
     """
 
     layers: tuple[LayerCache, ...]
     memory_mask: Tensor | None
     beams_per_curve: int
+    step_weights: tuple[StepWeights, ...] | None = None
 
     @property
     def length(self) -> int:
@@ -93,7 +115,7 @@ class TransformerDecoderState(NamedTuple):
             LayerCache(c.self_key.index_select(0, rows), c.self_value.index_select(0, rows), *c[2:])
             for c in self.layers
         )
-        return TransformerDecoderState(layers, self.memory_mask, beam_indices.size(1))
+        return self._replace(layers=layers, beams_per_curve=beam_indices.size(1))
 
     def select_curves(self, curve_indices: Tensor) -> TransformerDecoderState:
         """Keep only curves ``curve_indices`` ``(C',)`` (all their hypotheses), in that order."""
@@ -108,7 +130,7 @@ class TransformerDecoderState(NamedTuple):
             for c in self.layers
         )
         mask = None if self.memory_mask is None else self.memory_mask.index_select(0, curve_indices)
-        return TransformerDecoderState(layers, mask, self.beams_per_curve)
+        return self._replace(layers=layers, memory_mask=mask)
 
 
 class RNNDecoderState(NamedTuple):
@@ -244,46 +266,58 @@ class TransformerDecoderLayer(nn.Module):
         return self.norm3(x + drop(self.feed_forward(x))), cache
 
 
-    def step(
-        self, x: Tensor, cache: LayerCache, memory_mask: Tensor | None, beams_per_curve: int
-    ) -> tuple[Tensor, LayerCache]:
-        """:meth:`forward` of one new position per row, in eval mode: ``x`` ``(C * K, D)``.
-
-        The same computation written with functional ops on the layer's weights: a step is a few
-        dozen tiny ops, and the module calls of :meth:`forward` would add about a fifth to them.
-        """
-        n, d = x.shape
-        sa, ca = self.self_attn, self.cross_attn
-        heads, k = sa.num_heads, beams_per_curve
-        h = _layer_norm(self.norm1, x) if self.norm_first else x
-        query = F.linear(h, sa.query.weight, sa.query.bias).view(n, heads, 1, d // heads)
-        key_value = F.linear(h, sa.key_value.weight, sa.key_value.bias).view(n, 2, heads, 1, d // heads)
-        key, value = _extend(cache.self_key, key_value[:, 0]), _extend(cache.self_value, key_value[:, 1])
-        cache = LayerCache(key, value, cache.memory_key, cache.memory_value)
-        attended = F.scaled_dot_product_attention(query, key, value).reshape(n, d)
-        x = x + F.linear(attended, sa.out.weight, sa.out.bias)
-        if self.norm_first:
-            h = _layer_norm(self.norm2, x)
-        else:
-            x = h = _layer_norm(self.norm1, x)
-        # The K hypotheses of a curve are the queries of one attention over the curve's memory.
-        query = F.linear(h, ca.query.weight, ca.query.bias).view(n // k, k, heads, d // heads)
-        cross = F.scaled_dot_product_attention(
-            query.transpose(1, 2), cache.memory_key, cache.memory_value, attn_mask=memory_mask
+    def step_weights(self) -> StepWeights:
+        """This layer's weights for :func:`decoder_layer_step`."""
+        sa, ca, ff = self.self_attn, self.cross_attn, self.feed_forward
+        activation = {nn.ReLU: torch.relu, nn.GELU: F.gelu, nn.SiLU: F.silu}[type(ff.activation)]
+        return StepWeights(
+            self_qkv=(
+                torch.cat((sa.query.weight, sa.key_value.weight)),
+                torch.cat((sa.query.bias, sa.key_value.bias)),
+            ),
+            self_out=(sa.out.weight, sa.out.bias),
+            cross_query=(ca.query.weight, ca.query.bias),
+            cross_out=(ca.out.weight, ca.out.bias),
+            feed_forward_in=(ff.linear1.weight, ff.linear1.bias),
+            feed_forward_out=(ff.linear2.weight, ff.linear2.bias),
+            activation=activation,
+            norms=tuple((n.weight, n.bias, n.eps) for n in (self.norm1, self.norm2, self.norm3)),
+            norm_first=self.norm_first,
+            num_heads=sa.num_heads,
         )
-        x = x + F.linear(cross.transpose(1, 2).reshape(n, d), ca.out.weight, ca.out.bias)
-        ff = self.feed_forward
-        if self.norm_first:
-            h = _layer_norm(self.norm3, x)
-        else:
-            x = h = _layer_norm(self.norm2, x)
-        h = ff.activation(F.linear(h, ff.linear1.weight, ff.linear1.bias))
-        x = x + F.linear(h, ff.linear2.weight, ff.linear2.bias)
-        return (x if self.norm_first else _layer_norm(self.norm3, x)), cache
 
 
-def _layer_norm(norm: nn.LayerNorm, x: Tensor) -> Tensor:
-    return F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+def decoder_layer_step(
+    w: StepWeights, x: Tensor, cache: LayerCache, memory_mask: Tensor | None, beams_per_curve: int
+) -> tuple[Tensor, LayerCache]:
+    """:meth:`TransformerDecoderLayer.forward` of one new position per row, in eval mode, written
+    with functional ops on the layer's :class:`StepWeights`: ``x`` ``(C * K, D)``."""
+    n, d = x.shape
+    heads, k = w.num_heads, beams_per_curve
+    (w1, b1, e1), (w2, b2, e2), (w3, b3, e3) = w.norms
+    h = torch.layer_norm(x, (d,), w1, b1, e1) if w.norm_first else x
+    qkv = F.linear(h, *w.self_qkv).view(n, 3, heads, 1, d // heads)
+    key, value = _extend(cache.self_key, qkv[:, 1]), _extend(cache.self_value, qkv[:, 2])
+    cache = LayerCache(key, value, cache.memory_key, cache.memory_value)
+    attended = F.scaled_dot_product_attention(qkv[:, 0], key, value).reshape(n, d)
+    x = x + F.linear(attended, *w.self_out)
+    if w.norm_first:
+        h = torch.layer_norm(x, (d,), w2, b2, e2)
+    else:
+        x = h = torch.layer_norm(x, (d,), w1, b1, e1)
+    # The K hypotheses of a curve are the queries of one attention over the curve's memory.
+    query = F.linear(h, *w.cross_query).view(n // k, k, heads, d // heads)
+    cross = F.scaled_dot_product_attention(
+        query.transpose(1, 2), cache.memory_key, cache.memory_value, attn_mask=memory_mask
+    )
+    x = x + F.linear(cross.transpose(1, 2).reshape(n, d), *w.cross_out)
+    if w.norm_first:
+        h = torch.layer_norm(x, (d,), w3, b3, e3)
+    else:
+        x = h = torch.layer_norm(x, (d,), w2, b2, e2)
+    x = x + F.linear(w.activation(F.linear(h, *w.feed_forward_in)), *w.feed_forward_out)
+    return (x if w.norm_first else torch.layer_norm(x, (d,), w3, b3, e3)), cache
+
 
 
 class TransformerDecoder(nn.Module):
@@ -389,10 +423,12 @@ class TransformerDecoder(nn.Module):
             x = self._embed(last_tokens[:, None], state.length)
             logits, state = self._run(x, state, None)
             return DecoderStep(logits[:, 0], state)
+        if state.step_weights is None:
+            state = state._replace(step_weights=tuple(layer.step_weights() for layer in self.layers))
         x = self.token_embedding(last_tokens) + self._positions(state.length, 1, self.token_embedding.weight)
         caches = []
-        for layer, cache in zip(self.layers, state.layers, strict=True):
-            x, cache = layer.step(x, cache, state.memory_mask, k)
+        for weights, cache in zip(state.step_weights, state.layers, strict=True):
+            x, cache = decoder_layer_step(weights, x, cache, state.memory_mask, k)
             caches.append(cache)
         return DecoderStep(self.output(self.norm(x)), state._replace(layers=tuple(caches)))
 
