@@ -6,6 +6,7 @@ import math
 import pickle
 import random
 
+import numpy as np
 import pytest
 import torch
 from test_decoding_standin import ALPHABET, build_standin, random_swipes
@@ -194,7 +195,7 @@ def test_prior_without_lexicon_is_an_error():
 
 
 def test_stopping_criteria():
-    alive = torch.tensor([0, 2, 1])
+    alive = np.array([0, 2, 1])
     assert MaxLengthCriteria(3)(2, alive).tolist() == [False, False, False]
     assert MaxLengthCriteria(3)(3, alive).tolist() == [True, True, True]
     assert AllBeamsFinishedCriteria()(1, alive).tolist() == [True, False, False]

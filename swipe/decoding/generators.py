@@ -229,7 +229,7 @@ class GreedyGenerator:
                 score = _normalise(total, num_tokens, self.options.length_penalty)
                 results[int(rows[i])] = [(score, self.tokenizer.decode(tokens[i].tolist()))]
             alive = torch.isfinite(best) & ~ended
-            done = self.stopping(num_tokens, alive.long())
+            done = torch.from_numpy(self.stopping(num_tokens, alive.numpy().astype(np.int64)))
             keep = (alive & ~done).nonzero().flatten()
             if len(keep) == 0:
                 break
@@ -330,7 +330,7 @@ class BeamSearchGenerator:
                 order += 1
             budget[curves] -= ended.sum(axis=1)
             growing = chosen & ~ended
-            done = self.stopping(num_tokens, torch.from_numpy(growing.sum(axis=1))).numpy()
+            done = self.stopping(num_tokens, growing.sum(axis=1))
             growing &= ~done[:, None]
             active = growing.any(axis=1)
             num_active = int(active.sum())

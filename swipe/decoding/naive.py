@@ -119,7 +119,7 @@ class NaiveBeamSearch:
                         node = int(self.trie.step(torch.tensor([node]), torch.tensor([token]))[0])
                     growing.append((prefix_tokens + [token], total, node))
             budget -= ended
-            if bool(self.stopping(num_tokens, torch.tensor([len(growing)]))[0]):
+            if bool(self.stopping(num_tokens, np.array([len(growing)]))[0]):
                 growing = []
             beams = growing
         finished.sort(key=lambda item: (-item[0], item[1]))

@@ -2,21 +2,22 @@
 
 A criterion is called after each decoding step with the number of tokens generated so far and
 the ``(B,)`` number of live (unfinished) hypotheses per curve, and returns a ``(B,)`` bool
-tensor, ``True`` for curves whose search must stop (their live hypotheses are dropped).
+array, ``True`` for curves whose search must stop (their live hypotheses are dropped). They work on
+numpy arrays, as the generators' per-step bookkeeping does: these arrays are tiny, and torch would
+spend more on dispatch than on the work.
 """
 
 from __future__ import annotations
 
 from typing import Iterable, Protocol
 
-import torch
-from torch import Tensor
+import numpy as np
 
 
 class StoppingCriteria(Protocol):
     """Decides, per curve, that decoding is over."""
 
-    def __call__(self, num_tokens: int, num_alive: Tensor) -> Tensor: ...
+    def __call__(self, num_tokens: int, num_alive: np.ndarray) -> np.ndarray: ...
 
 
 class MaxLengthCriteria:
@@ -27,14 +28,14 @@ class MaxLengthCriteria:
             raise ValueError(f"max_length must be >= 1, got {max_length}")
         self.max_length = max_length
 
-    def __call__(self, num_tokens: int, num_alive: Tensor) -> Tensor:
-        return torch.full(num_alive.shape, num_tokens >= self.max_length, dtype=torch.bool)
+    def __call__(self, num_tokens: int, num_alive: np.ndarray) -> np.ndarray:
+        return np.full(num_alive.shape, num_tokens >= self.max_length)
 
 
 class AllBeamsFinishedCriteria:
     """Stops a curve once none of its hypotheses is still being extended."""
 
-    def __call__(self, num_tokens: int, num_alive: Tensor) -> Tensor:
+    def __call__(self, num_tokens: int, num_alive: np.ndarray) -> np.ndarray:
         return num_alive == 0
 
 
@@ -44,8 +45,8 @@ class StoppingCriteriaList(list):
     def __init__(self, criteria: Iterable[StoppingCriteria] = ()) -> None:
         super().__init__(criteria)
 
-    def __call__(self, num_tokens: int, num_alive: Tensor) -> Tensor:
-        done = torch.zeros(num_alive.shape, dtype=torch.bool)
+    def __call__(self, num_tokens: int, num_alive: np.ndarray) -> np.ndarray:
+        done = np.zeros(num_alive.shape, dtype=bool)
         for criterion in self:
             done |= criterion(num_tokens, num_alive)
         return done
