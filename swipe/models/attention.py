@@ -84,3 +84,9 @@ class FeedForward(nn.Module):
 def key_padding_to_attention_mask(pad_mask: Tensor) -> Tensor:
     """``(B, S)`` padding mask (``True`` = padding) -> ``(B, 1, 1, S)`` attend-allowed mask."""
     return ~pad_mask[:, None, None, :]
+
+
+def optional_attention_mask(pad_mask: Tensor) -> Tensor | None:
+    """:func:`key_padding_to_attention_mask`, or None where nothing is padded (a single swipe):
+    attention without a mask is the faster path."""
+    return key_padding_to_attention_mask(pad_mask) if bool(pad_mask.any()) else None

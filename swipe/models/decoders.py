@@ -15,7 +15,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from swipe.models.attention import FeedForward, MultiHeadAttention, key_padding_to_attention_mask
+from swipe.models.attention import (
+    FeedForward,
+    MultiHeadAttention,
+    key_padding_to_attention_mask,
+    optional_attention_mask,
+)
 from swipe.models.config import RNNLikeConfig, TransformerLikeConfig
 from swipe.models.embedders import sinusoidal_positions
 
@@ -386,7 +391,7 @@ class TransformerDecoder(nn.Module):
         beams_per_curve : int
             Hypotheses per curve.
         """
-        mask = key_padding_to_attention_mask(memory_pad_mask) if bool(memory_pad_mask.any()) else None
+        mask = optional_attention_mask(memory_pad_mask)
         return TransformerDecoderState(
             tuple(layer.empty_cache(memory) for layer in self.layers), mask, beams_per_curve
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from swipe.models.attention import FeedForward, MultiHeadAttention, key_padding_to_attention_mask
+from swipe.models.attention import FeedForward, MultiHeadAttention, optional_attention_mask
 from swipe.models.config import RNNLikeConfig, TransformerLikeConfig
 
 
@@ -27,7 +27,7 @@ class TransformerEncoderLayer(nn.Module):
         self.norm2 = nn.LayerNorm(d)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: Tensor, attn_mask: Tensor) -> Tensor:
+    def forward(self, x: Tensor, attn_mask: Tensor | None) -> Tensor:
         if self.norm_first:
             h = self.norm1(x)
             x = x + self.dropout(self.self_attn(h, h, attn_mask))
@@ -53,7 +53,7 @@ class TransformerEncoder(nn.Module):
 
     def forward(self, x: Tensor, pad_mask: Tensor) -> Tensor:
         """Encode ``x`` ``(B, T, D)``; ``pad_mask`` ``(B, T)`` is ``True`` at padding."""
-        attn_mask = key_padding_to_attention_mask(pad_mask)
+        attn_mask = optional_attention_mask(pad_mask)
         for layer in self.layers:
             x = layer(x, attn_mask)
         return self.norm(x)
@@ -100,7 +100,7 @@ class ConformerLayer(nn.Module):
         self.norm_out = nn.LayerNorm(d)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: Tensor, attn_mask: Tensor, pad_mask: Tensor) -> Tensor:
+    def forward(self, x: Tensor, attn_mask: Tensor | None, pad_mask: Tensor) -> Tensor:
         x = x + 0.5 * self.dropout(self.ff1(self.norm_ff1(x)))
         h = self.norm_attn(x)
         x = x + self.dropout(self.self_attn(h, h, attn_mask))
@@ -125,7 +125,7 @@ class ConformerEncoder(nn.Module):
 
     def forward(self, x: Tensor, pad_mask: Tensor) -> Tensor:
         """Encode ``x`` ``(B, T, D)``; ``pad_mask`` ``(B, T)`` is ``True`` at padding."""
-        attn_mask = key_padding_to_attention_mask(pad_mask)
+        attn_mask = optional_attention_mask(pad_mask)
         for layer in self.layers:
             x = layer(x, attn_mask, pad_mask)
         return x
