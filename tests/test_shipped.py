@@ -145,3 +145,31 @@ def test_eval_real_scores_what_predict_and_evaluate_score(tmp_path, capsys):
     (row,) = table_rows(capsys.readouterr().out)
     assert 0 < expected.recall_at_4 < 1  # a random model: some targets found, not all
     assert row[4:7] == [f"{v:.4f}" for v in (expected.swipe_mrr, expected.accuracy, expected.recall_at_4)]
+
+
+# ---- bench/finetune_real.py ----------------------------------------------------------------------
+
+
+def test_finetune_real_scores_the_held_out_half_as_eval_real_does(tmp_path, capsys):
+    from bench import eval_real, finetune_real
+
+    layout = bundled_layout("hws_fitted")
+    write_training_checkpoint(tmp_path / "best.pt", [layout], d_model=16, seed=3)
+    words = ["the", "help", "then", "hello", "the", "help", "then", "hello"]
+    write_curves(tmp_path / "real.jsonl", words, layout)
+    (tmp_path / "lex.txt").write_text("the\t100\nhelp\t50\nthen\t20\nhello\t10\n", "utf-8")
+    common = ["--data", str(tmp_path / "real.jsonl"), "--lexicon", str(tmp_path / "lex.txt")]
+    assert finetune_real.main(["--model", str(tmp_path / "best.pt"), "--steps", "2", "--batch-size", "2",
+                               "--beam-size", "3", "--prior-weight", "0.5", "--work", str(tmp_path / "work"),
+                               *common]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    untouched, tuned = ([c.strip() for c in line.strip("|").split("|")] for line in lines[1:])
+    assert untouched[0].endswith("(untouched)") and tuned[0] == "fine-tuned, 2 steps"
+    assert untouched[1] == tuned[1] == "4"
+    assert (tmp_path / "work" / "tune.jsonl").read_text().splitlines()[1].startswith('{"word": "then"')
+    assert load_model(tmp_path / "work" / "run" / "checkpoints" / "last.pt").step == 2
+
+    assert eval_real.main([str(tmp_path / "best.pt"), "--generators", "beam", "--beam-sizes", "3",
+                           "--prior-weights", "0.5", "--held-out", "even", *common]) == 0
+    (row,) = table_rows(capsys.readouterr().out)
+    assert untouched[2:4] == [row[5], row[6]]  # swipe_mrr, accuracy@1 on the even rows

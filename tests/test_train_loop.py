@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from swipe.config import to_dict
 from swipe.training import (
     NonFiniteLossError,
     TrainingError,
@@ -326,3 +328,117 @@ def test_a_moved_run_directory_resumes(tmp_path):
     assert result.step == 6
     saved = json.loads((tmp_path / "new" / "config.json").read_text())
     assert saved["data"]["train"] == str(tmp_path / "new" / "data" / "train")
+
+
+# ---- fine-tuning (init_from) --------------------------------------------------------------------
+
+SHIPPED_EN = ROOT / "swipe" / "resources" / "models" / "en_hws"
+
+
+@pytest.fixture(scope="module")
+def source_run(tmp_path_factory, tiny_data) -> Path:
+    """A tiny trained run whose model has two layouts, of which ``tiny_data`` uses one."""
+    root = tmp_path_factory.mktemp("source")
+    data = {**tiny_data, "layouts": ["qwerty_en", "hws_fitted"]}
+    cfg = _config(root, data, max_steps=3, validation={"every_steps": 3})
+    torch.set_num_threads(1)
+    train(load_train_config(cfg), run_dir=root / "run")
+    return root / "run"
+
+
+def _start_weights(monkeypatch) -> dict:
+    """Make ``Trainer.fit`` record the state it starts from instead of training."""
+    seen: dict = {}
+
+    def record(self, *args):
+        seen["weights"] = {k: v.clone() for k, v in self.model.state_dict().items()}
+        seen["step"], seen["optimizer_state"] = self.step, dict(self.optimizer.state)
+        seen["lr"] = self.scheduler.get_last_lr()[0]
+        seen["layouts"] = [layout.name for layout in self.data.layouts]
+        return trainer_module.TrainResult(self.run_dir, self.step, self.epoch, "max_steps", None, None)
+
+    monkeypatch.setattr(trainer_module.Trainer, "fit", record)
+    return seen
+
+
+@pytest.mark.parametrize("source", ["run", "shipped"])
+def test_init_from_starts_from_the_source_weights(tmp_path, monkeypatch, tiny_data, source_run, source):
+    """Step 0 of a fine-tuning run has the source model's weights, layouts and a fresh optimizer;
+    a run directory and an exported (fp16) shipped model folder both work."""
+    path = source_run if source == "run" else SHIPPED_EN
+    loaded = load_model(path)
+    cfg = _config(tmp_path, tiny_data, model=to_dict(loaded.config.model), init_from=str(path))
+    seen = _start_weights(monkeypatch)
+    train(load_train_config(cfg), run_dir=tmp_path / "run")
+    expected = loaded.model.state_dict()
+    assert seen["weights"].keys() == expected.keys()
+    for name, value in expected.items():
+        assert torch.equal(seen["weights"][name], value), name
+    assert seen["step"] == 0 and seen["optimizer_state"] == {} and seen["lr"] < 0.003
+    assert seen["layouts"] == [layout.name for layout in loaded.layouts]
+
+
+def test_fine_tuned_run_keeps_the_source_layouts(tmp_path, tiny_data, source_run):
+    cfg = _config(tmp_path, tiny_data, max_steps=3, validation={"every_steps": 3}, init_from=str(source_run))
+    result = train(load_train_config(cfg), run_dir=tmp_path / "run")
+    assert result.step == 3
+    tuned, source = load_model(tmp_path / "run"), load_model(source_run)
+    assert tuned.layouts == source.layouts and tuned.tokenizer == source.tokenizer
+    assert tuned.config.init_from == str(source_run)
+    tuned_weights = tuned.model.state_dict()
+    assert any(not torch.equal(v, tuned_weights[k]) for k, v in source.model.state_dict().items())
+
+
+def test_init_from_another_architecture_is_refused(tmp_path, tiny_data, source_run):
+    other = {**TINY_MODEL, "transformer": {**TINY_MODEL["transformer"], "d_model": 32, "dropout": 0.0}}
+    cfg = _config(tmp_path, tiny_data, model=other, init_from=str(source_run))
+    with pytest.raises(TrainingError) as err:
+        train(load_train_config(cfg), run_dir=tmp_path / "run")
+    message = str(err.value)
+    assert str(source_run / "checkpoints" / "best.pt") in message
+    assert "model.transformer.d_model: 16 in the model file, 32 in the config" in message
+    assert "model.transformer.dropout" in message and "num_heads" not in message
+    assert not (tmp_path / "run").exists()
+    missing = _config(tmp_path, tiny_data, init_from=str(tmp_path / "nothing.pt"))
+    with pytest.raises(TrainingError, match=r"init_from: .*nothing\.pt: no such checkpoint"):
+        train(load_train_config(missing), run_dir=tmp_path / "run")
+
+
+def test_init_from_a_model_of_other_layouts_is_refused(tmp_path, tiny_data):
+    """The Russian model has no layout of the English data: the error names the file and layout."""
+    ru = ROOT / "swipe" / "resources" / "models" / "ru_yandex"
+    cfg = _config(tmp_path, tiny_data, model=to_dict(load_model(ru).config.model), init_from=str(ru))
+    with pytest.raises(TrainingError, match=r"ru_yandex/model\.pt: layout 'hws_fitted' of data\.train"):
+        train(load_train_config(cfg), run_dir=tmp_path / "run")
+
+
+def test_data_characters_outside_the_model_alphabet_are_refused(tiny_data):
+    from swipe.keyboard import bundled_layout
+    from swipe.tokenizers import CharTokenizer
+    from swipe.training.config import DataConfig
+
+    data = DataConfig(train=tiny_data["train"], val=tiny_data["val"])
+    hws, qwerty = [bundled_layout("hws_fitted")], [bundled_layout("qwerty_en")]
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    check = trainer_module.check_data_fits_model
+    check("init_from: m.pt", hws, CharTokenizer(letters), data)
+    with pytest.raises(TrainingError, match=r"init_from: m\.pt: characters '.*z.*' of data\.train"):
+        check("init_from: m.pt", hws, CharTokenizer(letters[:-1]), data)
+    with pytest.raises(TrainingError, match="layout 'hws_fitted' of data.train .* not one of"):
+        check("init_from: m.pt", qwerty, CharTokenizer(letters), data)
+
+
+def test_resume_ignores_init_from(tmp_path, tiny_data, source_run):
+    """A resumed fine-tuning run continues from its own checkpoint (the source may be gone) and
+    ends with the weights of an uninterrupted one."""
+    cfg = load_train_config(_config(tmp_path, tiny_data, max_steps=6, init_from=str(source_run)))
+    train(cfg, run_dir=tmp_path / "full")
+    train(dataclasses.replace(cfg, max_steps=3), run_dir=tmp_path / "part")
+    gone = dataclasses.replace(cfg, init_from=str(tmp_path / "deleted"))
+    result = train(gone, run_dir=tmp_path / "part", resume=True)
+    assert result.step == 6
+    full = _weights(tmp_path / "full" / "checkpoints" / "last.pt")
+    part = _weights(tmp_path / "part" / "checkpoints" / "last.pt")
+    for name in full:
+        assert torch.equal(full[name], part[name]), name
+    assert [lay.name for lay in load_model(tmp_path / "part").layouts] == ["qwerty_en", "hws_fitted"]

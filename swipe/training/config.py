@@ -282,6 +282,11 @@ class TrainConfig:
         How many ``step-*.pt`` checkpoints to keep.
     run_dir : str or None
         Default ``runs/<name>``.
+    init_from : str or None
+        Fine-tune: a checkpoint, a run directory or an exported / shipped model folder whose
+        weights the model starts from (its architecture must be ``model``; its layouts and
+        tokenizer become the run's). Optimizer, schedule and step count start fresh; ignored on
+        resume.
     """
 
     name: str
@@ -297,6 +302,7 @@ class TrainConfig:
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     keep_last_checkpoints: int = 3
     run_dir: str | None = None
+    init_from: str | None = None
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
@@ -314,6 +320,8 @@ class TrainConfig:
             self.max_epochs is not None and self.max_epochs < 1
         ):
             raise ValueError("max_steps and max_epochs must be positive")
+        if self.init_from is not None and not self.init_from:
+            raise ValueError("init_from must name a model file or directory")
 
     @property
     def resolved_run_dir(self) -> Path:

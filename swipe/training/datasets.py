@@ -224,16 +224,34 @@ def _as_list(layouts: Any) -> list[Layout]:
     return list(layouts.values()) if isinstance(layouts, dict) else list(layouts)
 
 
-def open_data(data: DataConfig) -> PreparedData:
-    """Open the built datasets named by ``data`` (after :func:`prepare_data_files`)."""
+def open_data(
+    data: DataConfig,
+    layouts: Sequence[Layout] | None = None,
+    tokenizer: CharTokenizer | None = None,
+) -> PreparedData:
+    """Open the built datasets named by ``data`` (after :func:`prepare_data_files`).
+
+    Parameters
+    ----------
+    data : DataConfig
+        The data section with ``train`` / ``val`` naming built datasets.
+    layouts, tokenizer : optional
+        The model's layouts and tokenizer when they are given (a model fine-tuned from another);
+        default: ``data.layouts`` / ``data.alphabet``, else the training dataset's.
+    """
     from swipe.data import SwipeCollator, SwipeDataset
 
     assert data.train is not None and data.val is not None
     probe = SwipeDataset(data.train)
-    stored = _as_list(probe.layouts)
-    names = data.layouts if data.layouts is not None else [layout.name for layout in stored]
-    layouts = [_layout_by_name(name, stored, data) for name in names]
-    tokenizer = CharTokenizer(data.alphabet) if data.alphabet is not None else probe.tokenizer
+    if layouts is None:
+        stored = _as_list(probe.layouts)
+        names = data.layouts if data.layouts is not None else [layout.name for layout in stored]
+        layouts = [_layout_by_name(name, stored, data) for name in names]
+    else:
+        layouts = list(layouts)
+        names = [layout.name for layout in layouts]
+    if tokenizer is None:
+        tokenizer = CharTokenizer(data.alphabet) if data.alphabet is not None else probe.tokenizer
     train = SwipeDataset(data.train, layout_names=names, tokenizer=tokenizer)
     val = SwipeDataset(data.val, layout_names=names, tokenizer=tokenizer)
     if not val.has_targets:

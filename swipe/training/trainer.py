@@ -29,16 +29,23 @@ from torch.utils.data import DataLoader
 
 from swipe.batch import Batch
 from swipe.config import save_json, to_dict
+from swipe.keyboard import Layout
+from swipe.tokenizers import CharTokenizer
 from swipe.training.checkpoint import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
+    CheckpointError,
     CheckpointFiles,
+    LoadedModel,
     capture_rng_state,
     layouts_to_grids,
     load_checkpoint,
+    load_model,
+    model_parts,
+    resolve_model_file,
     restore_rng_state,
 )
-from swipe.training.config import HIGHER_IS_BETTER, TrainConfig
+from swipe.training.config import HIGHER_IS_BETTER, DataConfig, TrainConfig
 from swipe.training.datasets import PreparedData, open_data, prepare_data_files, resolve_data_config
 from swipe.training.distributed import (
     DistInfo,
@@ -218,7 +225,10 @@ class Trainer:
         data: PreparedData,
         dist_info: DistInfo,
         device: torch.device,
+        init_state: dict[str, torch.Tensor] | None = None,
     ) -> None:
+        """Build the model, optimizer, schedule and data loader; ``init_state`` (a model state
+        dict, e.g. of the model ``config.init_from`` names) replaces the initial weights."""
         from swipe.models import build_model
 
         self.config = config
@@ -231,6 +241,8 @@ class Trainer:
 
         seed_everything(config.seed)
         model = build_model(config.model, data.layouts, data.tokenizer).to(device)
+        if init_state is not None:
+            model.load_state_dict(init_state)
         self.model = model
         if dist_info.enabled:
             model = torch.nn.parallel.DistributedDataParallel(
@@ -758,6 +770,102 @@ def _check_resume_config(saved: dict[str, Any], config: TrainConfig, run_dir: Pa
             )
 
 
+def _describe(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a section"
+    return "absent" if value is None else repr(value)
+
+
+def _differences(source: Any, config: Any, prefix: str) -> list[str]:
+    """``"key: value in the model file, value in the config"`` for each differing nested key."""
+    if isinstance(source, dict) and isinstance(config, dict):
+        keys = sorted(set(source) | set(config))
+        return [d for k in keys for d in _differences(source.get(k), config.get(k), f"{prefix}.{k}")]
+    if source == config:
+        return []
+    return [f"{prefix}: {_describe(source)} in the model file, {_describe(config)} in the config"]
+
+
+def load_init_model(config: TrainConfig) -> LoadedModel:
+    """The model ``config.init_from`` names, checked against the config.
+
+    Its ``model`` section must be the config's, and ``data.layouts`` / ``data.alphabet``, when
+    given, must be its layouts and alphabet (a fine-tuned model keeps both).
+
+    Raises
+    ------
+    TrainingError
+        Naming the model file and what differs.
+    """
+    assert config.init_from is not None
+    path = resolve_model_file(config.init_from)
+    try:
+        source = load_model(path)
+    except CheckpointError as err:
+        raise TrainingError(f"init_from: {err}") from None
+    where = f"init_from: {path}"
+    diffs = _differences(to_dict(source.config.model), to_dict(config.model), "model")
+    if diffs:
+        raise TrainingError(
+            f"{where}: the model's architecture differs from the config's 'model' section "
+            f"({'; '.join(diffs)}); a fine-tuned model keeps the architecture: copy the 'model' "
+            "section of the model's config"
+        )
+    names = [layout.name for layout in source.layouts]
+    if config.data.layouts is not None and list(config.data.layouts) != names:
+        raise TrainingError(
+            f"{where}: data.layouts {config.data.layouts} are not the model's layouts {names}; "
+            "leave data.layouts out (a fine-tuned model keeps the layouts of the model it starts from)"
+        )
+    if config.data.alphabet is not None and config.data.alphabet != source.tokenizer.alphabet:
+        raise TrainingError(
+            f"{where}: data.alphabet {config.data.alphabet!r} is not the model's alphabet "
+            f"{source.tokenizer.alphabet!r}; leave data.alphabet out"
+        )
+    return source
+
+
+def check_data_fits_model(
+    where: str, layouts: list[Layout], tokenizer: CharTokenizer, data: DataConfig
+) -> None:
+    """Every layout of the built ``data.train`` / ``data.val`` must be one of ``layouts`` (same
+    name, same keys) and every character they use must be in ``tokenizer``'s alphabet.
+
+    Raises
+    ------
+    TrainingError
+        Starting with ``where`` (the model file), naming the split, the layout or the characters.
+    """
+    from swipe.data import read_manifest
+
+    by_name = {layout.name: layout for layout in layouts}
+    for split in ("train", "val"):
+        path = getattr(data, split)
+        manifest = read_manifest(Path(path))
+        for grid in manifest.layouts:
+            layout = Layout.from_grid(grid)
+            if layout.name not in by_name:
+                raise TrainingError(
+                    f"{where}: layout {layout.name!r} of data.{split} ({path}) is not one of the "
+                    f"model's layouts {list(by_name)}"
+                )
+            if layout != by_name[layout.name]:
+                raise TrainingError(
+                    f"{where}: layout {layout.name!r} of data.{split} ({path}) has other keys or "
+                    "key positions than the model's layout of that name"
+                )
+        missing = [
+            char
+            for char, count in zip(manifest.alphabet, manifest.char_counts, strict=True)
+            if count and not tokenizer.can_encode(char)
+        ]
+        if missing:
+            raise TrainingError(
+                f"{where}: characters {''.join(missing)!r} of data.{split} ({path}) are not in the "
+                f"model's alphabet {tokenizer.alphabet!r}"
+            )
+
+
 def train(
     config: TrainConfig,
     resume: bool = False,
@@ -796,19 +904,39 @@ def train(
     try:
         _check_run_dir(run_dir, resume)
         config = dataclasses.replace(config, data=resolve_data_config(config, run_dir))
-        ckpt = load_checkpoint(CheckpointFiles(run_dir, 0).last) if resume else None
+        last = CheckpointFiles(run_dir, 0).last
+        ckpt = load_checkpoint(last) if resume else None
         if ckpt is not None:
             _check_resume_config(ckpt["config"], config, run_dir)
+        # A fine-tuned model keeps the layouts and tokenizer of the model it started from (on
+        # resume, those of the run's own checkpoint); the data may use a subset of them.
+        init_state: dict[str, torch.Tensor] | None = None
+        model_from: tuple[str, list[Layout], CharTokenizer] | None = None
+        if config.init_from is not None and ckpt is not None:
+            _, tokenizer, layouts = model_parts(ckpt, f"{last}: config:")
+            model_from = (str(last), layouts, tokenizer)
+        elif config.init_from is not None:
+            source = load_init_model(config)
+            init_state = source.model.state_dict()
+            source_file = resolve_model_file(config.init_from)
+            model_from = (f"init_from: {source_file}", source.layouts, source.tokenizer)
+            if dist_info.is_main:
+                print(f"fine-tuning {source_file} (trained {source.step} steps)")
         device = resolve_device(config, dist_info)
         if config.num_threads is not None:
             torch.set_num_threads(config.num_threads)
         # Rank 0 generates / builds the data while the others wait.
         built = prepare_data_files(config, run_dir) if dist_info.is_main else None
-        data = open_data(broadcast_object(dist_info, built))
+        built = broadcast_object(dist_info, built)
+        if model_from is None:
+            data = open_data(built)
+        else:
+            check_data_fits_model(*model_from, built)
+            data = open_data(built, model_from[1], model_from[2])
         if dist_info.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
             save_json(config, run_dir / "config.json")
-        trainer = Trainer(config, run_dir, data, dist_info, device)
+        trainer = Trainer(config, run_dir, data, dist_info, device, init_state)
         if ckpt is not None:
             trainer.load_state_dict(ckpt)
             if dist_info.is_main:
