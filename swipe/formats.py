@@ -218,6 +218,10 @@ class LayoutRegistry:
                 return None
         return layout
 
+    def registered(self, name: str) -> Layout | None:
+        """The layout called ``name`` if it is registered already (bundled ones are not looked up)."""
+        return self._by_name.get(name)
+
     def from_grid(self, grid: object, raw: bytes | None, where: str) -> Layout:
         """The layout of an inline grid; ``raw`` (its JSON text) enables the fast path."""
         if not isinstance(grid, dict):
@@ -387,12 +391,28 @@ class _Row(NamedTuple):
         return _BadRow(reason, self.prefix + (detail or reason), self.line)
 
 
+class _TextRow(NamedTuple):
+    """A jsonl row whose curve.x, .y and .t are still text (what stands between the brackets);
+    :func:`_finish_chunk` parses the numbers of a whole chunk at once."""
+
+    x: bytes
+    y: bytes
+    t: bytes
+    word: str | None
+    layout: Layout
+    text: bytes  # the whole line: parsed with json instead where the numbers are not plain decimals
+    registry: LayoutRegistry
+
+    def problem(self, reason: str, detail: str | None = None) -> _BadRow:
+        return _BadRow(reason, detail or reason)
+
+
 def _jsonl_rows(path: Path, registry: LayoutRegistry) -> Iterator[tuple[int, object]]:
-    """``(line, _Row | _BadRow)`` for each non-blank line of a jsonl file."""
+    """``(line, _Row | _TextRow | _BadRow)`` for each non-blank line of a jsonl file."""
     # Lines stay bytes until parsed: the inline grid, most of a line, is then never decoded.
     with _open_binary(path) as f:
         for lineno, text in enumerate(f, 1):
-            if not text.strip():
+            if not text or text.isspace():
                 continue
             try:
                 yield lineno, _parse_json_row(text, registry, path, lineno)
@@ -412,7 +432,10 @@ def _loads_fast(text: bytes) -> object:
     return obj
 
 
-def _parse_json_row(text: bytes, registry: LayoutRegistry, path: Path, lineno: int) -> _Row:
+def _parse_json_row(
+    text: bytes, registry: LayoutRegistry, path: Path, lineno: int, lists_as_text: bool = True
+) -> _Row | _TextRow:
+    """One jsonl row; with ``lists_as_text`` a plain good row comes back as a :class:`_TextRow`."""
     obj = None
     layout = None
     grid_key = text.find(b'"grid"')
@@ -426,12 +449,20 @@ def _parse_json_row(text: bytes, registry: LayoutRegistry, path: Path, lineno: i
         match = registry.match_raw(text, start)
         if match is not None:
             raw, layout = match
+            cut = text[:start] + b"0" + text[start + len(raw) :]
+            text_row = _text_row(cut, text, registry, layout) if lists_as_text else None
+            if text_row is not None:
+                return text_row
             try:
-                obj = _loads_fast(text[:start] + b"0" + text[start + len(raw) :])
+                obj = _loads_fast(cut)
                 if obj["curve"]["grid"] != 0:
                     obj = None
             except (ValueError, KeyError, TypeError, IndexError, StopIteration):
                 obj = None
+    elif lists_as_text:
+        text_row = _text_row(text, text, registry)
+        if text_row is not None:
+            return text_row
     if obj is None:
         layout = None
         try:
@@ -479,11 +510,76 @@ def _parse_json_row(text: bytes, registry: LayoutRegistry, path: Path, lineno: i
     return _Row(x, y, t, word, layout)
 
 
-def _concat(rows: list[_Row]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+# How a curve list's key may stand before the list's "[" (compact, or json.dumps' default).
+_LIST_KEYS = {f'"{key}"{sep}'.encode(): key for key in "xyt" for sep in (":", ": ")}
+
+
+def _text_row(
+    cut: bytes, text: bytes, registry: LayoutRegistry, layout: Layout | None = None
+) -> _TextRow | None:
+    """The row ``text`` with its curve lists left as text, or ``None`` unless it is a plain good
+    row (the full parse then decides).
+
+    ``cut`` is ``text`` with the inline grid of ``layout``, known already, replaced by ``0``;
+    without a layout, the row names its grid and ``cut`` is ``text``. ``registry`` is only read,
+    so that the full parse, should the numbers need it, still finds what it would have found.
+    """
+    # The row's only lists must be curve.x, .y and .t, flat: cut out what is inside them and
+    # parse the small rest.
+    parts = cut.split(b"[")
+    if len(parts) != 4:
+        return None
+    pieces = [parts[0]]
+    lists: dict[str, bytes] = {}
+    for before, part in zip(parts, parts[1:], strict=False):  # before ends with the key of part
+        key = _LIST_KEYS.get(before[-4:]) or _LIST_KEYS.get(before[-5:])
+        body, close, rest = part.partition(b"]")
+        if key is None or key in lists or not close:
+            return None
+        lists[key] = body
+        pieces += (b"[]", rest)
+    try:
+        obj = _loads_fast(b"".join(pieces))
+        curve = obj["curve"]
+        # The three emptied lists are the only ones left, so these are they, each under its key.
+        if curve["x"] != [] or curve["y"] != [] or curve["t"] != []:
+            return None
+        if layout is not None:
+            if curve["grid"] != 0:
+                return None
+        else:
+            name = curve.get("grid_name")
+            layout = registry.registered(name) if isinstance(name, str) and "grid" not in curve else None
+            if layout is None:
+                return None
+        word = obj.get("word")
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError, StopIteration):
+        return None
+    if word is not None:
+        if not isinstance(word, str):
+            return None
+        word = _normalize_word(word)
+        if not word:
+            return None
+    return _TextRow(lists["x"], lists["y"], lists["t"], word, layout, text, registry)
+
+
+def _full_row(path: Path, lineno: int, item: object) -> object:
+    """``item``, or for a :class:`_TextRow` what the full parse makes of its line."""
+    if not isinstance(item, _TextRow):
+        return item
+    try:
+        return _parse_json_row(item.text, item.registry, path, lineno, lists_as_text=False)
+    except _BadRow as bad:
+        return bad
+
+
+_Points = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # x, y, t and curve offsets
+
+
+def _concat(rows: list[_Row]) -> _Points:
     """Points of ``rows`` concatenated (``float64``), and the curve offsets."""
     lengths = np.fromiter((len(r.x) for r in rows), np.int64, len(rows))
-    offsets = np.zeros(len(rows) + 1, np.int64)
-    np.cumsum(lengths, out=offsets[1:])
     # One list and one conversion for all numbers (x, y, t of each row in turn) is the fastest
     # way from Python numbers to an array; then pick x, y and t out of it.
     values: list = []
@@ -491,10 +587,120 @@ def _concat(rows: list[_Row]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
         values += r.x
         values += r.y
         values += r.t
-    flat = np.fromiter(values, np.float64, len(values))
+    return _split_xyt(np.fromiter(values, np.float64, len(values)), lengths)
+
+
+def _concat_text(rows: list[_TextRow]) -> _Points | None:
+    """:func:`_concat` for text rows; ``None`` if some number is not a plain decimal or some
+    curve's lists differ in length or are empty."""
+    parsed = _parse_decimal_lists([body for r in rows for body in (r.x, r.y, r.t)])
+    if parsed is None:
+        return None
+    values, counts = parsed
+    counts = counts.reshape(-1, 3)
+    lengths = counts[:, 0]
+    if not ((counts == lengths[:, None]).all() and lengths.all()):
+        return None
+    return _split_xyt(values, lengths)
+
+
+def _split_xyt(flat: np.ndarray, lengths: np.ndarray) -> _Points:
+    """x, y and t out of ``flat`` (x, y, t of each curve in turn), and the curve offsets."""
+    offsets = np.zeros(len(lengths) + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
     x_index = np.arange(int(offsets[-1])) + np.repeat(2 * offsets[:-1], lengths)
     step = np.repeat(lengths, lengths)
     return flat[x_index], flat[x_index + step], flat[x_index + 2 * step], offsets
+
+
+_POWERS_OF_TEN = 10.0 ** np.arange(16)  # exact in float64
+_MAX_DIGITS = 15  # a mantissa of at most 15 digits is below 2**53, so exact in float64
+_JSON_SPACE = b" \t\n\r"
+_DECIMAL_CHARS = b"0123456789,-."
+# Lists parsed together: their arrays stay in the CPU cache, which makes the passes several times faster.
+_LISTS_PER_PASS = 384
+
+
+def _parse_decimal_lists(lists: list[bytes]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The numbers of JSON lists given by their insides (``b"1,-2.5,3"``), vectorised.
+
+    Parsing the curve numbers with json took most of the time of reading a file; here they are
+    read by array operations over many lists at once. Only plain decimals are read: an optional
+    minus, digits without a leading zero, an optional fraction, at most 15 digits in all,
+    whitespace only next to commas. Such a number is an exact integer over an exact power of ten,
+    and one division of exact numbers is correctly rounded, so every value equals json's bit for
+    bit.
+
+    Returns
+    -------
+    (values, counts) or None
+        ``float64`` values of all lists in turn and ``int64`` numbers per list; ``None`` if any
+        number is not a plain decimal or any list is empty (json decides those).
+    """
+    values = []
+    for begin in range(0, len(lists), _LISTS_PER_PASS):
+        text = b",".join(lists[begin : begin + _LISTS_PER_PASS]) + b","  # a comma after each number
+        if text.translate(None, _DECIMAL_CHARS):  # whitespace, or something else
+            compact = text.translate(None, _JSON_SPACE)
+            if compact.translate(None, _DECIMAL_CHARS) or not _space_only_next_to_commas(text):
+                return None  # exponents, NaN, true, null, ...
+            text = compact
+        part = _parse_decimals(text)
+        if part is None:
+            return None
+        values.append(part)
+    counts = np.fromiter(map(bytes.count, lists, itertools.repeat(b",")), np.int64, len(lists)) + 1
+    return np.concatenate(values), counts
+
+
+def _parse_decimals(text: bytes) -> np.ndarray | None:
+    """The values of ``text``, numbers each followed by a comma, made of digits, minus signs and
+    dots only; ``None`` unless all are plain decimals (see :func:`_parse_decimal_lists`)."""
+    chars = np.frombuffer(text, np.uint8)
+    ends = np.flatnonzero(chars == ord(","))
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    minus = chars[starts] == ord("-")
+    first = starts + minus  # where the digits start
+    dots = np.flatnonzero(chars == ord(".")) if b"." in text else ends[:0]
+    dotted = np.searchsorted(ends, dots)  # the number each dot is in
+    fraction_digits = np.zeros(len(ends), np.int64)
+    fraction_digits[dotted] = ends[dotted] - dots - 1
+    num_digits = ends - first
+    num_digits[dotted] -= 1
+    int_digits = num_digits - fraction_digits
+    if (
+        text.count(b"-") != np.count_nonzero(minus)  # a minus only in front
+        or (np.diff(dotted) == 0).any()  # one dot at most
+        or (fraction_digits[dotted] == 0).any()  # a digit after the dot
+        or (int_digits < 1).any()  # a digit before it, and no empty number
+        or ((chars[first] == ord("0")) & (int_digits > 1)).any()  # no leading zero
+        or (num_digits > _MAX_DIGITS).any()
+    ):
+        return None
+    # The mantissa (all digits, without the dot), summed digit column by digit column from the
+    # right: column k of a number is the k-th character before its comma in the dot-free text.
+    if len(dots):
+        chars = np.frombuffer(text.translate(None, b"."), np.uint8)
+        ends = ends - np.cumsum(fraction_digits > 0)
+    mantissas = np.zeros(len(ends))
+    position = ends - 1
+    for k in range(int(num_digits.max())):
+        column = chars[position] - ord("0")
+        column[num_digits <= k] = 0
+        mantissas += column * _POWERS_OF_TEN[k]
+        position -= 1
+    values = mantissas / _POWERS_OF_TEN[fraction_digits]
+    # json reads "-0" as the integer 0, which is +0.0; "-0.0" is -0.0.
+    np.negative(values, out=values, where=minus & ((mantissas != 0) | (fraction_digits > 0)))
+    return values
+
+
+def _space_only_next_to_commas(text: bytes) -> bool:
+    """Whether all JSON whitespace in ``text`` stands between numbers, not inside one."""
+    chars = np.frombuffer(text, np.uint8)
+    kept = np.flatnonzero(~np.isin(chars, np.frombuffer(_JSON_SPACE, np.uint8)))
+    gaps = np.diff(kept) > 1
+    return not (gaps & (chars[kept[:-1]] != ord(",")) & (chars[kept[1:]] != ord(","))).any()
 
 
 _NON_NUMERIC = "curve.x, curve.y and curve.t must hold numbers"
@@ -508,18 +714,16 @@ def _is_numeric(row: _Row) -> bool:
     )
 
 
-def _finish_chunk(
-    path: Path, items: list[tuple[int, object]], skip_bad_rows: bool, stats: ReadStats
-) -> tuple[CurveChunk | None, BadRowError | None]:
-    """Check a chunk's rows, vectorised: the good curves, and in strict mode the error of the
-    first bad row (the good curves are then those before it)."""
-    bad: dict[int, _BadRow] = {}  # position in items -> problem
+def _check_rows(items: list[tuple[int, object]], bad: dict[int, _BadRow]) -> tuple[list, _Points]:
+    """The :class:`_Row` items with curves of matching, non-zero lengths and numbers only, by
+    position, and their points; problems go into ``bad`` by position."""
     rows: list[tuple[int, _Row]] = []
     for pos, (_, item) in enumerate(items):
         if isinstance(item, _BadRow):
             bad[pos] = item
             continue
-        assert isinstance(item, _Row)
+        if not isinstance(item, _Row):
+            continue
         n = len(item.x)
         if n != len(item.y) or n != len(item.t):
             bad[pos] = item.problem(
@@ -529,28 +733,62 @@ def _finish_chunk(
             bad[pos] = item.problem("empty curve")
         else:
             rows.append((pos, item))
-    if rows:
-        try:
-            x, y, t, offsets = _concat([r for _, r in rows])
-        except (TypeError, ValueError):
-            # Some row holds a non-number (rare): find and drop it, then convert the rest.
-            for pos, r in rows:
-                if not _is_numeric(r):
-                    bad[pos] = r.problem("non-numeric value", _NON_NUMERIC)
-            rows = [(pos, r) for pos, r in rows if pos not in bad]
-            x, y, t, offsets = _concat([r for _, r in rows])
-        starts = offsets[:-1]
-        not_finite = ~(np.isfinite(x) & np.isfinite(y) & np.isfinite(t))
-        decreasing = np.zeros(len(t), bool)
-        decreasing[1:] = t[1:] < t[:-1]
-        decreasing[starts] = False
-        for mask, reason in ((not_finite, "NaN or infinite value"), (decreasing, "time decreases")):
-            if rows and mask.any():
-                for i in np.flatnonzero(np.logical_or.reduceat(mask, starts)):
-                    pos, r = rows[i]
-                    if reason.startswith("NaN") and not _is_numeric(r):  # null converts to NaN
-                        bad.setdefault(pos, r.problem("non-numeric value", _NON_NUMERIC))
-                    bad.setdefault(pos, r.problem(reason))
+    try:
+        return rows, _concat([r for _, r in rows])
+    except (TypeError, ValueError):
+        # Some row holds a non-number (rare): find and drop it, then convert the rest.
+        for pos, r in rows:
+            if not _is_numeric(r):
+                bad[pos] = r.problem("non-numeric value", _NON_NUMERIC)
+        rows = [(pos, r) for pos, r in rows if pos not in bad]
+        return rows, _concat([r for _, r in rows])
+
+
+def _merge(rows_a: list, points_a: _Points, rows_b: list, points_b: _Points) -> tuple[list, _Points]:
+    """Two sets of a chunk's curves (rows by position, and their points) as one, in chunk order."""
+    if not rows_b:
+        return rows_a, points_a
+    rows = rows_a + rows_b
+    order = np.argsort([pos for pos, _ in rows])
+    offsets_a, offsets_b = points_a[3], points_b[3]
+    lengths = np.concatenate([np.diff(offsets_a), np.diff(offsets_b)])[order]
+    sources = np.concatenate([offsets_a[:-1], offsets_b[:-1] + offsets_a[-1]])[order]
+    offsets = np.zeros(len(rows) + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    index = np.arange(int(offsets[-1])) + np.repeat(sources - offsets[:-1], lengths)
+    x, y, t = (np.concatenate([a, b])[index] for a, b in zip(points_a[:3], points_b[:3], strict=True))
+    return [rows[i] for i in order], (x, y, t, offsets)
+
+
+def _finish_chunk(
+    path: Path, items: list[tuple[int, object]], skip_bad_rows: bool, stats: ReadStats
+) -> tuple[CurveChunk | None, BadRowError | None]:
+    """Check a chunk's rows, vectorised: the good curves, and in strict mode the error of the
+    first bad row (the good curves are then those before it)."""
+    bad: dict[int, _BadRow] = {}  # position in items -> problem
+    # The numbers of text rows are parsed all at once; where that fails, the rows are parsed with
+    # json instead, for json's checks and messages.
+    text_rows = [(pos, item) for pos, (_, item) in enumerate(items) if isinstance(item, _TextRow)]
+    text_points = _concat_text([r for _, r in text_rows]) if text_rows else None
+    if text_points is None and text_rows:
+        items = [(line, _full_row(path, line, item)) for line, item in items]
+        text_rows = []
+    rows, points = _check_rows(items, bad)
+    if text_points is not None and text_rows:
+        rows, points = _merge(text_rows, text_points, rows, points)
+    x, y, t, offsets = points
+    starts = offsets[:-1]
+    not_finite = ~(np.isfinite(x) & np.isfinite(y) & np.isfinite(t))
+    decreasing = np.zeros(len(t), bool)
+    decreasing[1:] = t[1:] < t[:-1]
+    decreasing[starts] = False
+    for mask, reason in ((not_finite, "NaN or infinite value"), (decreasing, "time decreases")):
+        if rows and mask.any():
+            for i in np.flatnonzero(np.logical_or.reduceat(mask, starts)):
+                pos, r = rows[i]
+                if reason.startswith("NaN") and not _is_numeric(r):  # null converts to NaN
+                    bad.setdefault(pos, r.problem("non-numeric value", _NON_NUMERIC))
+                bad.setdefault(pos, r.problem(reason))
     chunk = None
     first_bad = min(bad) if bad else len(items)
     if rows:

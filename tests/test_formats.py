@@ -1,10 +1,12 @@
 import gzip
 import json
+import random
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from swipe import formats
 from swipe.formats import (
     BadRowError,
     Curve,
@@ -15,6 +17,7 @@ from swipe.formats import (
     read_curves,
     write_curves,
 )
+from swipe.formats import _parse_decimal_lists as parse_decimal_lists
 from swipe.keyboard import Layout, LayoutError, bundled_layout
 
 TINY = Layout.from_rows("tiny", "abc,def", 300, 200)
@@ -166,6 +169,138 @@ def test_first_bad_row_is_reported_even_when_a_later_row_fails_to_parse(tmp_path
     path = write(tmp_path / "a.jsonl", [row(), row(t=(0, 5, 1)), "{broken"])
     with pytest.raises(BadRowError, match=r"a\.jsonl:2: time decreases"):
         list(read_curves(path))
+
+
+# ---- curve numbers parsed as text, a chunk at once ------------------------------------------
+
+
+def read_everything(path, skip_bad_rows, chunk_size):
+    """All that a read gives: the chunks (points bit for bit), then the error and the stats."""
+    stats = ReadStats()
+    out = []
+    try:
+        for c in iter_curve_chunks(path, LayoutRegistry(), skip_bad_rows, stats, chunk_size):
+            points = (c.x.tobytes(), c.y.tobytes(), c.t.tobytes(), c.offsets.tolist())
+            out.append((points, c.words, [layout.name for layout in c.layouts], c.lines))
+    except BadRowError as err:
+        out.append(str(err))
+    return out, stats.curves, dict(stats.skipped)
+
+
+def assert_reads_as_json_alone(path, monkeypatch, chunk_sizes=(1, 3, 4096)):
+    """Reading ``path`` gives what it gives when json parses every row."""
+    for skip_bad_rows in (False, True):
+        for chunk_size in chunk_sizes:
+            got = read_everything(path, skip_bad_rows, chunk_size)
+            with monkeypatch.context() as m:
+                m.setattr(formats, "_text_row", lambda *args: None)
+                assert got == read_everything(path, skip_bad_rows, chunk_size)
+
+
+def json_values(lists):
+    return np.fromiter((v for text in lists for v in json.loads(f"[{text}]")), np.float64)
+
+
+def test_decimal_lists_are_parsed_bit_for_bit_as_json_parses_them():
+    rng = np.random.default_rng(0)
+    numbers = [str(v) for v in rng.integers(-(10**6), 10**6, 300)]
+    for digits in range(1, 7):
+        numbers += [f"{v:.{digits}f}" for v in rng.uniform(-5000, 5000, 100)]
+    numbers += ["0", "-0", "0.0", "-0.0", "0.5", "-0.000001", "0.00000000000001", "123456789.123456"]
+    numbers += ["999999999999999", "-999999999999999", "900719925474.993", "1" * 15]
+    lists = [",".join(numbers[i : i + 2]) for i in range(0, len(numbers), 2)]  # more than one pass
+    lists[1] = " " + lists[1].replace(",", " ,\t ") + " "
+    values, counts = parse_decimal_lists([text.encode() for text in lists])
+    assert values.tobytes() == json_values(lists).tobytes()  # -0.0 and 0.0 told apart
+    assert counts.tolist() == [len(json.loads(f"[{text}]")) for text in lists]
+
+
+ODD_NUMBERS = ["1e5", "1E-3", "-2.5e+2", "01", "-01", "00", "1 2", "1,,2", "-", "1.", ".5", "- 1", "+1"]
+ODD_NUMBERS += ["--1", "1.2.3", "true", "null", "NaN", "-Infinity", '"1"', "1234567890123456", "1" + "0" * 20]
+
+
+@pytest.mark.parametrize("odd", ODD_NUMBERS)
+def test_numbers_other_than_plain_decimals_are_left_to_json(tmp_path, monkeypatch, odd):
+    assert parse_decimal_lists([b"1,2", odd.encode()]) is None
+    odd_row = row("odd", x=(1, 2, 3)).replace('"x": [1, 2, 3]', f'"x": [1, {odd}, 3]')
+    path = write(tmp_path / "data.jsonl", [row("abc"), row("fed"), odd_row, row("ghi")])
+    assert_reads_as_json_alone(path, monkeypatch)
+
+
+TINY_GRID = json.dumps(TINY.to_grid())
+LOOKALIKES = [
+    '{"m": {"x": [1], "y": [2], "t": [3]}, "curve": {"x": 1, "y": 2, "t": 3, "grid_name": "qwerty_en"}}',
+    '{"curve": {"\\u0078": [1], "y": [2], "t": [3], "grid_name": "qwerty_en"}}',
+    '{"curve": {"x": [1], "x": [5, 6], "y": [2], "t": [3], "grid_name": "qwerty_en"}}',
+    '{"curve": {"x": [1], "y": [2], "t": [3], "grid_name": "qwerty_en"}, "m": [4]}',
+    '{"word": "\\"x\\": [1]", "curve": {"y": [2], "t": [3], "grid_name": "qwerty_en"}}',
+    '{"curve": {"x": [1], "y": [2], "t": [3], "grid_name": "qwerty_en", "grid": 0}}',
+    '{"curve": {"x" : [1], "y":[2], "t":\t[3], "grid_name": "qwerty_en"}}',
+    '{"curve": {"x": [[1]], "y": [2], "t": [3], "grid_name": "qwerty_en"}}',
+    '{"curve": {"x": [1], "y": [2], "t": [3], "grid_name": "nowhere"}}',
+    '{"curve": {"x": [1], "y": [2], "t": [3], "grid_name": 5}}',
+    '{"curve": {"x": [1], "y": [2], "t": [3], "grid_name": "qwerty_en", "gr\\u0069d": ' + TINY_GRID + "}}",
+]
+
+
+@pytest.mark.parametrize("lookalike", LOOKALIKES)
+def test_rows_that_only_look_plain_are_left_to_json(tmp_path, monkeypatch, lookalike):
+    good = row(None, x=(1,), y=(2,), t=(3,), grid_name="qwerty_en")
+    path = write(tmp_path / "data.jsonl", [good, good, lookalike, good])
+    assert_reads_as_json_alone(path, monkeypatch)
+
+
+def test_layouts_are_registered_as_when_json_reads_every_row(tmp_path, monkeypatch):
+    # Only a row that is read whole registers the bundled layout it names.
+    broken = row(None, grid_name="qwerty_en").replace("[10, 20, 30]", "[10,, 30]")
+    own = Layout.from_rows("qwerty_en", "abc,def", 300, 200).to_grid()
+    path = write(tmp_path / "data.jsonl", [broken, row(grid=own)])
+    assert_reads_as_json_alone(path, monkeypatch)
+    assert len(list(read_curves(path, skip_bad_rows=True))) == 1
+
+
+def test_lists_with_spaces_give_the_curves_compact_lists_give(tmp_path):
+    curves = [dict(word="abc", x=(1.5, -2, 30), y=(0, 0.25, 7), t=(0, 10, 20)), dict(x=[1], y=[2], t=[3])]
+    compact = [row(**c).replace(", ", ",").replace(": ", ":") for c in curves]
+    spaced = [row(**c).replace("[", "[ ").replace(", ", " ,\t") for c in curves]
+    files = [write(tmp_path / "compact.jsonl", compact), write(tmp_path / "spaced.jsonl", spaced)]
+    got = [list(read_curves(path)) for path in files]
+    for a, b in zip(*got, strict=True):
+        assert [v.tobytes() for v in a[:3]] == [v.tobytes() for v in b[:3]]
+        assert a[3:] == b[3:]
+    np.testing.assert_array_equal(got[1][0].x, [1.5, -2, 30])
+
+
+OTHER = Layout.from_rows("other", "ab,cd", 300, 200)
+GRIDS = [f'"grid": {json.dumps(layout.to_grid())}' for layout in (TINY, OTHER)] + ['"grid_name": "tiny"']
+
+
+def random_row(rng: random.Random) -> str:
+    """A row, mostly good, with the odd number, field order, grid form or flaw."""
+    n = rng.choice([1, 2, 5])
+    values = [[str(rng.randint(-99, 999)) for _ in range(n)] for _ in "xy"]
+    values.append([str(v) for v in sorted(rng.randint(0, 500) for _ in range(n))])
+    values[0][0] = rng.choice([values[0][0], f"{rng.uniform(-50, 500):.2f}", rng.choice(ODD_NUMBERS)])
+    if rng.random() < 0.05:
+        values[2].reverse()
+    if rng.random() < 0.05:
+        values[1] = values[1][:-1]
+    sep = rng.choice([",", ", "])
+    fields = [f'"{key}": [{sep.join(v)}]' for key, v in zip("xyt", values, strict=True)]
+    fields.append(rng.choice(GRIDS + ['"grid_name": "qwerty_en"']))
+    if rng.random() < 0.2:
+        rng.shuffle(fields)
+    if rng.random() < 0.03:
+        fields.append('"x": []')
+    word = rng.choice(['"abc"', '"abc"', '"\\u0451\u0436"', '"x[y]"', '""', "7"])
+    text = f'{{"word": {word}, "curve": {{{", ".join(fields)}}}}}'
+    return text[: rng.randrange(len(text))] if rng.random() < 0.03 else text
+
+
+def test_rows_read_as_json_alone_reads_them(tmp_path, monkeypatch):
+    rng = random.Random(0)
+    path = write(tmp_path / "mixed.jsonl", [random_row(rng) for _ in range(60)])
+    assert_reads_as_json_alone(path, monkeypatch, chunk_sizes=(1, 4, 16, 4096))
 
 
 HWS_HEADER = "sentence timestamp keyb_width keyb_height event x_pos y_pos x_radius y_radius angle word is_err"
