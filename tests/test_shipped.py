@@ -173,3 +173,37 @@ def test_finetune_real_scores_the_held_out_half_as_eval_real_does(tmp_path, caps
                            "--prior-weights", "0.5", "--held-out", "even", *common]) == 0
     (row,) = table_rows(capsys.readouterr().out)
     assert untouched[2:4] == [row[5], row[6]]  # swipe_mrr, accuracy@1 on the even rows
+
+
+# ---- bench/ensemble_real.py ----------------------------------------------------------------------
+
+
+def test_ensemble_real_fits_on_the_odd_rows_and_scores_the_even_rows(tmp_path, capsys):
+    from bench import ensemble_real
+    from swipe.aggregate import apply, load_ensemble
+
+    layout = bundled_layout("hws_fitted")
+    write_training_checkpoint(tmp_path / "best.pt", [layout], d_model=16, seed=3)
+    words = ["the", "help", "then", "hello", "the", "help", "then", "hello"]
+    write_curves(tmp_path / "real.jsonl", words, layout)
+    (tmp_path / "lex.txt").write_text("the\t100\nhelp\t50\nthen\t20\nhello\t10\n", "utf-8")
+    work = tmp_path / "work"
+    assert ensemble_real.main(["--model", str(tmp_path / "best.pt"), "--data", str(tmp_path / "real.jsonl"),
+                               "--lexicon", str(tmp_path / "lex.txt"), "--work", str(work)]) == 0
+    out = capsys.readouterr().out
+    header, neural, shark2, ensemble = table_rows(out)
+    assert header[0] == "predictor"
+    assert [r[0].split()[0] for r in (neural, shark2, ensemble)] == ["neural:", "SHARK2:", "ensemble"]
+    # Each row scores the even half's predictions file of its predictor.
+    files = [work / "neural_even.pkl", work / "shark2_even.pkl", work / "ensemble_even.pkl"]
+    for row, path in zip((neural, shark2, ensemble), files, strict=True):
+        s = score_predictions(read_predictions(path)).overall
+        assert row[1:] == ["4", f"{s.swipe_mrr:.4f}", f"{s.accuracy:.4f}", f"{s.recall_at_4:.4f}"]
+        assert read_predictions(path).targets == ["help", "hello", "help", "hello"]
+    # The weights were fitted on the odd half and are those applied to the even half.
+    fitted = load_ensemble(work / "ensemble.json")
+    assert fitted.fitted_on.endswith("tune.jsonl:odd") and abs(sum(fitted.weights) - 1) < 1e-9
+    members = [read_predictions(work / "neural_even.pkl"), read_predictions(work / "shark2_even.pkl")]
+    assert apply(fitted, members).candidates == read_predictions(work / "ensemble_even.pkl").candidates
+    assert f"method {fitted.method}, weights neural {fitted.weights[0]:.4f}" in out
+    assert ensemble_real.main(["--data", str(tmp_path / "missing.jsonl")]) == 2

@@ -56,8 +56,11 @@ class Run(NamedTuple):
 
 
 def run_baseline(config: DTWConfig | Shark2Config, layout: Layout, lexicon: Lexicon, lexicon_name: str,
-                 curves: list[Curve], data_file: str) -> Run:
-    """Build the baseline that ``config`` configures and decode ``curves`` with it, one at a time."""
+                 curves: list[Curve], data_file: str, split: str = "all") -> Run:
+    """Build the baseline that ``config`` configures and decode ``curves`` with it, one at a time.
+
+    ``data_file`` and ``split`` name the curves in the predictions' metadata (``swipe.aggregate``
+    merges only predictions of the same data file and split)."""
     started = time.perf_counter()
     decoder: DTWDecoder | Shark2Decoder
     if isinstance(config, DTWConfig):
@@ -80,7 +83,7 @@ def run_baseline(config: DTWConfig | Shark2Config, layout: Layout, lexicon: Lexi
             "generator_options": options,
             "layout_names": [layout.name],
             "data_file": data_file,
-            "split": "all",
+            "split": split,
         },
     )
     vocabulary = set(decoder.templates.words)

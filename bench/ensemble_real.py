@@ -1,0 +1,160 @@
+"""A neural model and the SHARK2 matcher ensembled on real swipes, fitted on one half. One table.
+
+    nice -n 10 python bench/ensemble_real.py                      # the shipped English model
+    nice -n 10 python bench/ensemble_real.py --model runs/a --work /tmp/ens
+
+The rows of the data file (default: the 800 real English swipes of
+``../shared/data/hws_real_en_dev.jsonl`` on layout ``hws_fitted``) are split by 1-based row number,
+as ``bench/finetune_real.py`` splits them: odd rows fit the ensemble, even rows are held out. Both
+members decode both halves into predictions files:
+
+- the neural model (default: the shipped English model) with ``predict.py`` (beam search, beam 8,
+  lexicon prior weight 0.6, lexicon ``en``);
+- the SHARK2-style template matcher (``bench/baselines/shark2.py``) with its default settings, which
+  were tuned on the odd rows (``bench/baselines/run_baselines.py``).
+
+``swipe.aggregate.fit`` (method auto) chooses the ensemble's score normalisation and weights on the
+odd half; ``swipe.aggregate.apply`` merges the even half with them. The table scores each member
+alone and the ensemble on the even half, where nothing was chosen.
+
+Everything is written under ``--work`` (default: a temporary directory, removed at the end): the
+halves ``tune.jsonl`` and ``held_out.jsonl``, the predictions ``neural_odd.pkl``,
+``shark2_odd.pkl``, ``neural_even.pkl``, ``shark2_even.pkl``, the fitted ``ensemble.json`` and the
+merged ``ensemble_even.pkl`` (``python evaluate.py`` scores any of them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.baselines.common import DEFAULT_LAYOUT, read_labelled_curves  # noqa: E402
+from bench.baselines.run_baselines import run_baseline  # noqa: E402
+from bench.baselines.shark2 import Shark2Config  # noqa: E402
+from bench.eval_real import DEFAULT_DATA  # noqa: E402
+from bench.finetune_real import DEFAULT_MODEL, split_rows  # noqa: E402
+from swipe.aggregate import EnsembleError, apply, fit, save_ensemble  # noqa: E402
+from swipe.formats import BadRowError  # noqa: E402
+from swipe.keyboard import LayoutError, bundled_layout  # noqa: E402
+from swipe.lexicon import LexiconError, load_lexicon  # noqa: E402
+from swipe.metrics import Scores, score_predictions  # noqa: E402
+from swipe.predict import main as predict_main  # noqa: E402
+from swipe.predictions import Predictions, read_predictions, write_predictions  # noqa: E402
+
+HALVES = ("odd", "even")
+
+
+class MemberError(Exception):
+    """A member could not decode a half (its own message went to stderr)."""
+
+
+def predict_neural(args: argparse.Namespace, data: Path, split: str, out: Path) -> None:
+    """Decode ``data`` with the neural model exactly as ``predict.py`` does, into ``out``."""
+    code = predict_main([
+        "--checkpoint", str(args.model), "--data", str(data), "--split", split, "--lexicon", args.lexicon,
+        "--generator", "beam", "--beam-size", str(args.beam_size), "--prior-weight", str(args.prior_weight),
+        "--out", str(out), "--overwrite", "--quiet",
+    ])
+    if code != 0:
+        raise MemberError(f"predict.py failed on {data} (exit status {code})")
+
+
+def predict_shark2(args: argparse.Namespace, data: Path, split: str, out: Path) -> None:
+    """Decode ``data`` with the SHARK2 matcher at its default (tuned) settings, into ``out``."""
+    layout = bundled_layout(args.layout)
+    curves = read_labelled_curves(data, layout)
+    run = run_baseline(Shark2Config(), layout, load_lexicon(args.lexicon), args.lexicon, curves, str(data),
+                       split)
+    write_predictions(out, run.predictions, overwrite=True)
+
+
+def format_table(rows: Sequence[tuple[str, Scores]]) -> str:
+    """A markdown table: one row per predictor, its Swipe MRR, accuracy@1 and recall@4."""
+    lines = ["| predictor | rows | Swipe MRR | accuracy@1 | recall@4 |", "|---|---|---|---|---|"]
+    for label, s in rows:
+        lines.append(f"| {label} | {s.num_scored} | {s.swipe_mrr:.4f} | {s.accuracy:.4f} "
+                     f"| {s.recall_at_4:.4f} |")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace, work: Path) -> int:
+    work.mkdir(parents=True, exist_ok=True)
+    halves = dict(zip(HALVES, split_rows(args.data, work), strict=True))
+    predictions: dict[tuple[str, str], Predictions] = {}
+    for member, predict in (("neural", predict_neural), ("shark2", predict_shark2)):
+        start = time.perf_counter()
+        for split, data in halves.items():
+            path = work / f"{member}_{split}.pkl"
+            predict(args, data, split, path)
+            predictions[member, split] = read_predictions(path)  # what swipe.aggregate would read
+        print(f"{member}: both halves decoded in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+
+    names = ["neural", "shark2"]
+    ensemble = fit([predictions[m, "odd"] for m in names], "auto", [f"{m}_odd.pkl" for m in names])
+    save_ensemble(work / "ensemble.json", ensemble, overwrite=True)
+    merged = apply(ensemble, [predictions[m, "even"] for m in names], [f"{m}_even.pkl" for m in names])
+    write_predictions(work / "ensemble_even.pkl", merged, overwrite=True)
+
+    rows = [
+        (f"neural: {args.model}, beam {args.beam_size}, prior {args.prior_weight:g}",
+         predictions["neural", "even"]),
+        ("SHARK2: default settings (tuned on the odd rows)", predictions["shark2", "even"]),
+        ("ensemble of the two (fitted on the odd rows)", merged),
+    ]
+    print(f"data: {args.data} (rows 1-based: odd fit the ensemble, even held out); lexicon {args.lexicon}; "
+          f"one torch thread (torch {torch.__version__})")
+    print()
+    print(format_table([(label, score_predictions(p).overall) for label, p in rows]))
+    print()
+    weights = ", ".join(f"{m} {w:.4f}" for m, w in zip(names, ensemble.weights, strict=True))
+    fitted = ", ".join(f"{m} {s:.4f}" for m, s in zip(names, ensemble.member_swipe_mrr, strict=True))
+    print(f"ensemble: method {ensemble.method}, weights {weights}; Swipe MRR on the odd rows (fit): "
+          f"ensemble {ensemble.validation_swipe_mrr:.4f}, {fitted}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    arg = parser.add_argument
+    arg("--model", default=os.path.relpath(DEFAULT_MODEL),
+        help="checkpoint, run directory or exported model folder (default: the shipped English model)")
+    arg("--data", type=Path, default=DEFAULT_DATA, help=f"raw real swipes (default: {DEFAULT_DATA})")
+    arg("--layout", default=DEFAULT_LAYOUT, help=f"bundled layout of the swipes (default {DEFAULT_LAYOUT})")
+    arg("--lexicon", default="en", help="'en', 'ru' or a word-list file, for both members (default en)")
+    arg("--beam-size", type=int, default=8, help="beam size of the neural model (default 8)")
+    arg("--prior-weight", type=float, default=0.6, help="neural model's lexicon prior weight (default 0.6)")
+    arg("--work", type=Path, help="keep the halves, predictions and ensemble here (default: temporary)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.data.is_file():
+        print(f"ensemble_real.py: error: {args.data}: no such data file", file=sys.stderr)
+        return 2
+    torch.set_num_threads(1)
+    try:
+        if args.work is not None:
+            return run(args, args.work)
+        with tempfile.TemporaryDirectory(prefix="ensemble-real-") as tmp:
+            return run(args, Path(tmp))
+    except (MemberError, EnsembleError, BadRowError, LayoutError, LexiconError) as err:
+        print(f"ensemble_real.py: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
