@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from test_export import write_curves, write_training_checkpoint
 
@@ -127,15 +129,21 @@ def test_eval_real_reads_a_built_synthetic_validation_set(tmp_path, capsys):
     assert eval_real.main([str(tmp_path / "missing.pt")]) == 2
 
 
-def test_eval_real_scores_what_predict_and_evaluate_score(tmp_path, capsys):
-    from bench import eval_real
-
+def write_real_swipes(tmp_path: Path) -> list[str]:
+    """A tiny random model (``best.pt``), 8 curves of 4 words (``real.jsonl``) and a lexicon of those
+    words in ``tmp_path``; returns the ``--data`` / ``--lexicon`` options naming them."""
     layout = bundled_layout("hws_fitted")
     write_training_checkpoint(tmp_path / "best.pt", [layout], d_model=16, seed=3)
     words = ["the", "help", "then", "hello", "the", "help", "then", "hello"]
     write_curves(tmp_path / "real.jsonl", words, layout)
     (tmp_path / "lex.txt").write_text("the\t100\nhelp\t50\nthen\t20\nhello\t10\n", "utf-8")
-    common = ["--data", str(tmp_path / "real.jsonl"), "--lexicon", str(tmp_path / "lex.txt")]
+    return ["--data", str(tmp_path / "real.jsonl"), "--lexicon", str(tmp_path / "lex.txt")]
+
+
+def test_eval_real_scores_what_predict_and_evaluate_score(tmp_path, capsys):
+    from bench import eval_real
+
+    common = write_real_swipes(tmp_path)
     assert predict_main(["--checkpoint", str(tmp_path / "best.pt"), "--beam-size", "3", "--prior-weight",
                          "0.5", "--out", str(tmp_path / "preds.pkl"), "--quiet", *common]) == 0
     expected = score_predictions(read_predictions(tmp_path / "preds.pkl")).overall
@@ -153,12 +161,7 @@ def test_eval_real_scores_what_predict_and_evaluate_score(tmp_path, capsys):
 def test_finetune_real_scores_the_held_out_half_as_eval_real_does(tmp_path, capsys):
     from bench import eval_real, finetune_real
 
-    layout = bundled_layout("hws_fitted")
-    write_training_checkpoint(tmp_path / "best.pt", [layout], d_model=16, seed=3)
-    words = ["the", "help", "then", "hello", "the", "help", "then", "hello"]
-    write_curves(tmp_path / "real.jsonl", words, layout)
-    (tmp_path / "lex.txt").write_text("the\t100\nhelp\t50\nthen\t20\nhello\t10\n", "utf-8")
-    common = ["--data", str(tmp_path / "real.jsonl"), "--lexicon", str(tmp_path / "lex.txt")]
+    common = write_real_swipes(tmp_path)
     assert finetune_real.main(["--model", str(tmp_path / "best.pt"), "--steps", "2", "--batch-size", "2",
                                "--beam-size", "3", "--prior-weight", "0.5", "--work", str(tmp_path / "work"),
                                *common]) == 0
@@ -182,14 +185,9 @@ def test_ensemble_real_fits_on_the_odd_rows_and_scores_the_even_rows(tmp_path, c
     from bench import ensemble_real
     from swipe.aggregate import apply, load_ensemble
 
-    layout = bundled_layout("hws_fitted")
-    write_training_checkpoint(tmp_path / "best.pt", [layout], d_model=16, seed=3)
-    words = ["the", "help", "then", "hello", "the", "help", "then", "hello"]
-    write_curves(tmp_path / "real.jsonl", words, layout)
-    (tmp_path / "lex.txt").write_text("the\t100\nhelp\t50\nthen\t20\nhello\t10\n", "utf-8")
+    common = write_real_swipes(tmp_path)
     work = tmp_path / "work"
-    assert ensemble_real.main(["--model", str(tmp_path / "best.pt"), "--data", str(tmp_path / "real.jsonl"),
-                               "--lexicon", str(tmp_path / "lex.txt"), "--work", str(work)]) == 0
+    assert ensemble_real.main(["--model", str(tmp_path / "best.pt"), "--work", str(work), *common]) == 0
     out = capsys.readouterr().out
     header, neural, shark2, ensemble = table_rows(out)
     assert header[0] == "predictor"
