@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from swipe.batch import SwipeBatch
 from swipe.config import to_dict
+from swipe.data.resample import ResampleConfig
 from swipe.decoding import GENERATORS, GeneratorError, LexiconTrie, build_generator, generator_options
 from swipe.decoding.generators import BeamOptions, Candidate, GreedyOptions, IncrementalModel
 from swipe.predictions import Predictions, write_predictions
@@ -291,12 +292,21 @@ class DatasetCurves:
         The model's layouts, in layout-id order; every layout of the dataset must be among them.
     max_points : int or None
         Thin longer curves to this many points, as the model was trained (``data.max_points``).
+    resample : ResampleConfig or None
+        Resample curves as the model was trained (``data.resample``).
     """
 
-    def __init__(self, path: str | Path, layouts: Sequence[Any], max_points: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        layouts: Sequence[Any],
+        max_points: int | None = None,
+        resample: ResampleConfig | None = None,
+    ) -> None:
         self.path = str(path)
         self.layouts = list(layouts)
         self.max_points = max_points
+        self.resample = resample
         self._dataset: Any = None
         self._collator: Any = None
 
@@ -321,7 +331,8 @@ class DatasetCurves:
         if self._collator is None:
             from swipe.data import SwipeCollator
 
-            self._collator = SwipeCollator(self.layouts, self.dataset.tokenizer, self.max_points)
+            tokenizer = self.dataset.tokenizer
+            self._collator = SwipeCollator(self.layouts, tokenizer, self.max_points, self.resample)
         batch = self._collator([self.dataset[i] for i in indices])
         return batch.swipe, batch.swipe_pad_mask
 
@@ -330,6 +341,7 @@ class DatasetCurves:
             "path": self.path,
             "layouts": self.layouts,
             "max_points": self.max_points,
+            "resample": self.resample,
             "_dataset": None,
             "_collator": None,
         }
@@ -552,7 +564,9 @@ def run(args: argparse.Namespace) -> Predictions:
 
     with tempfile.TemporaryDirectory(prefix="swipe-predict-") as workdir:
         dataset_dir = _open_data(inputs.data, args, Path(workdir), loaded.layouts)
-        curves = DatasetCurves(dataset_dir, loaded.layouts, loaded.config.data.max_points)
+        curves = DatasetCurves(
+            dataset_dir, loaded.layouts, loaded.config.data.max_points, loaded.config.data.resample
+        )
         job = DecodeJob(loader, curves, args.generator, checked, trie, args.device)
         candidates = decode(job, args.batch_size, args.num_workers, args.max_batch_points,
                             progress=not args.quiet)

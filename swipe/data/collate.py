@@ -10,6 +10,7 @@ from torch import Tensor
 
 from swipe.batch import FEATURE_NAMES, Batch, SwipeBatch
 from swipe.data.dataset import SwipeItem
+from swipe.data.resample import ResampleConfig, resample_curve
 from swipe.keyboard import Layout
 from swipe.tokenizers import CharTokenizer
 
@@ -85,10 +86,16 @@ class SwipeCollator:
         Curves with more points are thinned to this many, evenly spaced by index (first and last
         kept). Bounds the memory and time of the few very long curves, whose attention cost grows
         with the square of their length. ``None`` keeps every point.
+    resample : ResampleConfig or None
+        Resample every curve first (:mod:`swipe.data.resample`); ``None`` keeps the logged points.
     """
 
     def __init__(
-        self, layouts: Sequence[Layout], tokenizer: CharTokenizer, max_points: int | None = None
+        self,
+        layouts: Sequence[Layout],
+        tokenizer: CharTokenizer,
+        max_points: int | None = None,
+        resample: ResampleConfig | None = None,
     ) -> None:
         if not layouts:
             raise ValueError("SwipeCollator needs at least one layout")
@@ -97,6 +104,7 @@ class SwipeCollator:
         self.layouts = list(layouts)
         self.tokenizer = tokenizer
         self.max_points = max_points
+        self.resample = resample
         self._names = [layout.name for layout in self.layouts]
         self._key_size = torch.tensor(
             [[lay.key_width, lay.key_height] for lay in self.layouts], dtype=torch.float32
@@ -119,6 +127,8 @@ class SwipeCollator:
             raise ValueError("cannot collate an empty batch")
         for item in items:
             self._check(item)
+        if self.resample is not None:
+            items = [self._resample(item, self.resample) for item in items]
         if self.max_points is not None:
             items = [self._thin(item, self.max_points) for item in items]
         size = len(items)
@@ -148,6 +158,14 @@ class SwipeCollator:
         decoder_input, target, tokens_pad_mask = self._tokens(items)
         index = torch.tensor([item.index for item in items], dtype=torch.int64)
         return Batch(swipe, pad_mask, decoder_input, target, tokens_pad_mask, index)
+
+    def _resample(self, item: SwipeItem, config: ResampleConfig) -> SwipeItem:
+        layout = self.layouts[item.layout_id]
+        scale = 1.0 / item.coord_scale
+        x, y, t = resample_curve(item.x * scale, item.y * scale, item.t, layout.key_width, config)
+        return item._replace(
+            x=x * item.coord_scale, y=y * item.coord_scale, t=t, nearest_keys=layout.nearest_keys(x, y)
+        )
 
     @staticmethod
     def _thin(item: SwipeItem, max_points: int) -> SwipeItem:

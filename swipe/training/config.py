@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from swipe.config import load_json
+from swipe.data.resample import ResampleConfig
 from swipe.models.config import ModelConfig
 from swipe.synth import SynthConfig
 
@@ -84,6 +85,10 @@ class DataConfig:
         Curves with more points are thinned to this many evenly spaced points when batched
         (bounds the memory of very long curves); ``predict.py`` thins the same way. ``None``
         keeps every point.
+    resample : ResampleConfig or None
+        Resample every curve onto a regular grid of time or path length before its features are
+        computed (:mod:`swipe.data.resample`), in training and in ``predict.py`` alike; ``None``
+        keeps the logged points.
     batch_size : int
         Curves per micro-batch (per process under DDP).
     val_batch_size : int or None
@@ -101,6 +106,7 @@ class DataConfig:
     cache_dir: str | None = None
     skip_bad_rows: bool = False
     max_points: int | None = None
+    resample: ResampleConfig | None = None
     batch_size: int = 256
     val_batch_size: int | None = None
     num_workers: int = 0

@@ -256,5 +256,5 @@ def open_data(
     val = SwipeDataset(data.val, layout_names=names, tokenizer=tokenizer)
     if not val.has_targets:
         raise DataError(f"data.val: {data.val} has no target words; validation needs them")
-    collator = SwipeCollator(layouts, tokenizer, data.max_points)
+    collator = SwipeCollator(layouts, tokenizer, data.max_points, data.resample)
     return PreparedData(data, train, val, layouts, tokenizer, collator)
