@@ -55,8 +55,14 @@ STATISTICS = {
     "ms_per_key_width": "duration / ideal length (ms per key width), >= 2 keys",
     "path_over_ideal": "path length / ideal length, >= 2 keys",
     "start_dist": "first point to first key centre (key widths)",
+    "start_dx": "first point - first key centre, x (key widths)",
+    "start_dy": "first point - first key centre, y (key heights)",
     "end_dist": "last point to last key centre (key widths)",
+    "end_dx": "last point - last key centre, x (key widths)",
+    "end_dy": "last point - last key centre, y (key heights)",
     "inner_dist": "closest approach to inner keys' centres (key widths)",
+    "inner_dx": "closest approach to inner keys' centres, |x| (key widths)",
+    "inner_dy": "closest approach to inner keys' centres, |y| (key heights)",
     "median_dt_ms": "median time between points (ms)",
     "first_dt_ms": "time from the first to the second point (ms)",
     "last_dt_ms": "time from the last but one to the last point (ms)",
@@ -92,6 +98,7 @@ def synthesize(words: list[str], layout: Layout, reps: int, seed: int, config: S
 
 def swipe_stats(swipes: list[Swipe], layout: Layout) -> Stats:
     unit = layout.key_width
+    height = layout.key_height
     values: dict[str, list[float]] = {name: [] for name in STATISTICS}
     profiles = []
     nan = float("nan")
@@ -110,13 +117,23 @@ def swipe_stats(swipes: list[Swipe], layout: Layout) -> Stats:
         values["ms_per_key_width"].append(duration / ideal if multi else nan)
         values["path_over_ideal"].append(path / ideal if multi else nan)
         values["start_dist"].append(np.hypot(s.x[0] - centres[0, 0], s.y[0] - centres[0, 1]) / unit)
+        values["start_dx"].append((s.x[0] - centres[0, 0]) / unit)
+        values["start_dy"].append((s.y[0] - centres[0, 1]) / height)
         values["end_dist"].append(np.hypot(s.x[-1] - centres[-1, 0], s.y[-1] - centres[-1, 1]) / unit)
+        values["end_dx"].append((s.x[-1] - centres[-1, 0]) / unit)
+        values["end_dy"].append((s.y[-1] - centres[-1, 1]) / height)
         inner = centres[1:-1]
         if len(inner):
-            d = np.hypot(s.x[:, None] - inner[:, 0], s.y[:, None] - inner[:, 1]).min(axis=0) / unit
-            values["inner_dist"].append(float(np.mean(d)))
+            dx_inner, dy_inner = s.x[:, None] - inner[:, 0], s.y[:, None] - inner[:, 1]
+            closest = np.hypot(dx_inner, dy_inner).argmin(axis=0)
+            columns = np.arange(len(inner))
+            values["inner_dist"].append(float(np.mean(np.hypot(dx_inner, dy_inner)[closest, columns])) / unit)
+            values["inner_dx"].append(float(np.mean(np.abs(dx_inner[closest, columns]))) / unit)
+            values["inner_dy"].append(float(np.mean(np.abs(dy_inner[closest, columns]))) / height)
         else:
             values["inner_dist"].append(nan)
+            values["inner_dx"].append(nan)
+            values["inner_dy"].append(nan)
         values["median_dt_ms"].append(float(np.median(dt)) if len(dt) else nan)
         values["first_dt_ms"].append(float(dt[0]) if len(dt) else nan)
         values["last_dt_ms"].append(float(dt[-1]) if len(dt) else nan)

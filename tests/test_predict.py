@@ -42,14 +42,17 @@ def write_curves(path: Path, words: list[str | None], seed: int = 0, layout: Lay
             f.write(json.dumps(row) + "\n")
 
 
-def write_checkpoint(path: Path, val: str, seed: int = 0, layout: Layout = LAYOUT) -> None:
+def write_checkpoint(
+    path: Path, val: str, seed: int = 0, layout: Layout = LAYOUT, resample: dict | None = None
+) -> None:
     """A checkpoint of a tiny randomly initialised model, in the trainer's format."""
     model_config = preset("small")
     arch = dataclasses.replace(model_config.transformer, d_model=32, num_encoder_layers=1,
                                num_decoder_layers=1, num_heads=2, dim_feedforward=32)
     model_config = dataclasses.replace(model_config, transformer=arch)
     config = from_dict(TrainConfig, {"name": "tiny", "model": to_dict(model_config), "max_steps": 1,
-                                     "data": {"train": val, "val": val}, "lexicon": "en"})
+                                     "data": {"train": val, "val": val, "resample": resample},
+                                     "lexicon": "en"})
     torch.manual_seed(seed)
     model = build_model(model_config, [layout], TOKENIZER)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,6 +124,19 @@ def test_workers_give_the_same_output(project):
     assert main(common + ["--out", "b.pkl", "--num-workers", "2"]) == 0
     a, b = read_predictions(project.root / "a.pkl"), read_predictions(project.root / "b.pkl")
     assert a.candidates == b.candidates and a.targets == b.targets
+
+
+def test_curves_are_resampled_as_the_model_was_trained(project):
+    resampled = project.root / "resampled.pt"
+    write_checkpoint(resampled, "val.jsonl", resample={"mode": "path", "step": 0.3, "keep_time": False})
+    common = ["--lexicon", "lex.txt", "--batch-size", "3", "--quiet"]
+    assert main(common + ["--out", "plain.pkl"]) == 0
+    assert main(common + ["--out", "a.pkl", "--checkpoint", str(resampled)]) == 0
+    assert main(common + ["--out", "b.pkl", "--checkpoint", str(resampled), "--num-workers", "2"]) == 0
+    plain, a, b = (read_predictions(project.root / name) for name in ("plain.pkl", "a.pkl", "b.pkl"))
+    # The same weights see other points; worker processes resample too.
+    assert a.candidates != plain.candidates
+    assert a.candidates == b.candidates
 
 
 @pytest.mark.parametrize(
