@@ -63,6 +63,8 @@ STATISTICS = {
     "inner_dist": "closest approach to inner keys' centres (key widths)",
     "inner_dx": "closest approach to inner keys' centres, |x| (key widths)",
     "inner_dy": "closest approach to inner keys' centres, |y| (key heights)",
+    "left_dx": "closest approach to keys in the left 40 %, x (key widths)",
+    "right_dx": "closest approach to keys in the right 40 %, x (key widths)",
     "median_dt_ms": "median time between points (ms)",
     "first_dt_ms": "time from the first to the second point (ms)",
     "last_dt_ms": "time from the last but one to the last point (ms)",
@@ -134,6 +136,13 @@ def swipe_stats(swipes: list[Swipe], layout: Layout) -> Stats:
             values["inner_dist"].append(nan)
             values["inner_dx"].append(nan)
             values["inner_dy"].append(nan)
+        # Signed x offset of the closest approach to each key, averaged per side of the keyboard.
+        gaps_x = s.x[:, None] - centres[:, 0]
+        nearest = np.hypot(gaps_x, s.y[:, None] - centres[:, 1]).argmin(axis=0)
+        offsets = gaps_x[nearest, np.arange(len(centres))] / unit
+        for name, side in (("left_dx", centres[:, 0] < 0.4 * layout.width),
+                           ("right_dx", centres[:, 0] > 0.6 * layout.width)):
+            values[name].append(float(offsets[side].mean()) if side.any() else nan)
         values["median_dt_ms"].append(float(np.median(dt)) if len(dt) else nan)
         values["first_dt_ms"].append(float(dt[0]) if len(dt) else nan)
         values["last_dt_ms"].append(float(dt[-1]) if len(dt) else nan)

@@ -57,6 +57,10 @@ class SynthConfig:
         Standard deviation of the offset shared by all targets of a curve.
     scale_std : float
         Standard deviation of a per-curve relative scale of the layout about its centre.
+    device_scale_x, device_scale_x_std : float
+        Median and log standard deviation of a per-curve horizontal scale of the whole keyboard
+        about its left edge: touch logs of devices with narrower or wider keyboards than the
+        layout, each in its own pixels (real swipes hit the right-hand keys left of their centres).
     sloppiness : float
         Log standard deviation of a per-curve factor on the target noise and the overlap of
         movements (careful and sloppy writers).
@@ -119,6 +123,8 @@ class SynthConfig:
     shift_std_x: float = 0.16
     shift_std_y: float = 0.12
     scale_std: float = 0.03
+    device_scale_x: float = 1.0
+    device_scale_x_std: float = 0.0
     sloppiness: float = 0.3
     corner_overshoot: float = 0.11
     bow_std: float = 0.09
@@ -166,6 +172,8 @@ class SynthConfig:
             raise ValueError("overlap + overlap_spread must be below 1")
         if self.fitts_a_ms + self.fitts_b_ms <= 0:
             raise ValueError("fitts_a_ms + fitts_b_ms must be positive")
+        if self.device_scale_x <= 0:
+            raise ValueError(f"device_scale_x must be positive, got {self.device_scale_x}")
 
 
 class SynthCurve(NamedTuple):
@@ -291,6 +299,10 @@ def synthesize_curve(
     sloppy = float(np.exp(c.sloppiness * z0[6]))
     noise = z[1:, 0:2] * (miss * sloppy) * (c.target_std_x, c.target_std_y) * geo.key_sizes[targets]
     points = (geo.centers[targets] - half) * (1.0 + c.scale_std * z0[0]) + (half + shift) + noise
+    if c.device_scale_x != 1.0 or c.device_scale_x_std > 0:
+        # Drawn only when used, so that curves of the default settings stay as they were.
+        spread = c.device_scale_x_std * float(np.clip(rng.standard_normal(), -3.0, 3.0))
+        points[:, 0] *= c.device_scale_x * float(np.exp(spread))
     start_dwell = c.start_dwell_ms * float(dwell[0])
     if repeated[0]:
         start_dwell += c.repeat_dwell_ms * float(dwell[1])

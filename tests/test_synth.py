@@ -32,6 +32,19 @@ def test_same_seed_same_curve_other_seed_differs(hws) -> None:
     assert a.x.dtype == np.float32 and a.y.dtype == np.float32 and a.t.dtype == np.float64
 
 
+def test_device_scale_narrows_the_keyboard_about_its_left_edge(hws) -> None:
+    def mean_x(config: SynthConfig) -> float:
+        rng = np.random.default_rng(0)
+        return float(np.mean([synthesize_curve("pool", hws, rng, config).x.mean() for _ in range(40)]))
+
+    plain = mean_x(SynthConfig())
+    assert mean_x(SynthConfig(device_scale_x=0.8)) == pytest.approx(0.8 * plain, rel=0.03)
+    # A log-normal spread about the median scale.
+    assert mean_x(SynthConfig(device_scale_x=0.8, device_scale_x_std=0.1)) < 0.85 * plain
+    with pytest.raises(ValueError, match="device_scale_x"):
+        SynthConfig(device_scale_x=0.0)
+
+
 def test_points_stay_near_the_keyboard(hws) -> None:
     rng = np.random.default_rng(0)
     margin_x, margin_y = 0.5 * hws.key_width + 0.5, 0.5 * hws.key_height + 0.5  # + rounding to pixels
