@@ -330,6 +330,25 @@ def test_a_moved_run_directory_resumes(tmp_path):
     assert saved["data"]["train"] == str(tmp_path / "new" / "data" / "train")
 
 
+def test_synthetic_data_recorded_before_a_new_generator_parameter_is_reused(tmp_path):
+    """A dataset whose recorded settings lack a generator parameter added since (at its default)
+    is the same data; a changed parameter is refused."""
+    from swipe.training.datasets import DataError, prepare_data_files
+
+    synthetic = {"synthetic": {"layouts": ["qwerty_en"], "lexicon": "en", "num_train": 16, "num_val": 4}}
+    cfg = load_train_config(_config(tmp_path, synthetic))
+    prepare_data_files(cfg, tmp_path / "run")
+    sidecar = tmp_path / "run" / "data" / "train.synth.json"
+    recorded = json.loads(sidecar.read_text())
+    del recorded["synthetic"]["generator"]["device_scale_x_std"]
+    sidecar.write_text(json.dumps(recorded))
+    prepare_data_files(cfg, tmp_path / "run")  # reused, not refused
+    changed = dict(synthetic["synthetic"], generator={"device_scale_x_std": 0.1})
+    cfg = load_train_config(_config(tmp_path, {"synthetic": changed}))
+    with pytest.raises(DataError, match="other synthetic settings"):
+        prepare_data_files(cfg, tmp_path / "run")
+
+
 # ---- fine-tuning (init_from) --------------------------------------------------------------------
 
 SHIPPED_EN = ROOT / "swipe" / "resources" / "models" / "en_hws"

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
-from swipe.config import to_dict
+from swipe.config import ConfigError, from_dict, to_dict
 from swipe.keyboard import Layout, bundled_layout, load_layouts_file
 from swipe.tokenizers import CharTokenizer
 from swipe.training.config import DataConfig, SyntheticConfig, TrainConfig
@@ -132,6 +132,20 @@ def _synth_layouts(synthetic: SyntheticConfig, data: DataConfig) -> list[Layout]
     return [extra[name] if name in extra else bundled_layout(name) for name in synthetic.layouts]
 
 
+def _same_synthetic_settings(stored: Any, settings: dict[str, Any]) -> bool:
+    """Whether a dataset's recorded settings are ``settings``. The recorded section is read back as
+    a config, so that generator parameters added since (whose defaults generate as before) match."""
+    if not isinstance(stored, dict) or set(stored) != set(settings):
+        return False
+    try:
+        stored_synthetic = from_dict(SyntheticConfig, stored["synthetic"])
+    except ConfigError:
+        return False
+    expected = from_dict(SyntheticConfig, settings["synthetic"])
+    others_match = all(stored[k] == settings[k] for k in settings if k != "synthetic")
+    return others_match and stored_synthetic == expected
+
+
 def _generate(
     split: str, out: Path, count: int, seed: int, synthetic: SyntheticConfig, data: DataConfig
 ) -> None:
@@ -146,7 +160,7 @@ def _generate(
                 f"{out} exists but was not generated from a 'synthetic' section; remove it or set "
                 f"data.{split} to another directory"
             )
-        if json.loads(sidecar.read_text("utf-8")) != settings:
+        if not _same_synthetic_settings(json.loads(sidecar.read_text("utf-8")), settings):
             raise DataError(
                 f"{out} was generated with other synthetic settings ({sidecar}); remove it or set "
                 f"data.{split} to another directory"
