@@ -63,12 +63,14 @@ def fine_tune_config(
     seed: int,
 ) -> TrainConfig:
     """The training config of the fine-tuning run: the source's architecture, loss settings and
-    curve thinning; one CPU thread; validation (on the fine-tuning half) only at the end."""
+    curve resampling and thinning; one CPU thread; validation (on the fine-tuning half) only at the
+    end."""
     source = load_model(model_file).config
     return from_dict(TrainConfig, {
         "name": "finetune_real",
         "model": to_dict(source.model),
         "data": {"train": str(tune_dir), "val": str(tune_dir), "max_points": source.data.max_points,
+                 "resample": to_dict(source.data.resample) if source.data.resample else None,
                  "batch_size": batch_size},
         "lexicon": source.lexicon,
         "max_steps": steps,
