@@ -24,6 +24,7 @@ from swipe.models import (
     build_model,
     preset,
 )
+from swipe.models.attention import MultiHeadAttention
 from swipe.tokenizers import CharTokenizer
 
 
@@ -254,6 +255,83 @@ def test_decode_step_matches_full_decoding_after_select(arch: str) -> None:
             assert state.num_curves == len(curves)
             assert state.beams_per_curve == (2 if phase == 0 else 3)
         assert type(state.select(torch.zeros(2, 1, dtype=torch.int64))) is type(state)
+
+
+def without_dropout(model: EncoderDecoder) -> EncoderDecoder:
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+        if isinstance(module, MultiHeadAttention):
+            module.dropout = 0.0
+    return model
+
+
+def modules_and_fast_paths(
+    model: EncoderDecoder, swipe: SwipeBatch, mask: torch.Tensor, tokens: torch.Tensor
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Memory and step-by-step logits, in training mode (the modules) and in eval mode (the
+    encoder's and the decoder step's fast paths)."""
+    out = []
+    for training in (True, False):
+        model.train(training)
+        with torch.no_grad():
+            memory = model.encode(swipe, mask)
+            state, logits = None, []
+            for i in range(tokens.shape[1]):
+                step = model.decode_step(tokens[:, i], memory, mask, state)
+                logits.append(step.logits)
+                state = step.state
+        out.append((memory, torch.stack(logits, 1)))
+    return out
+
+
+@pytest.mark.parametrize("arch", ["transformer-postnorm", "transformer-prenorm", "transformer-silu"])
+def test_eval_fast_paths_follow_every_change_of_the_weights(arch: str) -> None:
+    """In eval mode the transformer encoder and decoder step run on weights gathered once (fused,
+    transposed, post-norm residual biases folded) and kept on the model: they compute what the
+    modules compute, also after a parameter is changed in place, replaced, or the model is moved
+    to another dtype."""
+    model = without_dropout(tiny_model(arch))
+    swipe, mask = make_swipes([9, 6], [0, 1])
+    tokens, _ = make_tokens([5, 5])
+
+    def check(dtype: torch.dtype = torch.float32) -> None:
+        (memory, logits), (fast_memory, fast_logits) = modules_and_fast_paths(model, swipe, mask, tokens)
+        assert fast_memory.dtype == fast_logits.dtype == dtype
+        torch.testing.assert_close(fast_memory, memory, **TOL)
+        torch.testing.assert_close(fast_logits, logits, **TOL)
+
+    check()
+    check()  # the kept weights
+    with torch.no_grad():
+        model.decoder.layers[0].cross_attn.out.bias.add_(0.5)
+        model.decoder.layers[1].feed_forward.linear2.bias.sub_(0.3)
+        model.encoder.layers[1].feed_forward.linear1.weight.mul_(1.5)
+    check()
+    model.decoder.layers[1].norm3.bias = torch.nn.Parameter(torch.full((16,), 0.2))
+    model.encoder.layers[0].self_attn.query.bias = torch.nn.Parameter(torch.full((16,), -0.1))
+    check()
+    model.double()
+    check(torch.float64)
+
+
+def test_eval_fast_paths_of_a_model_made_under_inference_mode() -> None:
+    """Parameters made under ``torch.inference_mode`` keep no version counter: the fast paths
+    then gather the weights at every call, and still follow in-place changes."""
+    with torch.inference_mode():
+        model = tiny_model("transformer-postnorm")
+        swipe, mask = make_swipes([8], [2])
+        tokens, _ = make_tokens([4])
+        for _ in range(2):
+            memory = model.encode(swipe, mask)
+            state, logits = None, []
+            for i in range(tokens.shape[1]):
+                step = model.decode_step(tokens[:, i], memory, mask, state)
+                logits.append(step.logits)
+                state = step.state
+            expected = model.decode(tokens, memory, mask, None)
+            torch.testing.assert_close(torch.stack(logits, 1), expected, **TOL)
+            model.decoder.layers[0].norm2.bias.add_(0.5)
 
 
 @pytest.mark.parametrize("arch", ["transformer-postnorm", "lstm"])

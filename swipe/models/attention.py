@@ -1,11 +1,17 @@
-"""Multi-head attention and feed-forward blocks shared by the encoders and the decoder."""
+"""Multi-head attention and feed-forward blocks shared by the encoders and the decoder, and the
+weight gathering of their eval-mode fast paths."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Callable, Literal, NamedTuple, TypeVar
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+W = TypeVar("W")
+
+_ACTIVATIONS: dict[type, Callable[[Tensor], Tensor]] = {nn.ReLU: torch.relu, nn.GELU: F.gelu, nn.SiLU: F.silu}
 
 
 class MultiHeadAttention(nn.Module):
@@ -33,6 +39,14 @@ class MultiHeadAttention(nn.Module):
     def _heads(self, x: Tensor) -> Tensor:
         b, n, d = x.shape
         return x.view(b, n, self.num_heads, d // self.num_heads).transpose(1, 2)
+
+    def fused_projection(self) -> tuple[Tensor, Tensor]:
+        """Weight ``(3 * D, D)`` and bias of the query and key/value projections in one (for
+        self-attention: queries, keys and values in one product)."""
+        return (
+            torch.cat((self.query.weight, self.key_value.weight)),
+            torch.cat((self.query.bias, self.key_value.bias)),
+        )
 
     def keys_values(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Project ``x`` ``(B, S, D)`` to per-head keys and values, each ``(B, H, S, D / H)``."""
@@ -76,6 +90,10 @@ class FeedForward(nn.Module):
         self.activation = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}[activation]()
         self.dropout = nn.Dropout(dropout)
 
+    def activation_function(self) -> Callable[[Tensor], Tensor]:
+        """The activation as a plain function (for functional fast paths)."""
+        return _ACTIVATIONS[type(self.activation)]
+
     def forward(self, x: Tensor) -> Tensor:
         h = self.activation(self.linear1(x))
         return self.linear2(self.dropout(h) if self.training else h)
@@ -90,3 +108,39 @@ def optional_attention_mask(pad_mask: Tensor) -> Tensor | None:
     """:func:`key_padding_to_attention_mask`, or None where nothing is padded (a single swipe):
     attention without a mask is the faster path."""
     return key_padding_to_attention_mask(pad_mask) if bool(pad_mask.any()) else None
+
+
+class _CachedWeights(NamedTuple):
+    modules: list[nn.Module]
+    key: tuple[tuple[int, int], ...]
+    weights: Any
+
+
+def inference_weights(module: nn.Module, build: Callable[[], W]) -> W:
+    """``build()``: ``module``'s weights gathered for an eval-mode fast path (fused projections,
+    plain tensors instead of module attribute lookups).
+
+    Without gradients the result is kept on the module and rebuilt only when one of its
+    parameters changes (in place, replaced, or moved to another device or dtype): gathering costs
+    about as much as a decoding step. With gradients enabled it is built anew each time, so that
+    gradients reach the parameters, and so it is for parameters created under
+    ``torch.inference_mode``, whose in-place changes cannot be told.
+    """
+    if torch.is_grad_enabled():
+        return build()
+    cached: _CachedWeights | None = getattr(module, "_inference_weights", None)
+    # The parameters are read from their modules at every call (a replaced parameter is seen);
+    # `module.parameters()` would cost more than the rest of a decoding step's bookkeeping.
+    modules = cached.modules if cached is not None else list(module.modules())
+    try:
+        key = tuple(
+            (p.data_ptr(), p._version) for m in modules for p in m._parameters.values() if p is not None
+        )
+    except RuntimeError:  # inference tensors keep no version counter
+        return build()
+    if cached is None or cached.key != key:
+        # Plain tensors even when first built under inference_mode, usable outside it.
+        with torch.inference_mode(False), torch.no_grad():
+            cached = _CachedWeights(modules, key, build())
+        module._inference_weights = cached
+    return cached.weights

@@ -8,7 +8,7 @@ and expand hypotheses.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
@@ -18,17 +18,18 @@ from torch import Tensor, nn
 from swipe.models.attention import (
     FeedForward,
     MultiHeadAttention,
+    inference_weights,
     key_padding_to_attention_mask,
     optional_attention_mask,
 )
 from swipe.models.config import RNNLikeConfig, TransformerLikeConfig
-from swipe.models.embedders import sinusoidal_positions
+from swipe.models.embedders import PositionTable
 
 
 class LayerCache(NamedTuple):
     """Keys and values of one decoder layer, each ``(rows, H, S, D / H)``: self-attention over the
     tokens decoded so far (a row per hypothesis) and cross-attention over the memory (a row per
-    curve)."""
+    curve). The teacher-forced (and training-mode) path passes these between layers."""
 
     self_key: Tensor
     self_value: Tensor
@@ -37,20 +38,100 @@ class LayerCache(NamedTuple):
 
 
 class StepWeights(NamedTuple):
-    """One decoder layer's weights as its incremental step uses them, gathered once per search:
-    a step is a few dozen tiny ops, and reading each weight through its module costs about as
-    much as one of them. The self-attention's query and key/value projections are fused."""
+    """One decoder layer's weights as its incremental step uses them: a step is a few dozen tiny
+    ops, and reading each weight through its module costs about as much as one of them.
+
+    Each projection is kept as ``(W^T, b)`` with ``W^T`` contiguous, the form ``torch.addmm``
+    reads fastest: on 8 rows, with the weights out of cache as they are at every step, it takes
+    about two thirds of the time of ``F.linear``. The self-attention's query and key/value
+    projections are fused; ``memory_key_value`` projects the memory once per search. The three
+    residual branches' output projections (``self_out``, ``cross_out``, ``feed_forward_out``)
+    have a bias of None where it has been folded into the residual stream
+    (:func:`fold_residual_biases`, post-norm decoders).
+    """
 
     self_qkv: tuple[Tensor, Tensor]
-    self_out: tuple[Tensor, Tensor]
+    self_out: tuple[Tensor, Tensor | None]
+    memory_key_value: tuple[Tensor, Tensor]
     cross_query: tuple[Tensor, Tensor]
-    cross_out: tuple[Tensor, Tensor]
+    cross_out: tuple[Tensor, Tensor | None]
     feed_forward_in: tuple[Tensor, Tensor]
-    feed_forward_out: tuple[Tensor, Tensor]
+    feed_forward_out: tuple[Tensor, Tensor | None]
     activation: Callable[[Tensor], Tensor]
     norms: tuple[tuple[Tensor, Tensor, float], ...]
     norm_first: bool
     num_heads: int
+
+
+def fold_residual_biases(
+    layers: Sequence[StepWeights], embedding: Tensor
+) -> tuple[tuple[StepWeights, ...], Tensor]:
+    """Post-norm layers' step weights with the residual branches' output biases folded away.
+
+    In a post-norm layer each residual branch adds ``f W^T + b`` to a stream ``x`` that is the
+    output of a layer norm (or, for the first layer's self-attention, the token embedding plus
+    positions). Adding ``b`` there instead (to that layer norm's bias, or to every embedding row)
+    and subtracting ``W' b`` from the bias of each projection ``W'`` that reads ``x`` computes the
+    same values up to float rounding, and turns each branch's product, bias and addition into one
+    ``addmm(x, f, W^T)``: three ops fewer per layer and step.
+
+    Returns
+    -------
+    tuple
+        The layers' weights and the token embedding, folded.
+    """
+    layers = list(layers)
+    for i, w in enumerate(layers):
+        self_bias, cross_bias, ff_bias = w.self_out[1], w.cross_out[1], w.feed_forward_out[1]
+        if i == 0:
+            embedding = embedding + self_bias
+        else:
+            before = layers[i - 1]
+            (nw, nb, eps) = before.norms[2]
+            layers[i - 1] = before._replace(norms=(*before.norms[:2], (nw, nb + self_bias, eps)))
+        (n1w, n1b, e1), (n2w, n2b, e2), n3 = w.norms
+        layers[i] = w._replace(
+            self_qkv=_bias_minus(w.self_qkv, self_bias),
+            self_out=(w.self_out[0], None),
+            cross_query=_bias_minus(w.cross_query, cross_bias),
+            cross_out=(w.cross_out[0], None),
+            feed_forward_in=_bias_minus(w.feed_forward_in, ff_bias),
+            feed_forward_out=(w.feed_forward_out[0], None),
+            norms=((n1w, n1b + cross_bias, e1), (n2w, n2b + ff_bias, e2), n3),
+        )
+    return tuple(layers), embedding
+
+
+def _bias_minus(projection: tuple[Tensor, Tensor], shift: Tensor) -> tuple[Tensor, Tensor]:
+    """``(W^T, b - W shift)``: the projection of ``x - shift`` written as one of ``x``."""
+    weight_t, bias = projection
+    return weight_t, bias - shift @ weight_t
+
+
+class DecoderWeights(NamedTuple):
+    """The whole decoder's weights for the eval-mode step (:meth:`TransformerDecoder.step_weights`).
+
+    Attributes
+    ----------
+    embedding : Tensor
+        ``(vocab_size, D)`` token embedding.
+    layers : tuple of StepWeights
+        Per layer.
+    final_norm : tuple or None
+        ``(weight, bias, eps)`` of the final layer norm (pre-norm), None (post-norm).
+    output : tuple of Tensor
+        The output layer's ``W^T`` and bias.
+    """
+
+    embedding: Tensor
+    layers: tuple[StepWeights, ...]
+    final_norm: tuple[Tensor, Tensor, float] | None
+    output: tuple[Tensor, Tensor]
+
+
+def _transposed(weight: Tensor) -> Tensor:
+    """``W^T`` of a ``(out, in)`` weight, contiguous: the right operand of ``x W^T``."""
+    return weight.t().contiguous()
 
 
 def _beam_rows(beam_indices: Tensor, beams_per_curve: int) -> Tensor:
@@ -58,6 +139,8 @@ def _beam_rows(beam_indices: Tensor, beams_per_curve: int) -> Tensor:
     ``beams_per_curve`` rows)."""
     if beam_indices.dim() != 2:
         raise ValueError(f"beam_indices must be (num_curves, beams), got shape {tuple(beam_indices.shape)}")
+    if beam_indices.size(0) == 1:
+        return beam_indices[0]
     offsets = torch.arange(beam_indices.size(0), device=beam_indices.device) * beams_per_curve
     return (beam_indices + offsets[:, None]).reshape(-1)
 
@@ -71,7 +154,8 @@ def _curve_rows(curve_indices: Tensor, beams_per_curve: int) -> Tensor:
 
 
 class TransformerDecoderState(NamedTuple):
-    """The transformer decoder's key/value cache.
+    """The transformer decoder's key/value cache, each layer's keys and values in one tensor, so
+    that appending a position or reordering the hypotheses is one copy per layer.
 
     Hypotheses are grouped by curve: rows ``c * beams_per_curve .. (c + 1) * beams_per_curve - 1``
     of the self-attention cache are the hypotheses of curve ``c``, and they all read the curve's
@@ -79,32 +163,41 @@ class TransformerDecoderState(NamedTuple):
 
     Attributes
     ----------
-    layers : tuple of LayerCache
-        Per layer: self-attention keys/values ``(C * beams_per_curve, H, S, D / H)`` and the
-        memory's keys/values ``(C, H, T, D / H)``.
+    self_caches : tuple of Tensor
+        Per layer, ``(C * beams_per_curve, 2, H, S, D / H)``: per hypothesis, the keys (index 0)
+        and values (index 1) of the ``S`` tokens decoded so far.
+    memory_caches : tuple of Tensor
+        Per layer, ``(C, 2, H, T, D / H)``: per curve, the memory's keys and values.
     memory_mask : Tensor or None
         ``(C, 1, 1, T)`` bool, ``True`` at real (attendable) memory positions; None where no
         curve has padding (a single swipe), which spares the masking.
     beams_per_curve : int
         Hypotheses per curve.
-    step_weights : tuple of StepWeights or None
-        Per layer, its weights gathered once per search for the eval-mode step; None in
-        training mode.
+    weights : DecoderWeights
+        The decoder's weights for the eval-mode step, gathered at the first step.
     """
 
-    layers: tuple[LayerCache, ...]
+    self_caches: tuple[Tensor, ...]
+    memory_caches: tuple[Tensor, ...]
     memory_mask: Tensor | None
     beams_per_curve: int
-    step_weights: tuple[StepWeights, ...] | None = None
+    weights: DecoderWeights
 
     @property
     def length(self) -> int:
         """Number of tokens decoded so far."""
-        return self.layers[0].self_key.shape[2]
+        return self.self_caches[0].shape[3]
 
     @property
     def num_curves(self) -> int:
-        return self.layers[0].memory_key.shape[0]
+        return self.memory_caches[0].shape[0]
+
+    def layer_caches(self) -> tuple[LayerCache, ...]:
+        """Per layer, its keys/values as :class:`LayerCache` views."""
+        return tuple(
+            LayerCache(own[:, 0], own[:, 1], memory[:, 0], memory[:, 1])
+            for own, memory in zip(self.self_caches, self.memory_caches, strict=True)
+        )
 
     def select(self, beam_indices: Tensor) -> TransformerDecoderState:
         """Reorder / expand the hypotheses of every curve, keeping the curves.
@@ -116,26 +209,20 @@ class TransformerDecoderState(NamedTuple):
             ``beam_indices[c, j]`` (in ``0 .. beams_per_curve - 1``) of the same curve.
         """
         rows = _beam_rows(beam_indices, self.beams_per_curve)
-        layers = tuple(
-            LayerCache(c.self_key.index_select(0, rows), c.self_value.index_select(0, rows), *c[2:])
-            for c in self.layers
+        return self._replace(
+            self_caches=tuple(c.index_select(0, rows) for c in self.self_caches),
+            beams_per_curve=beam_indices.size(1),
         )
-        return self._replace(layers=layers, beams_per_curve=beam_indices.size(1))
 
     def select_curves(self, curve_indices: Tensor) -> TransformerDecoderState:
         """Keep only curves ``curve_indices`` ``(C',)`` (all their hypotheses), in that order."""
         rows = _curve_rows(curve_indices, self.beams_per_curve)
-        layers = tuple(
-            LayerCache(
-                c.self_key.index_select(0, rows),
-                c.self_value.index_select(0, rows),
-                c.memory_key.index_select(0, curve_indices),
-                c.memory_value.index_select(0, curve_indices),
-            )
-            for c in self.layers
-        )
         mask = None if self.memory_mask is None else self.memory_mask.index_select(0, curve_indices)
-        return self._replace(layers=layers, memory_mask=mask)
+        return self._replace(
+            self_caches=tuple(c.index_select(0, rows) for c in self.self_caches),
+            memory_caches=tuple(c.index_select(0, curve_indices) for c in self.memory_caches),
+            memory_mask=mask,
+        )
 
 
 class RNNDecoderState(NamedTuple):
@@ -274,18 +361,16 @@ class TransformerDecoderLayer(nn.Module):
     def step_weights(self) -> StepWeights:
         """This layer's weights for :func:`decoder_layer_step`."""
         sa, ca, ff = self.self_attn, self.cross_attn, self.feed_forward
-        activation = {nn.ReLU: torch.relu, nn.GELU: F.gelu, nn.SiLU: F.silu}[type(ff.activation)]
+        qkv_weight, qkv_bias = sa.fused_projection()
         return StepWeights(
-            self_qkv=(
-                torch.cat((sa.query.weight, sa.key_value.weight)),
-                torch.cat((sa.query.bias, sa.key_value.bias)),
-            ),
-            self_out=(sa.out.weight, sa.out.bias),
-            cross_query=(ca.query.weight, ca.query.bias),
-            cross_out=(ca.out.weight, ca.out.bias),
-            feed_forward_in=(ff.linear1.weight, ff.linear1.bias),
-            feed_forward_out=(ff.linear2.weight, ff.linear2.bias),
-            activation=activation,
+            self_qkv=(_transposed(qkv_weight), qkv_bias),
+            self_out=(_transposed(sa.out.weight), sa.out.bias),
+            memory_key_value=(_transposed(ca.key_value.weight), ca.key_value.bias),
+            cross_query=(_transposed(ca.query.weight), ca.query.bias),
+            cross_out=(_transposed(ca.out.weight), ca.out.bias),
+            feed_forward_in=(_transposed(ff.linear1.weight), ff.linear1.bias),
+            feed_forward_out=(_transposed(ff.linear2.weight), ff.linear2.bias),
+            activation=ff.activation_function(),
             norms=tuple((n.weight, n.bias, n.eps) for n in (self.norm1, self.norm2, self.norm3)),
             norm_first=self.norm_first,
             num_heads=sa.num_heads,
@@ -293,36 +378,66 @@ class TransformerDecoderLayer(nn.Module):
 
 
 def decoder_layer_step(
-    w: StepWeights, x: Tensor, cache: LayerCache, memory_mask: Tensor | None, beams_per_curve: int
-) -> tuple[Tensor, LayerCache]:
+    w: StepWeights, x: Tensor, self_cache: Tensor, memory_cache: Tensor, memory_mask: Tensor | None,
+    beams_per_curve: int,
+) -> tuple[Tensor, Tensor]:
     """:meth:`TransformerDecoderLayer.forward` of one new position per row, in eval mode, written
-    with functional ops on the layer's :class:`StepWeights`: ``x`` ``(C * K, D)``."""
+    with functional ops on the layer's :class:`StepWeights`.
+
+    Parameters
+    ----------
+    w : StepWeights
+        The layer's weights.
+    x : Tensor
+        ``(C * K, D)`` the new position of every hypothesis.
+    self_cache : Tensor
+        ``(C * K, 2, H, S, D / H)`` keys (index 0) and values (index 1) of the positions before.
+    memory_cache : Tensor
+        ``(C, 2, H, T, D / H)`` the memory's keys and values.
+    memory_mask : Tensor or None
+        ``(C, 1, 1, T)`` attend-allowed memory positions, or None.
+    beams_per_curve : int
+        ``K``.
+
+    Returns
+    -------
+    tuple of Tensor
+        The layer's output ``(C * K, D)`` and ``self_cache`` with the new position appended.
+    """
     n, d = x.shape
     heads, k = w.num_heads, beams_per_curve
     (w1, b1, e1), (w2, b2, e2), (w3, b3, e3) = w.norms
     h = torch.layer_norm(x, (d,), w1, b1, e1) if w.norm_first else x
-    qkv = F.linear(h, *w.self_qkv).view(n, 3, heads, 1, d // heads)
-    key, value = _extend(cache.self_key, qkv[:, 1]), _extend(cache.self_value, qkv[:, 2])
-    cache = LayerCache(key, value, cache.memory_key, cache.memory_value)
-    attended = F.scaled_dot_product_attention(qkv[:, 0], key, value).reshape(n, d)
-    x = x + F.linear(attended, *w.self_out)
+    qkv = _project(h, *w.self_qkv).view(n, 3, heads, 1, d // heads)
+    self_cache = torch.cat((self_cache, qkv[:, 1:]), dim=3)  # keys and values in one copy
+    attended = F.scaled_dot_product_attention(qkv[:, 0], *self_cache.unbind(1))
+    x = _add_projection(x, attended.reshape(n, d), *w.self_out)
     if w.norm_first:
         h = torch.layer_norm(x, (d,), w2, b2, e2)
     else:
         x = h = torch.layer_norm(x, (d,), w1, b1, e1)
     # The K hypotheses of a curve are the queries of one attention over the curve's memory.
-    query = F.linear(h, *w.cross_query).view(n // k, k, heads, d // heads)
-    cross = F.scaled_dot_product_attention(
-        query.transpose(1, 2), cache.memory_key, cache.memory_value, attn_mask=memory_mask
-    )
-    x = x + F.linear(cross.transpose(1, 2).reshape(n, d), *w.cross_out)
+    query = _project(h, *w.cross_query).view(n // k, k, heads, d // heads).transpose(1, 2)
+    cross = F.scaled_dot_product_attention(query, *memory_cache.unbind(1), attn_mask=memory_mask)
+    x = _add_projection(x, cross.transpose(1, 2).reshape(n, d), *w.cross_out)
     if w.norm_first:
         h = torch.layer_norm(x, (d,), w3, b3, e3)
     else:
         x = h = torch.layer_norm(x, (d,), w2, b2, e2)
-    x = x + F.linear(w.activation(F.linear(h, *w.feed_forward_in)), *w.feed_forward_out)
-    return (x if w.norm_first else torch.layer_norm(x, (d,), w3, b3, e3)), cache
+    x = _add_projection(x, w.activation(_project(h, *w.feed_forward_in)), *w.feed_forward_out)
+    return (x if w.norm_first else torch.layer_norm(x, (d,), w3, b3, e3)), self_cache
 
+
+def _project(x: Tensor, weight_t: Tensor, bias: Tensor) -> Tensor:
+    """``F.linear(x, W, b)`` of ``(rows, in)`` ``x`` from ``W^T``."""
+    return torch.addmm(bias, x, weight_t)
+
+
+def _add_projection(x: Tensor, a: Tensor, weight_t: Tensor, bias: Tensor | None) -> Tensor:
+    """``x + F.linear(a, W, b)`` from ``W^T``: one op where the bias has been folded away."""
+    if bias is None:
+        return torch.addmm(x, a, weight_t)
+    return x + torch.addmm(bias, a, weight_t)
 
 
 class TransformerDecoder(nn.Module):
@@ -346,38 +461,37 @@ class TransformerDecoder(nn.Module):
     ) -> None:
         super().__init__()
         self.d_model = config.d_model
+        self.num_heads = config.num_heads
+        self.norm_first = config.norm_first
         self.token_embedding = nn.Embedding(vocab_size, config.d_model, padding_idx=pad_id)
         self.dropout = nn.Dropout(config.dropout)
         self.layers = nn.ModuleList(TransformerDecoderLayer(config) for _ in range(config.num_decoder_layers))
         self.norm = nn.LayerNorm(config.d_model) if config.norm_first else nn.Identity()
         self.output = nn.Linear(config.d_model, num_output_tokens)
-        self._position_table: Tensor | None = None
+        self.positions = PositionTable(config.d_model)
 
     def _embed(self, tokens: Tensor, offset: int) -> Tensor:
         x = self.token_embedding(tokens)
-        x = x + self._positions(offset, tokens.shape[1], x)
+        x = x + self.positions.rows(offset, tokens.shape[1], x)
         return self.dropout(x) if self.training else x
 
-    def _positions(self, offset: int, length: int, like: Tensor) -> Tensor:
-        """Rows ``offset .. offset + length - 1`` of the positional encoding, from a table kept
-        between calls (an incremental step needs one row)."""
-        table = self._position_table
-        end = offset + length
-        if table is None or table.shape[0] < end or table.device != like.device or table.dtype != like.dtype:
-            # A plain tensor even when first needed under inference_mode: training reuses it.
-            with torch.inference_mode(False), torch.no_grad():
-                table = sinusoidal_positions(max(end, 64), self.d_model, 0, like.device, like.dtype)
-            self._position_table = table
-        return table[offset:end]
+    def _build_step_weights(self) -> DecoderWeights:
+        norm = self.norm
+        final_norm = (norm.weight, norm.bias, norm.eps) if isinstance(norm, nn.LayerNorm) else None
+        layers = tuple(layer.step_weights() for layer in self.layers)
+        embedding = self.token_embedding.weight
+        if not self.norm_first:
+            layers, embedding = fold_residual_biases(layers, embedding)
+        return DecoderWeights(
+            embedding=embedding,
+            layers=layers,
+            final_norm=final_norm,
+            output=(_transposed(self.output.weight), self.output.bias),
+        )
 
-    def _run(
-        self, x: Tensor, state: TransformerDecoderState, self_mask: Tensor | None
-    ) -> tuple[Tensor, TransformerDecoderState]:
-        caches = []
-        for layer, cache in zip(self.layers, state.layers, strict=True):
-            x, cache = layer(x, cache, self_mask, state.memory_mask, state.beams_per_curve)
-            caches.append(cache)
-        return self.output(self.norm(x)), state._replace(layers=tuple(caches))
+    def step_weights(self) -> DecoderWeights:
+        """The weights of the eval-mode step (see :func:`~swipe.models.attention.inference_weights`)."""
+        return inference_weights(self, self._build_step_weights)
 
     def empty_state(
         self, memory: Tensor, memory_pad_mask: Tensor, beams_per_curve: int = 1
@@ -391,10 +505,28 @@ class TransformerDecoder(nn.Module):
         beams_per_curve : int
             Hypotheses per curve.
         """
-        mask = optional_attention_mask(memory_pad_mask)
-        return TransformerDecoderState(
-            tuple(layer.empty_cache(memory) for layer in self.layers), mask, beams_per_curve
+        c, t, d = memory.shape
+        heads = self.num_heads
+        weights = self.step_weights()
+        rows = memory.reshape(c * t, d)
+        memory_caches = tuple(  # (C, 2, H, T, D / H) views of each layer's projection
+            _project(rows, *w.memory_key_value).view(c, t, 2, heads, d // heads).permute(0, 2, 3, 1, 4)
+            for w in weights.layers
         )
+        empty = memory_caches[0].new_zeros(c * beams_per_curve, 2, heads, 0, d // heads)
+        self_caches = (empty,) * len(self.layers)
+        mask = optional_attention_mask(memory_pad_mask)
+        return TransformerDecoderState(self_caches, memory_caches, mask, beams_per_curve, weights)
+
+    def _run(
+        self, x: Tensor, caches: tuple[LayerCache, ...], self_mask: Tensor | None,
+        memory_mask: Tensor | None, beams_per_curve: int,
+    ) -> tuple[Tensor, tuple[LayerCache, ...]]:
+        new_caches = []
+        for layer, cache in zip(self.layers, caches, strict=True):
+            x, cache = layer(x, cache, self_mask, memory_mask, beams_per_curve)
+            new_caches.append(cache)
+        return self.output(self.norm(x)), tuple(new_caches)
 
     def forward(
         self, tokens: Tensor, memory: Tensor, memory_pad_mask: Tensor, tokens_pad_mask: Tensor | None
@@ -404,8 +536,9 @@ class TransformerDecoder(nn.Module):
         self_mask = torch.ones(length, length, dtype=torch.bool, device=tokens.device).tril()[None, None]
         if tokens_pad_mask is not None:
             self_mask = self_mask & key_padding_to_attention_mask(tokens_pad_mask)
-        state = self.empty_state(memory, memory_pad_mask)
-        logits, _ = self._run(self._embed(tokens, 0), state, self_mask)
+        caches = tuple(layer.empty_cache(memory) for layer in self.layers)
+        memory_mask = optional_attention_mask(memory_pad_mask)
+        logits, _ = self._run(self._embed(tokens, 0), caches, self_mask, memory_mask, 1)
         return logits
 
     def step(
@@ -426,16 +559,23 @@ class TransformerDecoder(nn.Module):
             state = self.empty_state(memory, memory_pad_mask, k)
         if self.training:
             x = self._embed(last_tokens[:, None], state.length)
-            logits, state = self._run(x, state, None)
-            return DecoderStep(logits[:, 0], state)
-        if state.step_weights is None:
-            state = state._replace(step_weights=tuple(layer.step_weights() for layer in self.layers))
-        x = self.token_embedding(last_tokens) + self._positions(state.length, 1, self.token_embedding.weight)
-        caches = []
-        for weights, cache in zip(state.step_weights, state.layers, strict=True):
-            x, cache = decoder_layer_step(weights, x, cache, state.memory_mask, k)
-            caches.append(cache)
-        return DecoderStep(self.output(self.norm(x)), state._replace(layers=tuple(caches)))
+            logits, caches = self._run(x, state.layer_caches(), None, state.memory_mask, k)
+            self_caches = tuple(torch.stack((c.self_key, c.self_value), 1) for c in caches)
+            return DecoderStep(logits[:, 0], state._replace(self_caches=self_caches))
+        weights = state.weights
+        x = F.embedding(last_tokens, weights.embedding)
+        x = x + self.positions.rows(state.length, 1, x)
+        self_caches = []
+        caches = zip(weights.layers, state.self_caches, state.memory_caches, strict=True)
+        for layer_weights, self_cache, memory_cache in caches:
+            x, self_cache = decoder_layer_step(
+                layer_weights, x, self_cache, memory_cache, state.memory_mask, k
+            )
+            self_caches.append(self_cache)
+        if weights.final_norm is not None:
+            x = torch.layer_norm(x, (x.shape[1],), *weights.final_norm)
+        logits = _project(x, *weights.output)
+        return DecoderStep(logits, state._replace(self_caches=tuple(self_caches)))
 
 
 class AttentionRNNDecoder(nn.Module):

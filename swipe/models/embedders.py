@@ -61,6 +61,33 @@ def sinusoidal_positions(
     return table.to(dtype)
 
 
+class PositionTable:
+    """Rows of the sinusoidal positional encoding from a table kept between calls, grown (and
+    moved to another device or dtype) as needed.
+
+    Parameters
+    ----------
+    dim : int
+        Width of the encoding.
+    """
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self._table: Tensor | None = None
+
+    def rows(self, offset: int, length: int, like: Tensor) -> Tensor:
+        """Rows ``offset .. offset + length - 1``, ``(length, dim)``, on ``like``'s device and
+        dtype (the same values as :func:`sinusoidal_positions`)."""
+        table = self._table
+        end = offset + length
+        if table is None or table.shape[0] < end or table.device != like.device or table.dtype != like.dtype:
+            # A plain tensor even when first needed under inference_mode: training reuses it.
+            with torch.inference_mode(False), torch.no_grad():
+                table = sinusoidal_positions(max(end, 64), self.dim, 0, like.device, like.dtype)
+            self._table = table
+        return table[offset:end]
+
+
 class KeyboardGeometry(NamedTuple):
     """Per-layout key tables, padded to the largest key count.
 

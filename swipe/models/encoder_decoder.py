@@ -17,7 +17,7 @@ from swipe.models.decoders import (
     TransformerDecoder,
     TransformerDecoderState,
 )
-from swipe.models.embedders import SwipePointEmbedder, sinusoidal_positions
+from swipe.models.embedders import PositionTable, SwipePointEmbedder
 from swipe.models.encoders import RNNEncoder, encoder_for
 from swipe.tokenizers import CharTokenizer
 
@@ -122,6 +122,7 @@ class TransformerLikeEncoderDecoder(EncoderDecoder):
             raise ValueError("TransformerLikeEncoderDecoder needs config.transformer")
         self.d_model = arch.d_model
         self.embed_dropout = nn.Dropout(arch.dropout)
+        self.positions = PositionTable(arch.d_model)
         self.encoder = encoder_for(arch)
         self.decoder = TransformerDecoder(
             arch, tokenizer.vocab_size, tokenizer.num_output_tokens, tokenizer.pad_id
@@ -130,8 +131,8 @@ class TransformerLikeEncoderDecoder(EncoderDecoder):
     def encode(self, swipe: SwipeBatch, swipe_pad_mask: Tensor) -> Tensor:
         self._check_swipe(swipe)
         x = self.embedder(swipe)
-        x = self.embed_dropout(x + sinusoidal_positions(x.shape[1], self.d_model, 0, x.device, x.dtype))
-        return self.encoder(x, swipe_pad_mask)
+        x = x + self.positions.rows(0, x.shape[1], x)
+        return self.encoder(self.embed_dropout(x) if self.training else x, swipe_pad_mask)
 
     def decode(
         self, tokens: Tensor, memory: Tensor, memory_pad_mask: Tensor, tokens_pad_mask: Tensor | None

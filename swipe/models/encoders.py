@@ -7,11 +7,36 @@ in which no non-padded position depends on padded ones. :class:`TransformerEncod
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from swipe.models.attention import FeedForward, MultiHeadAttention, optional_attention_mask
+from swipe.models.attention import (
+    FeedForward,
+    MultiHeadAttention,
+    inference_weights,
+    optional_attention_mask,
+)
 from swipe.models.config import RNNLikeConfig, TransformerLikeConfig
+
+
+class EncoderLayerWeights(NamedTuple):
+    """One transformer encoder layer's weights for :func:`encoder_layer_eval`: each projection
+    as ``(W^T, b)`` with ``W^T`` contiguous, the form ``torch.addmm`` reads fastest, the
+    self-attention's query, key and value projections fused into one."""
+
+    qkv: tuple[Tensor, Tensor]
+    out: tuple[Tensor, Tensor]
+    feed_forward_in: tuple[Tensor, Tensor]
+    feed_forward_out: tuple[Tensor, Tensor]
+    activation: Callable[[Tensor], Tensor]
+    norms: tuple[tuple[Tensor, Tensor, float], tuple[Tensor, Tensor, float]]
+    norm_first: bool
+    num_heads: int
 
 
 class TransformerEncoderLayer(nn.Module):
@@ -35,6 +60,46 @@ class TransformerEncoderLayer(nn.Module):
         x = self.norm1(x + self.dropout(self.self_attn(x, x, attn_mask)))
         return self.norm2(x + self.dropout(self.feed_forward(x)))
 
+    def eval_weights(self) -> EncoderLayerWeights:
+        """This layer's weights for :func:`encoder_layer_eval`."""
+        sa, ff = self.self_attn, self.feed_forward
+        qkv_weight, qkv_bias = sa.fused_projection()
+        return EncoderLayerWeights(
+            qkv=(qkv_weight.t().contiguous(), qkv_bias),
+            out=(sa.out.weight.t().contiguous(), sa.out.bias),
+            feed_forward_in=(ff.linear1.weight.t().contiguous(), ff.linear1.bias),
+            feed_forward_out=(ff.linear2.weight.t().contiguous(), ff.linear2.bias),
+            activation=ff.activation_function(),
+            norms=((self.norm1.weight, self.norm1.bias, self.norm1.eps),
+                   (self.norm2.weight, self.norm2.bias, self.norm2.eps)),
+            norm_first=self.norm_first,
+            num_heads=sa.num_heads,
+        )
+
+
+def encoder_layer_eval(w: EncoderLayerWeights, x: Tensor, attn_mask: Tensor | None) -> Tensor:
+    """:meth:`TransformerEncoderLayer.forward` in eval mode, with functional ops on the layer's
+    :class:`EncoderLayerWeights`: one projection for queries, keys and values, and no module
+    calls (each costs about as much as a small op)."""
+    b, t, d = x.shape
+    heads = w.num_heads
+    (w1, b1, e1), (w2, b2, e2) = w.norms
+    x = x.reshape(b * t, d)  # the products take (rows, D)
+    h = torch.layer_norm(x, (d,), w1, b1, e1) if w.norm_first else x
+    qkv = torch.addmm(w.qkv[1], h, w.qkv[0]).view(b, t, 3, heads, d // heads)
+    query, key, value = qkv.permute(2, 0, 3, 1, 4)
+    attended = F.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask)
+    x = x + torch.addmm(w.out[1], attended.transpose(1, 2).reshape(b * t, d), w.out[0])
+    if w.norm_first:
+        h = torch.layer_norm(x, (d,), w2, b2, e2)
+    else:
+        x = h = torch.layer_norm(x, (d,), w1, b1, e1)
+    h = w.activation(torch.addmm(w.feed_forward_in[1], h, w.feed_forward_in[0]))
+    x = x + torch.addmm(w.feed_forward_out[1], h, w.feed_forward_out[0])
+    if not w.norm_first:
+        x = torch.layer_norm(x, (d,), w2, b2, e2)
+    return x.view(b, t, d)
+
 
 class TransformerEncoder(nn.Module):
     """A stack of transformer encoder layers (with a final norm when pre-norm).
@@ -54,9 +119,16 @@ class TransformerEncoder(nn.Module):
     def forward(self, x: Tensor, pad_mask: Tensor) -> Tensor:
         """Encode ``x`` ``(B, T, D)``; ``pad_mask`` ``(B, T)`` is ``True`` at padding."""
         attn_mask = optional_attention_mask(pad_mask)
-        for layer in self.layers:
-            x = layer(x, attn_mask)
+        if self.training:
+            for layer in self.layers:
+                x = layer(x, attn_mask)
+            return self.norm(x)
+        for weights in inference_weights(self, self._eval_weights):
+            x = encoder_layer_eval(weights, x, attn_mask)
         return self.norm(x)
+
+    def _eval_weights(self) -> tuple[EncoderLayerWeights, ...]:
+        return tuple(layer.eval_weights() for layer in self.layers)
 
 
 class ConvolutionModule(nn.Module):
