@@ -71,6 +71,9 @@ def test_step(trie):
     nodes = torch.tensor([0, a, a, ab, -1, a])
     tokens = torch.tensor([ids("a")[0], ids("b")[0], ids("z")[0], 0, ids("a")[0], TOK.pad_id])
     assert trie.step(nodes, tokens).tolist() == [a, ab, -1, ab, -1, -1]
+    # The generators' unchecked lookup: trie nodes or -1, token ids 0 .. V - 1.
+    assert trie.step_array(nodes[:5].numpy(), tokens[:5].numpy()).tolist() == [a, ab, -1, ab, -1]
+    assert trie.children.shape == (trie.num_nodes, TOK.num_output_tokens)
 
 
 def test_teacher_forcing_mask_matches_allowed_tokens(trie):

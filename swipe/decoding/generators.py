@@ -294,14 +294,14 @@ class BeamSearchGenerator:
         memory = self.model.encode(swipe, swipe_pad_mask)
         device = memory.device
         b, k = memory.size(0), self.options.beam_size
-        eos = self.tokenizer.eos_id
+        eos, length_penalty = self.tokenizer.eos_id, self.options.length_penalty
         finished: list[list[tuple[float, int, str]]] = [[] for _ in range(b)]
-        budget = np.full(b, k, dtype=np.int64)  # beam slots not yet used by finished words
         # Hypotheses live in slots: `width` rows per active curve (1 at the first step, then at
         # most beam_size), which is how decode_step groups them: the memory (one row per curve)
         # only changes when finished curves are dropped. Empty slots score -inf and are never
-        # chosen. The bookkeeping is numpy: these arrays are small.
-        curves = np.arange(b)
+        # chosen.
+        curves = np.arange(b)  # the active curves
+        budget = [k] * b  # per active curve, the beam slots not used by finished words
         width = 1
         nodes = np.full(b, 0 if self.trie is not None else -1, dtype=np.int64)
         tokens = np.zeros((b, 0), dtype=np.int64)
@@ -313,52 +313,63 @@ class BeamSearchGenerator:
             step = self.model.decode_step(last, mem, mem_mask, state)
             log_probs = torch.log_softmax(step.logits.float(), dim=-1)
             log_probs = self.processors(log_probs, torch.from_numpy(tokens), torch.from_numpy(nodes))
-            log_probs_np = log_probs.double().cpu().numpy()
+            log_probs_np = log_probs.cpu().numpy()
             a, v = len(curves), log_probs_np.shape[1]
-            expanded = (scores[:, None] + log_probs_np).reshape(a, width * v)
+            expanded = (scores[:, None] + log_probs_np).reshape(a, width * v)  # float64, as `scores`
             top_scores, top_index = top_k(expanded, k)  # (A, K), best first
-            chosen = np.isfinite(top_scores) & (np.arange(k) < budget[curves][:, None])
-            token = top_index % v
-            beam = top_index // v  # each choice's parent among its curve's hypotheses
-            parent = np.arange(a)[:, None] * width + beam  # the parent's row
             num_tokens += 1
-            ended = chosen & (token == eos)
-            for r, c in zip(*np.nonzero(ended), strict=True):
-                score = _normalise(float(top_scores[r, c]), num_tokens, self.options.length_penalty)
-                word = self.tokenizer.decode(tokens[parent[r, c]].tolist())
-                finished[curves[r]].append((score, order, word))
-                order += 1
-            budget[curves] -= ended.sum(axis=1)
-            growing = chosen & ~ended
-            done = self.stopping(num_tokens, growing.sum(axis=1))
-            growing &= ~done[:, None]
-            active = growing.any(axis=1)
-            num_active = int(active.sum())
-            if num_active == 0:
+            # Each curve takes its best choices while it has beam slots left, skipping invalid
+            # ones: a choice ending in <eos> finishes a word, the others live on. A few choices per
+            # curve: plain Python costs less here than numpy calls would.
+            live: list[list[tuple[int, int, float]]] = []  # per curve: (parent beam, token, score)
+            first_beams = []  # per curve, its best choice's parent beam
+            choices = zip(top_scores.tolist(), top_index.tolist(), strict=True)
+            for r, (row_scores, row_index) in enumerate(choices):
+                row = []
+                for score, index in zip(row_scores[: budget[r]], row_index, strict=False):
+                    if not math.isfinite(score):
+                        continue
+                    beam, token = divmod(index, v)
+                    if token == eos:
+                        word = self.tokenizer.decode(tokens[r * width + beam].tolist())
+                        score = _normalise(score, num_tokens, length_penalty)
+                        finished[curves[r]].append((score, order, word))
+                        order += 1
+                        budget[r] -= 1
+                    else:
+                        row.append((beam, token, score))
+                live.append(row)
+                first_beams.append(row_index[0] // v)
+            done = self.stopping(num_tokens, np.array([len(row) for row in live]))
+            if done.any():
+                live = [[] if stop else row for row, stop in zip(live, done.tolist(), strict=True)]
+            new_width = max(len(row) for row in live)
+            if new_width == 0:
                 break
+            rows = range(a)
             # Drop finished curves once they are a quarter of the batch (each drop copies memory).
-            dropping = num_active <= 0.75 * a
+            dropping = sum(1 for row in live if row) <= 0.75 * a
             if dropping:
-                keep = np.flatnonzero(active)
-                growing, parent, beam, token = growing[keep], parent[keep], beam[keep], token[keep]
-                top_scores, curves = top_scores[keep], curves[keep]
-            # Live hypotheses first, in rank order; the next step decodes only as many rows per
-            # curve as the curve with the most live hypotheses needs.
-            width = int(growing.sum(axis=1).max())
-            live_first = np.argsort(~growing, axis=1, kind="stable")[:, :width]
-            rows = np.arange(len(growing))[:, None]
-            growing, top_scores, beam, parent, token = (
-                x[rows, live_first] for x in (growing, top_scores, beam, parent, token)
-            )
-            scores = np.where(growing, top_scores, -math.inf).ravel()
-            # Empty slots continue any valid hypothesis (the first choice's).
-            beam = np.where(growing, beam, beam[:, :1])
-            parent = np.where(growing, parent, parent[:, :1]).ravel()
-            token = np.where(growing, token, eos).ravel()
+                rows = [r for r in rows if live[r]]
+                keep = np.array(rows)
+                curves = curves[keep]
+            # Each curve's slots: its live hypotheses in rank order, then empty ones up to
+            # `new_width` (the most any curve has) that continue its first hypothesis (or best
+            # choice).
+            slots: list[tuple[int, int, float]] = []
+            for r in rows:
+                row = live[r]
+                empty = (row[0][0] if row else first_beams[r], eos, -math.inf)
+                slots += row + [empty] * (new_width - len(row))
+            beam, token, scores = (np.array(column) for column in zip(*slots, strict=True))
+            beam = beam.reshape(len(rows), new_width)
+            parent = (beam + np.array(rows)[:, None] * width).ravel()  # the parents' rows
+            budget = [budget[r] for r in rows]
+            width = new_width
             tokens = np.concatenate([tokens[parent], token[:, None]], axis=1)
             if self.trie is not None:
                 nodes = self.trie.step_array(nodes[parent], token)
-                nodes[~growing.ravel()] = -1
+                nodes[np.isinf(scores)] = -1  # empty slots
             else:
                 nodes = nodes[parent]
             state = step.state

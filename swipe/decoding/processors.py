@@ -15,9 +15,13 @@ from __future__ import annotations
 
 from typing import Iterable, Protocol
 
+import torch
 from torch import Tensor
 
 from swipe.decoding.trie import LexiconTrie
+
+# -inf as a 0-dim tensor: `torch.where` then need not wrap a Python float at every step.
+_NEG_INF = torch.tensor(float("-inf"))
 
 
 class LogitsProcessor(Protocol):
@@ -49,7 +53,7 @@ class VocabularyMaskProcessor:
 
     def __call__(self, log_probs: Tensor, tokens: Tensor, nodes: Tensor) -> Tensor:
         allowed = self.trie.allowed_tokens(nodes).to(log_probs.device)
-        return log_probs.masked_fill(~allowed, float("-inf"))
+        return torch.where(allowed, log_probs, _NEG_INF)
 
 
 class WordFrequencyPrior:

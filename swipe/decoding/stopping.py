@@ -29,7 +29,10 @@ class MaxLengthCriteria:
         self.max_length = max_length
 
     def __call__(self, num_tokens: int, num_alive: np.ndarray) -> np.ndarray:
-        return np.full(num_alive.shape, num_tokens >= self.max_length)
+        done = np.zeros(num_alive.shape, dtype=bool)
+        if num_tokens >= self.max_length:
+            done[:] = True
+        return done
 
 
 class AllBeamsFinishedCriteria:
@@ -46,7 +49,9 @@ class StoppingCriteriaList(list):
         super().__init__(criteria)
 
     def __call__(self, num_tokens: int, num_alive: np.ndarray) -> np.ndarray:
-        done = np.zeros(num_alive.shape, dtype=bool)
-        for criterion in self:
-            done |= criterion(num_tokens, num_alive)
+        if not self:
+            return np.zeros(num_alive.shape, dtype=bool)
+        done = self[0](num_tokens, num_alive)
+        for criterion in self[1:]:
+            done = done | criterion(num_tokens, num_alive)
         return done

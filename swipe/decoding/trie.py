@@ -170,7 +170,9 @@ class LexiconTrie:
         n, v = len(self.parent), self.num_tokens
         if self.token[1:].size and (self.token[1:].min() < 1 or self.token[1:].max() >= v):
             raise ValueError(f"trie tokens must be character ids 1..{v - 1}")
-        children = np.full((n, v), -1, dtype=np.int32)
+        # One extra last row, of no children: node -1 (outside the trie) indexes it, so the
+        # per-step lookups need no special case for it.
+        children = np.full((n + 1, v), -1, dtype=np.int32)
         nodes = np.arange(1, n, dtype=np.int32)
         children[self.parent[1:], self.token[1:]] = nodes
         terminal = np.flatnonzero(self.word_ids >= 0)
@@ -184,9 +186,9 @@ class LexiconTrie:
             np.maximum.at(lookahead, self.parent[at], lookahead[at])
         self.depth = depth.astype(np.int32)
         self.lookahead = lookahead.astype(np.float32)
-        self.children = torch.from_numpy(children)
+        self.children = torch.from_numpy(children[:-1])
         self._children_np = children
-        self._allowed_np = children >= 0  # allowed_tokens' table, a lookup per decoding step
+        self._allowed_np = children >= 0  # allowed_tokens' table
         self._lookahead_t = torch.from_numpy(self.lookahead)
         end_log_prob = np.full(n, -np.inf, dtype=np.float32)
         end_log_prob[terminal] = self.word_log_probs[self.word_ids[terminal]]
@@ -240,24 +242,20 @@ class LexiconTrie:
 
         ``<eos>`` from a node that ends a word returns the node itself.
         """
-        return torch.from_numpy(self.step_array(_as_array(nodes), _as_array(tokens)))
+        nodes, tokens = _as_array(nodes), _as_array(tokens)
+        valid = (nodes >= -1) & (tokens >= 0) & (tokens < self.num_tokens)
+        children = self.step_array(np.where(valid, nodes, -1), np.where(valid, tokens, 0))
+        return torch.from_numpy(np.where(valid, children, -1))
 
     def step_array(self, nodes: np.ndarray, tokens: np.ndarray) -> np.ndarray:
-        """:meth:`step` on int64 numpy arrays (what the generators' bookkeeping uses)."""
-        valid = (nodes >= 0) & (tokens >= 0) & (tokens < self.num_tokens)
-        out = self._children_np[np.where(valid, nodes, 0), np.where(valid, tokens, 0)].astype(np.int64)
-        out[~valid] = -1
-        return out
+        """:meth:`step` of trie nodes or -1 along token ids ``0 .. V - 1`` as int64 numpy arrays,
+        without its checks: the generators' per-step lookup."""
+        return self._children_np[nodes, tokens].astype(np.int64)
 
     def allowed_tokens(self, nodes: Tensor | np.ndarray) -> Tensor:
         """``(N, V)`` bool: the tokens that continue each node towards a word (``<eos>`` where the
         node ends a word). Rows of nodes outside the trie (-1) are all False."""
-        nodes = _as_array(nodes)
-        allowed = self._allowed_np[np.maximum(nodes, 0)]
-        outside = nodes < 0
-        if outside.any():
-            allowed[outside] = False
-        return torch.from_numpy(allowed)
+        return torch.from_numpy(self._allowed_np[_as_array(nodes)])
 
     def prior_increments(self, nodes: Tensor) -> Tensor:
         """``(N, V)`` float32 change of the look-ahead prior along each token.
@@ -321,7 +319,7 @@ class LexiconTrie:
 
 def _as_array(values: Tensor | np.ndarray | Sequence[int]) -> np.ndarray:
     if isinstance(values, Tensor):
-        if values.dtype == torch.int64 and values.device.type == "cpu":
+        if values.dtype == torch.int64 and values.is_cpu:
             return values.numpy()
         return values.detach().to("cpu", torch.int64).numpy()
     return np.asarray(values, dtype=np.int64)
