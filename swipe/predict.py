@@ -333,8 +333,7 @@ class DatasetCurves:
 
             tokenizer = self.dataset.tokenizer
             self._collator = SwipeCollator(self.layouts, tokenizer, self.max_points, self.resample)
-        batch = self._collator([self.dataset[i] for i in indices])
-        return batch.swipe, batch.swipe_pad_mask
+        return self._collator.swipes([self.dataset[i] for i in indices])
 
     def __getstate__(self) -> dict[str, Any]:
         return {

@@ -123,6 +123,14 @@ class SwipeCollator:
             )
 
     def __call__(self, items: Sequence[SwipeItem]) -> Batch:
+        swipe, pad_mask = self.swipes(items)
+        decoder_input, target, tokens_pad_mask = self._tokens(items)
+        index = torch.tensor([item.index for item in items], dtype=torch.int64)
+        return Batch(swipe, pad_mask, decoder_input, target, tokens_pad_mask, index)
+
+    def swipes(self, items: Sequence[SwipeItem]) -> tuple[SwipeBatch, Tensor]:
+        """The padded curves of ``items`` and their ``(B, T)`` padding mask: the part of a
+        :class:`~swipe.batch.Batch` that decoding reads, without its target tokens."""
         if not items:
             raise ValueError("cannot collate an empty batch")
         for item in items:
@@ -154,10 +162,7 @@ class SwipeCollator:
         lengths_t = torch.from_numpy(lengths)
         features = trajectory_features(coords, padded[..., 2], lengths_t, self._key_size[layout_ids])
         pad_mask = torch.arange(steps)[None, :] >= lengths_t[:, None]
-        swipe = SwipeBatch(coords, features, nearest.view(size, steps), layout_ids, lengths_t)
-        decoder_input, target, tokens_pad_mask = self._tokens(items)
-        index = torch.tensor([item.index for item in items], dtype=torch.int64)
-        return Batch(swipe, pad_mask, decoder_input, target, tokens_pad_mask, index)
+        return SwipeBatch(coords, features, nearest.view(size, steps), layout_ids, lengths_t), pad_mask
 
     def _resample(self, item: SwipeItem, config: ResampleConfig) -> SwipeItem:
         layout = self.layouts[item.layout_id]
