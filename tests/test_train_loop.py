@@ -140,6 +140,10 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path, tiny_data):
     stopped_at = load_checkpoint(killed / "checkpoints" / "last.pt")["step"]
     assert kill_after <= stopped_at < 24
 
+    # TensorBoard reads event files in name order: creation second, host, pid. This in-process
+    # resume has a lower pid than the killed subprocess, so a file created in the same second
+    # would be read first and the purge would miss the killed run's later events.
+    time.sleep(1.05)
     train(load_train_config(cfg), run_dir=killed, resume=True)
     ca, cb = (
         load_checkpoint(full / "checkpoints" / "last.pt"),
