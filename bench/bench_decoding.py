@@ -140,7 +140,7 @@ def main() -> int:
         loaded = loader.load("cpu")
         model, tokenizer = loaded.model, loaded.tokenizer
         trie, trie_time = timed(lambda: LexiconTrie.from_lexicon(load_lexicon(args.lexicon), tokenizer))
-        curves = DatasetCurves(data, loaded.layouts, loaded.config.data.max_points)
+        curves = DatasetCurves.for_model(data, loaded)
         n = min(args.num_curves, len(curves))
         options = BeamOptions(beam_size=args.beam_size)
         cached = build_generator("beam", options, model, tokenizer, trie)

@@ -139,8 +139,7 @@ def evaluate_model(
     lexicon_name = lexicon or loaded.config.lexicon
     trie = LexiconTrie.from_lexicon(load_lexicon(lexicon_name), loaded.tokenizer)
     # Resample and thin curves as the model was trained, as predict.py does.
-    data_config = loaded.config.data
-    full = DatasetCurves(dataset_dir, loaded.layouts, data_config.max_points, data_config.resample)
+    full = DatasetCurves.for_model(dataset_dir, loaded)
     curves = CurvesSubset(full, max_curves if max_curves is not None else len(full))
     n = len(curves)
     dataset = full.dataset

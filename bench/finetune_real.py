@@ -70,7 +70,7 @@ def fine_tune_config(
         "name": "finetune_real",
         "model": to_dict(source.model),
         "data": {"train": str(tune_dir), "val": str(tune_dir), "max_points": source.data.max_points,
-                 "resample": to_dict(source.data.resample) if source.data.resample else None,
+                 "resample": to_dict(source.data.resample),
                  "batch_size": batch_size},
         "lexicon": source.lexicon,
         "max_steps": steps,

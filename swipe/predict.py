@@ -310,6 +310,13 @@ class DatasetCurves:
         self._dataset: Any = None
         self._collator: Any = None
 
+    @classmethod
+    def for_model(cls, path: str | Path, loaded: Any) -> DatasetCurves:
+        """The curves of ``path`` laid out, resampled and thinned as the loaded model (a
+        ``swipe.training.LoadedModel``) was trained."""
+        data = loaded.config.data
+        return cls(path, loaded.layouts, data.max_points, data.resample)
+
     @property
     def dataset(self) -> Any:
         """The opened ``SwipeDataset``."""
@@ -563,9 +570,7 @@ def run(args: argparse.Namespace) -> Predictions:
 
     with tempfile.TemporaryDirectory(prefix="swipe-predict-") as workdir:
         dataset_dir = _open_data(inputs.data, args, Path(workdir), loaded.layouts)
-        curves = DatasetCurves(
-            dataset_dir, loaded.layouts, loaded.config.data.max_points, loaded.config.data.resample
-        )
+        curves = DatasetCurves.for_model(dataset_dir, loaded)
         job = DecodeJob(loader, curves, args.generator, checked, trie, args.device)
         candidates = decode(job, args.batch_size, args.num_workers, args.max_batch_points,
                             progress=not args.quiet)
