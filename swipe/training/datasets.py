@@ -132,18 +132,18 @@ def _synth_layouts(synthetic: SyntheticConfig, data: DataConfig) -> list[Layout]
     return [extra[name] if name in extra else bundled_layout(name) for name in synthetic.layouts]
 
 
-def _same_synthetic_settings(stored: Any, settings: dict[str, Any]) -> bool:
-    """Whether a dataset's recorded settings are ``settings``. The recorded section is read back as
-    a config, so that generator parameters added since (whose defaults generate as before) match."""
+def _same_synthetic_settings(stored: Any, settings: dict[str, Any], synthetic: SyntheticConfig) -> bool:
+    """Whether a dataset's recorded settings are ``settings`` (made from ``synthetic``). The
+    recorded section is read back as a config, so that generator parameters added since (whose
+    defaults generate as before) match."""
     if not isinstance(stored, dict) or set(stored) != set(settings):
         return False
+    if any(stored[k] != settings[k] for k in settings if k != "synthetic"):
+        return False
     try:
-        stored_synthetic = from_dict(SyntheticConfig, stored["synthetic"])
+        return from_dict(SyntheticConfig, stored["synthetic"]) == synthetic
     except ConfigError:
         return False
-    expected = from_dict(SyntheticConfig, settings["synthetic"])
-    others_match = all(stored[k] == settings[k] for k in settings if k != "synthetic")
-    return others_match and stored_synthetic == expected
 
 
 def _generate(
@@ -160,7 +160,7 @@ def _generate(
                 f"{out} exists but was not generated from a 'synthetic' section; remove it or set "
                 f"data.{split} to another directory"
             )
-        if not _same_synthetic_settings(json.loads(sidecar.read_text("utf-8")), settings):
+        if not _same_synthetic_settings(json.loads(sidecar.read_text("utf-8")), settings, synthetic):
             raise DataError(
                 f"{out} was generated with other synthetic settings ({sidecar}); remove it or set "
                 f"data.{split} to another directory"
