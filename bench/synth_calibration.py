@@ -124,25 +124,24 @@ def swipe_stats(swipes: list[Swipe], layout: Layout) -> Stats:
         values["end_dist"].append(np.hypot(s.x[-1] - centres[-1, 0], s.y[-1] - centres[-1, 1]) / unit)
         values["end_dx"].append((s.x[-1] - centres[-1, 0]) / unit)
         values["end_dy"].append((s.y[-1] - centres[-1, 1]) / height)
-        inner = centres[1:-1]
-        if len(inner):
-            dx_inner, dy_inner = s.x[:, None] - inner[:, 0], s.y[:, None] - inner[:, 1]
-            closest = np.hypot(dx_inner, dy_inner).argmin(axis=0)
-            columns = np.arange(len(inner))
-            values["inner_dist"].append(float(np.mean(np.hypot(dx_inner, dy_inner)[closest, columns])) / unit)
-            values["inner_dx"].append(float(np.mean(np.abs(dx_inner[closest, columns]))) / unit)
-            values["inner_dy"].append(float(np.mean(np.abs(dy_inner[closest, columns]))) / height)
+        # Closest approach of the path to each key of the word: signed offsets per axis.
+        gaps_x, gaps_y = s.x[:, None] - centres[:, 0], s.y[:, None] - centres[:, 1]
+        nearest = np.hypot(gaps_x, gaps_y).argmin(axis=0)
+        keys_in_order = np.arange(len(centres))
+        offset_x = gaps_x[nearest, keys_in_order] / unit
+        offset_y = gaps_y[nearest, keys_in_order] / height
+        if len(centres) > 2:
+            inner_x, inner_y = offset_x[1:-1], offset_y[1:-1]
+            values["inner_dist"].append(float(np.mean(np.hypot(inner_x, inner_y * height / unit))))
+            values["inner_dx"].append(float(np.mean(np.abs(inner_x))))
+            values["inner_dy"].append(float(np.mean(np.abs(inner_y))))
         else:
             values["inner_dist"].append(nan)
             values["inner_dx"].append(nan)
             values["inner_dy"].append(nan)
-        # Signed x offset of the closest approach to each key, averaged per side of the keyboard.
-        gaps_x = s.x[:, None] - centres[:, 0]
-        nearest = np.hypot(gaps_x, s.y[:, None] - centres[:, 1]).argmin(axis=0)
-        offsets = gaps_x[nearest, np.arange(len(centres))] / unit
         for name, side in (("left_dx", centres[:, 0] < 0.4 * layout.width),
                            ("right_dx", centres[:, 0] > 0.6 * layout.width)):
-            values[name].append(float(offsets[side].mean()) if side.any() else nan)
+            values[name].append(float(offset_x[side].mean()) if side.any() else nan)
         values["median_dt_ms"].append(float(np.median(dt)) if len(dt) else nan)
         values["first_dt_ms"].append(float(dt[0]) if len(dt) else nan)
         values["last_dt_ms"].append(float(dt[-1]) if len(dt) else nan)
