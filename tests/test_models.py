@@ -276,13 +276,20 @@ def modules_and_fast_paths(
         model.train(training)
         with torch.no_grad():
             memory = model.encode(swipe, mask)
-            state, logits = None, []
-            for i in range(tokens.shape[1]):
-                step = model.decode_step(tokens[:, i], memory, mask, state)
-                logits.append(step.logits)
-                state = step.state
-        out.append((memory, torch.stack(logits, 1)))
+            out.append((memory, step_by_step_logits(model, memory, mask, tokens)))
     return out
+
+
+def step_by_step_logits(
+    model: EncoderDecoder, memory: torch.Tensor, mask: torch.Tensor, tokens: torch.Tensor
+) -> torch.Tensor:
+    """``(B, L, V)`` logits of ``tokens`` decoded one ``decode_step`` at a time."""
+    state, logits = None, []
+    for i in range(tokens.shape[1]):
+        step = model.decode_step(tokens[:, i], memory, mask, state)
+        logits.append(step.logits)
+        state = step.state
+    return torch.stack(logits, 1)
 
 
 @pytest.mark.parametrize("arch", ["transformer-postnorm", "transformer-prenorm", "transformer-silu"])
@@ -324,13 +331,8 @@ def test_eval_fast_paths_of_a_model_made_under_inference_mode() -> None:
         tokens, _ = make_tokens([4])
         for _ in range(2):
             memory = model.encode(swipe, mask)
-            state, logits = None, []
-            for i in range(tokens.shape[1]):
-                step = model.decode_step(tokens[:, i], memory, mask, state)
-                logits.append(step.logits)
-                state = step.state
             expected = model.decode(tokens, memory, mask, None)
-            torch.testing.assert_close(torch.stack(logits, 1), expected, **TOL)
+            torch.testing.assert_close(step_by_step_logits(model, memory, mask, tokens), expected, **TOL)
             model.decoder.layers[0].norm2.bias.add_(0.5)
 
 
