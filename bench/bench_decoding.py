@@ -61,6 +61,7 @@ from swipe.predict import (  # noqa: E402
     CheckpointLoader,
     DatasetCurves,
     DecodeJob,
+    FirstCurves,
     decode,
     make_batches,
 )
@@ -153,7 +154,7 @@ def main() -> int:
         params = sum(p.numel() for p in model.parameters())
 
         # Batched cached beam search in this process (one thread), as predict.py runs it.
-        sub = CurvesSubset(curves, n)
+        sub = FirstCurves(curves, n)
         job = DecodeJob(loader, sub, "beam", options, trie, "cpu")
         if args.min_word_length:
             # As predict.py batches them (length-sorted, --max-batch-points), with the processor.
@@ -295,24 +296,6 @@ class LongWordsOnly:
     def __call__(self, log_probs: torch.Tensor, tokens: torch.Tensor, nodes: torch.Tensor) -> torch.Tensor:
         allowed = torch.from_numpy(self.allowed[np.maximum(nodes.numpy(), 0)])
         return log_probs.masked_fill(~allowed, float("-inf"))
-
-
-class CurvesSubset:
-    """The first ``n`` curves of a curve source."""
-
-    def __init__(self, curves: DatasetCurves, n: int) -> None:
-        self.curves = curves
-        self.n = n
-
-    def __len__(self) -> int:
-        return self.n
-
-    @property
-    def num_points(self) -> np.ndarray:
-        return self.curves.num_points[: self.n]
-
-    def batch(self, indices):
-        return self.curves.batch(indices)
 
 
 if __name__ == "__main__":

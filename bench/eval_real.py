@@ -34,35 +34,39 @@ import time
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
-import numpy as np
 import torch
-from torch import Tensor
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from swipe.batch import SwipeBatch  # noqa: E402
 from swipe.decoding import BeamOptions, GreedyOptions, LexiconTrie  # noqa: E402
 from swipe.lexicon import load_lexicon  # noqa: E402
 from swipe.metrics import SWIPE_MRR_WEIGHTS, Scores, target_rank  # noqa: E402
-from swipe.predict import CheckpointLoader, DatasetCurves, DecodeJob, decode  # noqa: E402
+from swipe.predict import CheckpointLoader, DatasetCurves, DecodeJob, FirstCurves, decode  # noqa: E402
+from swipe.templates import TemplateRescorer  # noqa: E402
 from swipe.training.checkpoint import resolve_model_file  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "hws_real_en_dev.jsonl"
 
 
 class Setting(NamedTuple):
-    """One generator configuration of the grid."""
+    """One generator configuration of the grid, with its template rescoring weight (0: none)."""
 
     generator: str
     options: GreedyOptions | BeamOptions
+    template_weight: float = 0.0
 
     @property
     def label(self) -> str:
+        templates = f" templates={self.template_weight:g}" if self.template_weight else ""
         if isinstance(self.options, BeamOptions):
-            return f"beam={self.options.beam_size} prior={self.options.prior_weight:g}"
-        return f"prior={self.options.prior_weight:g}"
+            return f"beam={self.options.beam_size} prior={self.options.prior_weight:g}{templates}"
+        return f"prior={self.options.prior_weight:g}{templates}"
+
+    @property
+    def rescorer(self) -> TemplateRescorer | None:
+        return TemplateRescorer(self.template_weight) if self.template_weight else None
 
 
 class Row(NamedTuple):
@@ -74,24 +78,6 @@ class Row(NamedTuple):
     scores: Scores
     tune: Scores | None
     curves_per_second: float
-
-
-class CurvesSubset:
-    """The first ``n`` curves of a ``DatasetCurves`` (the interface ``swipe.predict.decode`` reads)."""
-
-    def __init__(self, curves: DatasetCurves, n: int) -> None:
-        self.curves = curves
-        self.n = min(n, len(curves))
-
-    def __len__(self) -> int:
-        return self.n
-
-    @property
-    def num_points(self) -> np.ndarray:
-        return self.curves.num_points[: self.n]
-
-    def batch(self, indices: Sequence[int]) -> tuple[SwipeBatch, Tensor]:
-        return self.curves.batch(indices)
 
 
 def parse_list(text: str, kind: type) -> list:
@@ -107,15 +93,18 @@ def parse_list(text: str, kind: type) -> list:
 
 
 def settings_grid(
-    generators: Sequence[str], beam_sizes: Sequence[int], prior_weights: Sequence[float]
+    generators: Sequence[str], beam_sizes: Sequence[int], prior_weights: Sequence[float],
+    template_weights: Sequence[float] = (0.0,),
 ) -> list[Setting]:
-    """Greedy for every prior weight, then beam search for every beam size and prior weight."""
+    """Greedy for every prior weight, then beam search for every beam size and prior weight, each
+    with every template weight."""
     grid = []
     if "greedy" in generators:
-        grid += [Setting("greedy", GreedyOptions(prior_weight=w)) for w in prior_weights]
+        grid += [Setting("greedy", GreedyOptions(prior_weight=w), t)
+                 for w in prior_weights for t in template_weights]
     if "beam" in generators:
-        grid += [Setting("beam", BeamOptions(beam_size=b, prior_weight=w))
-                 for b in beam_sizes for w in prior_weights]
+        grid += [Setting("beam", BeamOptions(beam_size=b, prior_weight=w), t)
+                 for b in beam_sizes for w in prior_weights for t in template_weights]
     return grid
 
 
@@ -140,7 +129,7 @@ def evaluate_model(
     trie = LexiconTrie.from_lexicon(load_lexicon(lexicon_name), loaded.tokenizer)
     # Resample and thin curves as the model was trained, as predict.py does.
     full = DatasetCurves.for_model(dataset_dir, loaded)
-    curves = CurvesSubset(full, max_curves if max_curves is not None else len(full))
+    curves = FirstCurves(full, max_curves if max_curves is not None else len(full))
     n = len(curves)
     dataset = full.dataset
     targets = [dataset.word(i) for i in range(n)]
@@ -149,11 +138,11 @@ def evaluate_model(
     odd, even = everything[0::2], everything[1::2]
     report, tune = {None: (everything, None), "odd": (odd, even), "even": (even, odd)}[held_out]
     # Warm up (lazy dataset opening, first-call allocations) so the first setting is timed fairly.
-    warm = CurvesSubset(full, min(n, batch_size))
+    warm = FirstCurves(full, min(n, batch_size))
     decode(DecodeJob(loader, warm, grid[0].generator, grid[0].options, trie, "cpu"), batch_size)
     rows = []
     for setting in grid:
-        job = DecodeJob(loader, curves, setting.generator, setting.options, trie, "cpu")
+        job = DecodeJob(loader, curves, setting.generator, setting.options, trie, "cpu", setting.rescorer)
         start = time.perf_counter()
         candidates = decode(job, batch_size, num_workers=0)
         seconds = time.perf_counter() - start
@@ -206,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     arg("--beam-sizes", type=lambda s: parse_list(s, int), default=[1, 4, 8, 16], help="default 1,4,8,16")
     arg("--prior-weights", type=lambda s: parse_list(s, float), default=[0.0, 0.3, 0.6, 1.0],
         help="default 0,0.3,0.6,1")
+    arg("--template-weights", type=lambda s: parse_list(s, float), default=[0.0],
+        help="weights of template rescoring (predict.py --template-weight; default 0: none)")
     arg("--held-out", choices=["odd", "even"],
         help="report on these rows (1-based) and tune (mark the best setting) on the others")
     arg("--max-curves", type=int, help="decode only the first this many curves")
@@ -227,7 +218,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not path.is_file():
             print(f"eval_real.py: error: {path}: no such model file", file=sys.stderr)
             return 2
-    grid = settings_grid(args.generators, args.beam_sizes, args.prior_weights)
+    if any(not w >= 0 for w in args.template_weights):
+        print("eval_real.py: error: --template-weights must be >= 0", file=sys.stderr)
+        return 2
+    grid = settings_grid(args.generators, args.beam_sizes, args.prior_weights, args.template_weights)
     load_before = os.getloadavg()
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="eval-real-") as tmp:

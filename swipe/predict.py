@@ -13,6 +13,7 @@ import argparse
 import csv
 import dataclasses
 import hashlib
+import math
 import multiprocessing
 import sys
 import tempfile
@@ -30,7 +31,9 @@ from swipe.config import to_dict
 from swipe.data.resample import ResampleConfig
 from swipe.decoding import GENERATORS, GeneratorError, LexiconTrie, build_generator, generator_options
 from swipe.decoding.generators import BeamOptions, Candidate, GreedyOptions, IncrementalModel
+from swipe.keyboard import Layout
 from swipe.predictions import Predictions, write_predictions
+from swipe.templates import TemplateRescorer
 from swipe.tokenizers import CharTokenizer
 
 # Default cap on curves x padded points per batch: a batch of long curves holds fewer of them.
@@ -57,6 +60,14 @@ class ModelLoader(Protocol):
     def __call__(self, device: str) -> ModelParts: ...
 
 
+class CurvePoints(NamedTuple):
+    """A curve as drawn: its keyboard and its points in pixels."""
+
+    layout: Layout
+    x: np.ndarray
+    y: np.ndarray
+
+
 class CurveSource(Protocol):
     """Curves addressable by index, picklable (workers open it themselves)."""
 
@@ -66,6 +77,8 @@ class CurveSource(Protocol):
     def num_points(self) -> np.ndarray: ...
 
     def batch(self, indices: Sequence[int]) -> tuple[SwipeBatch, Tensor]: ...
+
+    def points(self, index: int) -> CurvePoints: ...
 
 
 class CheckpointLoader:
@@ -104,6 +117,7 @@ class DecodeJob(NamedTuple):
     options: GreedyOptions | BeamOptions
     trie: LexiconTrie | None
     device: str
+    rescorer: TemplateRescorer | None = None
 
 
 class _Decoder:
@@ -114,10 +128,26 @@ class _Decoder:
         self.curves = job.curves
         self.device = job.device
         self.generator = build_generator(job.generator, job.options, parts.model, parts.tokenizer, job.trie)
+        self.rescorer = job.rescorer
+        self.log_prior: dict[str, float] | None = None
+        if job.rescorer is not None and job.trie is not None:
+            # Built here, in each process: a dict of every word would be slow to send to workers.
+            self.log_prior = dict(zip(job.trie.words, job.trie.word_log_probs.tolist(), strict=True))
 
     def __call__(self, indices: Sequence[int]) -> list[list[Candidate]]:
         swipe, pad = self.curves.batch(indices)
-        return self.generator.generate(swipe.to(self.device), pad.to(self.device))
+        rows = self.generator.generate(swipe.to(self.device), pad.to(self.device))
+        if self.rescorer is None:
+            return rows
+        return [self._rescore(row, i) for row, i in zip(rows, indices, strict=True)]
+
+    def _rescore(self, row: list[Candidate], index: int) -> list[Candidate]:
+        assert self.rescorer is not None
+        curve = self.curves.points(index)
+        log_priors = None
+        if self.log_prior is not None:
+            log_priors = np.array([self.log_prior[word] for _, word in row])
+        return self.rescorer.rescore(row, curve.layout, curve.x, curve.y, log_priors)
 
 
 _worker_decoder: _Decoder | None = None
@@ -342,6 +372,12 @@ class DatasetCurves:
             self._collator = SwipeCollator(self.layouts, tokenizer, self.max_points, self.resample)
         return self._collator.swipes([self.dataset[i] for i in indices])
 
+    def points(self, index: int) -> CurvePoints:
+        """Curve ``index`` as drawn (pixels, before any resampling or thinning)."""
+        item = self.dataset[index]
+        scale = 1.0 / item.coord_scale
+        return CurvePoints(self.layouts[item.layout_id], item.x * scale, item.y * scale)
+
     def __getstate__(self) -> dict[str, Any]:
         return {
             "path": self.path,
@@ -351,6 +387,27 @@ class DatasetCurves:
             "_dataset": None,
             "_collator": None,
         }
+
+
+class FirstCurves:
+    """The first ``n`` curves of a curve source."""
+
+    def __init__(self, curves: CurveSource, n: int) -> None:
+        self.curves = curves
+        self.n = min(n, len(curves))
+
+    def __len__(self) -> int:
+        return self.n
+
+    @property
+    def num_points(self) -> np.ndarray:
+        return self.curves.num_points[: self.n]
+
+    def batch(self, indices: Sequence[int]) -> tuple[SwipeBatch, Tensor]:
+        return self.curves.batch(indices)
+
+    def points(self, index: int) -> CurvePoints:
+        return self.curves.points(index)
 
 
 # ---- the command line ----------------------------------------------------------------------------
@@ -385,6 +442,11 @@ def build_parser() -> argparse.ArgumentParser:
     arg("--prior-weight", type=float, help="weight of the word-frequency prior (default 0: off)")
     arg("--length-penalty", type=float, help="length-normalisation exponent of scores (default 0.5)")
     arg("--max-length", type=int, help="most tokens per word, <eos> included (default: from the lexicon)")
+    arg("--template-weight", type=float, default=0.0,
+        help="re-rank the candidates by their score plus this times how well the curve matches each "
+        "word's key-centre template (swipe.templates; default 0: off)")
+    arg("--template-prior-weight", type=float, default=1.0,
+        help="weight of the word-frequency prior within the template score (default 1)")
     arg("--batch-size", type=int, default=64, help="most curves decoded together (default 64)")
     arg("--max-batch-points", type=int, default=DEFAULT_MAX_BATCH_POINTS,
         help=f"most curves x padded points per batch (default {DEFAULT_MAX_BATCH_POINTS})")
@@ -533,6 +595,17 @@ def _generator_options(args: argparse.Namespace) -> GreedyOptions | BeamOptions:
         raise GeneratorError(message) from None
 
 
+def _template_rescorer(args: argparse.Namespace) -> TemplateRescorer | None:
+    """The ``--template-weight`` rescorer, or None when the weight is 0."""
+    for flag, value in (("--template-weight", args.template_weight),
+                        ("--template-prior-weight", args.template_prior_weight)):
+        if not (math.isfinite(value) and value >= 0):
+            raise PredictError(f"{flag} must be a finite number >= 0, got {value}")
+    if args.template_weight == 0:
+        return None
+    return TemplateRescorer(args.template_weight, args.template_prior_weight)
+
+
 def run(args: argparse.Namespace) -> Predictions:
     """Carry out a parsed ``predict.py`` command line; returns what was written."""
     checked = _generator_options(args)
@@ -546,6 +619,7 @@ def run(args: argparse.Namespace) -> Predictions:
         raise PredictError("--num-workers needs --device cpu (workers do not share an accelerator)")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise PredictError(f"--device {args.device}: CUDA is not available")
+    rescorer = _template_rescorer(args)
     for path in (args.out, args.csv):
         if path is not None and Path(path).exists() and not args.overwrite:
             raise FileExistsError(f"{path}: already exists (pass --overwrite to replace it)")
@@ -571,7 +645,7 @@ def run(args: argparse.Namespace) -> Predictions:
     with tempfile.TemporaryDirectory(prefix="swipe-predict-") as workdir:
         dataset_dir = _open_data(inputs.data, args, Path(workdir), loaded.layouts)
         curves = DatasetCurves.for_model(dataset_dir, loaded)
-        job = DecodeJob(loader, curves, args.generator, checked, trie, args.device)
+        job = DecodeJob(loader, curves, args.generator, checked, trie, args.device, rescorer)
         candidates = decode(job, args.batch_size, args.num_workers, args.max_batch_points,
                             progress=not args.quiet)
         dataset = curves.dataset
@@ -591,6 +665,11 @@ def run(args: argparse.Namespace) -> Predictions:
         "weights_sha256": sha256_of(checkpoint),
         "generator": args.generator,
         "generator_options": to_dict(checked),
+        "template_rescoring": (
+            None if rescorer is None
+            else {"weight": rescorer.weight, "prior_weight": rescorer.prior_weight,
+                  "scoring": to_dict(rescorer.scoring)}
+        ),
         "lexicon": lexicon_name,
         "layout_names": layout_names,
         "data_file": str(inputs.data),

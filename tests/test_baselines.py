@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from bench.baselines import ablate_shark2, run_baselines, tune_shark2
-from bench.baselines.common import build_templates, key_units, pad_polylines, resample, resample_many
-from bench.baselines.dtw_baseline import DTWConfig, DTWDecoder, dtw_distances
+from bench.baselines.common import build_templates, key_units
+from bench.baselines.dtw_baseline import DTWConfig, DTWDecoder
 from bench.baselines.shark2 import Shark2Config, Shark2Decoder
 from swipe.config import load_json
 from swipe.keyboard import bundled_layout
@@ -20,18 +20,6 @@ from swipe.predictions import read_predictions
 LAYOUT = bundled_layout("hws_fitted")
 WORDS = ["hello", "help", "world", "word", "the", "they", "quick", "fox", "jumps", "over", "lazy", "dog",
          "i", "a", "an", "and", "sand", "pizza"]
-
-
-def reference_dtw(a: np.ndarray, b: np.ndarray) -> float:
-    """Textbook O(n m) DTW with Euclidean local cost."""
-    n, m = len(a), len(b)
-    table = np.full((n + 1, m + 1), np.inf)
-    table[0, 0] = 0.0
-    for i in range(1, n + 1):
-        for j in range(1, m + 1):
-            cost = np.linalg.norm(a[i - 1] - b[j - 1])
-            table[i, j] = cost + min(table[i - 1, j], table[i, j - 1], table[i - 1, j - 1])
-    return float(table[n, m])
 
 
 def word_curve(word: str, points_per_key: int = 8) -> tuple[np.ndarray, np.ndarray]:
@@ -46,53 +34,6 @@ def word_curve(word: str, points_per_key: int = 8) -> tuple[np.ndarray, np.ndarr
 
 def lexicon(words: list[str], freqs: list[float] | None = None) -> Lexicon:
     return Lexicon(words, np.ones(len(words)) if freqs is None else np.array(freqs, np.float64), "test")
-
-
-# ---- DTW --------------------------------------------------------------------------------------
-
-
-def test_dtw_hand_made_sequences() -> None:
-    line = np.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0]])
-    shifted = line + [0.0, 1.0]
-    stretched = np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 0.0], [2.0, 0.0], [2.0, 0.0]])
-    got = dtw_distances(line, np.stack([line, shifted]))
-    assert got == pytest.approx([0.0, 3.0])
-    # A time-warped copy (points repeated) costs nothing; the reverse costs 2 + 0 + 2 at best.
-    assert dtw_distances(stretched, line[None])[0] == pytest.approx(0.0)
-    assert dtw_distances(line, line[None, ::-1])[0] == pytest.approx(4.0)
-
-
-def test_dtw_matches_reference_on_random_sequences() -> None:
-    rng = np.random.default_rng(0)
-    query = rng.normal(size=(7, 2))
-    templates = rng.normal(size=(5, 9, 2))
-    want = [reference_dtw(query, t) for t in templates]
-    assert dtw_distances(query, templates) == pytest.approx(want, rel=1e-5)
-
-
-# ---- resampling -------------------------------------------------------------------------------
-
-
-def test_resample_gives_equidistant_points_along_the_path() -> None:
-    corner = np.array([[0.0, 0.0], [3.0, 0.0], [3.0, 3.0]])
-    want = [[0, 0], [1, 0], [2, 0], [3, 0], [3, 1], [3, 2], [3, 3]]
-    assert resample(corner, 7) == pytest.approx(np.array(want, np.float64))
-    # Uneven vertex spacing and repeated vertices on a straight line: equal steps all the same.
-    uneven = np.array([[0.0, 0.0], [0.1, 0.2], [0.1, 0.2], [1.0, 2.0], [3.0, 6.0]])
-    steps = np.linalg.norm(np.diff(resample(uneven, 20), axis=0), axis=1)
-    assert steps == pytest.approx(np.full(19, np.hypot(3.0, 6.0) / 19))
-
-
-def test_resample_many_matches_one_at_a_time_and_handles_taps() -> None:
-    rng = np.random.default_rng(1)
-    polylines = [rng.normal(size=(k, 2)) for k in (1, 2, 5, 9)] + [np.zeros((4, 2))]
-    many = resample_many(pad_polylines(polylines), 16)
-    for p, got in zip(polylines, many, strict=True):
-        assert got == pytest.approx(resample(p, 16))
-        assert got[0] == pytest.approx(p[0]) and got[-1] == pytest.approx(p[-1])
-    assert many[0] == pytest.approx(np.repeat(polylines[0], 16, axis=0))  # one point: a tap
-    with pytest.raises(ValueError):
-        resample(np.zeros((0, 2)), 8)
 
 
 def test_templates_skip_words_the_layout_cannot_type() -> None:

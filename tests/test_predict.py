@@ -139,9 +139,30 @@ def test_curves_are_resampled_as_the_model_was_trained(project):
     assert a.candidates == b.candidates
 
 
+def test_template_rescoring_reranks_the_candidates_in_every_process(project):
+    common = ["--lexicon", "lex.txt", "--batch-size", "3", "--beam-size", "4", "--quiet"]
+    assert main(common + ["--out", "plain.pkl"]) == 0
+    assert main(common + ["--out", "a.pkl", "--template-weight", "5"]) == 0
+    assert main(common + ["--out", "b.pkl", "--template-weight", "5", "--num-workers", "2"]) == 0
+    plain, a, b = (read_predictions(project.root / name) for name in ("plain.pkl", "a.pkl", "b.pkl"))
+    assert a.candidates == b.candidates
+    # The same words per curve, re-ranked; the curves follow their words' key centres, which the
+    # untrained model does not know but the templates do.
+    for before, after in zip(plain.candidates, a.candidates, strict=True):
+        assert sorted(w for _, w in before) == sorted(w for _, w in after)
+        assert [s for s, _ in after] == sorted((s for s, _ in after), reverse=True)
+    def top1(preds):
+        return sum(row[0][1] == t for row, t in zip(preds.candidates, preds.targets, strict=True))
+    assert top1(a) > top1(plain)
+    assert a.metadata["template_rescoring"]["weight"] == 5.0
+    assert plain.metadata["template_rescoring"] is None
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
+        (["--template-weight", "-1"], "--template-weight must be a finite number >= 0"),
+        (["--template-weight", "1", "--template-prior-weight", "inf"], "--template-prior-weight must be"),
         (["--generator", "greedy", "--beam-size", "4"], "--beam-size is not one of its options"),
         (["--beam-size", "0"], "--beam-size must be >= 1"),
         (["--beam-size", "4", "--num-candidates", "5"], "--num-candidates must be between 1 and --beam-size"),

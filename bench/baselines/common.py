@@ -1,7 +1,8 @@
-"""Shared pieces of the baseline decoders: resampling, word templates, candidates and data.
+"""Shared pieces of the baseline decoders: lexicon-wide word templates, candidates and data.
 
 Coordinates are measured in key units (x in key widths, y in key heights of the layout), so one
-unit of error costs the same along both axes whatever the key aspect ratio.
+unit of error costs the same along both axes whatever the key aspect ratio. The geometry
+(resampling, key units) is the package's own, in :mod:`swipe.templates`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,12 @@ import numpy as np
 from swipe.formats import BadRowError, Curve, read_curves
 from swipe.keyboard import Layout, LayoutError
 from swipe.lexicon import Lexicon
+from swipe.templates import key_units, pad_polylines, path_length, resample, resample_many
+
+__all__ = [
+    "Candidates", "WordTemplates", "build_templates", "key_units", "pad_polylines", "path_length",
+    "read_labelled_curves", "resample", "resample_many", "select_half", "top_candidates",
+]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Benchmarks may read the shared development data next to the repository (the package never does).
@@ -45,90 +52,6 @@ class WordTemplates(NamedTuple):
     points: np.ndarray
     first_key: np.ndarray
     skipped: int
-
-
-def key_units(layout: Layout, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Pixel coordinates as an ``(n, 2)`` float64 array in key widths / key heights."""
-    return np.stack(
-        [np.asarray(x, np.float64) / layout.key_width, np.asarray(y, np.float64) / layout.key_height],
-        axis=-1,
-    )
-
-
-def path_length(points: np.ndarray) -> float:
-    """Total length of the polyline through ``points`` (``(P, 2)``)."""
-    return float(np.linalg.norm(np.diff(points, axis=0), axis=1).sum())
-
-
-def resample(points: np.ndarray, n: int) -> np.ndarray:
-    """``n`` points spaced equally along the polyline through ``points``.
-
-    Parameters
-    ----------
-    points : numpy.ndarray
-        ``(P, 2)`` polyline vertices, ``P >= 1``; repeated points are allowed.
-    n : int
-        Number of output points, ``n >= 2``.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(n, 2)`` float64; the first and last points are the polyline's ends. A polyline of zero
-        length (a tap) gives ``n`` copies of its first point.
-    """
-    points = np.asarray(points, np.float64)
-    if points.ndim != 2 or points.shape[1] != 2 or len(points) == 0:
-        raise ValueError(f"expected a non-empty (P, 2) array of points, got shape {points.shape}")
-    return resample_many(points[None], n)[0]
-
-
-def pad_polylines(polylines: Sequence[np.ndarray]) -> np.ndarray:
-    """Stack polylines of different lengths into ``(count, P, 2)``, repeating each last vertex."""
-    if any(len(p) == 0 for p in polylines):
-        raise ValueError("cannot pad an empty polyline")
-    most = max((len(p) for p in polylines), default=1)
-    verts = np.empty((len(polylines), most, 2))
-    for i, p in enumerate(polylines):
-        verts[i, : len(p)] = p
-        verts[i, len(p) :] = p[-1]
-    return verts
-
-
-def resample_many(verts: np.ndarray, n: int) -> np.ndarray:
-    """:func:`resample` for many polylines at once, vectorised.
-
-    Parameters
-    ----------
-    verts : numpy.ndarray
-        ``(count, P, 2)`` polylines of ``P`` vertices each (see :func:`pad_polylines`).
-    n : int
-        Number of output points per polyline, ``n >= 2``.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(count, n, 2)`` float64.
-    """
-    if n < 2:
-        raise ValueError(f"resampling needs at least 2 points, got n={n}")
-    verts = np.asarray(verts, np.float64)
-    count, most = verts.shape[:2]
-    if count == 0 or most == 1:
-        return np.repeat(verts[:, :1], n, axis=1)
-    seg = np.linalg.norm(np.diff(verts, axis=1), axis=2)  # (count, most - 1)
-    cum = np.concatenate([np.zeros((count, 1)), np.cumsum(seg, axis=1)], axis=1)  # (count, most)
-    targets = np.linspace(0.0, 1.0, n)[None, :] * cum[:, -1:]  # (count, n)
-    # One global searchsorted: shift row r by r * stride so that the rows never overlap.
-    stride = float(cum[:, -1].max()) + 1.0
-    offset = np.arange(count)[:, None] * stride
-    pos = np.searchsorted((cum + offset).ravel(), (targets + offset).ravel(), side="right") - 1
-    row = np.repeat(np.arange(count), n)
-    col = np.clip(pos - row * most, 0, most - 2)  # the segment each target point falls on
-    seg_len = seg[row, col]
-    frac = (targets.ravel() - cum[row, col]) / np.where(seg_len > 0, seg_len, 1.0)
-    frac = np.clip(np.where(seg_len > 0, frac, 0.0), 0.0, 1.0)[:, None]
-    out = verts[row, col] * (1.0 - frac) + verts[row, col + 1] * frac
-    return out.reshape(count, n, 2)
 
 
 def build_templates(layout: Layout, lexicon: Lexicon, n: int) -> WordTemplates:

@@ -22,9 +22,9 @@ from bench.baselines.common import (
 )
 from swipe.keyboard import Layout
 from swipe.lexicon import Lexicon
+from swipe.templates import dtw_distances
 
-_CHUNK = 2048
-
+__all__ = ["DTWConfig", "DTWDecoder", "dtw_distances"]
 
 @dataclass(frozen=True)
 class DTWConfig:
@@ -50,47 +50,6 @@ class DTWConfig:
             raise ValueError(f"num_points must be at least 2, got {self.num_points}")
         if self.first_key_radius < 0 or self.top_k < 1:
             raise ValueError("first_key_radius must be >= 0 and top_k >= 1")
-
-
-def dtw_distances(query: np.ndarray, templates: np.ndarray) -> np.ndarray:
-    """DTW distance from one sequence to many equally long ones, vectorised over the templates.
-
-    The local cost is the Euclidean distance between points; steps are (1, 0), (0, 1) and (1, 1);
-    the distance is the cost of the cheapest warping path from the first to the last points.
-
-    Parameters
-    ----------
-    query : numpy.ndarray
-        ``(n, 2)`` points.
-    templates : numpy.ndarray
-        ``(C, m, 2)`` points.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(C,)`` float32 distances.
-    """
-    query = np.asarray(query, np.float32)
-    templates = np.asarray(templates, np.float32)
-    if len(templates) > _CHUNK:  # bound the (C, n, m) cost tables' memory
-        return np.concatenate([dtw_distances(query, templates[s : s + _CHUNK])
-                               for s in range(0, len(templates), _CHUNK)])
-    # cost[c, i, j] = |query[i] - templates[c, j]|
-    cost = np.hypot(query[None, :, None, 0] - templates[:, None, :, 0],
-                    query[None, :, None, 1] - templates[:, None, :, 1])
-    count, n, m = cost.shape
-    # Row i of the DTW table from row i - 1 in closed form (a min-plus prefix scan):
-    #   D[i, j] = c[i, j] + min(D[i-1, j], D[i-1, j-1], D[i, j-1])
-    #           = S[j] + min_{k <= j} (a[k] - S[k-1]),  a[k] = min(D[i-1, k], D[i-1, k-1]),
-    # where S is the running sum of row i's costs.
-    prev = np.cumsum(cost[:, 0, :], axis=1)
-    for i in range(1, n):
-        shifted = np.concatenate([np.full((count, 1), np.inf, np.float32), prev[:, :-1]], axis=1)
-        a = np.minimum(prev, shifted)
-        running = np.cumsum(cost[:, i, :], axis=1)
-        before = np.concatenate([np.zeros((count, 1), np.float32), running[:, :-1]], axis=1)
-        prev = running + np.minimum.accumulate(a - before, axis=1)
-    return prev[:, -1]
 
 
 class DTWDecoder:

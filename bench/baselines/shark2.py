@@ -41,9 +41,9 @@ from bench.baselines.common import (
     resample_many,
     top_candidates,
 )
-from bench.baselines.dtw_baseline import dtw_distances
 from swipe.keyboard import Layout
 from swipe.lexicon import Lexicon
+from swipe.templates import dtw_distances, gaussian_log_likelihood, normalize_shape
 
 
 @dataclass(frozen=True)
@@ -116,28 +116,16 @@ class ChannelDistances(NamedTuple):
     is_tap: bool
 
 
-def normalize_shape(points: np.ndarray) -> np.ndarray:
-    """Centre curves on their centroid and scale them so the larger bounding-box side is 1.
-
-    Parameters
-    ----------
-    points : numpy.ndarray
-        ``(..., n, 2)`` curves; curves of zero size are centred only.
-    """
-    centred = points - points.mean(axis=-2, keepdims=True)
-    size = (points.max(axis=-2) - points.min(axis=-2)).max(axis=-1)[..., None, None]
-    return centred / np.where(size > 1e-9, size, 1.0)
-
-
 def base_scores(distances: ChannelDistances, config: Shark2Config) -> np.ndarray:
     """Log-score of each candidate from the location, shape and end channels and the prior."""
+    prior = config.prior_weight * distances.log_prior
     if distances.is_tap:
-        return -0.5 * (distances.location / config.sigma_tap) ** 2 + config.prior_weight * distances.log_prior
-    ends_sq = distances.start.astype(np.float64) ** 2 + distances.end.astype(np.float64) ** 2
-    return (-0.5 * (distances.location / config.sigma_location) ** 2
-            - 0.5 * (distances.shape / config.sigma_shape) ** 2
-            - 0.5 * ends_sq / config.sigma_ends**2
-            + config.prior_weight * distances.log_prior)
+        return gaussian_log_likelihood(distances.location, config.sigma_tap) + prior
+    ends = np.hypot(distances.start.astype(np.float64), distances.end.astype(np.float64))
+    return (gaussian_log_likelihood(distances.location, config.sigma_location)
+            + gaussian_log_likelihood(distances.shape, config.sigma_shape)
+            + gaussian_log_likelihood(ends, config.sigma_ends)
+            + prior)
 
 
 class ElasticDistances(NamedTuple):
@@ -149,8 +137,8 @@ class ElasticDistances(NamedTuple):
 
 def elastic_scores(elastic: ElasticDistances, config: Shark2Config) -> np.ndarray:
     """Log-likelihood of the elastic (DTW) channel distances."""
-    return (-0.5 * (elastic.location.astype(np.float64) / config.sigma_elastic_location) ** 2
-            - 0.5 * (elastic.shape.astype(np.float64) / config.sigma_elastic_shape) ** 2)
+    return (gaussian_log_likelihood(elastic.location, config.sigma_elastic_location)
+            + gaussian_log_likelihood(elastic.shape, config.sigma_elastic_shape))
 
 
 class Shark2Decoder:

@@ -1,0 +1,350 @@
+"""Word templates on a keyboard and how well a swipe matches them, after SHARK2 (Kristensson and
+Zhai, UIST 2004).
+
+A word's template is the polyline through its key centres. A swipe and a template, both resampled to
+equidistant points, are compared through channels, each a Gaussian log-likelihood
+``-d**2 / (2 sigma**2)`` of a distance ``d``:
+
+* location: the mean distance between corresponding points, which knows *where* the swipe was drawn;
+* shape: the same after both curves are centred and scaled to unit size, which forgives a swipe
+  drawn too small, too large or shifted;
+* ends: the distances from the swipe's first and last points to the word's first and last keys;
+* elastic location and elastic shape: dynamic-time-warping distances per point, as drawn and
+  normalised, which forgive uneven speed, cut corners and overshoot.
+
+A tap (a swipe shorter than ``tap_length``) has no shape: it is scored by location alone.
+
+Distances are in key units (x in key widths, y in key heights of the layout), so one unit of error
+costs the same along both axes whatever the keys' aspect ratio.
+
+:class:`TemplateRescorer` adds these scores to a neural decoder's candidates (``predict.py
+--template-weight``): the network reads the curve point by point, the templates compare whole
+shapes, and real swipes drawn on keyboards of other sizes or positions are often matched better by
+the second. The SHARK2-style full-lexicon baseline (``bench/baselines/shark2.py``) is built on the
+same functions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from swipe.keyboard import Layout
+
+Candidate = tuple[float, str]
+
+# Templates per DTW call: bounds the (templates, n, m) cost tables' memory.
+_DTW_CHUNK = 2048
+
+
+# ---- geometry ------------------------------------------------------------------------------------
+
+
+def key_units(layout: Layout, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pixel coordinates as an ``(n, 2)`` float64 array in key widths / key heights."""
+    return np.stack(
+        [np.asarray(x, np.float64) / layout.key_width, np.asarray(y, np.float64) / layout.key_height],
+        axis=-1,
+    )
+
+
+def path_length(points: np.ndarray) -> float:
+    """Total length of the polyline through ``points`` (``(P, 2)``)."""
+    return float(np.linalg.norm(np.diff(points, axis=0), axis=1).sum())
+
+
+def resample(points: np.ndarray, n: int) -> np.ndarray:
+    """``n`` points spaced equally along the polyline through ``points``.
+
+    Parameters
+    ----------
+    points : numpy.ndarray
+        ``(P, 2)`` polyline vertices, ``P >= 1``; repeated points are allowed.
+    n : int
+        Number of output points, ``n >= 2``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, 2)`` float64; the first and last points are the polyline's ends. A polyline of zero
+        length (a tap) gives ``n`` copies of its first point.
+    """
+    points = np.asarray(points, np.float64)
+    if points.ndim != 2 or points.shape[1] != 2 or len(points) == 0:
+        raise ValueError(f"expected a non-empty (P, 2) array of points, got shape {points.shape}")
+    return resample_many(points[None], n)[0]
+
+
+def pad_polylines(polylines: Sequence[np.ndarray]) -> np.ndarray:
+    """Stack polylines of different lengths into ``(count, P, 2)``, repeating each last vertex."""
+    if any(len(p) == 0 for p in polylines):
+        raise ValueError("cannot pad an empty polyline")
+    most = max((len(p) for p in polylines), default=1)
+    verts = np.empty((len(polylines), most, 2))
+    for i, p in enumerate(polylines):
+        verts[i, : len(p)] = p
+        verts[i, len(p) :] = p[-1]
+    return verts
+
+
+def resample_many(verts: np.ndarray, n: int) -> np.ndarray:
+    """:func:`resample` for many polylines at once, vectorised.
+
+    Parameters
+    ----------
+    verts : numpy.ndarray
+        ``(count, P, 2)`` polylines of ``P`` vertices each (see :func:`pad_polylines`).
+    n : int
+        Number of output points per polyline, ``n >= 2``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(count, n, 2)`` float64.
+    """
+    if n < 2:
+        raise ValueError(f"resampling needs at least 2 points, got n={n}")
+    verts = np.asarray(verts, np.float64)
+    count, most = verts.shape[:2]
+    if count == 0 or most == 1:
+        return np.repeat(verts[:, :1], n, axis=1)
+    seg = np.linalg.norm(np.diff(verts, axis=1), axis=2)  # (count, most - 1)
+    cum = np.concatenate([np.zeros((count, 1)), np.cumsum(seg, axis=1)], axis=1)  # (count, most)
+    targets = np.linspace(0.0, 1.0, n)[None, :] * cum[:, -1:]  # (count, n)
+    # One global searchsorted: shift row r by r * stride so that the rows never overlap.
+    stride = float(cum[:, -1].max()) + 1.0
+    offset = np.arange(count)[:, None] * stride
+    pos = np.searchsorted((cum + offset).ravel(), (targets + offset).ravel(), side="right") - 1
+    row = np.repeat(np.arange(count), n)
+    col = np.clip(pos - row * most, 0, most - 2)  # the segment each target point falls on
+    seg_len = seg[row, col]
+    frac = (targets.ravel() - cum[row, col]) / np.where(seg_len > 0, seg_len, 1.0)
+    frac = np.clip(np.where(seg_len > 0, frac, 0.0), 0.0, 1.0)[:, None]
+    out = verts[row, col] * (1.0 - frac) + verts[row, col + 1] * frac
+    return out.reshape(count, n, 2)
+
+
+def normalize_shape(points: np.ndarray) -> np.ndarray:
+    """Centre curves on their centroid and scale them so the larger bounding-box side is 1.
+
+    Parameters
+    ----------
+    points : numpy.ndarray
+        ``(..., n, 2)`` curves; curves of zero size are centred only.
+    """
+    centred = points - points.mean(axis=-2, keepdims=True)
+    size = (points.max(axis=-2) - points.min(axis=-2)).max(axis=-1)[..., None, None]
+    return centred / np.where(size > 1e-9, size, 1.0)
+
+
+def dtw_distances(query: np.ndarray, templates: np.ndarray) -> np.ndarray:
+    """DTW distances from a sequence to many equally long ones, vectorised over the templates.
+
+    The local cost is the Euclidean distance between points; steps are (1, 0), (0, 1) and (1, 1);
+    the distance is the cost of the cheapest warping path from the first to the last points.
+
+    Parameters
+    ----------
+    query : numpy.ndarray
+        ``(n, 2)`` points, or ``(C, n, 2)``: one query per template.
+    templates : numpy.ndarray
+        ``(C, m, 2)`` points.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(C,)`` float32 distances.
+    """
+    query = np.asarray(query, np.float32)
+    templates = np.asarray(templates, np.float32)
+    if query.ndim == 2:
+        query = query[None]
+    if len(templates) > _DTW_CHUNK:
+        chunks = range(0, len(templates), _DTW_CHUNK)
+        return np.concatenate([dtw_distances(query if len(query) == 1 else query[s : s + _DTW_CHUNK],
+                                             templates[s : s + _DTW_CHUNK]) for s in chunks])
+    # cost[c, i, j] = |query[i] - templates[c, j]|
+    cost = np.hypot(query[:, :, None, 0] - templates[:, None, :, 0],
+                    query[:, :, None, 1] - templates[:, None, :, 1])
+    count, n, m = cost.shape
+    # Row i of the DTW table from row i - 1 in closed form (a min-plus prefix scan):
+    #   D[i, j] = c[i, j] + min(D[i-1, j], D[i-1, j-1], D[i, j-1])
+    #           = S[j] + min_{k <= j} (a[k] - S[k-1]),  a[k] = min(D[i-1, k], D[i-1, k-1]),
+    # where S is the running sum of row i's costs.
+    prev = np.cumsum(cost[:, 0, :], axis=1)
+    for i in range(1, n):
+        shifted = np.concatenate([np.full((count, 1), np.inf, np.float32), prev[:, :-1]], axis=1)
+        a = np.minimum(prev, shifted)
+        running = np.cumsum(cost[:, i, :], axis=1)
+        before = np.concatenate([np.zeros((count, 1), np.float32), running[:, :-1]], axis=1)
+        prev = running + np.minimum.accumulate(a - before, axis=1)
+    return prev[:, -1]
+
+
+def gaussian_log_likelihood(distance: np.ndarray, sigma: float) -> np.ndarray:
+    """``-distance**2 / (2 sigma**2)`` in float64: a channel's score."""
+    return -0.5 * (np.asarray(distance, np.float64) / sigma) ** 2
+
+
+# ---- scoring words -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TemplateScoring:
+    """Settings of :func:`template_log_likelihoods` (distances in key units).
+
+    The defaults are those of the SHARK2-style baseline, tuned on the odd rows of the real English
+    development swipes (``bench/baselines/tune_shark2.py``, ``docs/baselines.md``).
+
+    Attributes
+    ----------
+    num_points : int
+        Points the swipe and the templates are resampled to for the location and shape channels.
+    dtw_points : int
+        Points per curve for the elastic (DTW) channels.
+    sigma_location, sigma_shape, sigma_ends, sigma_elastic_location, sigma_elastic_shape : float
+        Standard deviations of the channel distances (``sigma_ends`` applies to the root of the
+        sum of the squared start and end distances).
+    sigma_tap : float
+        Standard deviation of the location channel for taps.
+    tap_length : float
+        Swipes shorter than this are taps, scored by location only.
+    """
+
+    num_points: int = 64
+    dtw_points: int = 32
+    sigma_location: float = 5.0
+    sigma_shape: float = 0.08
+    sigma_ends: float = 0.5
+    sigma_elastic_location: float = 0.28
+    sigma_elastic_shape: float = 0.035
+    sigma_tap: float = 0.5
+    tap_length: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.num_points < 2 or self.dtw_points < 2:
+            raise ValueError(f"num_points and dtw_points must be at least 2, got "
+                             f"{self.num_points} and {self.dtw_points}")
+        for name in ("sigma_location", "sigma_shape", "sigma_ends", "sigma_elastic_location",
+                     "sigma_elastic_shape", "sigma_tap", "tap_length"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+
+
+def word_polyline(layout: Layout, word: str) -> np.ndarray:
+    """``(len(word), 2)`` key centres of ``word``'s letters in key units.
+
+    Raises
+    ------
+    swipe.keyboard.LayoutError
+        The layout has no key for one of the letters.
+    """
+    keys = [layout.key_index_for_char(c) for c in word]
+    centers = np.asarray(layout.centers, np.float64)[keys]
+    return key_units(layout, centers[:, 0], centers[:, 1])
+
+
+def template_log_likelihoods(
+    layout: Layout, x: np.ndarray, y: np.ndarray, words: Sequence[str],
+    scoring: TemplateScoring = TemplateScoring(),
+) -> np.ndarray:
+    """How well a swipe matches each word's template: the sum of the channels' log-likelihoods.
+
+    Parameters
+    ----------
+    layout : Layout
+        The keyboard the swipe was drawn on.
+    x, y : numpy.ndarray
+        The swipe's points in pixels.
+    words : sequence of str
+        Words the layout can type (a few: every word costs a DTW table).
+    scoring : TemplateScoring
+        Channel settings.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(len(words),)`` float64, higher is a better match.
+    """
+    if not words:
+        return np.zeros(0)
+    gesture = key_units(layout, x, y)
+    templates = resample_many(pad_polylines([word_polyline(layout, w) for w in words]), scoring.num_points)
+    points = resample(gesture, scoring.num_points)
+    location = np.linalg.norm(templates - points, axis=2).mean(axis=1)
+    if path_length(gesture) < scoring.tap_length:
+        return gaussian_log_likelihood(location, scoring.sigma_tap)
+    shape = np.linalg.norm(normalize_shape(templates) - normalize_shape(points), axis=2).mean(axis=1)
+    ends = np.hypot(np.linalg.norm(templates[:, 0] - points[0], axis=1),
+                    np.linalg.norm(templates[:, -1] - points[-1], axis=1))
+    n, count = scoring.dtw_points, len(words)
+    query, dtw_templates = resample(gesture, n), resample_many(templates, n)
+    # Both elastic channels in one DTW pass: as drawn, then normalised.
+    queries = np.concatenate([np.broadcast_to(query, (count, n, 2)),
+                              np.broadcast_to(normalize_shape(query), (count, n, 2))])
+    elastic = dtw_distances(queries, np.concatenate([dtw_templates, normalize_shape(dtw_templates)])) / n
+    elastic_location, elastic_shape = elastic[:count], elastic[count:]
+    return (gaussian_log_likelihood(location, scoring.sigma_location)
+            + gaussian_log_likelihood(shape, scoring.sigma_shape)
+            + gaussian_log_likelihood(ends, scoring.sigma_ends)
+            + gaussian_log_likelihood(elastic_location, scoring.sigma_elastic_location)
+            + gaussian_log_likelihood(elastic_shape, scoring.sigma_elastic_shape))
+
+
+@dataclass(frozen=True)
+class TemplateRescorer:
+    """Re-ranks a decoder's candidates by their score plus ``weight`` times the template score.
+
+    The template score of a word is :func:`template_log_likelihoods` plus ``prior_weight`` times
+    its log relative frequency in the lexicon (the SHARK2 ranking), so ``weight`` trades the
+    decoder's score against a whole-shape matcher's.
+
+    Attributes
+    ----------
+    weight : float
+        Weight of the template score (0 leaves the candidates as they are).
+    prior_weight : float
+        Weight of the word's log relative frequency within the template score.
+    scoring : TemplateScoring
+        Channel settings.
+    """
+
+    weight: float
+    prior_weight: float = 1.0
+    scoring: TemplateScoring = TemplateScoring()
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.weight) and self.weight >= 0):
+            raise ValueError(f"template weight must be a finite number >= 0, got {self.weight}")
+        if not (math.isfinite(self.prior_weight) and self.prior_weight >= 0):
+            raise ValueError(f"template prior weight must be a finite number >= 0, got {self.prior_weight}")
+
+    def rescore(
+        self, candidates: Sequence[Candidate], layout: Layout, x: np.ndarray, y: np.ndarray,
+        log_priors: np.ndarray | None = None,
+    ) -> list[Candidate]:
+        """``candidates`` of one swipe with new scores, best first (ties keep their order).
+
+        Parameters
+        ----------
+        candidates : sequence of (float, str)
+            The decoder's ``(score, word)`` pairs.
+        layout : Layout
+            The keyboard the swipe was drawn on.
+        x, y : numpy.ndarray
+            The swipe's points in pixels.
+        log_priors : numpy.ndarray, optional
+            Each candidate's log relative frequency (None: no prior term).
+        """
+        if self.weight == 0 or not candidates:
+            return list(candidates)
+        words = [word for _, word in candidates]
+        template = template_log_likelihoods(layout, x, y, words, self.scoring)
+        if log_priors is not None:
+            template = template + self.prior_weight * np.asarray(log_priors, np.float64)
+        scores = np.array([score for score, _ in candidates], np.float64) + self.weight * template
+        order = np.argsort(-scores, kind="stable")
+        return [(float(scores[i]), words[i]) for i in order]

@@ -1,0 +1,177 @@
+"""Word templates (swipe.templates): resampling, DTW, channel scores and candidate rescoring."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.baselines.shark2 import Shark2Config, Shark2Decoder
+from swipe.keyboard import LayoutError, bundled_layout
+from swipe.lexicon import Lexicon
+from swipe.templates import (
+    TemplateRescorer,
+    TemplateScoring,
+    dtw_distances,
+    pad_polylines,
+    resample,
+    resample_many,
+    template_log_likelihoods,
+)
+
+LAYOUT = bundled_layout("hws_fitted")
+
+
+def word_curve(
+    word: str, points_per_key: int = 8, shift: tuple[float, float] = (0.0, 0.0)
+) -> tuple[np.ndarray, np.ndarray]:
+    """A pixel curve drawn through the key centres of ``word`` (moved by ``shift`` pixels)."""
+    centres = np.array([LAYOUT.centers[LAYOUT.key_index_for_char(c)] for c in word], np.float64) + shift
+    if len(centres) == 1:
+        return centres[:, 0].repeat(3), centres[:, 1].repeat(3)
+    t = np.linspace(0, len(centres) - 1, points_per_key * (len(centres) - 1) + 1)
+    knots = np.arange(len(centres))
+    return np.interp(t, knots, centres[:, 0]), np.interp(t, knots, centres[:, 1])
+
+
+def reference_dtw(a: np.ndarray, b: np.ndarray) -> float:
+    """Textbook O(n m) DTW with Euclidean local cost."""
+    n, m = len(a), len(b)
+    table = np.full((n + 1, m + 1), np.inf)
+    table[0, 0] = 0.0
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            cost = np.linalg.norm(a[i - 1] - b[j - 1])
+            table[i, j] = cost + min(table[i - 1, j], table[i, j - 1], table[i - 1, j - 1])
+    return float(table[n, m])
+
+
+# ---- DTW --------------------------------------------------------------------------------------
+
+
+def test_dtw_hand_made_sequences() -> None:
+    line = np.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0]])
+    shifted = line + [0.0, 1.0]
+    stretched = np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 0.0], [2.0, 0.0], [2.0, 0.0]])
+    got = dtw_distances(line, np.stack([line, shifted]))
+    assert got == pytest.approx([0.0, 3.0])
+    # A time-warped copy (points repeated) costs nothing; the reverse costs 2 + 0 + 2 at best.
+    assert dtw_distances(stretched, line[None])[0] == pytest.approx(0.0)
+    assert dtw_distances(line, line[None, ::-1])[0] == pytest.approx(4.0)
+
+
+def test_dtw_matches_reference_on_random_sequences() -> None:
+    rng = np.random.default_rng(0)
+    query = rng.normal(size=(7, 2))
+    templates = rng.normal(size=(5, 9, 2))
+    want = [reference_dtw(query, t) for t in templates]
+    assert dtw_distances(query, templates) == pytest.approx(want, rel=1e-5)
+
+
+def test_dtw_takes_one_query_per_template_in_chunks() -> None:
+    rng = np.random.default_rng(2)
+    queries = rng.normal(size=(2100, 6, 2))
+    templates = rng.normal(size=(2100, 5, 2))
+    got = dtw_distances(queries, templates)
+    for i in (0, 1, 2047, 2048, 2099):
+        assert got[i] == pytest.approx(dtw_distances(queries[i], templates[i : i + 1])[0])
+    assert got[7] == pytest.approx(reference_dtw(queries[7], templates[7]), rel=1e-5)
+
+
+# ---- resampling -------------------------------------------------------------------------------
+
+
+def test_resample_gives_equidistant_points_along_the_path() -> None:
+    corner = np.array([[0.0, 0.0], [3.0, 0.0], [3.0, 3.0]])
+    want = [[0, 0], [1, 0], [2, 0], [3, 0], [3, 1], [3, 2], [3, 3]]
+    assert resample(corner, 7) == pytest.approx(np.array(want, np.float64))
+    # Uneven vertex spacing and repeated vertices on a straight line: equal steps all the same.
+    uneven = np.array([[0.0, 0.0], [0.1, 0.2], [0.1, 0.2], [1.0, 2.0], [3.0, 6.0]])
+    steps = np.linalg.norm(np.diff(resample(uneven, 20), axis=0), axis=1)
+    assert steps == pytest.approx(np.full(19, np.hypot(3.0, 6.0) / 19))
+
+
+def test_resample_many_matches_one_at_a_time_and_handles_taps() -> None:
+    rng = np.random.default_rng(1)
+    polylines = [rng.normal(size=(k, 2)) for k in (1, 2, 5, 9)] + [np.zeros((4, 2))]
+    many = resample_many(pad_polylines(polylines), 16)
+    for p, got in zip(polylines, many, strict=True):
+        assert got == pytest.approx(resample(p, 16))
+        assert got[0] == pytest.approx(p[0]) and got[-1] == pytest.approx(p[-1])
+    assert many[0] == pytest.approx(np.repeat(polylines[0], 16, axis=0))  # one point: a tap
+    with pytest.raises(ValueError):
+        resample(np.zeros((0, 2)), 8)
+
+
+# ---- channel scores ------------------------------------------------------------------------
+
+
+def test_the_drawn_word_matches_best_even_when_shifted() -> None:
+    words = ["hello", "help", "jello", "hells", "world"]
+    for shift in ((0.0, 0.0), (12.0, -9.0)):  # a third of a key sideways, a seventh up
+        scores = template_log_likelihoods(LAYOUT, *word_curve("hello", shift=shift), words)
+        assert scores.shape == (5,) and int(np.argmax(scores)) == 0
+    exact = template_log_likelihoods(LAYOUT, *word_curve("hello"), ["hello"])
+    assert exact[0] == pytest.approx(0.0, abs=0.01)  # every distance (nearly) 0
+
+
+def test_taps_are_scored_by_distance_to_the_key() -> None:
+    x, y = word_curve("i")
+    scores = template_log_likelihoods(LAYOUT, x, y, ["i", "o", "in"])
+    assert scores[0] == pytest.approx(0.0) and scores[0] > scores[1] > scores[2]
+
+
+def test_words_the_layout_cannot_type_are_an_error() -> None:
+    with pytest.raises(LayoutError, match="no key"):
+        template_log_likelihoods(LAYOUT, *word_curve("cat"), ["naïve"])
+
+
+def test_the_shark2_baseline_scores_words_as_the_templates_do() -> None:
+    words = ["hello", "help", "hell", "jello", "hells", "yellow", "world"]
+    freqs = np.array([50.0, 40.0, 30.0, 20.0, 10.0, 5.0, 1.0])
+    config = Shark2Config(end_radius=5.0, start_radius=5.0)
+    decoder = Shark2Decoder(LAYOUT, Lexicon(words, freqs, "test"), config)
+    rng = np.random.default_rng(0)
+    x, y = word_curve("hello")
+    x, y = x + rng.normal(0, 6, len(x)), y + rng.normal(0, 6, len(y))
+    ranked = decoder.decode(x, y)
+    got = [score for score, _ in ranked]
+    log_prior = np.log(freqs / freqs.sum())
+    ranked_words = [w for _, w in ranked]
+    priors = log_prior[[words.index(w) for w in ranked_words]]
+    want = template_log_likelihoods(LAYOUT, x, y, ranked_words) + priors
+    assert got == pytest.approx(want, rel=1e-3, abs=1e-3)
+
+
+# ---- rescoring ----------------------------------------------------------------------------------
+
+
+def test_rescoring_moves_the_word_the_curve_follows_to_the_top() -> None:
+    candidates = [(-1.0, "help"), (-1.5, "hello"), (-4.0, "world")]
+    x, y = word_curve("hello")
+    assert TemplateRescorer(0.0).rescore(candidates, LAYOUT, x, y) == candidates
+    rescored = TemplateRescorer(1.0).rescore(candidates, LAYOUT, x, y)
+    assert [w for _, w in rescored] == ["hello", "help", "world"]
+    want = -1.5 + template_log_likelihoods(LAYOUT, x, y, ["hello"])[0]
+    assert rescored[0][0] == pytest.approx(want)
+    # The prior enters the template score with its own weight.
+    priors = np.array([0.0, -50.0, 0.0])
+    rescored = TemplateRescorer(1.0, prior_weight=1.0).rescore(candidates, LAYOUT, x, y, priors)
+    assert rescored[0][1] == "help"
+    assert TemplateRescorer(1.0, prior_weight=0.0).rescore(candidates, LAYOUT, x, y, priors)[0][1] == "hello"
+
+
+def test_rescoring_keeps_the_order_of_ties_and_handles_no_candidates() -> None:
+    x, y = word_curve("the")
+    assert TemplateRescorer(1.0).rescore([], LAYOUT, x, y) == []
+    rescored = TemplateRescorer(1.0).rescore([(-1.0, "the"), (-1.0, "the")], LAYOUT, x, y)
+    assert [s for s, _ in rescored] == [rescored[0][0]] * 2
+
+
+@pytest.mark.parametrize("weight, prior, message", [
+    (-1.0, 1.0, "template weight"), (float("nan"), 1.0, "template weight"), (1.0, -0.5, "prior weight"),
+])
+def test_rescorer_rejects_bad_weights(weight: float, prior: float, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TemplateRescorer(weight, prior)
+    with pytest.raises(ValueError, match="sigma_shape"):
+        TemplateScoring(sigma_shape=0.0)
