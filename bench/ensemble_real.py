@@ -64,7 +64,7 @@ def predict_neural(args: argparse.Namespace, data: Path, split: str, out: Path) 
     code = predict_main([
         "--checkpoint", str(args.model), "--data", str(data), "--split", split, "--lexicon", args.lexicon,
         "--generator", "beam", "--beam-size", str(args.beam_size), "--prior-weight", str(args.prior_weight),
-        "--out", str(out), "--overwrite", "--quiet",
+        "--template-weight", "0", "--out", str(out), "--overwrite", "--quiet",
     ])
     if code != 0:
         raise MemberError(f"predict.py failed on {data} (exit status {code})")

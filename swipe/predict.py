@@ -436,16 +436,17 @@ def build_parser() -> argparse.ArgumentParser:
     arg("--skip-bad-rows", action="store_true", help="skip (and count) malformed rows of raw data")
     arg("--lexicon", help="'en', 'ru' or a word-list file (default: the run's lexicon)")
     arg("--no-lexicon", action="store_true", help="decode without a lexicon (any character string)")
-    arg("--generator", default="beam", choices=sorted(GENERATORS), help="search (default: beam)")
+    arg("--generator", choices=sorted(GENERATORS),
+        help="search (default: the model's decoding.json, else beam)")
     arg("--beam-size", type=int, help="beam: hypotheses per curve (default 8)")
     arg("--num-candidates", type=int, help="beam: candidates kept per curve (default: beam size)")
     arg("--prior-weight", type=float, help="weight of the word-frequency prior (default 0: off)")
     arg("--length-penalty", type=float, help="length-normalisation exponent of scores (default 0.5)")
     arg("--max-length", type=int, help="most tokens per word, <eos> included (default: from the lexicon)")
-    arg("--template-weight", type=float, default=0.0,
+    arg("--template-weight", type=float,
         help="re-rank the candidates by their score plus this times how well the curve matches each "
         "word's key-centre template (swipe.templates; default 0: off)")
-    arg("--template-prior-weight", type=float, default=1.0,
+    arg("--template-prior-weight", type=float,
         help="weight of the word-frequency prior within the template score (default 1)")
     arg("--batch-size", type=int, default=64, help="most curves decoded together (default 64)")
     arg("--max-batch-points", type=int, default=DEFAULT_MAX_BATCH_POINTS,
@@ -606,8 +607,41 @@ def _template_rescorer(args: argparse.Namespace) -> TemplateRescorer | None:
     return TemplateRescorer(args.template_weight, args.template_prior_weight)
 
 
+def _with_model_settings(args: argparse.Namespace, checkpoint: Path) -> argparse.Namespace:
+    """``args`` with the decoding flags that were not given taken from the model's
+    ``decoding.json`` (see :class:`swipe.shipped.DecodingSettings`), else their defaults."""
+    from swipe.config import ConfigError
+    from swipe.shipped import DECODING_FILE, read_decoding_settings
+
+    try:
+        settings = read_decoding_settings(checkpoint)
+    except ConfigError as err:
+        raise PredictError(str(err)) from None
+    filled = vars(args).copy()
+    if settings is not None and not args.no_lexicon:  # the settings are chosen with a lexicon
+        if settings.generator not in GENERATORS:
+            raise PredictError(f"{checkpoint.parent / DECODING_FILE}: unknown generator "
+                               f"{settings.generator!r}; known: {', '.join(GENERATORS)}")
+        names = ["template_weight", "template_prior_weight"]
+        if args.generator in (None, settings.generator):
+            names = ["generator", *_OPTION_FLAGS, *names]
+        taken = [name for name in names if filled[name] is None and getattr(settings, name) is not None]
+        for name in taken:
+            filled[name] = getattr(settings, name)
+        if taken:
+            used = ", ".join(f"{name} {filled[name]}" for name in taken)
+            print(f"decoding as {checkpoint.parent / DECODING_FILE} recommends: {used} (flags override)",
+                  file=sys.stderr)
+    for name, default in (("generator", "beam"), ("template_weight", 0.0), ("template_prior_weight", 1.0)):
+        if filled[name] is None:
+            filled[name] = default
+    return argparse.Namespace(**filled)
+
+
 def run(args: argparse.Namespace) -> Predictions:
     """Carry out a parsed ``predict.py`` command line; returns what was written."""
+    checkpoint = _find_checkpoint(args)
+    args = _with_model_settings(args, checkpoint)
     checked = _generator_options(args)
     if args.num_workers < 0:
         raise PredictError(f"--num-workers must be >= 0, got {args.num_workers}")
@@ -624,7 +658,6 @@ def run(args: argparse.Namespace) -> Predictions:
         if path is not None and Path(path).exists() and not args.overwrite:
             raise FileExistsError(f"{path}: already exists (pass --overwrite to replace it)")
 
-    checkpoint = _find_checkpoint(args)
     loader = CheckpointLoader(checkpoint)
     loaded = loader.load(args.device)
     inputs = _resolve_inputs(args, loaded, checkpoint)

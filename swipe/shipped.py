@@ -4,6 +4,7 @@ Each model lives in a folder of ``swipe/resources/models/``::
 
     swipe/resources/models/en_hws/model.pt      an exported model (python -m swipe.export)
     swipe/resources/models/en_hws/card.md       its model card (data, recipe, metrics)
+    swipe/resources/models/en_hws/decoding.json the decoding settings chosen for it (optional)
 
 A model serves the layouts it was trained on (stored in ``model.pt``); the features a decoder reads
 depend on the keyboard's geometry, so a layout of the same letters but another geometry is not
@@ -15,14 +16,17 @@ served. ::
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, NamedTuple
 
+from swipe.config import load_json
 from swipe.export import ExportError, read_model_info
 
 MODELS_DIR = Path(__file__).resolve().parent / "resources" / "models"
 MODEL_FILE = "model.pt"
 CARD_FILE = "card.md"
+DECODING_FILE = "decoding.json"
 
 
 class ShippedModelError(RuntimeError):
@@ -112,3 +116,50 @@ def shipped_model_for_layouts(layout_names: Iterable[str], root: str | Path | No
         if wanted <= set(model.layout_names):
             return model.path
     return None
+
+
+@dataclass(frozen=True)
+class DecodingSettings:
+    """The decoding settings chosen for an exported model, read from the ``decoding.json`` next to
+    its ``model.pt``; ``predict.py`` uses each one whose flag is not given.
+
+    Attributes
+    ----------
+    generator : str
+        ``beam`` or ``greedy``.
+    beam_size, num_candidates, prior_weight, length_penalty, max_length : optional
+        Generator options (None: the generator's default); they apply only when ``predict.py``
+        decodes with this generator.
+    template_weight, template_prior_weight : float
+        Template rescoring (``predict.py --template-weight``, ``--template-prior-weight``).
+    chosen_on : str
+        How the settings were chosen (for people; not read).
+    """
+
+    generator: str
+    beam_size: int | None = None
+    num_candidates: int | None = None
+    prior_weight: float | None = None
+    length_penalty: float | None = None
+    max_length: int | None = None
+    template_weight: float = 0.0
+    template_prior_weight: float = 1.0
+    chosen_on: str = ""
+
+
+def read_decoding_settings(model_file: str | Path) -> DecodingSettings | None:
+    """The :class:`DecodingSettings` of an exported model's folder, or None where it has none.
+
+    Only an exported model (a ``model.pt``) has them: a training run's checkpoints do not.
+
+    Raises
+    ------
+    swipe.config.ConfigError
+        The file is not valid JSON or has an unknown, missing or mistyped key (the message names
+        the file and the key).
+    """
+    model_file = Path(model_file)
+    path = model_file.parent / DECODING_FILE
+    if model_file.name != MODEL_FILE or not path.is_file():
+        return None
+    return load_json(DecodingSettings, path)

@@ -271,3 +271,54 @@ def test_without_a_run_the_shipped_model_for_the_datas_layout_decodes(tmp_path, 
     monkeypatch.setattr(shipped, "MODELS_DIR", tmp_path / "none")
     assert main(["--data", "ru.jsonl", "--lexicon", "lex.txt", "--quiet", "--out", "c.pkl"]) == 2
     assert "no shipped model decodes the layouts ['hws_fitted']" in capsys.readouterr().err
+
+
+def exported_model_folder(project: SimpleProject, settings: dict | None) -> Path:
+    """``models/tiny/model.pt`` exported from a tiny checkpoint, with ``decoding.json`` if given."""
+    from swipe.export import export_checkpoint
+
+    write_checkpoint(project.root / "source.pt", "val.jsonl")
+    folder = project.root / "models" / "tiny"
+    folder.mkdir(parents=True)
+    export_checkpoint(project.root / "source.pt", folder / "model.pt")
+    if settings is not None:
+        (folder / "decoding.json").write_text(json.dumps(settings), "utf-8")
+    return folder
+
+
+def test_an_exported_models_decoding_settings_apply_where_no_flag_is_given(project, capsys):
+    folder = exported_model_folder(project, {"generator": "beam", "beam_size": 3, "prior_weight": 0.5,
+                                             "template_weight": 2.0, "chosen_on": "a test"})
+    common = ["--checkpoint", str(folder), "--lexicon", "lex.txt", "--quiet", "--overwrite"]
+    assert main(common) == 0
+    assert "decoding.json recommends: generator beam, beam_size 3, prior_weight 0.5, template_weight 2.0" in (
+        capsys.readouterr().err
+    )
+    md = read_predictions(project.root / "preds.pkl").metadata
+    assert md["generator_options"]["beam_size"] == 3 and md["generator_options"]["prior_weight"] == 0.5
+    assert md["template_rescoring"]["weight"] == 2.0 and md["template_rescoring"]["prior_weight"] == 1.0
+    # Flags win; another generator takes none of the beam's options, but the template rescoring.
+    assert main(common + ["--beam-size", "2", "--template-weight", "0"]) == 0
+    md = read_predictions(project.root / "preds.pkl").metadata
+    assert md["generator_options"]["beam_size"] == 2 and md["generator_options"]["prior_weight"] == 0.5
+    assert md["template_rescoring"] is None
+    assert main(common + ["--generator", "greedy"]) == 0
+    md = read_predictions(project.root / "preds.pkl").metadata
+    assert md["generator"] == "greedy" and md["generator_options"]["prior_weight"] == 0.0
+    assert md["template_rescoring"]["weight"] == 2.0
+    # A run's checkpoint has no such settings: the plain defaults.
+    assert main(["--lexicon", "lex.txt", "--quiet", "--overwrite"]) == 0
+    md = read_predictions(project.root / "preds.pkl").metadata
+    assert md["generator_options"]["beam_size"] == 8 and md["template_rescoring"] is None
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"generator": "beam", "beam_sise": 3}, "decoding.json: beam_sise: unknown key (did you mean"),
+    ({"beam_size": 3}, "decoding.json: generator: missing required key"),
+    ({"generator": "sampling"}, "decoding.json: unknown generator 'sampling'"),
+])
+def test_bad_decoding_settings_name_the_file_and_key(project, capsys, settings, message):
+    folder = exported_model_folder(project, settings)
+    assert main(["--checkpoint", str(folder), "--lexicon", "lex.txt", "--quiet"]) == 2
+    assert message in capsys.readouterr().err
+    assert not (project.root / "preds.pkl").exists()
