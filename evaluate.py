@@ -20,8 +20,11 @@ from swipe.results import ResultsError, canonical_json, record_result
 def describe(predictions: Predictions) -> str:
     """One line naming the predictor and the data of ``predictions``."""
     md = predictions.metadata
+    rescoring = md.get("template_rescoring")  # absent from files written before it existed
+    templates = (f"templates weight {rescoring['weight']:g} prior {rescoring['prior_weight']:g}  "
+                 if rescoring else "")
     return (
-        f"generator {md['generator']} {canonical_json(md['generator_options'])}  "
+        f"generator {md['generator']} {canonical_json(md['generator_options'])}  {templates}"
         f"weights {md['weights_sha256'][:12] or '-'}  split {md['split'] or '-'}  "
         f"data {md['data_file'] or '-'}  layouts {'+'.join(md['layout_names']) or '-'}"
     )

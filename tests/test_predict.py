@@ -12,6 +12,7 @@ import pytest
 import torch
 from test_decoding_standin import StandinCurves, StandinLoader
 
+import evaluate
 from swipe.config import from_dict, to_dict
 from swipe.decoding import BeamOptions, LexiconTrie
 from swipe.keyboard import Layout, bundled_layout
@@ -156,6 +157,8 @@ def test_template_rescoring_reranks_the_candidates_in_every_process(project):
     assert top1(a) > top1(plain)
     assert a.metadata["template_rescoring"]["weight"] == 5.0
     assert plain.metadata["template_rescoring"] is None
+    assert "templates weight 5 prior 1" in evaluate.describe(a)
+    assert "templates" not in evaluate.describe(plain)
 
 
 @pytest.mark.parametrize(
