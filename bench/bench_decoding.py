@@ -17,6 +17,8 @@ Measured on the same model, the same curves (default: the 800 real English swipe
   candidates must be identical to the cached search's); and the same with the hypotheses of a
   curve decoded in one call;
 - single-swipe latency: one curve at a time (collate, encode, beam search), p50 / p95;
+  with ``--template-weight W`` also with the beam's words re-ranked by their templates, as
+  ``predict.py --template-weight`` does;
 - workers: ``swipe.predict.decode`` with ``--workers`` processes against 0, on ``--num-curves``
   curves, process start-up included; also the workers' CPU time, which tells the speed-up on
   otherwise idle cores.
@@ -65,6 +67,7 @@ from swipe.predict import (  # noqa: E402
     decode,
     make_batches,
 )
+from swipe.templates import TemplateRescorer  # noqa: E402
 from swipe.tokenizers import CharTokenizer  # noqa: E402
 from swipe.training.checkpoint import (  # noqa: E402
     CHECKPOINT_FORMAT,
@@ -117,6 +120,8 @@ def main() -> int:
     parser.add_argument("--num-curves", type=int, default=800, help="curves for throughput and workers")
     parser.add_argument("--naive-curves", type=int, default=64, help="curves for the naive comparison")
     parser.add_argument("--latency-curves", type=int, default=200)
+    parser.add_argument("--template-weight", type=float, default=0.0,
+                        help="also time single swipes with template rescoring at this weight (0: not)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2,
                         help="runs of the throughput measurements (alternating), fastest kept")
@@ -211,6 +216,21 @@ def main() -> int:
             cpu_latencies.append(1000 * t.cpu)
         p50, p95 = statistics.median(latencies), float(np.percentile(latencies, 95))
         cpu_p50, cpu_p95 = statistics.median(cpu_latencies), float(np.percentile(cpu_latencies, 95))
+        # The same with the beam's words re-ranked by their templates, as predict.py --template-weight.
+        rescored_latencies = []
+        if args.template_weight > 0:
+            rescorer = TemplateRescorer(args.template_weight)
+            log_prior = dict(zip(trie.words, trie.word_log_probs.tolist(), strict=True))
+
+            def rescored(i: int) -> list:
+                (row,) = cached.generate(*curves.batch([i]))
+                curve = curves.points(i)
+                priors = np.array([log_prior[word] for _, word in row])
+                return rescorer.rescore(row, curve.layout, curve.x, curve.y, priors)
+
+            for i in range(min(args.latency_curves, n)):
+                _, t = timed(lambda i=i: rescored(i))
+                rescored_latencies.append(1000 * t.wall)
 
         # Worker processes against none (start-up, model loading and trie transfer included).
         if not args.min_word_length:
@@ -270,6 +290,11 @@ def main() -> int:
         ("single swipe latency", f"p50 {p50:.1f} ms, p95 {p95:.1f} ms",
          f"p50 {cpu_p50:.1f} ms, p95 {cpu_p95:.1f} ms", f"{len(latencies)} curves, 1 thread, batch of 1"),
     ]
+    if rescored_latencies:
+        r50, r95 = statistics.median(rescored_latencies), float(np.percentile(rescored_latencies, 95))
+        rows.append((f"single swipe latency, template rescoring {args.template_weight:g}",
+                     f"p50 {r50:.1f} ms, p95 {r95:.1f} ms", "",
+                     "the same curves, the beam's words re-ranked (predict.py --template-weight)"))
     widths = [max(len(r[i]) for r in rows + [HEADER]) for i in range(4)]
     for row in [HEADER, tuple("-" * w for w in widths)] + rows:
         print("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |")
