@@ -154,6 +154,11 @@ class Layout:
             raise LayoutError(f"layout {self.name!r} has no key for {char!r}")
         return index
 
+    def can_type(self, char: str) -> bool:
+        """Whether :meth:`key_index_for_char` has a key for ``char``."""
+        char = normalize_label(char)
+        return char in self._index or self._index.get(_KEY_FALLBACKS.get(char, "")) is not None
+
     def has_key(self, label: str) -> bool:
         return normalize_label(label) in self._index
 

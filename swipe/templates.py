@@ -326,7 +326,8 @@ class TemplateRescorer:
         self, candidates: Sequence[Candidate], layout: Layout, x: np.ndarray, y: np.ndarray,
         log_priors: np.ndarray | None = None,
     ) -> list[Candidate]:
-        """``candidates`` of one swipe with new scores, best first (ties keep their order).
+        """``candidates`` of one swipe with new scores, best first (ties keep their order; words
+        the layout cannot type, and empty ones, score ``-inf`` and come last).
 
         Parameters
         ----------
@@ -342,7 +343,13 @@ class TemplateRescorer:
         if self.weight == 0 or not candidates:
             return list(candidates)
         words = [word for _, word in candidates]
-        template = template_log_likelihoods(layout, x, y, words, self.scoring)
+        # A word the layout cannot type (or an empty one, decoded without a lexicon) has no
+        # template: it goes to the bottom.
+        typeable = [i for i, word in enumerate(words) if word and all(map(layout.can_type, word))]
+        template = np.full(len(words), -np.inf)
+        template[typeable] = template_log_likelihoods(
+            layout, x, y, [words[i] for i in typeable], self.scoring
+        )
         if log_priors is not None:
             template = template + self.prior_weight * np.asarray(log_priors, np.float64)
         scores = np.array([score for score, _ in candidates], np.float64) + self.weight * template

@@ -160,3 +160,10 @@ def test_load_layouts_file_accepts_mapping_and_list(tmp_path):
     broken.write_text("{", encoding="utf-8")
     with pytest.raises(LayoutError, match="broken.json"):
         load_layouts_file(broken)
+
+
+def test_can_type_follows_the_key_fallbacks() -> None:
+    default, english = bundled_layout("default"), bundled_layout("hws_fitted")
+    assert default.can_type("ё") and default.can_type("ъ") and default.can_type("Ж")
+    assert not default.can_type("a") and not english.can_type("ï") and not english.can_type("")
+    assert all(english.can_type(c) == english.has_key(c) for c in "abcxyz")

@@ -160,6 +160,13 @@ def test_rescoring_moves_the_word_the_curve_follows_to_the_top() -> None:
     assert TemplateRescorer(1.0, prior_weight=0.0).rescore(candidates, LAYOUT, x, y, priors)[0][1] == "hello"
 
 
+def test_words_without_a_template_go_last() -> None:
+    candidates = [(-0.5, "naïve"), (-0.7, ""), (-1.0, "hello"), (-2.0, "help")]
+    rescored = TemplateRescorer(1.0).rescore(candidates, LAYOUT, *word_curve("hello"), np.zeros(4))
+    assert [w for _, w in rescored] == ["hello", "help", "naïve", ""]
+    assert rescored[2][0] == rescored[3][0] == -np.inf
+
+
 def test_rescoring_keeps_the_order_of_ties_and_handles_no_candidates() -> None:
     x, y = word_curve("the")
     assert TemplateRescorer(1.0).rescore([], LAYOUT, x, y) == []
