@@ -153,6 +153,17 @@ def test_eval_real_scores_what_predict_and_evaluate_score(tmp_path, capsys):
     (row,) = table_rows(capsys.readouterr().out)
     assert 0 < expected.recall_at_4 < 1  # a random model: some targets found, not all
     assert row[4:7] == [f"{v:.4f}" for v in (expected.swipe_mrr, expected.accuracy, expected.recall_at_4)]
+    # With template rescoring too.
+    assert predict_main(["--checkpoint", str(tmp_path / "best.pt"), "--beam-size", "3", "--prior-weight",
+                         "0.5", "--template-weight", "2", "--out", str(tmp_path / "t.pkl"), "--quiet",
+                         *common]) == 0
+    rescored = score_predictions(read_predictions(tmp_path / "t.pkl")).overall
+    capsys.readouterr()
+    assert eval_real.main([str(tmp_path / "best.pt"), "--generators", "beam", "--beam-sizes", "3",
+                           "--prior-weights", "0.5", "--template-weights", "2", *common]) == 0
+    (row,) = table_rows(capsys.readouterr().out)
+    assert row[3] == "beam=3 prior=0.5 templates=2"
+    assert row[4:7] == [f"{v:.4f}" for v in (rescored.swipe_mrr, rescored.accuracy, rescored.recall_at_4)]
 
 
 # ---- bench/finetune_real.py ----------------------------------------------------------------------
