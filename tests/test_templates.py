@@ -125,6 +125,10 @@ def test_words_the_layout_cannot_type_are_an_error() -> None:
         template_log_likelihoods(LAYOUT, *word_curve("cat"), ["naïve"])
 
 
+def test_the_rescorers_defaults_are_the_shark2_baselines() -> None:
+    assert Shark2Config().scoring == TemplateScoring()
+
+
 def test_the_shark2_baseline_scores_words_as_the_templates_do() -> None:
     words = ["hello", "help", "hell", "jello", "hells", "yellow", "world"]
     freqs = np.array([50.0, 40.0, 30.0, 20.0, 10.0, 5.0, 1.0])

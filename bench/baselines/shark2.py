@@ -43,7 +43,7 @@ from bench.baselines.common import (
 )
 from swipe.keyboard import Layout
 from swipe.lexicon import Lexicon
-from swipe.templates import dtw_distances, gaussian_log_likelihood, normalize_shape
+from swipe.templates import TemplateScoring, dtw_distances, gaussian_log_likelihood, normalize_shape
 
 
 @dataclass(frozen=True)
@@ -93,15 +93,22 @@ class Shark2Config:
     top_k: int = 10
 
     def __post_init__(self) -> None:
-        if self.num_points < 2 or self.dtw_points < 2:
-            raise ValueError(f"num_points and dtw_points must be at least 2, got "
-                             f"{self.num_points} and {self.dtw_points}")
-        for name in ("start_radius", "end_radius", "sigma_location", "sigma_shape", "sigma_ends",
-                     "sigma_elastic_location", "sigma_elastic_shape", "sigma_tap"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        _ = self.scoring  # building them checks the channel settings
+        if not (self.start_radius > 0 and self.end_radius > 0):
+            raise ValueError(f"start_radius and end_radius must be positive, got "
+                             f"{self.start_radius} and {self.end_radius}")
         if self.rescore_top < 1 or self.top_k < 1:
             raise ValueError("rescore_top and top_k must be at least 1")
+
+    @property
+    def scoring(self) -> TemplateScoring:
+        """The channel settings, as ``predict.py --template-weight`` takes them."""
+        return TemplateScoring(
+            num_points=self.num_points, dtw_points=self.dtw_points, sigma_location=self.sigma_location,
+            sigma_shape=self.sigma_shape, sigma_ends=self.sigma_ends,
+            sigma_elastic_location=self.sigma_elastic_location, sigma_elastic_shape=self.sigma_elastic_shape,
+            sigma_tap=self.sigma_tap, tap_length=self.tap_length,
+        )
 
 
 class ChannelDistances(NamedTuple):
