@@ -211,7 +211,7 @@ class TemplateScoring:
     sigma_tap : float
         Standard deviation of the location channel for taps.
     tap_length : float
-        Swipes shorter than this are taps, scored by location only.
+        Swipes shorter than this are taps, scored by location only (0: none are).
     """
 
     num_points: int = 64
@@ -229,9 +229,11 @@ class TemplateScoring:
             raise ValueError(f"num_points and dtw_points must be at least 2, got "
                              f"{self.num_points} and {self.dtw_points}")
         for name in ("sigma_location", "sigma_shape", "sigma_ends", "sigma_elastic_location",
-                     "sigma_elastic_shape", "sigma_tap", "tap_length"):
+                     "sigma_elastic_shape", "sigma_tap"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not self.tap_length >= 0:
+            raise ValueError(f"tap_length must be >= 0 (0: no taps), got {self.tap_length}")
 
 
 def word_polyline(layout: Layout, word: str) -> np.ndarray:
