@@ -14,6 +14,7 @@ from test_decoding_standin import StandinCurves, StandinLoader
 
 import evaluate
 from swipe.config import from_dict, to_dict
+from swipe.data.resample import ResampleConfig
 from swipe.decoding import BeamOptions, LexiconTrie
 from swipe.keyboard import Layout, bundled_layout
 from swipe.models import build_model, preset
@@ -138,6 +139,21 @@ def test_curves_are_resampled_as_the_model_was_trained(project):
     # The same weights see other points; worker processes resample too.
     assert a.candidates != plain.candidates
     assert a.candidates == b.candidates
+
+
+def test_dataset_curves_give_each_curve_as_drawn(project):
+    from swipe.data import build_dataset
+    from swipe.predict import DatasetCurves, FirstCurves
+
+    build_dataset([project.root / "val.jsonl"], project.root / "built")
+    rows = [json.loads(line) for line in (project.root / "val.jsonl").read_text().splitlines()]
+    resample = ResampleConfig(mode="path", step=0.3, keep_time=False)  # for the model, not here
+    curves = FirstCurves(DatasetCurves(project.root / "built", [LAYOUT], 4, resample), 3)
+    assert len(curves) == 3
+    for i in (0, 2):
+        got = curves.points(i)
+        assert got.layout is LAYOUT
+        assert got.x.tolist() == rows[i]["curve"]["x"] and got.y.tolist() == rows[i]["curve"]["y"]
 
 
 def test_template_rescoring_reranks_the_candidates_in_every_process(project):
