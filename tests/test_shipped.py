@@ -9,12 +9,19 @@ from test_export import write_curves, write_training_checkpoint
 
 from swipe import shipped
 from swipe.data import build_dataset
+from swipe.decoding import generator_options
 from swipe.export import export_checkpoint
 from swipe.keyboard import bundled_layout
 from swipe.metrics import score_predictions
 from swipe.predict import main as predict_main
 from swipe.predictions import read_predictions
-from swipe.shipped import ShippedModelError, list_shipped_models, shipped_model_for_layouts
+from swipe.shipped import (
+    ShippedModelError,
+    list_shipped_models,
+    read_decoding_settings,
+    shipped_model_for_layouts,
+)
+from swipe.templates import TemplateRescorer
 from swipe.training.checkpoint import load_model
 
 
@@ -75,6 +82,14 @@ def test_the_bundled_registry_is_readable():
     for model in list_shipped_models():
         assert model.layout_names and model.path.name == "model.pt"
         assert shipped_model_for_layouts(model.layout_names) is not None
+        # Decoding settings, where a model has them, are valid options of their generator.
+        settings = read_decoding_settings(model.path)
+        if settings is not None:
+            options = {name: getattr(settings, name) for name in
+                       ("beam_size", "num_candidates", "prior_weight", "length_penalty", "max_length")
+                       if getattr(settings, name) is not None}
+            generator_options(settings.generator, options)
+            TemplateRescorer(settings.template_weight, settings.template_prior_weight)
 
 
 # ---- bench/eval_real.py --------------------------------------------------------------------------
