@@ -325,6 +325,10 @@ def test_an_exported_models_decoding_settings_apply_where_no_flag_is_given(proje
     md = read_predictions(project.root / "preds.pkl").metadata
     assert md["generator"] == "greedy" and md["generator_options"]["prior_weight"] == 0.0
     assert md["template_rescoring"]["weight"] == 2.0
+    # Chosen with a lexicon: without one they do not apply.
+    assert main(["--checkpoint", str(folder), "--no-lexicon", "--quiet", "--overwrite"]) == 0
+    md = read_predictions(project.root / "preds.pkl").metadata
+    assert md["generator_options"]["beam_size"] == 8 and md["template_rescoring"] is None
     # A run's checkpoint has no such settings: the plain defaults.
     assert main(["--lexicon", "lex.txt", "--quiet", "--overwrite"]) == 0
     md = read_predictions(project.root / "preds.pkl").metadata
