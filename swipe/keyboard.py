@@ -146,18 +146,21 @@ class Layout:
     def key_index_for_char(self, char: str) -> int:
         """Index of the key a user presses to type ``char``: its own key, or the key that types it
         on this layout (``ъ`` on ``ь``, ``ё`` on ``е`` where there is no own key)."""
-        char = normalize_label(char)
-        index = self._index.get(char)
-        if index is None and char in _KEY_FALLBACKS:
-            index = self._index.get(_KEY_FALLBACKS[char])
+        index = self._typing_key(char)
         if index is None:
-            raise LayoutError(f"layout {self.name!r} has no key for {char!r}")
+            raise LayoutError(f"layout {self.name!r} has no key for {normalize_label(char)!r}")
         return index
 
     def can_type(self, char: str) -> bool:
         """Whether :meth:`key_index_for_char` has a key for ``char``."""
+        return self._typing_key(char) is not None
+
+    def _typing_key(self, char: str) -> int | None:
         char = normalize_label(char)
-        return char in self._index or self._index.get(_KEY_FALLBACKS.get(char, "")) is not None
+        index = self._index.get(char)
+        if index is None and char in _KEY_FALLBACKS:
+            index = self._index.get(_KEY_FALLBACKS[char])
+        return index
 
     def has_key(self, label: str) -> bool:
         return normalize_label(label) in self._index

@@ -13,7 +13,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from swipe.formats import BadRowError, Curve, read_curves
-from swipe.keyboard import Layout, LayoutError
+from swipe.keyboard import Layout
 from swipe.lexicon import Lexicon
 from swipe.templates import key_units, pad_polylines, path_length, resample, resample_many
 
@@ -73,7 +73,7 @@ def build_templates(layout: Layout, lexicon: Lexicon, n: int) -> WordTemplates:
     for word, freq in zip(lexicon.words, lexicon.frequencies, strict=True):
         for c in word:
             if c not in key_of:
-                key_of[c] = _key_or_none(layout, c)
+                key_of[c] = layout.key_index_for_char(c) if layout.can_type(c) else None
         keys = [key_of[c] for c in word]
         if not keys or None in keys:
             skipped += 1
@@ -90,13 +90,6 @@ def build_templates(layout: Layout, lexicon: Lexicon, n: int) -> WordTemplates:
     freq = np.maximum(freq, freq[freq > 0].min() if (freq > 0).any() else 1.0)
     log_prior = np.log(freq / freq.sum())
     return WordTemplates(words, log_prior, points.astype(np.float32), np.asarray(first, np.int64), skipped)
-
-
-def _key_or_none(layout: Layout, char: str) -> int | None:
-    try:
-        return layout.key_index_for_char(char)
-    except LayoutError:
-        return None
 
 
 def top_candidates(scores: np.ndarray, words: Sequence[str], index: np.ndarray, k: int) -> Candidates:
