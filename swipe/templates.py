@@ -236,6 +236,27 @@ class TemplateScoring:
             raise ValueError(f"tap_length must be >= 0 (0: no taps), got {self.tap_length}")
 
 
+def rigid_log_likelihood(
+    location: np.ndarray, shape: np.ndarray, ends: np.ndarray, is_tap: bool, scoring: TemplateScoring
+) -> np.ndarray:
+    """The location, shape and end channels' log-likelihood of each word (distances in key units;
+    ``ends`` the root of the summed squared start and end distances); a tap's is the location
+    channel alone, of width ``sigma_tap``."""
+    if is_tap:
+        return gaussian_log_likelihood(location, scoring.sigma_tap)
+    return (gaussian_log_likelihood(location, scoring.sigma_location)
+            + gaussian_log_likelihood(shape, scoring.sigma_shape)
+            + gaussian_log_likelihood(ends, scoring.sigma_ends))
+
+
+def elastic_log_likelihood(
+    elastic_location: np.ndarray, elastic_shape: np.ndarray, scoring: TemplateScoring
+) -> np.ndarray:
+    """The elastic (DTW per point) channels' log-likelihood of each word."""
+    return (gaussian_log_likelihood(elastic_location, scoring.sigma_elastic_location)
+            + gaussian_log_likelihood(elastic_shape, scoring.sigma_elastic_shape))
+
+
 def word_polyline(layout: Layout, word: str) -> np.ndarray:
     """``(len(word), 2)`` key centres of ``word``'s letters in key units.
 
@@ -277,23 +298,20 @@ def template_log_likelihoods(
     templates = resample_many(pad_polylines([word_polyline(layout, w) for w in words]), scoring.num_points)
     points = resample(gesture, scoring.num_points)
     location = np.linalg.norm(templates - points, axis=2).mean(axis=1)
-    if path_length(gesture) < scoring.tap_length:
-        return gaussian_log_likelihood(location, scoring.sigma_tap)
     shape = np.linalg.norm(normalize_shape(templates) - normalize_shape(points), axis=2).mean(axis=1)
     ends = np.hypot(np.linalg.norm(templates[:, 0] - points[0], axis=1),
                     np.linalg.norm(templates[:, -1] - points[-1], axis=1))
+    is_tap = path_length(gesture) < scoring.tap_length
+    rigid = rigid_log_likelihood(location, shape, ends, is_tap, scoring)
+    if is_tap:
+        return rigid
     n, count = scoring.dtw_points, len(words)
     query, dtw_templates = resample(gesture, n), resample_many(templates, n)
     # Both elastic channels in one DTW pass: as drawn, then normalised.
     queries = np.concatenate([np.broadcast_to(query, (count, n, 2)),
                               np.broadcast_to(normalize_shape(query), (count, n, 2))])
     elastic = dtw_distances(queries, np.concatenate([dtw_templates, normalize_shape(dtw_templates)])) / n
-    elastic_location, elastic_shape = elastic[:count], elastic[count:]
-    return (gaussian_log_likelihood(location, scoring.sigma_location)
-            + gaussian_log_likelihood(shape, scoring.sigma_shape)
-            + gaussian_log_likelihood(ends, scoring.sigma_ends)
-            + gaussian_log_likelihood(elastic_location, scoring.sigma_elastic_location)
-            + gaussian_log_likelihood(elastic_shape, scoring.sigma_elastic_shape))
+    return rigid + elastic_log_likelihood(elastic[:count], elastic[count:], scoring)
 
 
 @dataclass(frozen=True)

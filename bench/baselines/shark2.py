@@ -43,7 +43,13 @@ from bench.baselines.common import (
 )
 from swipe.keyboard import Layout
 from swipe.lexicon import Lexicon
-from swipe.templates import TemplateScoring, dtw_distances, gaussian_log_likelihood, normalize_shape
+from swipe.templates import (
+    TemplateScoring,
+    dtw_distances,
+    elastic_log_likelihood,
+    normalize_shape,
+    rigid_log_likelihood,
+)
 
 
 @dataclass(frozen=True)
@@ -51,7 +57,9 @@ class Shark2Config:
     """Settings of :class:`Shark2Decoder` (distances in key units: key widths / key heights).
 
     The defaults were tuned on the odd lines of the real English development swipes
-    (``bench/baselines/tune_shark2.py``); see ``docs/baselines.md``.
+    (``bench/baselines/tune_shark2.py``); see ``docs/baselines.md``. The channel settings'
+    defaults are :class:`swipe.templates.TemplateScoring`'s, which ``predict.py
+    --template-weight`` scores with.
 
     Attributes
     ----------
@@ -77,19 +85,19 @@ class Shark2Config:
         Candidates returned per swipe.
     """
 
-    num_points: int = 64
-    dtw_points: int = 32
+    num_points: int = TemplateScoring.num_points
+    dtw_points: int = TemplateScoring.dtw_points
     start_radius: float = 1.0
     end_radius: float = 2.0
-    sigma_location: float = 5.0
-    sigma_shape: float = 0.08
-    sigma_ends: float = 0.5
-    sigma_elastic_location: float = 0.28
-    sigma_elastic_shape: float = 0.035
+    sigma_location: float = TemplateScoring.sigma_location
+    sigma_shape: float = TemplateScoring.sigma_shape
+    sigma_ends: float = TemplateScoring.sigma_ends
+    sigma_elastic_location: float = TemplateScoring.sigma_elastic_location
+    sigma_elastic_shape: float = TemplateScoring.sigma_elastic_shape
     prior_weight: float = 1.0
     rescore_top: int = 100
-    sigma_tap: float = 0.5
-    tap_length: float = 0.5
+    sigma_tap: float = TemplateScoring.sigma_tap
+    tap_length: float = TemplateScoring.tap_length
     top_k: int = 10
 
     def __post_init__(self) -> None:
@@ -125,14 +133,9 @@ class ChannelDistances(NamedTuple):
 
 def base_scores(distances: ChannelDistances, config: Shark2Config) -> np.ndarray:
     """Log-score of each candidate from the location, shape and end channels and the prior."""
-    prior = config.prior_weight * distances.log_prior
-    if distances.is_tap:
-        return gaussian_log_likelihood(distances.location, config.sigma_tap) + prior
     ends = np.hypot(distances.start.astype(np.float64), distances.end.astype(np.float64))
-    return (gaussian_log_likelihood(distances.location, config.sigma_location)
-            + gaussian_log_likelihood(distances.shape, config.sigma_shape)
-            + gaussian_log_likelihood(ends, config.sigma_ends)
-            + prior)
+    rigid = rigid_log_likelihood(distances.location, distances.shape, ends, distances.is_tap, config.scoring)
+    return rigid + config.prior_weight * distances.log_prior
 
 
 class ElasticDistances(NamedTuple):
@@ -144,8 +147,7 @@ class ElasticDistances(NamedTuple):
 
 def elastic_scores(elastic: ElasticDistances, config: Shark2Config) -> np.ndarray:
     """Log-likelihood of the elastic (DTW) channel distances."""
-    return (gaussian_log_likelihood(elastic.location, config.sigma_elastic_location)
-            + gaussian_log_likelihood(elastic.shape, config.sigma_elastic_shape))
+    return elastic_log_likelihood(elastic.location, elastic.shape, config.scoring)
 
 
 class Shark2Decoder:
