@@ -220,12 +220,11 @@ def main() -> int:
         rescored_latencies = []
         if args.template_weight > 0:
             rescorer = TemplateRescorer(args.template_weight)
-            log_prior = dict(zip(trie.words, trie.word_log_probs.tolist(), strict=True))
 
             def rescored(i: int) -> list:
                 (row,) = cached.generate(*curves.batch([i]))
                 curve = curves.points(i)
-                priors = np.array([log_prior[word] for _, word in row])
+                priors = trie.word_log_probs_of([word for _, word in row])
                 return rescorer.rescore(row, curve.layout, curve.x, curve.y, priors)
 
             for i in range(min(args.latency_curves, n)):

@@ -129,10 +129,7 @@ class _Decoder:
         self.device = job.device
         self.generator = build_generator(job.generator, job.options, parts.model, parts.tokenizer, job.trie)
         self.rescorer = job.rescorer
-        self.log_prior: dict[str, float] | None = None
-        if job.rescorer is not None and job.trie is not None:
-            # Built here, in each process: a dict of every word would be slow to send to workers.
-            self.log_prior = dict(zip(job.trie.words, job.trie.word_log_probs.tolist(), strict=True))
+        self.trie = job.trie
 
     def __call__(self, indices: Sequence[int]) -> list[list[Candidate]]:
         swipe, pad = self.curves.batch(indices)
@@ -144,9 +141,7 @@ class _Decoder:
     def _rescore(self, row: list[Candidate], index: int) -> list[Candidate]:
         assert self.rescorer is not None
         curve = self.curves.points(index)
-        log_priors = None
-        if self.log_prior is not None:
-            log_priors = np.array([self.log_prior[word] for _, word in row])
+        log_priors = None if self.trie is None else self.trie.word_log_probs_of([word for _, word in row])
         return self.rescorer.rescore(row, curve.layout, curve.x, curve.y, log_priors)
 
 

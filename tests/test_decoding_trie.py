@@ -136,3 +136,14 @@ def test_large_random_lexicon_round_trips():
     assert trie.num_words == len(words)
     for w in words:
         assert trie.words[trie.word_id(trie.find(ids(w)))] == w
+
+
+def test_word_log_probs_of_looks_words_up_and_survives_pickling() -> None:
+    tokenizer = CharTokenizer("abcdefghijklmnopqrstuvwxyz")
+    trie = LexiconTrie.from_words(["ab", "abc", "bad"], [1.0, 2.0, 5.0], tokenizer)
+    want = [float(trie.word_log_probs[trie.words.index(w)]) for w in ("bad", "ab")]
+    assert trie.word_log_probs_of(["bad", "ab"]).tolist() == want
+    copy = pickle.loads(pickle.dumps(trie))
+    assert copy.word_log_probs_of(["bad", "ab"]).tolist() == want
+    with pytest.raises(KeyError):
+        trie.word_log_probs_of(["cab"])

@@ -73,6 +73,7 @@ class LexiconTrie:
         self.words = list(words)
         self.num_tokens = int(num_tokens)
         self.num_skipped = int(num_skipped)
+        self._word_index: dict[str, int] | None = None  # word -> id, built on first use
         self._build_tables()
 
     # ---- construction ------------------------------------------------------------------------
@@ -304,6 +305,14 @@ class LexiconTrie:
         if not 0 <= node < self.num_nodes:
             return -1
         return int(self.word_ids[node])
+
+    def word_log_probs_of(self, words: Sequence[str]) -> np.ndarray:
+        """``(len(words),)`` float64 log-probabilities of words of the trie (``KeyError`` for any
+        other). The word index is built at the first call, in the process that makes it: it is
+        not pickled with the trie."""
+        if self._word_index is None:
+            self._word_index = {word: i for i, word in enumerate(self.words)}
+        return self.word_log_probs[[self._word_index[word] for word in words]].astype(np.float64)
 
     def find(self, token_ids: Sequence[int]) -> int:
         """Node reached by spelling ``token_ids`` from the root, -1 if it leaves the trie."""
