@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ from test_export import write_curves, write_training_checkpoint
 
 from swipe import shipped
 from swipe.data import build_dataset
-from swipe.decoding import generator_options
+from swipe.decoding import GENERATORS, generator_options
 from swipe.export import export_checkpoint
 from swipe.keyboard import bundled_layout
 from swipe.metrics import score_predictions
@@ -85,9 +86,8 @@ def test_the_bundled_registry_is_readable():
         # Decoding settings, where a model has them, are valid options of their generator.
         settings = read_decoding_settings(model.path)
         if settings is not None:
-            options = {name: getattr(settings, name) for name in
-                       ("beam_size", "num_candidates", "prior_weight", "length_penalty", "max_length")
-                       if getattr(settings, name) is not None}
+            takes = [f.name for f in dataclasses.fields(GENERATORS[settings.generator].options)]
+            options = {name: getattr(settings, name) for name in takes if getattr(settings, name) is not None}
             generator_options(settings.generator, options)
             TemplateRescorer(settings.template_weight, settings.template_prior_weight)
 
