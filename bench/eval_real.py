@@ -14,6 +14,9 @@ models), once per setting of the grid:
 - ``greedy`` for every ``--prior-weights`` value,
 - ``beam`` for every ``--beam-sizes`` x ``--prior-weights`` value,
 
+each with every ``--length-penalties`` value (default: the generators' own, 0.5) and every
+``--template-weights`` value (default 0: no template rescoring),
+
 with ``swipe.predict.decode`` (length-sorted batches, one torch thread, as ``predict.py`` runs it),
 scored with ``swipe.metrics``: Swipe MRR, accuracy@1, recall@4, and decoding speed in curves per
 second (wall clock, model loading excluded).
@@ -48,6 +51,7 @@ from swipe.templates import TemplateRescorer  # noqa: E402
 from swipe.training.checkpoint import resolve_model_file  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "hws_real_en_dev.jsonl"
+DEFAULT_LENGTH_PENALTY = BeamOptions().length_penalty
 
 
 class Setting(NamedTuple):
@@ -60,9 +64,11 @@ class Setting(NamedTuple):
     @property
     def label(self) -> str:
         templates = f" templates={self.template_weight:g}" if self.template_weight else ""
+        penalty = self.options.length_penalty
+        length = "" if penalty == DEFAULT_LENGTH_PENALTY else f" length_penalty={penalty:g}"
         if isinstance(self.options, BeamOptions):
-            return f"beam={self.options.beam_size} prior={self.options.prior_weight:g}{templates}"
-        return f"prior={self.options.prior_weight:g}{templates}"
+            return f"beam={self.options.beam_size} prior={self.options.prior_weight:g}{length}{templates}"
+        return f"prior={self.options.prior_weight:g}{length}{templates}"
 
     @property
     def rescorer(self) -> TemplateRescorer | None:
@@ -94,17 +100,18 @@ def parse_list(text: str, kind: type) -> list:
 
 def settings_grid(
     generators: Sequence[str], beam_sizes: Sequence[int], prior_weights: Sequence[float],
-    template_weights: Sequence[float] = (0.0,),
+    template_weights: Sequence[float] = (0.0,), length_penalties: Sequence[float] = (DEFAULT_LENGTH_PENALTY,),
 ) -> list[Setting]:
     """Greedy for every prior weight, then beam search for every beam size and prior weight, each
-    with every template weight."""
+    with every length penalty and template weight."""
     grid = []
     if "greedy" in generators:
-        grid += [Setting("greedy", GreedyOptions(prior_weight=w), t)
-                 for w in prior_weights for t in template_weights]
+        grid += [Setting("greedy", GreedyOptions(prior_weight=w, length_penalty=p), t)
+                 for w in prior_weights for p in length_penalties for t in template_weights]
     if "beam" in generators:
-        grid += [Setting("beam", BeamOptions(beam_size=b, prior_weight=w), t)
-                 for b in beam_sizes for w in prior_weights for t in template_weights]
+        grid += [Setting("beam", BeamOptions(beam_size=b, prior_weight=w, length_penalty=p), t)
+                 for b in beam_sizes for w in prior_weights
+                 for p in length_penalties for t in template_weights]
     return grid
 
 
@@ -195,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     arg("--beam-sizes", type=lambda s: parse_list(s, int), default=[1, 4, 8, 16], help="default 1,4,8,16")
     arg("--prior-weights", type=lambda s: parse_list(s, float), default=[0.0, 0.3, 0.6, 1.0],
         help="default 0,0.3,0.6,1")
+    arg("--length-penalties", type=lambda s: parse_list(s, float), default=[DEFAULT_LENGTH_PENALTY],
+        help=f"exponents of the length normalisation (default {DEFAULT_LENGTH_PENALTY:g})")
     arg("--template-weights", type=lambda s: parse_list(s, float), default=[0.0],
         help="weights of template rescoring (predict.py --template-weight; default 0: none)")
     arg("--held-out", choices=["odd", "even"],
@@ -221,7 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if any(not w >= 0 for w in args.template_weights):
         print("eval_real.py: error: --template-weights must be >= 0", file=sys.stderr)
         return 2
-    grid = settings_grid(args.generators, args.beam_sizes, args.prior_weights, args.template_weights)
+    grid = settings_grid(args.generators, args.beam_sizes, args.prior_weights, args.template_weights,
+                         args.length_penalties)
     load_before = os.getloadavg()
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="eval-real-") as tmp:

@@ -127,6 +127,18 @@ def test_eval_real_scores_every_setting_and_tunes_on_the_other_half(tmp_path, ca
     assert sum(r[3].endswith(" *") for r in rows) == 1  # one chosen setting per model
 
 
+def test_eval_real_grid_crosses_length_penalties_and_names_only_other_than_default():
+    from bench import eval_real
+
+    grid = eval_real.settings_grid(["greedy", "beam"], [4], [0.3], [0.0, 1.0], [0.5, 1.0])
+    assert [(s.generator, s.options.length_penalty, s.template_weight) for s in grid] == [
+        ("greedy", 0.5, 0.0), ("greedy", 0.5, 1.0), ("greedy", 1.0, 0.0), ("greedy", 1.0, 1.0),
+        ("beam", 0.5, 0.0), ("beam", 0.5, 1.0), ("beam", 1.0, 0.0), ("beam", 1.0, 1.0)]
+    assert [s.label for s in grid[4:]] == [
+        "beam=4 prior=0.3", "beam=4 prior=0.3 templates=1", "beam=4 prior=0.3 length_penalty=1",
+        "beam=4 prior=0.3 length_penalty=1 templates=1"]
+
+
 def test_eval_real_reads_a_built_synthetic_validation_set(tmp_path, capsys):
     from bench import eval_real
 
