@@ -12,7 +12,11 @@ Like a checkpoint it is a ``torch.save`` of plain containers and tensors, read w
      "step": int, "config": TrainConfig as a dict, "tokenizer": {"alphabet": ...},
      "layouts": [grid, ...], "lexicon": str,
      "provenance": {"run": str, "step": int, "epoch": int, "metrics": {...} | None,
-                    "best": {...} | None, "source_file": str, "source_sha256": str}}
+                    "best": {...} | None, "source_file": str, "source_sha256": str,
+                    "weight_average": {"decay": float, "num_updates": int} | None}}
+
+The weights are the checkpoint's moving average of them where the run kept one
+(``optim.ema_decay``), else its training weights.
 
 :func:`swipe.training.load_model` loads exported files as it loads checkpoints, with the weights
 upcast to fp32 for CPU inference::
@@ -39,6 +43,7 @@ from swipe.training.checkpoint import (
     CHECKPOINT_VERSION,
     CheckpointError,
     atomic_save,
+    inference_state,
     model_parts,
     resolve_model_file,
 )
@@ -91,7 +96,8 @@ class ModelInfo(NamedTuple):
         The lexicon it was trained and validated with (``en``, ``ru`` or a path).
     step : int
     provenance : dict
-        Run name, step, epoch, validation metrics, best metric, source file name and SHA-256.
+        Run name, step, epoch, validation metrics, best metric, source file name and SHA-256,
+        and the decay and number of updates of the moving average of the weights, if any.
     """
 
     path: Path
@@ -223,8 +229,9 @@ def exported_model(checkpoint: dict[str, Any], dtype: Dtype, source_file: str, s
                    where: str = "") -> dict[str, Any]:
     """The contents of an exported file made from a loaded training checkpoint."""
     linear = _linear_weight_names(checkpoint, where) if dtype == "int8" else set()
-    weights, scales = compress_state_dict(checkpoint["model"], dtype, linear)
+    weights, scales = compress_state_dict(inference_state(checkpoint), dtype, linear)
     config = checkpoint["config"]
+    average = checkpoint.get("weight_average")
     return {
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,
@@ -244,6 +251,9 @@ def exported_model(checkpoint: dict[str, Any], dtype: Dtype, source_file: str, s
             "best": checkpoint.get("best"),
             "source_file": source_file,
             "source_sha256": source_sha256,
+            "weight_average": (
+                {"decay": average["decay"], "num_updates": average["num_updates"]} if average else None
+            ),
         },
     }
 

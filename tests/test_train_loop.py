@@ -465,3 +465,53 @@ def test_resume_ignores_init_from(tmp_path, tiny_data, source_run):
     for name in full:
         assert torch.equal(full[name], part[name]), name
     assert [lay.name for lay in load_model(tmp_path / "part").layouts] == ["qwerty_en", "hws_fitted"]
+
+
+def test_weight_average_resumes_exactly_and_is_what_decoders_load(tmp_path, tiny_data):
+    """With optim.ema_decay the checkpoints carry the average; an interrupted run ends with the
+    average (and weights) of an uninterrupted one; load_model and export use the average."""
+    from swipe.export import export_checkpoint, read_model_info
+
+    cfg = load_train_config(_config(tmp_path, tiny_data, max_steps=6, optim={"ema_decay": 0.9}))
+    train(cfg, run_dir=tmp_path / "full")
+    train(dataclasses.replace(cfg, max_steps=3), run_dir=tmp_path / "split")
+    train(cfg, run_dir=tmp_path / "split", resume=True)
+    full = load_checkpoint(tmp_path / "full" / "checkpoints" / "last.pt")
+    split = load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")
+    assert full["weight_average"]["num_updates"] == split["weight_average"]["num_updates"] == 6
+    averaged = full["weight_average"]["model"]
+    for name in full["model"]:
+        assert torch.equal(full["model"][name], split["model"][name]), name
+        assert torch.equal(averaged[name], split["weight_average"]["model"][name]), name
+
+    name = next(
+        n for n, t in averaged.items() if t.is_floating_point() and not torch.equal(t, full["model"][n])
+    )
+    loaded = load_model(tmp_path / "full" / "checkpoints" / "last.pt")
+    assert torch.equal(loaded.model.state_dict()[name], averaged[name])
+    export_checkpoint(tmp_path / "full" / "checkpoints" / "last.pt", tmp_path / "m.pt", dtype="fp32")
+    assert read_model_info(tmp_path / "m.pt").provenance["weight_average"] == {"decay": 0.9, "num_updates": 6}
+    assert torch.equal(load_model(tmp_path / "m.pt").model.state_dict()[name], averaged[name])
+
+
+def test_weight_average_switched_on_at_resume_starts_there(tmp_path, tiny_data, capsys):
+    cfg = load_train_config(_config(tmp_path, tiny_data, max_steps=3))
+    train(cfg, run_dir=tmp_path / "run")
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["weight_average"] is None
+    on = dataclasses.replace(
+        cfg,
+        max_steps=5,
+        optim=dataclasses.replace(cfg.optim, ema_decay=0.5),
+        validation=dataclasses.replace(cfg.validation, every_steps=1),
+    )
+    train(on, run_dir=tmp_path / "run", resume=True)
+    assert "starts from the resumed ones" in capsys.readouterr().err
+    step4, step5 = (load_checkpoint(tmp_path / "run" / "checkpoints" / f"step-0000000{i}.pt") for i in (4, 5))
+    assert (step4["weight_average"]["num_updates"], step5["weight_average"]["num_updates"]) == (1, 2)
+    # Steps 4 and 5's weights weighed 0.5 and 1: the resumed weights of step 3 do not count.
+    for name, w5 in step5["model"].items():
+        w4 = step4["model"][name]
+        assert torch.equal(step4["weight_average"]["model"][name], w4), name
+        if w5.is_floating_point():
+            expected = (0.5 * w4 + w5) / 1.5
+            assert torch.allclose(step5["weight_average"]["model"][name], expected, atol=1e-6), name

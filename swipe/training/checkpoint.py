@@ -7,7 +7,11 @@ A checkpoint is a ``torch.save`` of plain containers, tensors and numbers only, 
      "model": state_dict, "optimizer": ..., "scheduler": ..., "early_stopping": ..., "scaler": ...,
      "step": int, "epoch": int, "batch_in_epoch": int,
      "rng": [per-rank RNG states], "config": TrainConfig as a dict,
-     "tokenizer": {"alphabet": ...}, "layouts": [grid, ...], "metrics": {...}, "best": {...}}
+     "tokenizer": {"alphabet": ...}, "layouts": [grid, ...], "metrics": {...}, "best": {...},
+     "weight_average": {"decay", "num_updates", "model": state_dict} or None}
+
+``model`` holds the weights training continues from; with ``optim.ema_decay`` the moving average of
+them (:mod:`swipe.training.averaging`) is what decoders use (:func:`inference_state`).
 
 Run directory layout::
 
@@ -262,10 +266,18 @@ def resolve_model_file(path: str | Path) -> Path:
     return files.best if files.best.is_file() else files.last
 
 
+def inference_state(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The weights a decoder uses from a training checkpoint: the moving average of the weights
+    when the run kept one (``optim.ema_decay``), else the training weights."""
+    average = ckpt.get("weight_average")
+    return average["model"] if average is not None else ckpt["model"]
+
+
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
     """Rebuild a trained decoder from a checkpoint or an exported model file alone.
 
-    Exported weights (fp16, int8; see :mod:`swipe.export`) are upcast to fp32.
+    A checkpoint's moving average of the weights is used where the run kept one
+    (:func:`inference_state`). Exported weights (fp16, int8; see :mod:`swipe.export`) are upcast to fp32.
 
     Parameters
     ----------
@@ -293,7 +305,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
             raise CheckpointError(str(err)) from None
     else:
         _check_format(ckpt, path)
-        state = ckpt["model"]
+        state = inference_state(ckpt)
     try:
         config, tokenizer, layouts = model_parts(ckpt, f"{path}: config:")
     except ConfigError as err:

@@ -138,6 +138,11 @@ class OptimConfig:
         Clip the global gradient norm to this; ``None`` disables clipping.
     grad_accum_steps : int
         Micro-batches per optimizer step.
+    ema_decay : float or None
+        Keep an exponential moving average of the weights with this decay per optimizer step
+        (about ``1 / (1 - ema_decay)`` steps averaged; :mod:`swipe.training.averaging`):
+        validation, ``best.pt`` and the decoders loading a checkpoint use the average. ``None``
+        disables it. May be switched on when a run resumes (the average then starts there).
     """
 
     lr: float = 1e-3
@@ -146,10 +151,13 @@ class OptimConfig:
     eps: float = 1e-8
     grad_clip: float | None = 1.0
     grad_accum_steps: int = 1
+    ema_decay: float | None = None
 
     def __post_init__(self) -> None:
         if self.lr <= 0 or self.grad_accum_steps < 1:
             raise ValueError("lr must be positive and grad_accum_steps >= 1")
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in (0, 1) or null, got {self.ema_decay}")
 
 
 @dataclass(frozen=True)

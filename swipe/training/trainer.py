@@ -8,6 +8,11 @@ sampler), and a checkpoint records the epoch, the number of micro-batches consum
 optimizer, scheduler and scaler states, and every RNG state of every rank. A resumed run therefore
 replays the remaining batches with the same dropout masks and ends with bit-identical weights (on
 the same hardware, software and number of processes).
+
+With ``optim.ema_decay`` the trainer also keeps a moving average of the weights
+(:class:`~swipe.training.averaging.WeightAverage`), updated after every optimizer step, checkpointed
+with the rest, and used for validation (so for ``best.pt``, the plateau schedule and early
+stopping too).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from swipe.batch import Batch
 from swipe.config import save_json, to_dict
 from swipe.keyboard import Layout
 from swipe.tokenizers import CharTokenizer
+from swipe.training.averaging import WeightAverage
 from swipe.training.checkpoint import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
@@ -277,6 +283,7 @@ class Trainer:
             else None
         )
         self.scaler = _grad_scaler() if self.amp_dtype == torch.float16 else None
+        self.average = WeightAverage(self.model, opt.ema_decay) if opt.ema_decay is not None else None
 
         self.trie = None
         if config.loss.mask_impossible or config.validation.mrr_curves > 0:
@@ -324,6 +331,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "early_stopping": self.early_stopping.state_dict() if self.early_stopping else None,
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "weight_average": self.average.state_dict() if self.average is not None else None,
             "step": self.step,
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
@@ -350,6 +358,7 @@ class Trainer:
             self.early_stopping.load_state_dict(ckpt["early_stopping"])
         if self.scaler is not None and ckpt["scaler"] is not None:
             self.scaler.load_state_dict(ckpt["scaler"])
+        self._load_average(ckpt.get("weight_average"))
         self.step = int(ckpt["step"])
         self.epoch = int(ckpt["epoch"])
         self.batch_in_epoch = int(ckpt["batch_in_epoch"])
@@ -367,6 +376,21 @@ class Trainer:
                 f"{self.dist.world_size}; training continues but not bit-identically",
                 file=sys.stderr,
             )
+
+    def _load_average(self, stored: dict[str, Any] | None) -> None:
+        # The average may be switched on or off between sessions of a run.
+        if self.average is not None and stored is not None:
+            self.average.load_state_dict(stored)
+            return
+        if self.average is not None:
+            self.average = WeightAverage(self.model, self.average.decay)
+            note = "the checkpoint has no moving average of the weights; it starts from the resumed ones"
+        elif stored is not None:
+            note = "optim.ema_decay is null: the checkpoint's moving average of the weights is dropped"
+        else:
+            return
+        if self.dist.is_main:
+            print(f"note: {note}", file=sys.stderr)
 
     def save(self, is_best: bool, keep_step: bool) -> None:
         """Write ``last`` (and ``best`` / ``step-N``) on rank 0; every rank takes part."""
@@ -429,6 +453,8 @@ class Trainer:
             else:
                 self.optimizer.step()
             self.scheduler.step()
+            if self.average is not None:
+                self.average.update(self.model)
         else:
             finite = False
         self.optimizer.zero_grad(set_to_none=True)
@@ -612,7 +638,10 @@ class Trainer:
 
     def _validate_and_save(self, writer: Any, progress: Any) -> bool:
         """Validate on rank 0, share the result, step the schedulers and save; ``True`` = stop early."""
-        metrics = self.validate() if self.dist.is_main else None
+        metrics = None
+        if self.dist.is_main:
+            with self.average.applied_to(self.model) if self.average is not None else nullcontext():
+                metrics = self.validate()
         metrics = broadcast_object(self.dist, metrics)
         assert metrics is not None
         value = metrics.get(self.config.validation.metric)
