@@ -1,26 +1,30 @@
-"""A neural model and the SHARK2 matcher ensembled on real swipes, fitted on one half. One table.
+"""Neural models and the SHARK2 matcher ensembled on real swipes, fitted on one half. One table.
 
     nice -n 10 python bench/ensemble_real.py                      # the shipped English model
     nice -n 10 python bench/ensemble_real.py --model runs/a --work /tmp/ens
+    nice -n 10 python bench/ensemble_real.py --model runs/a --model runs/b --no-shark2 \
+        --beam-size 16 --prior-weight 0.3 --template-weight 0.5    # two neural models
 
 The rows of the data file (default: the 800 real English swipes of
 ``../shared/data/hws_real_en_dev.jsonl`` on layout ``hws_fitted``) are split by 1-based row number,
-as ``bench/finetune_real.py`` splits them: odd rows fit the ensemble, even rows are held out. Both
-members decode both halves into predictions files:
+as ``bench/finetune_real.py`` splits them: odd rows fit the ensemble, even rows are held out. Every
+member decodes both halves into predictions files:
 
-- the neural model (default: the shipped English model) with ``predict.py`` (beam search, beam 8,
-  lexicon prior weight 0.6, lexicon ``en``);
-- the SHARK2-style template matcher (``bench/baselines/shark2.py``) with its default settings, which
-  were tuned on the odd rows (``bench/baselines/run_baselines.py``).
+- each neural model ``--model`` (default: the shipped English model) with ``predict.py`` (beam
+  search, beam 8, lexicon prior weight 0.6, no template rescoring, lexicon ``en``; the options
+  below change these for every neural member);
+- unless ``--no-shark2``, the SHARK2-style template matcher (``bench/baselines/shark2.py``) with its
+  default settings, which were tuned on the odd rows (``bench/baselines/run_baselines.py``).
 
 ``swipe.aggregate.fit`` (method auto) chooses the ensemble's score normalisation and weights on the
 odd half; ``swipe.aggregate.apply`` merges the even half with them. The table scores each member
 alone and the ensemble on the even half, where nothing was chosen.
 
 Everything is written under ``--work`` (default: a temporary directory, removed at the end): the
-halves ``tune.jsonl`` and ``held_out.jsonl``, the predictions ``neural_odd.pkl``,
-``shark2_odd.pkl``, ``neural_even.pkl``, ``shark2_even.pkl``, the fitted ``ensemble.json`` and the
-merged ``ensemble_even.pkl`` (``python evaluate.py`` scores any of them).
+halves ``tune.jsonl`` and ``held_out.jsonl``, the predictions ``<member>_odd.pkl`` and
+``<member>_even.pkl`` (members ``neural`` or, with several models, ``neural1``, ``neural2``, ...,
+and ``shark2``), the fitted ``ensemble.json`` and the merged ``ensemble_even.pkl`` (``python
+evaluate.py`` scores any of them).
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ import os
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -59,15 +64,15 @@ class MemberError(Exception):
     """A member could not decode a half (its own message went to stderr)."""
 
 
-def predict_neural(args: argparse.Namespace, data: Path, split: str, out: Path) -> None:
-    """Decode ``data`` with the neural model exactly as ``predict.py`` does, into ``out``."""
+def predict_neural(args: argparse.Namespace, model: str, data: Path, split: str, out: Path) -> None:
+    """Decode ``data`` with a neural model exactly as ``predict.py`` does, into ``out``."""
     code = predict_main([
-        "--checkpoint", str(args.model), "--data", str(data), "--split", split, "--lexicon", args.lexicon,
+        "--checkpoint", model, "--data", str(data), "--split", split, "--lexicon", args.lexicon,
         "--generator", "beam", "--beam-size", str(args.beam_size), "--prior-weight", str(args.prior_weight),
-        "--template-weight", "0", "--out", str(out), "--overwrite", "--quiet",
+        "--template-weight", str(args.template_weight), "--out", str(out), "--overwrite", "--quiet",
     ])
     if code != 0:
-        raise MemberError(f"predict.py failed on {data} (exit status {code})")
+        raise MemberError(f"predict.py failed on {model}, {data} (exit status {code})")
 
 
 def predict_shark2(args: argparse.Namespace, data: Path, split: str, out: Path) -> None:
@@ -88,30 +93,42 @@ def format_table(rows: Sequence[tuple[str, Scores]]) -> str:
     return "\n".join(lines)
 
 
+def members(args: argparse.Namespace) -> list[tuple[str, str, Callable[[Path, str, Path], None]]]:
+    """``(name, row label, decode(data, split, out))`` of each member, neural models first."""
+    neural = []
+    numbered = len(args.model) > 1
+    options = f"beam {args.beam_size}, prior {args.prior_weight:g}" + (
+        f", templates {args.template_weight:g}" if args.template_weight else ""
+    )
+    for i, model in enumerate(args.model, start=1):
+        name = f"neural{i}" if numbered else "neural"
+        neural.append((name, f"{name}: {model}, {options}", partial(predict_neural, args, model)))
+    shark2 = [("shark2", "SHARK2: default settings (tuned on the odd rows)", partial(predict_shark2, args))]
+    return neural + (shark2 if args.shark2 else [])
+
+
 def run(args: argparse.Namespace, work: Path) -> int:
     work.mkdir(parents=True, exist_ok=True)
     halves = dict(zip(HALVES, split_rows(args.data, work), strict=True))
     predictions: dict[tuple[str, str], Predictions] = {}
-    for member, predict in (("neural", predict_neural), ("shark2", predict_shark2)):
+    chosen = members(args)
+    for member, _, predict in chosen:
         start = time.perf_counter()
         for split, data in halves.items():
             path = work / f"{member}_{split}.pkl"
-            predict(args, data, split, path)
+            predict(data, split, path)
             predictions[member, split] = read_predictions(path)  # what swipe.aggregate would read
         print(f"{member}: both halves decoded in {time.perf_counter() - start:.0f} s", file=sys.stderr)
 
-    names = ["neural", "shark2"]
+    names = [member for member, _, _ in chosen]
     ensemble = fit([predictions[m, "odd"] for m in names], "auto", [f"{m}_odd.pkl" for m in names])
     save_ensemble(work / "ensemble.json", ensemble, overwrite=True)
     merged = apply(ensemble, [predictions[m, "even"] for m in names], [f"{m}_even.pkl" for m in names])
     write_predictions(work / "ensemble_even.pkl", merged, overwrite=True)
 
-    rows = [
-        (f"neural: {args.model}, beam {args.beam_size}, prior {args.prior_weight:g}",
-         predictions["neural", "even"]),
-        ("SHARK2: default settings (tuned on the odd rows)", predictions["shark2", "even"]),
-        ("ensemble of the two (fitted on the odd rows)", merged),
-    ]
+    rows = [(label, predictions[member, "even"]) for member, label, _ in chosen]
+    together = "the two" if len(chosen) == 2 else f"the {len(chosen)}"
+    rows.append((f"ensemble of {together} (fitted on the odd rows)", merged))
     print(f"data: {args.data} (rows 1-based: odd fit the ensemble, even held out); lexicon {args.lexicon}; "
           f"one torch thread (torch {torch.__version__})")
     print()
@@ -129,19 +146,27 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     arg = parser.add_argument
-    arg("--model", default=os.path.relpath(DEFAULT_MODEL),
-        help="checkpoint, run directory or exported model folder (default: the shipped English model)")
+    arg("--model", action="append",
+        help="checkpoint, run directory or exported model folder; repeat for several neural members "
+             "(default: the shipped English model)")
     arg("--data", type=Path, default=DEFAULT_DATA, help=f"raw real swipes (default: {DEFAULT_DATA})")
     arg("--layout", default=DEFAULT_LAYOUT, help=f"bundled layout of the swipes (default {DEFAULT_LAYOUT})")
     arg("--lexicon", default="en", help="'en', 'ru' or a word-list file, for both members (default en)")
     arg("--beam-size", type=int, default=8, help="beam size of the neural model (default 8)")
     arg("--prior-weight", type=float, default=0.6, help="neural model's lexicon prior weight (default 0.6)")
+    arg("--template-weight", type=float, default=0.0,
+        help="neural models' template rescoring weight, as predict.py --template-weight (default 0: off)")
+    arg("--no-shark2", dest="shark2", action="store_false", help="leave the SHARK2 matcher out")
     arg("--work", type=Path, help="keep the halves, predictions and ensemble here (default: temporary)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.model = args.model or [os.path.relpath(DEFAULT_MODEL)]
+    if len(args.model) + args.shark2 < 2:
+        parser.error("an ensemble needs two members: give another --model or leave out --no-shark2")
     if not args.data.is_file():
         print(f"ensemble_real.py: error: {args.data}: no such data file", file=sys.stderr)
         return 2

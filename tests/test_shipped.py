@@ -243,3 +243,34 @@ def test_ensemble_real_fits_on_the_odd_rows_and_scores_the_even_rows(tmp_path, c
     assert apply(fitted, members).candidates == read_predictions(work / "ensemble_even.pkl").candidates
     assert f"method {fitted.method}, weights neural {fitted.weights[0]:.4f}" in out
     assert ensemble_real.main(["--data", str(tmp_path / "missing.jsonl")]) == 2
+
+
+def test_ensemble_real_ensembles_several_neural_models_without_shark2(tmp_path, capsys):
+    from bench import ensemble_real
+    from swipe.aggregate import apply, load_ensemble
+
+    common = write_real_swipes(tmp_path)
+    write_training_checkpoint(tmp_path / "other.pt", [bundled_layout("hws_fitted")], d_model=16, seed=4)
+    work = tmp_path / "work"
+    models = ["--model", str(tmp_path / "best.pt"), "--model", str(tmp_path / "other.pt")]
+    assert ensemble_real.main([*models, "--no-shark2", "--beam-size", "3", "--template-weight", "0.5",
+                               "--work", str(work), *common]) == 0
+    _, first, second, ensemble = table_rows(capsys.readouterr().out)
+    assert first[0].startswith("neural1: ") and first[0].endswith("beam 3, prior 0.6, templates 0.5")
+    assert second[0].startswith("neural2: ") and ensemble[0].startswith("ensemble of the two")
+    # The members decoded with template rescoring, as predict.py does with the same options.
+    assert predict_main(["--checkpoint", str(tmp_path / "other.pt"), "--data", str(work / "held_out.jsonl"),
+                         "--split", "even", "--beam-size", "3", "--prior-weight", "0.6", "--template-weight",
+                         "0.5", "--lexicon", str(tmp_path / "lex.txt"), "--out", str(tmp_path / "p.pkl"),
+                         "--quiet"]) == 0
+    expected = read_predictions(tmp_path / "p.pkl").candidates
+    assert read_predictions(work / "neural2_even.pkl").candidates == expected
+    assert not (work / "shark2_even.pkl").exists()
+    members = [read_predictions(work / f"neural{i}_even.pkl") for i in (1, 2)]
+    assert apply(load_ensemble(work / "ensemble.json"), members).candidates == (
+        read_predictions(work / "ensemble_even.pkl").candidates
+    )
+    # One model without SHARK2 is no ensemble.
+    with pytest.raises(SystemExit):
+        ensemble_real.main(["--model", str(tmp_path / "best.pt"), "--no-shark2", *common])
+    assert "needs two members" in capsys.readouterr().err
