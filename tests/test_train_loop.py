@@ -515,3 +515,26 @@ def test_weight_average_switched_on_at_resume_starts_there(tmp_path, tiny_data, 
         if w5.is_floating_point():
             expected = (0.5 * w4 + w5) / 1.5
             assert torch.allclose(step5["weight_average"]["model"][name], expected, atol=1e-6), name
+
+
+def test_resume_accepts_a_checkpoint_written_before_a_config_key_was_added(tmp_path):
+    """A key added to the config since the checkpoint was written compares at its default; a
+    stored value that differs from the config's is still refused."""
+    synthetic = {"synthetic": {"layouts": ["hws_fitted"], "lexicon": "en", "num_train": 64, "num_val": 16},
+                 "batch_size": 16}
+    cfg_path = _config(tmp_path, synthetic, max_steps=2, validation={"every_steps": 2})
+    run_dir = tmp_path / "run"
+    train(load_train_config(cfg_path), run_dir=run_dir)
+    last = run_dir / "checkpoints" / "last.pt"
+    ckpt = load_checkpoint(last)
+    generator = ckpt["config"]["data"]["synthetic"]["generator"]
+    del generator["device_scale_x"], generator["device_scale_x_std"]  # as an older version wrote it
+    torch.save(ckpt, last)
+    longer = dataclasses.replace(load_train_config(cfg_path), max_steps=3)
+    assert train(longer, run_dir=run_dir, resume=True).step == 3
+
+    ckpt = load_checkpoint(last)
+    ckpt["config"]["data"]["synthetic"]["generator"]["device_scale_x"] = 0.9
+    torch.save(ckpt, last)
+    with pytest.raises(TrainingError, match=r"'data' section differs from the checkpoint's \(synthetic\)"):
+        train(dataclasses.replace(longer, max_steps=4), run_dir=run_dir, resume=True)

@@ -33,7 +33,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from swipe.batch import Batch
-from swipe.config import save_json, to_dict
+from swipe.config import ConfigError, from_dict, save_json, to_dict
 from swipe.keyboard import Layout
 from swipe.tokenizers import CharTokenizer
 from swipe.training.averaging import WeightAverage
@@ -782,10 +782,26 @@ def _moved_paths(data: dict[str, Any], old_run_dir: str | None, run_dir: Path) -
     return {key: moved(value) for key, value in data.items()}
 
 
+def _with_defaults(section_type: type, stored: dict[str, Any]) -> dict[str, Any]:
+    """A config section as a checkpoint stored it, with the keys added to the config since then at
+    their defaults (a new key's default keeps the old behaviour); as stored where it does not
+    parse (a key since removed), so that the comparison names it."""
+    try:
+        return to_dict(from_dict(section_type, stored))
+    except ConfigError:
+        return stored
+
+
 def _check_resume_config(saved: dict[str, Any], config: TrainConfig, run_dir: Path) -> None:
     """The model and data of a resumed run must be those of its checkpoint."""
+    from swipe.models import ModelConfig
+
     current = to_dict(config)
-    saved = {**saved, "data": _moved_paths(saved["data"], saved.get("run_dir"), run_dir)}
+    saved = {
+        **saved,
+        "model": _with_defaults(ModelConfig, saved["model"]),
+        "data": _with_defaults(DataConfig, _moved_paths(saved["data"], saved.get("run_dir"), run_dir)),
+    }
     for section in ("model", "data"):
         if saved[section] != current[section]:
             keys = sorted(
