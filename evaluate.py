@@ -1,6 +1,7 @@
 """Score predictions files: Swipe MRR, accuracy@1, recall@4, by word length and by layout.
 
     python evaluate.py preds.pkl [more.pkl ...] [--results results.csv | --no-results]
+    python evaluate.py preds.pkl --misses 20       # also: where the targets rank, and 20 misses
 
 Each scored file adds (or, for a predictor already in the table, updates) one row of the results
 table. Files without targets (a test split) are reported as such and not recorded.
@@ -12,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from swipe.metrics import format_report, score_predictions
+from swipe.metrics import find_misses, format_misses, format_report, score_predictions
 from swipe.predictions import Predictions, PredictionsError, read_predictions
 from swipe.results import ResultsError, canonical_json, record_result
 
@@ -38,7 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     table = parser.add_mutually_exclusive_group()
     table.add_argument("--results", type=Path, default=Path("results.csv"), help="results table (CSV)")
     table.add_argument("--no-results", action="store_true", help="do not record results")
+    parser.add_argument("--misses", type=int, default=0, metavar="N",
+                        help="also count the targets' ranks and list the first N curves missed at rank 1")
     args = parser.parse_args(argv)
+    if args.misses < 0:
+        parser.error(f"--misses must be 0 or more, got {args.misses}")
 
     try:
         loaded = [(path, read_predictions(path)) for path in args.predictions]
@@ -52,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {path}")
         print(describe(predictions))
         print(format_report(report))
+        if args.misses > 0:
+            print()
+            print(format_misses(find_misses(predictions), args.misses))
         if args.no_results:
             continue
         if report.overall.num_scored == 0:

@@ -16,7 +16,7 @@ compared exactly (targets and lexicon words are both normalised upstream). Curve
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 from swipe.predictions import Predictions
 
@@ -165,3 +165,81 @@ def _group_table(title: str, groups: dict[str, Scores]) -> list[str]:
             f"  {s.recall_at_4:>8.4f}"
         )
     return lines
+
+
+# ---- misses -------------------------------------------------------------------------------------
+
+
+class Miss(NamedTuple):
+    """A curve whose top candidate is not its target.
+
+    Attributes
+    ----------
+    row : int
+        0-based position in the predictions file (the data file's row order).
+    target : str
+    rank : int or None
+        1-based rank of the target among all the distinct candidates; ``None`` if absent.
+    candidates : tuple of str
+        The first distinct candidates.
+    """
+
+    row: int
+    target: str
+    rank: int | None
+    candidates: tuple[str, ...]
+
+
+class MissReport(NamedTuple):
+    """Where the targets of the curves with one stand in their candidate lists.
+
+    Attributes
+    ----------
+    rank_counts : dict[str, int]
+        Curves per rank of the target among all the distinct candidates: ``"1"``, ``"2"``,
+        ``"3-4"``, ``"5+"``, ``"absent"`` (in that order; the list was searched to its end).
+    misses : list of Miss
+        Every curve not at rank 1, in row order.
+    """
+
+    rank_counts: dict[str, int]
+    misses: list[Miss]
+
+
+RANK_GROUPS = ("1", "2", "3-4", "5+", "absent")
+
+
+def _rank_group(rank: int | None) -> str:
+    if rank is None:
+        return "absent"
+    return "1" if rank == 1 else "2" if rank == 2 else "3-4" if rank <= 4 else "5+"
+
+
+def find_misses(predictions: Predictions, num_candidates: int = 3) -> MissReport:
+    """Count the targets' ranks over whole candidate lists and list the curves missed at rank 1."""
+    counts = dict.fromkeys(RANK_GROUPS, 0)
+    misses = []
+    for row, (candidates, target) in enumerate(zip(predictions.candidates, predictions.targets, strict=True)):
+        if target is None:
+            continue
+        words = unique_words(word for _, word in candidates)
+        rank = words.index(target) + 1 if target in words else None
+        counts[_rank_group(rank)] += 1
+        if rank != 1:
+            misses.append(Miss(row, target, rank, tuple(words[:num_candidates])))
+    return MissReport(counts, misses)
+
+
+def format_misses(report: MissReport, limit: int) -> str:
+    """The rank counts and the first ``limit`` misses, one per line (``evaluate.py --misses``)."""
+    total = sum(report.rank_counts.values())
+    if total == 0:
+        return "no targets: no misses to show"
+    lines = ["target rank among all candidates:"]
+    lines += [f"  {group:<7} {n:>6}  {n / total:6.1%}" for group, n in report.rank_counts.items()]
+    shown = report.misses[:limit]
+    lines.append(f"misses ({len(shown)} of {len(report.misses)}; row is 1-based, as in the data file):")
+    for m in shown:
+        rank = "absent" if m.rank is None else f"rank {m.rank}"
+        lines.append(f"  row {m.row + 1}: {m.target!r} {rank}; top: {', '.join(m.candidates) or '-'}")
+    return "\n".join(lines)

@@ -200,3 +200,13 @@ def test_concurrent_evaluations_lose_no_rows(tmp_path):
         w.join(60)
         assert w.exitcode == 0
     assert len(read_results(table)) == 20
+
+
+def test_misses_option_prints_ranks_and_misses(tmp_path, capsys):
+    preds = write(tmp_path / "preds.pkl")
+    code, out, _ = run([preds, "--no-results", "--misses", "5"], capsys)
+    assert code == 0
+    assert "target rank among all candidates:" in out
+    assert "  row 2: 'dog' rank 2; top: dot, dog" in out
+    code, out, _ = run([preds, "--no-results"], capsys)
+    assert "target rank" not in out

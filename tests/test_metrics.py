@@ -1,7 +1,10 @@
 import pytest
 
 from swipe.metrics import (
+    Miss,
     Scores,
+    find_misses,
+    format_misses,
     format_report,
     score_predictions,
     swipe_mrr_score,
@@ -134,3 +137,28 @@ def test_format_report_mentions_everything():
     assert "word length" in text and "layout" in text
     default_line = next(line for line in text.splitlines() if line.startswith("default"))
     assert "no targets, not scored" in default_line
+
+
+def test_misses_count_ranks_over_whole_lists_and_list_the_misses_in_row_order():
+    preds = predictions([
+        (["cat", "car"], "cat", "l"),                       # rank 1
+        (["car", "car", "cat"], "cat", "l"),                # rank 2 once the repeat is dropped
+        (["a", "b", "c", "d", "e", "cat"], "cat", "l"),     # rank 6: counted, though Swipe MRR stops at 4
+        (["car", "cab"], "cat", "l"),                       # absent
+        (["dog"], None, "l"),                               # no target: neither counted nor listed
+        ([], "cat", "l"),                                   # no candidates: absent
+    ])
+    report = find_misses(preds, num_candidates=2)
+    assert report.rank_counts == {"1": 1, "2": 1, "3-4": 0, "5+": 1, "absent": 2}
+    assert report.misses == [
+        Miss(1, "cat", 2, ("car", "cat")),
+        Miss(2, "cat", 6, ("a", "b")),
+        Miss(3, "cat", None, ("car", "cab")),
+        Miss(5, "cat", None, ()),
+    ]
+    text = format_misses(report, limit=2)
+    assert "  1            1   20.0%" in text and "  absent       2   40.0%" in text
+    assert "misses (2 of 4; row is 1-based, as in the data file):" in text
+    assert text.splitlines()[-1] == "  row 3: 'cat' rank 6; top: a, b"
+    unlabelled = find_misses(predictions([(["dog"], None, "l")]))
+    assert format_misses(unlabelled, 5) == "no targets: no misses to show"
