@@ -33,8 +33,9 @@ def unique_words(words: Iterable[str], limit: int | None = None) -> list[str]:
     return list(seen)
 
 
-def target_rank(words: Sequence[str], target: str, k: int = len(SWIPE_MRR_WEIGHTS)) -> int | None:
-    """1-based rank of ``target`` among the first ``k`` distinct ``words``, ``None`` if absent."""
+def target_rank(words: Sequence[str], target: str, k: int | None = len(SWIPE_MRR_WEIGHTS)) -> int | None:
+    """1-based rank of ``target`` among the first ``k`` distinct ``words`` (all of them where ``k``
+    is None), ``None`` if absent."""
     top = unique_words(words, k)
     return top.index(target) + 1 if target in top else None
 
@@ -212,7 +213,9 @@ RANK_GROUPS = ("1", "2", "3-4", "5+", "absent")
 def _rank_group(rank: int | None) -> str:
     if rank is None:
         return "absent"
-    return "1" if rank == 1 else "2" if rank == 2 else "3-4" if rank <= 4 else "5+"
+    if rank <= 2:
+        return str(rank)
+    return "3-4" if rank <= 4 else "5+"
 
 
 def find_misses(predictions: Predictions, num_candidates: int = 3) -> MissReport:
@@ -222,11 +225,11 @@ def find_misses(predictions: Predictions, num_candidates: int = 3) -> MissReport
     for row, (candidates, target) in enumerate(zip(predictions.candidates, predictions.targets, strict=True)):
         if target is None:
             continue
-        words = unique_words(word for _, word in candidates)
-        rank = words.index(target) + 1 if target in words else None
+        words = [word for _, word in candidates]
+        rank = target_rank(words, target, k=None)
         counts[_rank_group(rank)] += 1
         if rank != 1:
-            misses.append(Miss(row, target, rank, tuple(words[:num_candidates])))
+            misses.append(Miss(row, target, rank, tuple(unique_words(words, num_candidates))))
     return MissReport(counts, misses)
 
 
