@@ -36,7 +36,7 @@ import tempfile
 import time
 from functools import partial
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import torch
 
@@ -93,8 +93,17 @@ def format_table(rows: Sequence[tuple[str, Scores]]) -> str:
     return "\n".join(lines)
 
 
-def members(args: argparse.Namespace) -> list[tuple[str, str, Callable[[Path, str, Path], None]]]:
-    """``(name, row label, decode(data, split, out))`` of each member, neural models first."""
+class Member(NamedTuple):
+    """One predictor of the ensemble: its file-name stem, its table row's label, and how it decodes
+    a half (``decode(data, split, out)``)."""
+
+    name: str
+    label: str
+    decode: Callable[[Path, str, Path], None]
+
+
+def members(args: argparse.Namespace) -> list[Member]:
+    """The ensemble's members, neural models first."""
     neural = []
     numbered = len(args.model) > 1
     options = f"beam {args.beam_size}, prior {args.prior_weight:g}" + (
@@ -102,9 +111,11 @@ def members(args: argparse.Namespace) -> list[tuple[str, str, Callable[[Path, st
     )
     for i, model in enumerate(args.model, start=1):
         name = f"neural{i}" if numbered else "neural"
-        neural.append((name, f"{name}: {model}, {options}", partial(predict_neural, args, model)))
-    shark2 = [("shark2", "SHARK2: default settings (tuned on the odd rows)", partial(predict_shark2, args))]
-    return neural + (shark2 if args.shark2 else [])
+        neural.append(Member(name, f"{name}: {model}, {options}", partial(predict_neural, args, model)))
+    if not args.shark2:
+        return neural
+    label = "SHARK2: default settings (tuned on the odd rows)"
+    return [*neural, Member("shark2", label, partial(predict_shark2, args))]
 
 
 def run(args: argparse.Namespace, work: Path) -> int:
@@ -112,21 +123,21 @@ def run(args: argparse.Namespace, work: Path) -> int:
     halves = dict(zip(HALVES, split_rows(args.data, work), strict=True))
     predictions: dict[tuple[str, str], Predictions] = {}
     chosen = members(args)
-    for member, _, predict in chosen:
+    for member in chosen:
         start = time.perf_counter()
         for split, data in halves.items():
-            path = work / f"{member}_{split}.pkl"
-            predict(data, split, path)
-            predictions[member, split] = read_predictions(path)  # what swipe.aggregate would read
-        print(f"{member}: both halves decoded in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+            path = work / f"{member.name}_{split}.pkl"
+            member.decode(data, split, path)
+            predictions[member.name, split] = read_predictions(path)  # what swipe.aggregate would read
+        print(f"{member.name}: both halves decoded in {time.perf_counter() - start:.0f} s", file=sys.stderr)
 
-    names = [member for member, _, _ in chosen]
+    names = [member.name for member in chosen]
     ensemble = fit([predictions[m, "odd"] for m in names], "auto", [f"{m}_odd.pkl" for m in names])
     save_ensemble(work / "ensemble.json", ensemble, overwrite=True)
     merged = apply(ensemble, [predictions[m, "even"] for m in names], [f"{m}_even.pkl" for m in names])
     write_predictions(work / "ensemble_even.pkl", merged, overwrite=True)
 
-    rows = [(label, predictions[member, "even"]) for member, label, _ in chosen]
+    rows = [(member.label, predictions[member.name, "even"]) for member in chosen]
     together = "the two" if len(chosen) == 2 else f"the {len(chosen)}"
     rows.append((f"ensemble of {together} (fitted on the odd rows)", merged))
     print(f"data: {args.data} (rows 1-based: odd fit the ensemble, even held out); lexicon {args.lexicon}; "
