@@ -24,8 +24,10 @@ def describe(predictions: Predictions) -> str:
     rescoring = md.get("template_rescoring")  # absent from files written before it existed
     templates = (f"templates weight {rescoring['weight']:g} prior {rescoring['prior_weight']:g}  "
                  if rescoring else "")
+    x_scales = md.get("x_scales", [1.0])  # likewise
+    views = f"x-scales {','.join(f'{s:g}' for s in x_scales)}  " if list(x_scales) != [1.0] else ""
     return (
-        f"generator {md['generator']} {canonical_json(md['generator_options'])}  {templates}"
+        f"generator {md['generator']} {canonical_json(md['generator_options'])}  {templates}{views}"
         f"weights {md['weights_sha256'][:12] or '-'}  split {md['split'] or '-'}  "
         f"data {md['data_file'] or '-'}  layouts {'+'.join(md['layout_names']) or '-'}"
     )

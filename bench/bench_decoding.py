@@ -63,6 +63,7 @@ from swipe.predict import (  # noqa: E402
     CheckpointLoader,
     DatasetCurves,
     DecodeJob,
+    Decoder,
     FirstCurves,
     decode,
     make_batches,
@@ -122,6 +123,9 @@ def main() -> int:
     parser.add_argument("--latency-curves", type=int, default=200)
     parser.add_argument("--template-weight", type=float, default=0.0,
                         help="also time single swipes with template rescoring at this weight (0: not)")
+    parser.add_argument("--x-scales", type=str, default=None,
+                        help="also time single swipes decoded with these keyboard-width views "
+                        "(predict.py --x-scales, e.g. 0.94,1,1.06; with --template-weight, rescored too)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2,
                         help="runs of the throughput measurements (alternating), fastest kept")
@@ -231,6 +235,18 @@ def main() -> int:
                 _, t = timed(lambda i=i: rescored(i))
                 rescored_latencies.append(1000 * t.wall)
 
+        # The same with keyboard-width views, as predict.py --x-scales decodes them.
+        views_latencies = []
+        if args.x_scales:
+            x_scales = tuple(float(v) for v in args.x_scales.split(","))
+            rescorer = TemplateRescorer(args.template_weight) if args.template_weight > 0 else None
+            views = Decoder(DecodeJob(loader, curves, "beam", options, trie, "cpu", rescorer, x_scales))
+            if args.min_word_length:
+                views.generator.processors.append(LongWordsOnly(trie, args.min_word_length))
+            for i in range(min(args.latency_curves, n)):
+                _, t = timed(lambda i=i: views([i]))
+                views_latencies.append(1000 * t.wall)
+
         # Worker processes against none (start-up, model loading and trie transfer included).
         if not args.min_word_length:
             runs = []
@@ -294,6 +310,13 @@ def main() -> int:
         rows.append((f"single swipe latency, template rescoring {args.template_weight:g}",
                      f"p50 {r50:.1f} ms, p95 {r95:.1f} ms", "",
                      "the same curves, the beam's words re-ranked (predict.py --template-weight)"))
+    if views_latencies:
+        v50, v95 = statistics.median(views_latencies), float(np.percentile(views_latencies, 95))
+        rescored = f", template rescoring {args.template_weight:g}" if args.template_weight > 0 else ""
+        rows.append((f"single swipe latency, x-scales {args.x_scales}{rescored}",
+                     f"p50 {v50:.1f} ms, p95 {v95:.1f} ms", "",
+                     f"the same curves, each decoded as drawn on {len(x_scales)} keyboard widths in one "
+                     "batch, each word's best score kept (predict.py --x-scales)"))
     widths = [max(len(r[i]) for r in rows + [HEADER]) for i in range(4)]
     for row in [HEADER, tuple("-" * w for w in widths)] + rows:
         print("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |")

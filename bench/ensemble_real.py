@@ -11,7 +11,8 @@ as ``bench/finetune_real.py`` splits them: odd rows fit the ensemble, even rows 
 member decodes both halves into predictions files:
 
 - each neural model ``--model`` (default: the shipped English model) with ``predict.py`` (beam
-  search, beam 8, lexicon prior weight 0.6, no template rescoring, lexicon ``en``; the options
+  search, beam 8, lexicon prior weight 0.6, no template rescoring, the swipe as drawn only
+  (``--x-scales 1``), lexicon ``en``; the options
   below change these for every neural member);
 - unless ``--no-shark2``, the SHARK2-style template matcher (``bench/baselines/shark2.py``) with its
   default settings, which were tuned on the odd rows (``bench/baselines/run_baselines.py``).
@@ -69,7 +70,8 @@ def predict_neural(args: argparse.Namespace, model: str, data: Path, split: str,
     code = predict_main([
         "--checkpoint", model, "--data", str(data), "--split", split, "--lexicon", args.lexicon,
         "--generator", "beam", "--beam-size", str(args.beam_size), "--prior-weight", str(args.prior_weight),
-        "--template-weight", str(args.template_weight), "--out", str(out), "--overwrite", "--quiet",
+        "--template-weight", str(args.template_weight), "--x-scales", args.x_scales,
+        "--out", str(out), "--overwrite", "--quiet",
     ])
     if code != 0:
         raise MemberError(f"predict.py failed on {model}, {data} (exit status {code})")
@@ -106,9 +108,11 @@ def members(args: argparse.Namespace) -> list[Member]:
     """The ensemble's members, neural models first."""
     neural = []
     numbered = len(args.model) > 1
-    options = f"beam {args.beam_size}, prior {args.prior_weight:g}" + (
-        f", templates {args.template_weight:g}" if args.template_weight else ""
-    )
+    options = f"beam {args.beam_size}, prior {args.prior_weight:g}"
+    if args.template_weight:
+        options += f", templates {args.template_weight:g}"
+    if args.x_scales != "1":
+        options += f", x-scales {args.x_scales}"
     for i, model in enumerate(args.model, start=1):
         name = f"neural{i}" if numbered else "neural"
         neural.append(Member(name, f"{name}: {model}, {options}", partial(predict_neural, args, model)))
@@ -167,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     arg("--prior-weight", type=float, default=0.6, help="neural model's lexicon prior weight (default 0.6)")
     arg("--template-weight", type=float, default=0.0,
         help="neural models' template rescoring weight, as predict.py --template-weight (default 0: off)")
+    arg("--x-scales", default="1",
+        help="neural models' keyboard-width views, as predict.py --x-scales (default 1: as drawn)")
     arg("--no-shark2", dest="shark2", action="store_false", help="leave the SHARK2 matcher out")
     arg("--work", type=Path, help="keep the halves, predictions and ensemble here (default: temporary)")
     return parser

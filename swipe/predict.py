@@ -69,16 +69,23 @@ class CurvePoints(NamedTuple):
 
 
 class CurveSource(Protocol):
-    """Curves addressable by index, picklable (workers open it themselves)."""
+    """Curves addressable by index, picklable (workers open it themselves).
+
+    ``batch(indices, x_scales)`` collates every curve of ``indices`` once per factor of
+    ``x_scales``, as drawn on a keyboard that many times as wide (x scaled about the layout's left
+    edge), rows grouped by factor: ``len(x_scales) * len(indices)`` rows.
+    """
 
     def __len__(self) -> int: ...
 
     @property
     def num_points(self) -> np.ndarray: ...
 
-    def batch(self, indices: Sequence[int]) -> tuple[SwipeBatch, Tensor]: ...
+    def batch(
+        self, indices: Sequence[int], x_scales: Sequence[float] = (1.0,)
+    ) -> tuple[SwipeBatch, Tensor]: ...
 
-    def points(self, index: int) -> CurvePoints: ...
+    def points(self, index: int, x_scale: float = 1.0) -> CurvePoints: ...
 
 
 class CheckpointLoader:
@@ -118,10 +125,37 @@ class DecodeJob(NamedTuple):
     trie: LexiconTrie | None
     device: str
     rescorer: TemplateRescorer | None = None
+    x_scales: tuple[float, ...] = (1.0,)
 
 
-class _Decoder:
-    """A job with its model and generator built."""
+def check_x_scales(x_scales: Sequence[float], name: str = "x_scales") -> None:
+    """Refuse an empty, repeating or non-positive list of view factors (``DecodeJob.x_scales``);
+    the error names ``name``."""
+    if len(x_scales) == 0:
+        raise PredictError(f"{name}: expected at least one factor")
+    for factor in x_scales:
+        if not (math.isfinite(factor) and factor > 0):
+            raise PredictError(f"{name}: each factor must be a finite number > 0, got {factor}")
+    if len(set(x_scales)) < len(x_scales):
+        raise PredictError(f"{name}: a factor repeats in {list(x_scales)}")
+
+
+def merge_views(rows: Sequence[list[Candidate]]) -> list[Candidate]:
+    """One curve's candidates from several views of it (see ``DecodeJob.x_scales``): each word
+    with its best score over the views, best first (ties: the order first listed), at most as many
+    as the longest view's list."""
+    best: dict[str, float] = {}
+    for row in rows:
+        for score, word in row:
+            if word not in best or score > best[word]:
+                best[word] = score
+    ranked = sorted(best.items(), key=lambda item: -item[1])  # a stable sort keeps first-listed order
+    return [(score, word) for word, score in ranked[: max(map(len, rows), default=0)]]
+
+
+class Decoder:
+    """A job with its model and generator built: ``decoder(indices)`` decodes those curves of
+    ``job.curves`` (one batch) into their candidates, best first."""
 
     def __init__(self, job: DecodeJob) -> None:
         parts = job.model_loader(job.device)
@@ -130,22 +164,29 @@ class _Decoder:
         self.generator = build_generator(job.generator, job.options, parts.model, parts.tokenizer, job.trie)
         self.rescorer = job.rescorer
         self.trie = job.trie
+        self.x_scales = job.x_scales
 
     def __call__(self, indices: Sequence[int]) -> list[list[Candidate]]:
-        swipe, pad = self.curves.batch(indices)
+        # Every view of every curve in one search: one batch costs less than one per view.
+        swipe, pad = self.curves.batch(indices, self.x_scales)
         rows = self.generator.generate(swipe.to(self.device), pad.to(self.device))
-        if self.rescorer is None:
-            return rows
-        return [self._rescore(row, i) for row, i in zip(rows, indices, strict=True)]
+        n = len(indices)
+        views = [rows[v * n : (v + 1) * n] for v in range(len(self.x_scales))]
+        if self.rescorer is not None:
+            views = [[self._rescore(row, i, scale) for row, i in zip(view, indices, strict=True)]
+                     for view, scale in zip(views, self.x_scales, strict=True)]
+        if len(views) == 1:
+            return views[0]
+        return [merge_views(curve_rows) for curve_rows in zip(*views, strict=True)]
 
-    def _rescore(self, row: list[Candidate], index: int) -> list[Candidate]:
+    def _rescore(self, row: list[Candidate], index: int, x_scale: float) -> list[Candidate]:
         assert self.rescorer is not None
-        curve = self.curves.points(index)
+        curve = self.curves.points(index, x_scale)
         log_priors = None if self.trie is None else self.trie.word_log_probs_of([word for _, word in row])
         return self.rescorer.rescore(row, curve.layout, curve.x, curve.y, log_priors)
 
 
-_worker_decoder: _Decoder | None = None
+_worker_decoder: Decoder | None = None
 
 
 def _init_worker(job: DecodeJob) -> None:
@@ -157,7 +198,7 @@ def _init_worker(job: DecodeJob) -> None:
         torch.set_num_interop_threads(1)
     except RuntimeError:  # a forked process may inherit an inter-op pool that already started
         pass
-    _worker_decoder = _Decoder(job)
+    _worker_decoder = Decoder(job)
 
 
 def _decode_in_worker(indices: Sequence[int]) -> list[list[Candidate]]:
@@ -231,7 +272,14 @@ def decode(
         raise PredictError(f"num_workers must be >= 0, got {num_workers}")
     if num_workers > 0 and job.device != "cpu":
         raise PredictError("--num-workers needs --device cpu (workers do not share an accelerator)")
-    batches = make_batches(job.curves.num_points, batch_size, max_batch_points)
+    check_x_scales(job.x_scales)
+    # Each curve is searched once per view: the batch limits count the views.
+    views = len(job.x_scales)
+    batches = make_batches(
+        job.curves.num_points,
+        max(1, batch_size // views),
+        None if max_batch_points is None else max(1, max_batch_points // views),
+    )
     results: list[list[Candidate] | None] = [None] * len(job.curves)
     threads = torch.get_num_threads()
     executor = None
@@ -240,7 +288,7 @@ def decode(
             if job.device == "cpu":
                 # One thread, as in every worker: float results then do not depend on num_workers.
                 torch.set_num_threads(1)
-            outputs: Any = map(_Decoder(job), batches)
+            outputs: Any = map(Decoder(job), batches)
         else:
             if start_method is None:
                 methods = multiprocessing.get_all_start_methods()
@@ -359,19 +407,25 @@ class DatasetCurves:
     def num_points(self) -> np.ndarray:
         return np.asarray(self.dataset.num_points)
 
-    def batch(self, indices: Sequence[int]) -> tuple[SwipeBatch, Tensor]:
-        if self._collator is None:
-            from swipe.data import SwipeCollator
+    def batch(
+        self, indices: Sequence[int], x_scales: Sequence[float] = (1.0,)
+    ) -> tuple[SwipeBatch, Tensor]:
+        from swipe.data import SwipeCollator, with_x_scaled
 
+        if self._collator is None:
             tokenizer = self.dataset.tokenizer
             self._collator = SwipeCollator(self.layouts, tokenizer, self.max_points, self.resample)
-        return self._collator.swipes([self.dataset[i] for i in indices])
+        items = [self.dataset[i] for i in indices]
+        views = [with_x_scaled(item, factor, self.layouts[item.layout_id])
+                 for factor in x_scales for item in items]
+        return self._collator.swipes(views)
 
-    def points(self, index: int) -> CurvePoints:
-        """Curve ``index`` as drawn (pixels, before any resampling or thinning)."""
+    def points(self, index: int, x_scale: float = 1.0) -> CurvePoints:
+        """Curve ``index`` as drawn (pixels, before any resampling or thinning), its x scaled by
+        ``x_scale``."""
         item = self.dataset[index]
         scale = 1.0 / item.coord_scale
-        return CurvePoints(self.layouts[item.layout_id], item.x * scale, item.y * scale)
+        return CurvePoints(self.layouts[item.layout_id], item.x * (scale * x_scale), item.y * scale)
 
     def __getstate__(self) -> dict[str, Any]:
         return {
@@ -398,11 +452,11 @@ class FirstCurves:
     def num_points(self) -> np.ndarray:
         return self.curves.num_points[: self.n]
 
-    def batch(self, indices: Sequence[int]) -> tuple[SwipeBatch, Tensor]:
-        return self.curves.batch(indices)
+    def batch(self, indices: Sequence[int], x_scales: Sequence[float] = (1.0,)) -> tuple[SwipeBatch, Tensor]:
+        return self.curves.batch(indices, x_scales)
 
-    def points(self, index: int) -> CurvePoints:
-        return self.curves.points(index)
+    def points(self, index: int, x_scale: float = 1.0) -> CurvePoints:
+        return self.curves.points(index, x_scale)
 
 
 # ---- the command line ----------------------------------------------------------------------------
@@ -446,6 +500,11 @@ def build_parser() -> argparse.ArgumentParser:
         "word's key-centre template (swipe.templates; default 0: off)")
     arg("--template-prior-weight", type=float,
         help="weight of the word-frequency prior within the template score (default 1)")
+    arg("--x-scales", type=_float_list,
+        help="also decode each swipe as drawn on keyboards this many times as wide, x scaled about "
+        "the left edge (comma-separated, e.g. 0.94,1,1.06), and keep each word's best score: for "
+        "swipes from devices whose keyboard is a little narrower or wider than the layout; each "
+        "factor costs about one more search (default 1: as drawn)")
     arg("--batch-size", type=int, default=64, help="most curves decoded together (default 64)")
     arg("--max-batch-points", type=int, default=DEFAULT_MAX_BATCH_POINTS,
         help=f"most curves x padded points per batch (default {DEFAULT_MAX_BATCH_POINTS})")
@@ -456,6 +515,14 @@ def build_parser() -> argparse.ArgumentParser:
     arg("--overwrite", action="store_true", help="replace existing output files")
     arg("--quiet", action="store_true", help="no progress bar")
     return parser
+
+
+def _float_list(text: str) -> tuple[float, ...]:
+    """``"0.94,1,1.06"`` -> ``(0.94, 1.0, 1.06)`` (an argparse type)."""
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
 class _Inputs(NamedTuple):
@@ -620,7 +687,7 @@ def _with_model_settings(args: argparse.Namespace, checkpoint: Path) -> argparse
         if settings.generator not in GENERATORS:
             raise PredictError(f"{checkpoint.parent / DECODING_FILE}: unknown generator "
                                f"{settings.generator!r}; known: {', '.join(GENERATORS)}")
-        names = ["template_weight", "template_prior_weight"]
+        names = ["template_weight", "template_prior_weight", "x_scales"]
         if args.generator in (None, settings.generator):
             names = ["generator", *_OPTION_FLAGS, *names]
         taken = [name for name in names if filled[name] is None and getattr(settings, name) is not None]
@@ -630,7 +697,9 @@ def _with_model_settings(args: argparse.Namespace, checkpoint: Path) -> argparse
             used = ", ".join(f"{name} {filled[name]}" for name in taken)
             print(f"decoding as {checkpoint.parent / DECODING_FILE} recommends: {used} (flags override)",
                   file=sys.stderr)
-    for name, default in (("generator", "beam"), ("template_weight", 0.0), ("template_prior_weight", 1.0)):
+    defaults = (("generator", "beam"), ("template_weight", 0.0), ("template_prior_weight", 1.0),
+                ("x_scales", (1.0,)))
+    for name, default in defaults:
         if filled[name] is None:
             filled[name] = default
     return argparse.Namespace(**filled)
@@ -652,6 +721,8 @@ def run(args: argparse.Namespace) -> Predictions:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise PredictError(f"--device {args.device}: CUDA is not available")
     rescorer = _template_rescorer(args)
+    x_scales = tuple(args.x_scales)
+    check_x_scales(x_scales, "--x-scales")
     for path in (args.out, args.csv):
         if path is not None and Path(path).exists() and not args.overwrite:
             raise FileExistsError(f"{path}: already exists (pass --overwrite to replace it)")
@@ -676,7 +747,7 @@ def run(args: argparse.Namespace) -> Predictions:
     with tempfile.TemporaryDirectory(prefix="swipe-predict-") as workdir:
         dataset_dir = _open_data(inputs.data, args, Path(workdir), loaded.layouts)
         curves = DatasetCurves.for_model(dataset_dir, loaded)
-        job = DecodeJob(loader, curves, args.generator, checked, trie, args.device, rescorer)
+        job = DecodeJob(loader, curves, args.generator, checked, trie, args.device, rescorer, x_scales)
         candidates = decode(job, args.batch_size, args.num_workers, args.max_batch_points,
                             progress=not args.quiet)
         dataset = curves.dataset
@@ -701,6 +772,7 @@ def run(args: argparse.Namespace) -> Predictions:
             else {"weight": rescorer.weight, "prior_weight": rescorer.prior_weight,
                   "scoring": to_dict(rescorer.scoring)}
         ),
+        "x_scales": list(x_scales),
         "lexicon": lexicon_name,
         "layout_names": layout_names,
         "data_file": str(inputs.data),

@@ -132,6 +132,8 @@ class DecodingSettings:
         decodes with this generator.
     template_weight, template_prior_weight : float
         Template rescoring (``predict.py --template-weight``, ``--template-prior-weight``).
+    x_scales : list of float, optional
+        Keyboard-width views (``predict.py --x-scales``); None: the swipe as drawn only.
     chosen_on : str
         How the settings were chosen (for people; not read).
     """
@@ -144,6 +146,7 @@ class DecodingSettings:
     max_length: int | None = None
     template_weight: float = 0.0
     template_prior_weight: float = 1.0
+    x_scales: tuple[float, ...] | None = None
     chosen_on: str = ""
 
 

@@ -8,6 +8,7 @@ import json
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from test_decoding_standin import StandinCurves, StandinLoader
@@ -18,7 +19,7 @@ from swipe.data.resample import ResampleConfig
 from swipe.decoding import BeamOptions, LexiconTrie
 from swipe.keyboard import Layout, bundled_layout
 from swipe.models import build_model, preset
-from swipe.predict import DecodeJob, decode, main, make_batches, write_submission_csv
+from swipe.predict import DecodeJob, decode, main, make_batches, merge_views, write_submission_csv
 from swipe.predictions import read_predictions
 from swipe.tokenizers import CharTokenizer
 from swipe.training.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, layouts_to_grids
@@ -156,6 +157,55 @@ def test_dataset_curves_give_each_curve_as_drawn(project):
         assert got.x.tolist() == rows[i]["curve"]["x"] and got.y.tolist() == rows[i]["curve"]["y"]
 
 
+def test_merge_views_keeps_each_words_best_score():
+    rows = [[(-1.0, "a"), (-2.0, "b")], [(-0.5, "b"), (-3.0, "c"), (-4.0, "d")], []]
+    assert merge_views(rows) == [(-0.5, "b"), (-1.0, "a"), (-3.0, "c")]  # as many as the longest
+    assert merge_views([[(-1.0, "x")], [(-1.0, "y")]]) == [(-1.0, "x")]  # ties: first listed
+    assert merge_views([[], []]) == []
+
+
+def test_x_scaled_curves_are_the_curves_on_a_wider_keyboard(project):
+    from swipe.data import SwipeDataset, build_dataset, with_x_scaled
+    from swipe.predict import DatasetCurves
+
+    build_dataset([project.root / "val.jsonl"], project.root / "built")
+    item = SwipeDataset(project.root / "built")[0]
+    assert with_x_scaled(item, 1.0, LAYOUT) is item
+    wide = with_x_scaled(item, 1.25, LAYOUT)
+    px = 1.0 / item.coord_scale
+    assert np.allclose(wide.x, item.x * 1.25) and np.array_equal(wide.y, item.y)
+    assert np.array_equal(wide.nearest_keys, LAYOUT.nearest_keys(item.x * 1.25 * px, item.y * px))
+    assert not np.array_equal(wide.nearest_keys, item.nearest_keys)
+
+    curves = DatasetCurves(project.root / "built", [LAYOUT])
+    plain, _ = curves.batch([0, 3])
+    views, pad = curves.batch([0, 3], (1.0, 1.25))
+    assert len(views.coords) == 4 and pad.shape[0] == 4
+    assert torch.equal(views.coords[:2], plain.coords)
+    assert torch.allclose(views.coords[2:, :, 0], plain.coords[:, :, 0] * 1.25)
+    assert torch.equal(views.coords[2:, :, 1], plain.coords[:, :, 1])
+    assert np.allclose(curves.points(3, 1.25).x, curves.points(3).x * 1.25)
+
+
+def test_keyboard_width_views_keep_each_words_best_score_in_every_process(project):
+    common = ["--lexicon", "lex.txt", "--batch-size", "1", "--beam-size", "4", "--quiet"]
+    assert main(common + ["--out", "one.pkl"]) == 0
+    assert main(common + ["--out", "wide.pkl", "--x-scales", "1.2"]) == 0
+    common[common.index("--batch-size") + 1] = "2"  # two views of one curve per batch
+    assert main(common + ["--out", "both.pkl", "--x-scales", "1,1.2"]) == 0
+    assert main(common + ["--out", "workers.pkl", "--x-scales", "1,1.2", "--num-workers", "2"]) == 0
+    one, wide, both, workers = (read_predictions(project.root / f"{name}.pkl")
+                                for name in ("one", "wide", "both", "workers"))
+    assert wide.candidates != one.candidates  # the model sees other points
+    for a, b, merged in zip(one.candidates, wide.candidates, both.candidates, strict=True):
+        expected = merge_views([a, b])
+        assert [w for _, w in merged] == [w for _, w in expected]
+        assert [s for s, _ in merged] == pytest.approx([s for s, _ in expected], abs=1e-5)
+    assert workers.candidates == both.candidates
+    assert both.metadata["x_scales"] == [1.0, 1.2] and one.metadata["x_scales"] == [1.0]
+    assert "x-scales 1,1.2" in evaluate.describe(both) and "x-scales" not in evaluate.describe(one)
+
+
 def test_template_rescoring_reranks_the_candidates_in_every_process(project):
     common = ["--lexicon", "lex.txt", "--batch-size", "3", "--beam-size", "4", "--quiet"]
     assert main(common + ["--out", "plain.pkl"]) == 0
@@ -190,6 +240,8 @@ def test_template_rescoring_reranks_the_candidates_in_every_process(project):
         (["--data", "missing.jsonl"], "missing.jsonl: no such data file"),
         (["--checkpoint", "nowhere.pt"], "nowhere.pt: no such checkpoint"),
         (["--num-workers", "1", "--device", "cuda"], "--num-workers needs --device cpu"),
+        (["--x-scales", "1,0"], "--x-scales: each factor must be a finite number > 0, got 0.0"),
+        (["--x-scales", "0.9,1,0.9"], "--x-scales: a factor repeats in [0.9, 1.0, 0.9]"),
     ],
 )
 def test_bad_options_fail_clearly(project, capsys, args, message):
@@ -307,7 +359,8 @@ def exported_model_folder(project: SimpleProject, settings: dict | None) -> Path
 
 def test_an_exported_models_decoding_settings_apply_where_no_flag_is_given(project, capsys):
     folder = exported_model_folder(project, {"generator": "beam", "beam_size": 3, "prior_weight": 0.5,
-                                             "template_weight": 2.0, "chosen_on": "a test"})
+                                             "template_weight": 2.0, "x_scales": [0.9, 1],
+                                             "chosen_on": "a test"})
     common = ["--checkpoint", str(folder), "--lexicon", "lex.txt", "--quiet", "--overwrite"]
     assert main(common) == 0
     assert "decoding.json recommends: generator beam, beam_size 3, prior_weight 0.5, template_weight 2.0" in (
@@ -316,6 +369,9 @@ def test_an_exported_models_decoding_settings_apply_where_no_flag_is_given(proje
     md = read_predictions(project.root / "preds.pkl").metadata
     assert md["generator_options"]["beam_size"] == 3 and md["generator_options"]["prior_weight"] == 0.5
     assert md["template_rescoring"]["weight"] == 2.0 and md["template_rescoring"]["prior_weight"] == 1.0
+    assert md["x_scales"] == [0.9, 1.0]
+    assert main(common + ["--x-scales", "1"]) == 0
+    assert read_predictions(project.root / "preds.pkl").metadata["x_scales"] == [1.0]
     # Flags win; another generator takes none of the beam's options, but the template rescoring.
     assert main(common + ["--beam-size", "2", "--template-weight", "0"]) == 0
     md = read_predictions(project.root / "preds.pkl").metadata

@@ -26,7 +26,7 @@ from swipe.data.build import (
     read_manifest,
 )
 from swipe.data.collate import MIN_DT, SwipeCollator, trajectory_features
-from swipe.data.dataset import SwipeDataset, SwipeItem
+from swipe.data.dataset import SwipeDataset, SwipeItem, with_x_scaled
 from swipe.data.sampler import LengthBucketBatchSampler
 
 __all__ = [
@@ -44,4 +44,5 @@ __all__ = [
     "build_dataset",
     "read_manifest",
     "trajectory_features",
+    "with_x_scaled",
 ]

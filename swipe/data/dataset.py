@@ -50,6 +50,20 @@ class SwipeItem(NamedTuple):
     alphabet: str
 
 
+def with_x_scaled(item: SwipeItem, factor: float, layout: Layout) -> SwipeItem:
+    """``item`` as drawn on a keyboard ``factor`` times as wide: x scaled about the layout's left
+    edge (x = 0), nearest keys recomputed on ``layout`` (the item's own).
+
+    The coordinates become floating point (still in ``1 / coord_scale`` px); ``factor`` 1 returns
+    ``item`` itself.
+    """
+    if factor == 1.0:
+        return item
+    x = item.x * np.float64(factor)
+    scale = 1.0 / item.coord_scale
+    return item._replace(x=x, nearest_keys=layout.nearest_keys(x * scale, item.y * scale))
+
+
 def _rebuild_hint(path: Path) -> str:
     return f"rebuild it with: python -m swipe.data build SOURCES... --out {path} --overwrite"
 
