@@ -26,6 +26,8 @@ def describe(predictions: Predictions) -> str:
                  if rescoring else "")
     x_scales = md.get("x_scales", [1.0])  # likewise
     views = f"x-scales {','.join(f'{s:g}' for s in x_scales)}  " if list(x_scales) != [1.0] else ""
+    wide = md.get("wide_x_scales", [])  # likewise
+    views += f"wide x-scales {','.join(f'{s:g}' for s in wide)}  " if wide else ""
     return (
         f"generator {md['generator']} {canonical_json(md['generator_options'])}  {templates}{views}"
         f"weights {md['weights_sha256'][:12] or '-'}  split {md['split'] or '-'}  "

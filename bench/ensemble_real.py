@@ -12,7 +12,7 @@ member decodes both halves into predictions files:
 
 - each neural model ``--model`` (default: the shipped English model) with ``predict.py`` (beam
   search, beam 8, lexicon prior weight 0.6, no template rescoring, the swipe as drawn only
-  (``--x-scales 1``), lexicon ``en``; the options
+  (``--x-scales 1``, ``--wide-x-scales none``), lexicon ``en``; the options
   below change these for every neural member);
 - unless ``--no-shark2``, the SHARK2-style template matcher (``bench/baselines/shark2.py``) with its
   default settings, which were tuned on the odd rows (``bench/baselines/run_baselines.py``).
@@ -71,6 +71,7 @@ def predict_neural(args: argparse.Namespace, model: str, data: Path, split: str,
         "--checkpoint", model, "--data", str(data), "--split", split, "--lexicon", args.lexicon,
         "--generator", "beam", "--beam-size", str(args.beam_size), "--prior-weight", str(args.prior_weight),
         "--template-weight", str(args.template_weight), "--x-scales", args.x_scales,
+        "--wide-x-scales", args.wide_x_scales,
         "--out", str(out), "--overwrite", "--quiet",
     ])
     if code != 0:
@@ -113,6 +114,8 @@ def members(args: argparse.Namespace) -> list[Member]:
         options += f", templates {args.template_weight:g}"
     if args.x_scales != "1":
         options += f", x-scales {args.x_scales}"
+    if args.wide_x_scales != "none":
+        options += f", wide x-scales {args.wide_x_scales}"
     for i, model in enumerate(args.model, start=1):
         name = f"neural{i}" if numbered else "neural"
         neural.append(Member(name, f"{name}: {model}, {options}", partial(predict_neural, args, model)))
@@ -173,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="neural models' template rescoring weight, as predict.py --template-weight (default 0: off)")
     arg("--x-scales", default="1",
         help="neural models' keyboard-width views, as predict.py --x-scales (default 1: as drawn)")
+    arg("--wide-x-scales", default="none",
+        help="neural models' views of swipes past the keyboard, as predict.py --wide-x-scales "
+             "(default none)")
     arg("--no-shark2", dest="shark2", action="store_false", help="leave the SHARK2 matcher out")
     arg("--work", type=Path, help="keep the halves, predictions and ensemble here (default: temporary)")
     return parser

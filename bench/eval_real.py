@@ -16,7 +16,8 @@ models), once per setting of the grid:
 
 each with every ``--length-penalties`` value (default: the generators' own, 0.5), every
 ``--template-weights`` value (default 0: no template rescoring) and every ``--x-scales`` set of
-keyboard-width views (repeatable; default: the swipe as drawn),
+keyboard-width views (repeatable; default: the swipe as drawn) and every ``--wide-x-scales`` set
+of further views for swipes that reach past the keyboard (repeatable; default: none),
 
 with ``swipe.predict.decode`` (length-sorted batches, one torch thread, as ``predict.py`` runs it),
 scored with ``swipe.metrics``: Swipe MRR, accuracy@1, recall@4, and decoding speed in curves per
@@ -62,12 +63,15 @@ class Setting(NamedTuple):
     options: GreedyOptions | BeamOptions
     template_weight: float = 0.0
     x_scales: tuple[float, ...] = (1.0,)
+    wide_x_scales: tuple[float, ...] = ()
 
     @property
     def label(self) -> str:
         templates = f" templates={self.template_weight:g}" if self.template_weight else ""
         if self.x_scales != (1.0,):
             templates += f" x_scales={','.join(f'{s:g}' for s in self.x_scales)}"
+        if self.wide_x_scales:
+            templates += f" wide_x_scales={','.join(f'{s:g}' for s in self.wide_x_scales)}"
         penalty = self.options.length_penalty
         length = "" if penalty == DEFAULT_LENGTH_PENALTY else f" length_penalty={penalty:g}"
         if isinstance(self.options, BeamOptions):
@@ -106,18 +110,20 @@ def settings_grid(
     generators: Sequence[str], beam_sizes: Sequence[int], prior_weights: Sequence[float],
     template_weights: Sequence[float] = (0.0,), length_penalties: Sequence[float] = (DEFAULT_LENGTH_PENALTY,),
     x_scales: Sequence[tuple[float, ...]] = ((1.0,),),
+    wide_x_scales: Sequence[tuple[float, ...]] = ((),),
 ) -> list[Setting]:
     """Greedy for every prior weight, then beam search for every beam size and prior weight, each
-    with every length penalty, template weight and set of keyboard-width views."""
+    with every length penalty, template weight, set of keyboard-width views and set of views of
+    swipes that reach past the keyboard."""
     grid = []
     if "greedy" in generators:
-        grid += [Setting("greedy", GreedyOptions(prior_weight=w, length_penalty=p), t, v)
+        grid += [Setting("greedy", GreedyOptions(prior_weight=w, length_penalty=p), t, v, wide)
                  for w in prior_weights for p in length_penalties for t in template_weights
-                 for v in x_scales]
+                 for v in x_scales for wide in wide_x_scales]
     if "beam" in generators:
-        grid += [Setting("beam", BeamOptions(beam_size=b, prior_weight=w, length_penalty=p), t, v)
-                 for b in beam_sizes for w in prior_weights
-                 for p in length_penalties for t in template_weights for v in x_scales]
+        grid += [Setting("beam", BeamOptions(beam_size=b, prior_weight=w, length_penalty=p), t, v, wide)
+                 for b in beam_sizes for w in prior_weights for p in length_penalties
+                 for t in template_weights for v in x_scales for wide in wide_x_scales]
     return grid
 
 
@@ -156,7 +162,7 @@ def evaluate_model(
     rows = []
     for setting in grid:
         job = DecodeJob(loader, curves, setting.generator, setting.options, trie, "cpu", setting.rescorer,
-                        setting.x_scales)
+                        setting.x_scales, setting.wide_x_scales)
         start = time.perf_counter()
         candidates = decode(job, batch_size, num_workers=0)
         seconds = time.perf_counter() - start
@@ -216,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     arg("--x-scales", type=lambda s: tuple(parse_list(s, float)), action="append",
         help="keyboard-width views (predict.py --x-scales), comma-separated; repeat for several sets "
         "(default: 1, the swipe as drawn)")
+    arg("--wide-x-scales", type=lambda s: () if s == "none" else tuple(parse_list(s, float)), action="append",
+        help="views of swipes that reach past the keyboard's right edge (predict.py --wide-x-scales), "
+        "comma-separated or 'none'; repeat for several sets (default: none)")
     arg("--held-out", choices=["odd", "even"],
         help="report on these rows (1-based) and tune (mark the best setting) on the others")
     arg("--max-curves", type=int, help="decode only the first this many curves")
@@ -240,12 +249,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if any(not w >= 0 for w in args.template_weights):
         print("eval_real.py: error: --template-weights must be >= 0", file=sys.stderr)
         return 2
-    x_scales = args.x_scales or [(1.0,)]
-    if any(not (s > 0) for views in x_scales for s in views) or any(len(set(v)) < len(v) for v in x_scales):
-        print("eval_real.py: error: --x-scales factors must be > 0 and distinct", file=sys.stderr)
-        return 2
+    x_scales, wide_x_scales = args.x_scales or [(1.0,)], args.wide_x_scales or [()]
+    for views in (*x_scales, *wide_x_scales):
+        if any(not (s > 0) for s in views) or len(set(views)) < len(views):
+            print("eval_real.py: error: --x-scales and --wide-x-scales factors must be > 0 and distinct",
+                  file=sys.stderr)
+            return 2
     grid = settings_grid(args.generators, args.beam_sizes, args.prior_weights, args.template_weights,
-                         args.length_penalties, x_scales)
+                         args.length_penalties, x_scales, wide_x_scales)
     load_before = os.getloadavg()
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="eval-real-") as tmp:

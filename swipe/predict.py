@@ -116,7 +116,13 @@ class CheckpointLoader:
 
 
 class DecodeJob(NamedTuple):
-    """Everything needed to decode any batch of a run, sent once to every worker."""
+    """Everything needed to decode any batch of a run, sent once to every worker.
+
+    ``x_scales``: every curve is decoded as drawn on keyboards this many times as wide (its x
+    scaled about the layout's left edge) and each word keeps its best score over these views
+    (:func:`merge_views`); ``(1.0,)``: as drawn. ``wide_x_scales``: further views only for the
+    curves that reach past their keyboard's right edge (:func:`reaches_past_keyboard`); ``()``: none.
+    """
 
     model_loader: ModelLoader
     curves: CurveSource
@@ -126,12 +132,13 @@ class DecodeJob(NamedTuple):
     device: str
     rescorer: TemplateRescorer | None = None
     x_scales: tuple[float, ...] = (1.0,)
+    wide_x_scales: tuple[float, ...] = ()
 
 
-def check_x_scales(x_scales: Sequence[float], name: str = "x_scales") -> None:
-    """Refuse an empty, repeating or non-positive list of view factors (``DecodeJob.x_scales``);
-    the error names ``name``."""
-    if len(x_scales) == 0:
+def check_x_scales(x_scales: Sequence[float], name: str = "x_scales", empty_ok: bool = False) -> None:
+    """Refuse a repeating or non-positive list of view factors (``DecodeJob.x_scales``), or an
+    empty one unless ``empty_ok``; the error names ``name``."""
+    if len(x_scales) == 0 and not empty_ok:
         raise PredictError(f"{name}: expected at least one factor")
     for factor in x_scales:
         if not (math.isfinite(factor) and factor > 0):
@@ -153,6 +160,12 @@ def merge_views(rows: Sequence[list[Candidate]]) -> list[Candidate]:
     return [(score, word) for word, score in ranked[: max(map(len, rows), default=0)]]
 
 
+def reaches_past_keyboard(curve: CurvePoints) -> bool:
+    """Whether ``curve`` reaches more than a key width past its keyboard's right edge, where no key
+    lies: it was logged on a wider keyboard (a phone held sideways, other pixels)."""
+    return bool(len(curve.x) and curve.x.max() > curve.layout.width + curve.layout.key_width)
+
+
 class Decoder:
     """A job with its model and generator built: ``decoder(indices)`` decodes those curves of
     ``job.curves`` (one batch) into their candidates, best first."""
@@ -165,16 +178,27 @@ class Decoder:
         self.rescorer = job.rescorer
         self.trie = job.trie
         self.x_scales = job.x_scales
+        self.wide_x_scales = job.wide_x_scales
 
     def __call__(self, indices: Sequence[int]) -> list[list[Candidate]]:
+        rows = self._decode_views(indices, self.x_scales)
+        if self.wide_x_scales:
+            wide = [j for j, i in enumerate(indices) if reaches_past_keyboard(self.curves.points(i))]
+            if wide:
+                extra = self._decode_views([indices[j] for j in wide], self.wide_x_scales)
+                for j, row in zip(wide, extra, strict=True):
+                    rows[j] = merge_views([rows[j], row])
+        return rows
+
+    def _decode_views(self, indices: Sequence[int], x_scales: Sequence[float]) -> list[list[Candidate]]:
         # Every view of every curve in one search: one batch costs less than one per view.
-        swipe, pad = self.curves.batch(indices, self.x_scales)
+        swipe, pad = self.curves.batch(indices, x_scales)
         rows = self.generator.generate(swipe.to(self.device), pad.to(self.device))
         n = len(indices)
-        views = [rows[v * n : (v + 1) * n] for v in range(len(self.x_scales))]
+        views = [rows[v * n : (v + 1) * n] for v in range(len(x_scales))]
         if self.rescorer is not None:
             views = [[self._rescore(row, i, scale) for row, i in zip(view, indices, strict=True)]
-                     for view, scale in zip(views, self.x_scales, strict=True)]
+                     for view, scale in zip(views, x_scales, strict=True)]
         if len(views) == 1:
             return views[0]
         return [merge_views(curve_rows) for curve_rows in zip(*views, strict=True)]
@@ -273,6 +297,7 @@ def decode(
     if num_workers > 0 and job.device != "cpu":
         raise PredictError("--num-workers needs --device cpu (workers do not share an accelerator)")
     check_x_scales(job.x_scales)
+    check_x_scales(job.wide_x_scales, "wide_x_scales", empty_ok=True)
     # Each curve is searched once per view: the batch limits count the views.
     views = len(job.x_scales)
     batches = make_batches(
@@ -505,6 +530,11 @@ def build_parser() -> argparse.ArgumentParser:
         "the left edge (comma-separated, e.g. 0.94,1,1.06), and keep each word's best score: for "
         "swipes from devices whose keyboard is a little narrower or wider than the layout; each "
         "factor costs about one more search (default 1: as drawn)")
+    arg("--wide-x-scales", type=_float_list,
+        help="further views (comma-separated factors, or 'none') only for swipes that reach more "
+        "than a key width past the keyboard's right edge, as swipes logged on a wider keyboard do "
+        "(a phone held sideways, other pixels), e.g. 0.3,0.35,0.4,0.45,0.5,0.55,0.6,0.65,0.7,0.75 "
+        "(default none)")
     arg("--batch-size", type=int, default=64, help="most curves decoded together (default 64)")
     arg("--max-batch-points", type=int, default=DEFAULT_MAX_BATCH_POINTS,
         help=f"most curves x padded points per batch (default {DEFAULT_MAX_BATCH_POINTS})")
@@ -518,7 +548,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _float_list(text: str) -> tuple[float, ...]:
-    """``"0.94,1,1.06"`` -> ``(0.94, 1.0, 1.06)`` (an argparse type)."""
+    """``"0.94,1,1.06"`` -> ``(0.94, 1.0, 1.06)``, ``"none"`` -> ``()`` (an argparse type)."""
+    if text.strip().lower() == "none":
+        return ()
     try:
         return tuple(float(v) for v in text.split(","))
     except ValueError:
@@ -687,7 +719,7 @@ def _with_model_settings(args: argparse.Namespace, checkpoint: Path) -> argparse
         if settings.generator not in GENERATORS:
             raise PredictError(f"{checkpoint.parent / DECODING_FILE}: unknown generator "
                                f"{settings.generator!r}; known: {', '.join(GENERATORS)}")
-        names = ["template_weight", "template_prior_weight", "x_scales"]
+        names = ["template_weight", "template_prior_weight", "x_scales", "wide_x_scales"]
         if args.generator in (None, settings.generator):
             names = ["generator", *_OPTION_FLAGS, *names]
         taken = [name for name in names if filled[name] is None and getattr(settings, name) is not None]
@@ -698,7 +730,7 @@ def _with_model_settings(args: argparse.Namespace, checkpoint: Path) -> argparse
             print(f"decoding as {checkpoint.parent / DECODING_FILE} recommends: {used} (flags override)",
                   file=sys.stderr)
     defaults = (("generator", "beam"), ("template_weight", 0.0), ("template_prior_weight", 1.0),
-                ("x_scales", (1.0,)))
+                ("x_scales", (1.0,)), ("wide_x_scales", ()))
     for name, default in defaults:
         if filled[name] is None:
             filled[name] = default
@@ -723,6 +755,8 @@ def run(args: argparse.Namespace) -> Predictions:
     rescorer = _template_rescorer(args)
     x_scales = tuple(args.x_scales)
     check_x_scales(x_scales, "--x-scales")
+    wide_x_scales = tuple(args.wide_x_scales)
+    check_x_scales(wide_x_scales, "--wide-x-scales", empty_ok=True)
     for path in (args.out, args.csv):
         if path is not None and Path(path).exists() and not args.overwrite:
             raise FileExistsError(f"{path}: already exists (pass --overwrite to replace it)")
@@ -747,7 +781,8 @@ def run(args: argparse.Namespace) -> Predictions:
     with tempfile.TemporaryDirectory(prefix="swipe-predict-") as workdir:
         dataset_dir = _open_data(inputs.data, args, Path(workdir), loaded.layouts)
         curves = DatasetCurves.for_model(dataset_dir, loaded)
-        job = DecodeJob(loader, curves, args.generator, checked, trie, args.device, rescorer, x_scales)
+        job = DecodeJob(loader, curves, args.generator, checked, trie, args.device, rescorer, x_scales,
+                        wide_x_scales)
         candidates = decode(job, args.batch_size, args.num_workers, args.max_batch_points,
                             progress=not args.quiet)
         dataset = curves.dataset
@@ -773,6 +808,7 @@ def run(args: argparse.Namespace) -> Predictions:
                   "scoring": to_dict(rescorer.scoring)}
         ),
         "x_scales": list(x_scales),
+        "wide_x_scales": list(wide_x_scales),
         "lexicon": lexicon_name,
         "layout_names": layout_names,
         "data_file": str(inputs.data),

@@ -134,6 +134,8 @@ class DecodingSettings:
         Template rescoring (``predict.py --template-weight``, ``--template-prior-weight``).
     x_scales : list of float, optional
         Keyboard-width views (``predict.py --x-scales``); None: the swipe as drawn only.
+    wide_x_scales : list of float, optional
+        Views of swipes that reach past the keyboard (``predict.py --wide-x-scales``); None: none.
     chosen_on : str
         How the settings were chosen (for people; not read).
     """
@@ -147,6 +149,7 @@ class DecodingSettings:
     template_weight: float = 0.0
     template_prior_weight: float = 1.0
     x_scales: tuple[float, ...] | None = None
+    wide_x_scales: tuple[float, ...] | None = None
     chosen_on: str = ""
 
 

@@ -206,6 +206,32 @@ def test_keyboard_width_views_keep_each_words_best_score_in_every_process(projec
     assert "x-scales 1,1.2" in evaluate.describe(both) and "x-scales" not in evaluate.describe(one)
 
 
+def test_swipes_past_the_keyboard_get_the_wide_views_too(project):
+    from swipe.predict import CurvePoints, reaches_past_keyboard
+
+    right = LAYOUT.width + LAYOUT.key_width
+    assert reaches_past_keyboard(CurvePoints(LAYOUT, np.array([10.0, right + 1]), np.zeros(2)))
+    assert not reaches_past_keyboard(CurvePoints(LAYOUT, np.array([10.0, right - 1]), np.zeros(2)))
+    # Rows 2 and 5 drawn on a keyboard twice as wide: they reach past the layout's right edge.
+    write_curves(project.root / "mixed.jsonl", project.words)
+    rows = [json.loads(line) for line in (project.root / "mixed.jsonl").read_text().splitlines()]
+    wide_rows = [i for i in (2, 5) if max(rows[i]["curve"]["x"]) > LAYOUT.width / 2 + LAYOUT.key_width]
+    assert wide_rows
+    for i in wide_rows:
+        rows[i]["curve"]["x"] = [2 * x for x in rows[i]["curve"]["x"]]
+    (project.root / "mixed.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
+    common = ["--data", "mixed.jsonl", "--lexicon", "lex.txt", "--batch-size", "1", "--beam-size", "4",
+              "--quiet"]
+    assert main(common + ["--out", "plain.pkl"]) == 0
+    assert main(common + ["--out", "half.pkl", "--x-scales", "0.5"]) == 0
+    assert main(common + ["--out", "wide.pkl", "--wide-x-scales", "0.5"]) == 0
+    plain, half, wide = (read_predictions(project.root / f"{name}.pkl") for name in ("plain", "half", "wide"))
+    for i, (a, b, got) in enumerate(zip(plain.candidates, half.candidates, wide.candidates, strict=True)):
+        assert got == (merge_views([a, b]) if i in wide_rows else a)
+    assert wide.metadata["wide_x_scales"] == [0.5] and plain.metadata["wide_x_scales"] == []
+    assert "wide x-scales 0.5" in evaluate.describe(wide)
+
+
 def test_template_rescoring_reranks_the_candidates_in_every_process(project):
     common = ["--lexicon", "lex.txt", "--batch-size", "3", "--beam-size", "4", "--quiet"]
     assert main(common + ["--out", "plain.pkl"]) == 0
@@ -242,6 +268,7 @@ def test_template_rescoring_reranks_the_candidates_in_every_process(project):
         (["--num-workers", "1", "--device", "cuda"], "--num-workers needs --device cpu"),
         (["--x-scales", "1,0"], "--x-scales: each factor must be a finite number > 0, got 0.0"),
         (["--x-scales", "0.9,1,0.9"], "--x-scales: a factor repeats in [0.9, 1.0, 0.9]"),
+        (["--wide-x-scales", "0.5,-1"], "--wide-x-scales: each factor must be a finite number > 0"),
     ],
 )
 def test_bad_options_fail_clearly(project, capsys, args, message):
@@ -360,6 +387,7 @@ def exported_model_folder(project: SimpleProject, settings: dict | None) -> Path
 def test_an_exported_models_decoding_settings_apply_where_no_flag_is_given(project, capsys):
     folder = exported_model_folder(project, {"generator": "beam", "beam_size": 3, "prior_weight": 0.5,
                                              "template_weight": 2.0, "x_scales": [0.9, 1],
+                                             "wide_x_scales": [0.5],
                                              "chosen_on": "a test"})
     common = ["--checkpoint", str(folder), "--lexicon", "lex.txt", "--quiet", "--overwrite"]
     assert main(common) == 0
@@ -369,9 +397,10 @@ def test_an_exported_models_decoding_settings_apply_where_no_flag_is_given(proje
     md = read_predictions(project.root / "preds.pkl").metadata
     assert md["generator_options"]["beam_size"] == 3 and md["generator_options"]["prior_weight"] == 0.5
     assert md["template_rescoring"]["weight"] == 2.0 and md["template_rescoring"]["prior_weight"] == 1.0
-    assert md["x_scales"] == [0.9, 1.0]
-    assert main(common + ["--x-scales", "1"]) == 0
-    assert read_predictions(project.root / "preds.pkl").metadata["x_scales"] == [1.0]
+    assert md["x_scales"] == [0.9, 1.0] and md["wide_x_scales"] == [0.5]
+    assert main(common + ["--x-scales", "1", "--wide-x-scales", "none"]) == 0
+    md = read_predictions(project.root / "preds.pkl").metadata
+    assert md["x_scales"] == [1.0] and md["wide_x_scales"] == []
     # Flags win; another generator takes none of the beam's options, but the template rescoring.
     assert main(common + ["--beam-size", "2", "--template-weight", "0"]) == 0
     md = read_predictions(project.root / "preds.pkl").metadata

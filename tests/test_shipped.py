@@ -137,10 +137,13 @@ def test_eval_real_grid_crosses_length_penalties_and_names_only_other_than_defau
     assert [s.label for s in grid[4:]] == [
         "beam=4 prior=0.3", "beam=4 prior=0.3 templates=1", "beam=4 prior=0.3 length_penalty=1",
         "beam=4 prior=0.3 length_penalty=1 templates=1"]
-    views = eval_real.settings_grid(["beam"], [4], [0.3], [0.5], [0.5], [(1.0,), (0.94, 1.0, 1.06)])
-    assert [(s.x_scales, s.label) for s in views] == [
-        ((1.0,), "beam=4 prior=0.3 templates=0.5"),
-        ((0.94, 1.0, 1.06), "beam=4 prior=0.3 templates=0.5 x_scales=0.94,1,1.06")]
+    views = eval_real.settings_grid(["beam"], [4], [0.3], [0.5], [0.5], [(1.0,), (0.94, 1.0, 1.06)],
+                                    [(), (0.5,)])
+    assert [(s.x_scales, s.wide_x_scales, s.label) for s in views] == [
+        ((1.0,), (), "beam=4 prior=0.3 templates=0.5"),
+        ((1.0,), (0.5,), "beam=4 prior=0.3 templates=0.5 wide_x_scales=0.5"),
+        ((0.94, 1.0, 1.06), (), "beam=4 prior=0.3 templates=0.5 x_scales=0.94,1,1.06"),
+        ((0.94, 1.0, 1.06), (0.5,), "beam=4 prior=0.3 templates=0.5 x_scales=0.94,1,1.06 wide_x_scales=0.5")]
 
 
 def test_eval_real_reads_a_built_synthetic_validation_set(tmp_path, capsys):
