@@ -48,7 +48,15 @@ if str(ROOT) not in sys.path:
 from swipe.decoding import BeamOptions, GreedyOptions, LexiconTrie  # noqa: E402
 from swipe.lexicon import load_lexicon  # noqa: E402
 from swipe.metrics import SWIPE_MRR_WEIGHTS, Scores, target_rank  # noqa: E402
-from swipe.predict import CheckpointLoader, DatasetCurves, DecodeJob, FirstCurves, decode  # noqa: E402
+from swipe.predict import (  # noqa: E402
+    CheckpointLoader,
+    DatasetCurves,
+    DecodeJob,
+    FirstCurves,
+    PredictError,
+    check_x_scales,
+    decode,
+)
 from swipe.templates import TemplateRescorer  # noqa: E402
 from swipe.training.checkpoint import resolve_model_file  # noqa: E402
 
@@ -250,11 +258,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("eval_real.py: error: --template-weights must be >= 0", file=sys.stderr)
         return 2
     x_scales, wide_x_scales = args.x_scales or [(1.0,)], args.wide_x_scales or [()]
-    for views in (*x_scales, *wide_x_scales):
-        if any(not (s > 0) for s in views) or len(set(views)) < len(views):
-            print("eval_real.py: error: --x-scales and --wide-x-scales factors must be > 0 and distinct",
-                  file=sys.stderr)
-            return 2
+    try:
+        for views in x_scales:
+            check_x_scales(views, "--x-scales")
+        for views in wide_x_scales:
+            check_x_scales(views, "--wide-x-scales", empty_ok=True)
+    except PredictError as err:
+        print(f"eval_real.py: error: {err}", file=sys.stderr)
+        return 2
     grid = settings_grid(args.generators, args.beam_sizes, args.prior_weights, args.template_weights,
                          args.length_penalties, x_scales, wide_x_scales)
     load_before = os.getloadavg()
