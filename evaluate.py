@@ -26,6 +26,8 @@ def describe(predictions: Predictions) -> str:
                  if rescoring else "")
     x_scales = md.get("x_scales", [1.0])  # likewise
     views = f"x-scales {','.join(f'{s:g}' for s in x_scales)}  " if list(x_scales) != [1.0] else ""
+    below = md.get("views_below")  # likewise
+    views += f"below {below:g}  " if below is not None else ""
     wide = md.get("wide_x_scales", [])  # likewise
     views += f"wide x-scales {','.join(f'{s:g}' for s in wide)}  " if wide else ""
     return (

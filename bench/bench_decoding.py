@@ -126,6 +126,12 @@ def main() -> int:
     parser.add_argument("--x-scales", type=str, default=None,
                         help="also time single swipes decoded with these keyboard-width views "
                         "(predict.py --x-scales, e.g. 0.94,1,1.06; with --template-weight, rescored too)")
+    parser.add_argument("--views-below", type=float, default=None,
+                        help="with --x-scales: the views only for swipes scoring below this as drawn "
+                        "(predict.py --views-below)")
+    parser.add_argument("--wide-x-scales", type=str, default=None,
+                        help="with --x-scales: views of swipes past the keyboard "
+                        "(predict.py --wide-x-scales)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2,
                         help="runs of the throughput measurements (alternating), fastest kept")
@@ -240,7 +246,10 @@ def main() -> int:
         if args.x_scales:
             x_scales = tuple(float(v) for v in args.x_scales.split(","))
             rescorer = TemplateRescorer(args.template_weight) if args.template_weight > 0 else None
-            views = Decoder(DecodeJob(loader, curves, "beam", options, trie, "cpu", rescorer, x_scales))
+            wide = tuple(float(v) for v in args.wide_x_scales.split(",")) if args.wide_x_scales else ()
+            job = DecodeJob(loader, curves, "beam", options, trie, "cpu", rescorer, x_scales, wide,
+                            args.views_below)
+            views = Decoder(job)
             if args.min_word_length:
                 views.generator.processors.append(LongWordsOnly(trie, args.min_word_length))
             for i in range(min(args.latency_curves, n)):
@@ -313,10 +322,15 @@ def main() -> int:
     if views_latencies:
         v50, v95 = statistics.median(views_latencies), float(np.percentile(views_latencies, 95))
         rescored = f", template rescoring {args.template_weight:g}" if args.template_weight > 0 else ""
-        rows.append((f"single swipe latency, x-scales {args.x_scales}{rescored}",
+        below = f", below {args.views_below:g}" if args.views_below is not None else ""
+        wide = f", wide x-scales {args.wide_x_scales}" if args.wide_x_scales else ""
+        how = (f"as drawn, then on the other {len(x_scales) - 1} widths if its best score is below "
+               f"{args.views_below:g}" if args.views_below is not None
+               else f"as drawn on {len(x_scales)} keyboard widths in one batch")
+        rows.append((f"single swipe latency, x-scales {args.x_scales}{below}{wide}{rescored}",
                      f"p50 {v50:.1f} ms, p95 {v95:.1f} ms", "",
-                     f"the same curves, each decoded as drawn on {len(x_scales)} keyboard widths in one "
-                     "batch, each word's best score kept (predict.py --x-scales)"))
+                     f"the same curves, each decoded {how}, each word's best score kept "
+                     "(predict.py --x-scales)"))
     widths = [max(len(r[i]) for r in rows + [HEADER]) for i in range(4)]
     for row in [HEADER, tuple("-" * w for w in widths)] + rows:
         print("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |")

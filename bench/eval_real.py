@@ -16,8 +16,9 @@ models), once per setting of the grid:
 
 each with every ``--length-penalties`` value (default: the generators' own, 0.5), every
 ``--template-weights`` value (default 0: no template rescoring) and every ``--x-scales`` set of
-keyboard-width views (repeatable; default: the swipe as drawn) and every ``--wide-x-scales`` set
-of further views for swipes that reach past the keyboard (repeatable; default: none),
+keyboard-width views (repeatable; default: the swipe as drawn), every ``--views-below`` threshold
+(default: views for every swipe) and every ``--wide-x-scales`` set of further views for swipes
+that reach past the keyboard (repeatable; default: none),
 
 with ``swipe.predict.decode`` (length-sorted batches, one torch thread, as ``predict.py`` runs it),
 scored with ``swipe.metrics``: Swipe MRR, accuracy@1, recall@4, and decoding speed in curves per
@@ -32,6 +33,7 @@ chosen on data it was not measured on. Speed is always measured on all decoded c
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import tempfile
@@ -54,6 +56,7 @@ from swipe.predict import (  # noqa: E402
     DecodeJob,
     FirstCurves,
     PredictError,
+    check_views_below,
     check_x_scales,
     decode,
 )
@@ -72,12 +75,15 @@ class Setting(NamedTuple):
     template_weight: float = 0.0
     x_scales: tuple[float, ...] = (1.0,)
     wide_x_scales: tuple[float, ...] = ()
+    views_below: float | None = None
 
     @property
     def label(self) -> str:
         templates = f" templates={self.template_weight:g}" if self.template_weight else ""
         if self.x_scales != (1.0,):
             templates += f" x_scales={','.join(f'{s:g}' for s in self.x_scales)}"
+        if self.views_below is not None:
+            templates += f" views_below={self.views_below:g}"
         if self.wide_x_scales:
             templates += f" wide_x_scales={','.join(f'{s:g}' for s in self.wide_x_scales)}"
         penalty = self.options.length_penalty
@@ -119,19 +125,22 @@ def settings_grid(
     template_weights: Sequence[float] = (0.0,), length_penalties: Sequence[float] = (DEFAULT_LENGTH_PENALTY,),
     x_scales: Sequence[tuple[float, ...]] = ((1.0,),),
     wide_x_scales: Sequence[tuple[float, ...]] = ((),),
+    views_below: Sequence[float | None] = (None,),
 ) -> list[Setting]:
     """Greedy for every prior weight, then beam search for every beam size and prior weight, each
-    with every length penalty, template weight, set of keyboard-width views and set of views of
-    swipes that reach past the keyboard."""
+    with every length penalty, template weight, set of keyboard-width views, set of views of
+    swipes that reach past the keyboard and score threshold of the views (None: every swipe)."""
     grid = []
     if "greedy" in generators:
-        grid += [Setting("greedy", GreedyOptions(prior_weight=w, length_penalty=p), t, v, wide)
+        grid += [Setting("greedy", GreedyOptions(prior_weight=w, length_penalty=p), t, v, wide, below)
                  for w in prior_weights for p in length_penalties for t in template_weights
-                 for v in x_scales for wide in wide_x_scales]
+                 for v in x_scales for wide in wide_x_scales for below in views_below]
     if "beam" in generators:
-        grid += [Setting("beam", BeamOptions(beam_size=b, prior_weight=w, length_penalty=p), t, v, wide)
+        grid += [Setting("beam", BeamOptions(beam_size=b, prior_weight=w, length_penalty=p), t, v, wide,
+                         below)
                  for b in beam_sizes for w in prior_weights for p in length_penalties
-                 for t in template_weights for v in x_scales for wide in wide_x_scales]
+                 for t in template_weights for v in x_scales for wide in wide_x_scales
+                 for below in views_below]
     return grid
 
 
@@ -170,7 +179,7 @@ def evaluate_model(
     rows = []
     for setting in grid:
         job = DecodeJob(loader, curves, setting.generator, setting.options, trie, "cpu", setting.rescorer,
-                        setting.x_scales, setting.wide_x_scales)
+                        setting.x_scales, setting.wide_x_scales, setting.views_below)
         start = time.perf_counter()
         candidates = decode(job, batch_size, num_workers=0)
         seconds = time.perf_counter() - start
@@ -233,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     arg("--wide-x-scales", type=lambda s: () if s == "none" else tuple(parse_list(s, float)), action="append",
         help="views of swipes that reach past the keyboard's right edge (predict.py --wide-x-scales), "
         "comma-separated or 'none'; repeat for several sets (default: none)")
+    arg("--views-below", type=lambda s: parse_list(s, float), default=[math.inf],
+        help="score thresholds below which a swipe gets its --x-scales views (predict.py "
+        "--views-below), comma-separated, inf: every swipe (default inf)")
     arg("--held-out", choices=["odd", "even"],
         help="report on these rows (1-based) and tune (mark the best setting) on the others")
     arg("--max-curves", type=int, help="decode only the first this many curves")
@@ -266,8 +278,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PredictError as err:
         print(f"eval_real.py: error: {err}", file=sys.stderr)
         return 2
+    views_below = [None if below == math.inf else below for below in args.views_below]
+    try:
+        for views in x_scales:
+            for below in views_below:
+                check_views_below(below, views, "--views-below")
+    except PredictError as err:
+        print(f"eval_real.py: error: {err}", file=sys.stderr)
+        return 2
     grid = settings_grid(args.generators, args.beam_sizes, args.prior_weights, args.template_weights,
-                         args.length_penalties, x_scales, wide_x_scales)
+                         args.length_penalties, x_scales, wide_x_scales, views_below)
     load_before = os.getloadavg()
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="eval-real-") as tmp:

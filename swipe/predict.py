@@ -120,8 +120,11 @@ class DecodeJob(NamedTuple):
 
     ``x_scales``: every curve is decoded as drawn on keyboards this many times as wide (its x
     scaled about the layout's left edge) and each word keeps its best score over these views
-    (:func:`merge_views`); ``(1.0,)``: as drawn. ``wide_x_scales``: further views only for the
-    curves that reach past their keyboard's right edge (:func:`reaches_past_keyboard`); ``()``: none.
+    (:func:`merge_views`); ``(1.0,)``: as drawn. ``views_below``: decode each curve as drawn first
+    and the other ``x_scales`` views only where its best score is below this (they rarely change
+    a word that fits well); None: every view of every curve at once. ``wide_x_scales``: further
+    views only for the curves that reach past their keyboard's right edge
+    (:func:`reaches_past_keyboard`); ``()``: none.
     """
 
     model_loader: ModelLoader
@@ -133,6 +136,7 @@ class DecodeJob(NamedTuple):
     rescorer: TemplateRescorer | None = None
     x_scales: tuple[float, ...] = (1.0,)
     wide_x_scales: tuple[float, ...] = ()
+    views_below: float | None = None
 
 
 def check_x_scales(x_scales: Sequence[float], name: str = "x_scales", empty_ok: bool = False) -> None:
@@ -145,6 +149,20 @@ def check_x_scales(x_scales: Sequence[float], name: str = "x_scales", empty_ok: 
             raise PredictError(f"{name}: each factor must be a finite number > 0, got {factor}")
     if len(set(x_scales)) < len(x_scales):
         raise PredictError(f"{name}: a factor repeats in {list(x_scales)}")
+
+
+def check_views_below(
+    views_below: float | None, x_scales: Sequence[float], name: str = "views_below"
+) -> None:
+    """Refuse a NaN threshold, or one without the as-drawn view (factor 1) among ``x_scales``."""
+    if views_below is None:
+        return
+    if math.isnan(views_below):
+        raise PredictError(f"{name}: expected a number, got nan")
+    if 1.0 not in x_scales:
+        raise PredictError(
+            f"{name} decodes each swipe as drawn first: x_scales must hold 1, got {list(x_scales)}"
+        )
 
 
 def merge_views(rows: Sequence[list[Candidate]]) -> list[Candidate]:
@@ -179,16 +197,30 @@ class Decoder:
         self.trie = job.trie
         self.x_scales = job.x_scales
         self.wide_x_scales = job.wide_x_scales
+        self.views_below = job.views_below
 
     def __call__(self, indices: Sequence[int]) -> list[list[Candidate]]:
-        rows = self._decode_views(indices, self.x_scales)
+        if self.views_below is None:
+            rows = self._decode_views(indices, self.x_scales)
+        else:
+            rows = self._decode_views(indices, (1.0,))
+            others = [scale for scale in self.x_scales if scale != 1.0]
+            poor = [j for j, row in enumerate(rows) if not row or row[0][0] < self.views_below]
+            self._add_views(rows, indices, poor, others)
         if self.wide_x_scales:
             wide = [j for j, i in enumerate(indices) if reaches_past_keyboard(self.curves.points(i))]
-            if wide:
-                extra = self._decode_views([indices[j] for j in wide], self.wide_x_scales)
-                for j, row in zip(wide, extra, strict=True):
-                    rows[j] = merge_views([rows[j], row])
+            self._add_views(rows, indices, wide, self.wide_x_scales)
         return rows
+
+    def _add_views(
+        self, rows: list[list[Candidate]], indices: Sequence[int], which: list[int], x_scales: Sequence[float]
+    ) -> None:
+        """Merge views ``x_scales`` of curves ``indices[j]``, ``j`` in ``which``, into ``rows[j]``."""
+        if not which or not x_scales:
+            return
+        extra = self._decode_views([indices[j] for j in which], x_scales)
+        for j, row in zip(which, extra, strict=True):
+            rows[j] = merge_views([rows[j], row])
 
     def _decode_views(self, indices: Sequence[int], x_scales: Sequence[float]) -> list[list[Candidate]]:
         # Every view of every curve in one search: one batch costs less than one per view.
@@ -298,8 +330,9 @@ def decode(
         raise PredictError("--num-workers needs --device cpu (workers do not share an accelerator)")
     check_x_scales(job.x_scales)
     check_x_scales(job.wide_x_scales, "wide_x_scales", empty_ok=True)
-    # Each curve is searched once per view: the batch limits count the views.
-    views = len(job.x_scales)
+    check_views_below(job.views_below, job.x_scales)
+    # Each curve is searched once per view: the batch limits count the views (of the first search).
+    views = len(job.x_scales) if job.views_below is None else 1
     batches = make_batches(
         job.curves.num_points,
         max(1, batch_size // views),
@@ -530,6 +563,9 @@ def build_parser() -> argparse.ArgumentParser:
         "the left edge (comma-separated, e.g. 0.94,1,1.06), and keep each word's best score: for "
         "swipes from devices whose keyboard is a little narrower or wider than the layout; each "
         "factor costs about one more search (default 1: as drawn)")
+    arg("--views-below", type=float,
+        help="decode the --x-scales views other than 1 only for swipes whose best score as drawn is "
+        "below this (they rarely change a word that fits well; inf: every swipe) (default: every swipe)")
     arg("--wide-x-scales", type=_float_list,
         help="further views (comma-separated factors, or 'none') only for swipes that reach more "
         "than a key width past the keyboard's right edge, as swipes logged on a wider keyboard do "
@@ -719,7 +755,7 @@ def _with_model_settings(args: argparse.Namespace, checkpoint: Path) -> argparse
         if settings.generator not in GENERATORS:
             raise PredictError(f"{checkpoint.parent / DECODING_FILE}: unknown generator "
                                f"{settings.generator!r}; known: {', '.join(GENERATORS)}")
-        names = ["template_weight", "template_prior_weight", "x_scales", "wide_x_scales"]
+        names = ["template_weight", "template_prior_weight", "x_scales", "views_below", "wide_x_scales"]
         if args.generator in (None, settings.generator):
             names = ["generator", *_OPTION_FLAGS, *names]
         taken = [name for name in names if filled[name] is None and getattr(settings, name) is not None]
@@ -757,6 +793,8 @@ def run(args: argparse.Namespace) -> Predictions:
     check_x_scales(x_scales, "--x-scales")
     wide_x_scales = tuple(args.wide_x_scales)
     check_x_scales(wide_x_scales, "--wide-x-scales", empty_ok=True)
+    views_below = None if args.views_below is None or args.views_below == math.inf else args.views_below
+    check_views_below(views_below, x_scales, "--views-below")
     for path in (args.out, args.csv):
         if path is not None and Path(path).exists() and not args.overwrite:
             raise FileExistsError(f"{path}: already exists (pass --overwrite to replace it)")
@@ -782,7 +820,7 @@ def run(args: argparse.Namespace) -> Predictions:
         dataset_dir = _open_data(inputs.data, args, Path(workdir), loaded.layouts)
         curves = DatasetCurves.for_model(dataset_dir, loaded)
         job = DecodeJob(loader, curves, args.generator, checked, trie, args.device, rescorer, x_scales,
-                        wide_x_scales)
+                        wide_x_scales, views_below)
         candidates = decode(job, args.batch_size, args.num_workers, args.max_batch_points,
                             progress=not args.quiet)
         dataset = curves.dataset
@@ -808,6 +846,7 @@ def run(args: argparse.Namespace) -> Predictions:
                   "scoring": to_dict(rescorer.scoring)}
         ),
         "x_scales": list(x_scales),
+        "views_below": views_below,
         "wide_x_scales": list(wide_x_scales),
         "lexicon": lexicon_name,
         "layout_names": layout_names,

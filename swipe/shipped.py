@@ -134,6 +134,9 @@ class DecodingSettings:
         Template rescoring (``predict.py --template-weight``, ``--template-prior-weight``).
     x_scales : list of float, optional
         Keyboard-width views (``predict.py --x-scales``); None: the swipe as drawn only.
+    views_below : float, optional
+        Decode the ``x_scales`` views only for swipes scoring below this as drawn
+        (``predict.py --views-below``); None: every swipe.
     wide_x_scales : list of float, optional
         Views of swipes that reach past the keyboard (``predict.py --wide-x-scales``); None: none.
     chosen_on : str
@@ -149,6 +152,7 @@ class DecodingSettings:
     template_weight: float = 0.0
     template_prior_weight: float = 1.0
     x_scales: tuple[float, ...] | None = None
+    views_below: float | None = None
     wide_x_scales: tuple[float, ...] | None = None
     chosen_on: str = ""
 

@@ -206,6 +206,31 @@ def test_keyboard_width_views_keep_each_words_best_score_in_every_process(projec
     assert "x-scales 1,1.2" in evaluate.describe(both) and "x-scales" not in evaluate.describe(one)
 
 
+def test_views_below_a_score_go_only_to_the_swipes_that_fit_worse(project):
+    common = ["--lexicon", "lex.txt", "--batch-size", "2", "--beam-size", "4", "--quiet"]
+    assert main(common + ["--out", "plain.pkl"]) == 0
+    assert main(common + ["--out", "all.pkl", "--x-scales", "1,1.2", "--batch-size", "4"]) == 0
+    assert main(common + ["--out", "none.pkl", "--x-scales", "1,1.2", "--views-below", "-1000000000"]) == 0
+    assert main(common + ["--out", "every.pkl", "--x-scales", "1,1.2", "--views-below", "1000000000"]) == 0
+    plain, every_view, none, every = (read_predictions(project.root / f"{name}.pkl")
+                                      for name in ("plain", "all", "none", "every"))
+    assert none.candidates == plain.candidates  # no swipe scores below -1e9
+    for got, expected in zip(every.candidates, every_view.candidates, strict=True):
+        assert [w for _, w in got] == [w for _, w in expected]
+        assert [s for s, _ in got] == pytest.approx([s for s, _ in expected], abs=1e-5)
+    # A threshold between the swipes' best scores as drawn: views for those below it only.
+    tops = sorted(row[0][0] for row in plain.candidates)
+    middle = round((tops[len(tops) // 2 - 1] + tops[len(tops) // 2]) / 2, 6)
+    assert main(common + ["--out", "some.pkl", "--x-scales", "1,1.2", "--views-below", f"{middle:.6f}"]) == 0
+    some = read_predictions(project.root / "some.pkl")
+    for a, b, got in zip(plain.candidates, every.candidates, some.candidates, strict=True):
+        expected = b if a[0][0] < middle else a
+        assert [w for _, w in got] == [w for _, w in expected]
+        assert [s for s, _ in got] == pytest.approx([s for s, _ in expected], abs=1e-5)
+    assert some.metadata["views_below"] == middle and plain.metadata["views_below"] is None
+    assert f"below {middle:g}" in evaluate.describe(some)
+
+
 def test_swipes_past_the_keyboard_get_the_wide_views_too(project):
     from swipe.predict import CurvePoints, reaches_past_keyboard
 
@@ -269,6 +294,7 @@ def test_template_rescoring_reranks_the_candidates_in_every_process(project):
         (["--x-scales", "1,0"], "--x-scales: each factor must be a finite number > 0, got 0.0"),
         (["--x-scales", "0.9,1,0.9"], "--x-scales: a factor repeats in [0.9, 1.0, 0.9]"),
         (["--wide-x-scales", "0.5,-1"], "--wide-x-scales: each factor must be a finite number > 0"),
+        (["--x-scales", "0.9,1.1", "--views-below", "-5"], "--views-below decodes each swipe as drawn first"),
     ],
 )
 def test_bad_options_fail_clearly(project, capsys, args, message):
@@ -387,7 +413,7 @@ def exported_model_folder(project: SimpleProject, settings: dict | None) -> Path
 def test_an_exported_models_decoding_settings_apply_where_no_flag_is_given(project, capsys):
     folder = exported_model_folder(project, {"generator": "beam", "beam_size": 3, "prior_weight": 0.5,
                                              "template_weight": 2.0, "x_scales": [0.9, 1],
-                                             "wide_x_scales": [0.5],
+                                             "wide_x_scales": [0.5], "views_below": -3,
                                              "chosen_on": "a test"})
     common = ["--checkpoint", str(folder), "--lexicon", "lex.txt", "--quiet", "--overwrite"]
     assert main(common) == 0
@@ -397,10 +423,10 @@ def test_an_exported_models_decoding_settings_apply_where_no_flag_is_given(proje
     md = read_predictions(project.root / "preds.pkl").metadata
     assert md["generator_options"]["beam_size"] == 3 and md["generator_options"]["prior_weight"] == 0.5
     assert md["template_rescoring"]["weight"] == 2.0 and md["template_rescoring"]["prior_weight"] == 1.0
-    assert md["x_scales"] == [0.9, 1.0] and md["wide_x_scales"] == [0.5]
-    assert main(common + ["--x-scales", "1", "--wide-x-scales", "none"]) == 0
+    assert md["x_scales"] == [0.9, 1.0] and md["wide_x_scales"] == [0.5] and md["views_below"] == -3
+    assert main(common + ["--x-scales", "1", "--wide-x-scales", "none", "--views-below", "inf"]) == 0
     md = read_predictions(project.root / "preds.pkl").metadata
-    assert md["x_scales"] == [1.0] and md["wide_x_scales"] == []
+    assert md["x_scales"] == [1.0] and md["wide_x_scales"] == [] and md["views_below"] is None
     # Flags win; another generator takes none of the beam's options, but the template rescoring.
     assert main(common + ["--beam-size", "2", "--template-weight", "0"]) == 0
     md = read_predictions(project.root / "preds.pkl").metadata

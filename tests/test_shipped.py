@@ -144,6 +144,11 @@ def test_eval_real_grid_crosses_length_penalties_and_names_only_other_than_defau
         ((1.0,), (0.5,), "beam=4 prior=0.3 templates=0.5 wide_x_scales=0.5"),
         ((0.94, 1.0, 1.06), (), "beam=4 prior=0.3 templates=0.5 x_scales=0.94,1,1.06"),
         ((0.94, 1.0, 1.06), (0.5,), "beam=4 prior=0.3 templates=0.5 x_scales=0.94,1,1.06 wide_x_scales=0.5")]
+    below = eval_real.settings_grid(["beam"], [4], [0.3], [0.5], [0.5], [(0.94, 1.0, 1.06)], [()],
+                                    [None, -8.0])
+    assert [(s.views_below, s.label) for s in below] == [
+        (None, "beam=4 prior=0.3 templates=0.5 x_scales=0.94,1,1.06"),
+        (-8.0, "beam=4 prior=0.3 templates=0.5 x_scales=0.94,1,1.06 views_below=-8")]
 
 
 def test_eval_real_reads_a_built_synthetic_validation_set(tmp_path, capsys):
