@@ -241,21 +241,6 @@ def main() -> int:
                 _, t = timed(lambda i=i: rescored(i))
                 rescored_latencies.append(1000 * t.wall)
 
-        # The same with keyboard-width views, as predict.py --x-scales decodes them.
-        views_latencies = []
-        if args.x_scales:
-            x_scales = tuple(float(v) for v in args.x_scales.split(","))
-            rescorer = TemplateRescorer(args.template_weight) if args.template_weight > 0 else None
-            wide = tuple(float(v) for v in args.wide_x_scales.split(",")) if args.wide_x_scales else ()
-            job = DecodeJob(loader, curves, "beam", options, trie, "cpu", rescorer, x_scales, wide,
-                            args.views_below)
-            views = Decoder(job)
-            if args.min_word_length:
-                views.generator.processors.append(LongWordsOnly(trie, args.min_word_length))
-            for i in range(min(args.latency_curves, n)):
-                _, t = timed(lambda i=i: views([i]))
-                views_latencies.append(1000 * t.wall)
-
         # Worker processes against none (start-up, model loading and trie transfer included).
         if not args.min_word_length:
             runs = []
@@ -271,6 +256,21 @@ def main() -> int:
                 runs.append((t.wall, cpu))
             parallel_s = Timing(min(wall for wall, _ in runs), 0.0)
             workers_cpu = min(cpu for _, cpu in runs)
+
+        # The same with keyboard-width views, as predict.py --x-scales decodes them.
+        views_latencies = []
+        if args.x_scales:
+            x_scales = tuple(float(v) for v in args.x_scales.split(","))
+            rescorer = TemplateRescorer(args.template_weight) if args.template_weight > 0 else None
+            wide = tuple(float(v) for v in args.wide_x_scales.split(",")) if args.wide_x_scales else ()
+            views_job = DecodeJob(loader, curves, "beam", options, trie, "cpu", rescorer, x_scales, wide,
+                                  args.views_below)
+            views = Decoder(views_job)
+            if args.min_word_length:
+                views.generator.processors.append(LongWordsOnly(trie, args.min_word_length))
+            for i in range(min(args.latency_curves, n)):
+                _, t = timed(lambda i=i: views([i]))
+                views_latencies.append(1000 * t.wall)
 
     load = os.getloadavg()
     points = curves.num_points[:n]
