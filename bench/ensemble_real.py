@@ -12,7 +12,7 @@ member decodes both halves into predictions files:
 
 - each neural model ``--model`` (default: the shipped English model) with ``predict.py`` (beam
   search, beam 8, lexicon prior weight 0.6, no template rescoring, the swipe as drawn only
-  (``--x-scales 1``, ``--wide-x-scales none``), lexicon ``en``; the options
+  (``--x-scales 1``, ``--views-below inf``, ``--wide-x-scales none``), lexicon ``en``; the options
   below change these for every neural member);
 - unless ``--no-shark2``, the SHARK2-style template matcher (``bench/baselines/shark2.py``) with its
   default settings, which were tuned on the odd rows (``bench/baselines/run_baselines.py``).
@@ -71,7 +71,7 @@ def predict_neural(args: argparse.Namespace, model: str, data: Path, split: str,
         "--checkpoint", model, "--data", str(data), "--split", split, "--lexicon", args.lexicon,
         "--generator", "beam", "--beam-size", str(args.beam_size), "--prior-weight", str(args.prior_weight),
         "--template-weight", str(args.template_weight), "--x-scales", args.x_scales,
-        "--wide-x-scales", args.wide_x_scales,
+        "--views-below", args.views_below, "--wide-x-scales", args.wide_x_scales,
         "--out", str(out), "--overwrite", "--quiet",
     ])
     if code != 0:
@@ -114,6 +114,8 @@ def members(args: argparse.Namespace) -> list[Member]:
         options += f", templates {args.template_weight:g}"
     if args.x_scales != "1":
         options += f", x-scales {args.x_scales}"
+    if args.views_below != "inf":
+        options += f", below {args.views_below}"
     if args.wide_x_scales != "none":
         options += f", wide x-scales {args.wide_x_scales}"
     for i, model in enumerate(args.model, start=1):
@@ -176,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="neural models' template rescoring weight, as predict.py --template-weight (default 0: off)")
     arg("--x-scales", default="1",
         help="neural models' keyboard-width views, as predict.py --x-scales (default 1: as drawn)")
+    arg("--views-below", default="inf",
+        help="neural models' views only below this score, as predict.py --views-below (default inf: "
+             "every swipe)")
     arg("--wide-x-scales", default="none",
         help="neural models' views of swipes past the keyboard, as predict.py --wide-x-scales "
              "(default none)")
