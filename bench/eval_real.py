@@ -270,19 +270,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("eval_real.py: error: --template-weights must be >= 0", file=sys.stderr)
         return 2
     x_scales, wide_x_scales = args.x_scales or [(1.0,)], args.wide_x_scales or [()]
-    try:
-        for views in x_scales:
-            check_x_scales(views, "--x-scales")
-        for views in wide_x_scales:
-            check_x_scales(views, "--wide-x-scales", empty_ok=True)
-    except PredictError as err:
-        print(f"eval_real.py: error: {err}", file=sys.stderr)
-        return 2
     views_below = [None if below == math.inf else below for below in args.views_below]
     try:
         for views in x_scales:
+            check_x_scales(views, "--x-scales")
             for below in views_below:
                 check_views_below(below, views, "--views-below")
+        for views in wide_x_scales:
+            check_x_scales(views, "--wide-x-scales", empty_ok=True)
     except PredictError as err:
         print(f"eval_real.py: error: {err}", file=sys.stderr)
         return 2
