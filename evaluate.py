@@ -30,6 +30,8 @@ def describe(predictions: Predictions) -> str:
     views += f"below {below:g}  " if below is not None else ""
     wide = md.get("wide_x_scales", [])  # likewise
     views += f"wide x-scales {','.join(f'{s:g}' for s in wide)}  " if wide else ""
+    proposed = md.get("template_candidates", 0)  # likewise
+    views += f"template candidates {proposed}  " if proposed else ""
     return (
         f"generator {md['generator']} {canonical_json(md['generator_options'])}  {templates}{views}"
         f"weights {md['weights_sha256'][:12] or '-'}  split {md['split'] or '-'}  "

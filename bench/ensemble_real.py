@@ -14,7 +14,7 @@ member decodes both halves into predictions files:
   search, beam 8, lexicon prior weight 0.6, no template rescoring, the swipe as drawn only
   (``--x-scales 1``, ``--views-below inf``, ``--wide-x-scales none``), lexicon ``en``; the options
   below change these for every neural member);
-- unless ``--no-shark2``, the SHARK2-style template matcher (``bench/baselines/shark2.py``) with its
+- unless ``--no-shark2``, the SHARK2-style template matcher (:mod:`swipe.shark2`) with its
   default settings, which were tuned on the odd rows (``bench/baselines/run_baselines.py``).
 
 ``swipe.aggregate.fit`` (method auto) chooses the ensemble's score normalisation and weights on the
@@ -47,7 +47,6 @@ if str(ROOT) not in sys.path:
 
 from bench.baselines.common import DEFAULT_LAYOUT, read_labelled_curves  # noqa: E402
 from bench.baselines.run_baselines import run_baseline  # noqa: E402
-from bench.baselines.shark2 import Shark2Config  # noqa: E402
 from bench.eval_real import DEFAULT_DATA  # noqa: E402
 from bench.finetune_real import DEFAULT_MODEL, split_rows  # noqa: E402
 from swipe.aggregate import EnsembleError, apply, fit, save_ensemble  # noqa: E402
@@ -57,6 +56,7 @@ from swipe.lexicon import LexiconError, load_lexicon  # noqa: E402
 from swipe.metrics import Scores, score_predictions  # noqa: E402
 from swipe.predict import main as predict_main  # noqa: E402
 from swipe.predictions import Predictions, read_predictions, write_predictions  # noqa: E402
+from swipe.shark2 import Shark2Config  # noqa: E402
 
 HALVES = ("odd", "even")
 

@@ -29,10 +29,19 @@ from tqdm import tqdm
 from swipe.batch import SwipeBatch
 from swipe.config import to_dict
 from swipe.data.resample import ResampleConfig
-from swipe.decoding import GENERATORS, GeneratorError, LexiconTrie, build_generator, generator_options
+from swipe.decoding import (
+    GENERATORS,
+    GeneratorError,
+    LexiconTrie,
+    build_generator,
+    generator_options,
+    score_words,
+)
 from swipe.decoding.generators import BeamOptions, Candidate, GreedyOptions, IncrementalModel
 from swipe.keyboard import Layout
+from swipe.lexicon import Lexicon
 from swipe.predictions import Predictions, write_predictions
+from swipe.shark2 import Shark2Config, Shark2Decoder
 from swipe.templates import TemplateRescorer
 from swipe.tokenizers import CharTokenizer
 
@@ -124,7 +133,13 @@ class DecodeJob(NamedTuple):
     and the other ``x_scales`` views only where its best score is below this (they rarely change
     a word that fits well); None: every view of every curve at once. ``wide_x_scales``: further
     views only for the curves that reach past their keyboard's right edge
-    (:func:`reaches_past_keyboard`); ``()``: none.
+    (:func:`reaches_past_keyboard`); ``()``: none. ``template_candidates``: for each curve whose
+    best score (after the views) is below ``views_below`` (every curve where that is None), the
+    SHARK2 template matcher (:mod:`swipe.shark2`) proposes this many lexicon words; those the
+    search did not find are scored by the model as the search would have scored them
+    (:func:`~swipe.decoding.score_words`, the curve as drawn), re-ranked by the templates like the
+    search's words and merged into the candidates (as many as the search returns); 0: none. Needs
+    a lexicon.
     """
 
     model_loader: ModelLoader
@@ -137,6 +152,7 @@ class DecodeJob(NamedTuple):
     x_scales: tuple[float, ...] = (1.0,)
     wide_x_scales: tuple[float, ...] = ()
     views_below: float | None = None
+    template_candidates: int = 0
 
 
 def check_x_scales(x_scales: Sequence[float], name: str = "x_scales", empty_ok: bool = False) -> None:
@@ -163,6 +179,14 @@ def check_views_below(
         raise PredictError(
             f"{name} decodes each swipe as drawn first: x_scales must hold 1, got {list(x_scales)}"
         )
+
+
+def check_template_candidates(count: int, has_lexicon: bool, name: str = "template_candidates") -> None:
+    """Refuse a negative count of template candidates, or a positive one without a lexicon."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise PredictError(f"{name}: expected a whole number >= 0, got {count!r}")
+    if count and not has_lexicon:
+        raise PredictError(f"{name} proposes lexicon words: it needs a lexicon")
 
 
 def merge_views(rows: Sequence[list[Candidate]]) -> list[Candidate]:
@@ -198,6 +222,11 @@ class Decoder:
         self.x_scales = job.x_scales
         self.wide_x_scales = job.wide_x_scales
         self.views_below = job.views_below
+        self.model, self.tokenizer, self.options = parts.model, parts.tokenizer, job.options
+        self.template_candidates = job.template_candidates
+        beam = job.options if isinstance(job.options, BeamOptions) else None
+        self.num_candidates = 1 if beam is None else beam.num_candidates or beam.beam_size
+        self._matchers: dict[str, Shark2Decoder] = {}  # per layout name, built at first use
 
     def __call__(self, indices: Sequence[int]) -> list[list[Candidate]]:
         if self.views_below is None:
@@ -210,7 +239,42 @@ class Decoder:
         if self.wide_x_scales:
             wide = [j for j, i in enumerate(indices) if reaches_past_keyboard(self.curves.points(i))]
             self._add_views(rows, indices, wide, self.wide_x_scales)
+        if self.template_candidates:
+            below = math.inf if self.views_below is None else self.views_below
+            poor = [j for j, row in enumerate(rows) if not row or row[0][0] < below]
+            self._add_template_candidates(rows, indices, poor)
         return rows
+
+    def _add_template_candidates(
+        self, rows: list[list[Candidate]], indices: Sequence[int], which: list[int]
+    ) -> None:
+        """Merge the template matcher's words for curves ``indices[j]``, ``j`` in ``which``, scored
+        by the model, into ``rows[j]``."""
+        proposals = []
+        for j in which:
+            curve = self.curves.points(indices[j])
+            found = {word for _, word in rows[j]}
+            words = [word for _, word in self._matcher(curve.layout).decode(curve.x, curve.y)]
+            proposals.append([word for word in words if word not in found])
+        busy = [k for k, words in enumerate(proposals) if words]
+        if not busy:
+            return
+        swipe, pad = self.curves.batch([indices[which[k]] for k in busy])
+        scored = score_words(self.model, self.tokenizer, self.trie, self.options, swipe.to(self.device),
+                             pad.to(self.device), [proposals[k] for k in busy])
+        for k, extra in zip(busy, scored, strict=True):
+            j = which[k]
+            if self.rescorer is not None:
+                extra = self._rescore(extra, indices[j], 1.0)
+            rows[j] = merge_views([rows[j], extra])[: self.num_candidates]
+
+    def _matcher(self, layout: Layout) -> Shark2Decoder:
+        if layout.name not in self._matchers:
+            assert self.trie is not None
+            lexicon = Lexicon(self.trie.words, np.exp(self.trie.word_log_probs.astype(np.float64)))
+            config = Shark2Config(top_k=self.template_candidates)
+            self._matchers[layout.name] = Shark2Decoder(layout, lexicon, config)
+        return self._matchers[layout.name]
 
     def _add_views(
         self, rows: list[list[Candidate]], indices: Sequence[int], which: list[int], x_scales: Sequence[float]
@@ -331,6 +395,7 @@ def decode(
     check_x_scales(job.x_scales)
     check_x_scales(job.wide_x_scales, "wide_x_scales", empty_ok=True)
     check_views_below(job.views_below, job.x_scales)
+    check_template_candidates(job.template_candidates, job.trie is not None)
     # Each curve is searched once per view: the batch limits count the views (of the first search).
     views = len(job.x_scales) if job.views_below is None else 1
     batches = make_batches(
@@ -571,6 +636,10 @@ def build_parser() -> argparse.ArgumentParser:
         "than a key width past the keyboard's right edge, as swipes logged on a wider keyboard do "
         "(a phone held sideways, other pixels), e.g. 0.3,0.35,0.4,0.45,0.5,0.55,0.6,0.65,0.7,0.75 "
         "(default none)")
+    arg("--template-candidates", type=int,
+        help="for swipes whose best score is below --views-below (every swipe without it), also "
+        "score this many words proposed by the SHARK2 template matcher with the model and merge "
+        "them in: finds words the search missed (default 0: none; needs a lexicon)")
     arg("--batch-size", type=int, default=64, help="most curves decoded together (default 64)")
     arg("--max-batch-points", type=int, default=DEFAULT_MAX_BATCH_POINTS,
         help=f"most curves x padded points per batch (default {DEFAULT_MAX_BATCH_POINTS})")
@@ -755,7 +824,8 @@ def _with_model_settings(args: argparse.Namespace, checkpoint: Path) -> argparse
         if settings.generator not in GENERATORS:
             raise PredictError(f"{checkpoint.parent / DECODING_FILE}: unknown generator "
                                f"{settings.generator!r}; known: {', '.join(GENERATORS)}")
-        names = ["template_weight", "template_prior_weight", "x_scales", "views_below", "wide_x_scales"]
+        names = ["template_weight", "template_prior_weight", "x_scales", "views_below", "wide_x_scales",
+                 "template_candidates"]
         if args.generator in (None, settings.generator):
             names = ["generator", *_OPTION_FLAGS, *names]
         taken = [name for name in names if filled[name] is None and getattr(settings, name) is not None]
@@ -766,7 +836,7 @@ def _with_model_settings(args: argparse.Namespace, checkpoint: Path) -> argparse
             print(f"decoding as {checkpoint.parent / DECODING_FILE} recommends: {used} (flags override)",
                   file=sys.stderr)
     defaults = (("generator", "beam"), ("template_weight", 0.0), ("template_prior_weight", 1.0),
-                ("x_scales", (1.0,)), ("wide_x_scales", ()))
+                ("x_scales", (1.0,)), ("wide_x_scales", ()), ("template_candidates", 0))
     for name, default in defaults:
         if filled[name] is None:
             filled[name] = default
@@ -795,6 +865,7 @@ def run(args: argparse.Namespace) -> Predictions:
     check_x_scales(wide_x_scales, "--wide-x-scales", empty_ok=True)
     views_below = None if args.views_below is None or args.views_below == math.inf else args.views_below
     check_views_below(views_below, x_scales, "--views-below")
+    check_template_candidates(args.template_candidates, not args.no_lexicon, "--template-candidates")
     for path in (args.out, args.csv):
         if path is not None and Path(path).exists() and not args.overwrite:
             raise FileExistsError(f"{path}: already exists (pass --overwrite to replace it)")
@@ -820,7 +891,7 @@ def run(args: argparse.Namespace) -> Predictions:
         dataset_dir = _open_data(inputs.data, args, Path(workdir), loaded.layouts)
         curves = DatasetCurves.for_model(dataset_dir, loaded)
         job = DecodeJob(loader, curves, args.generator, checked, trie, args.device, rescorer, x_scales,
-                        wide_x_scales, views_below)
+                        wide_x_scales, views_below, args.template_candidates)
         candidates = decode(job, args.batch_size, args.num_workers, args.max_batch_points,
                             progress=not args.quiet)
         dataset = curves.dataset
@@ -848,6 +919,7 @@ def run(args: argparse.Namespace) -> Predictions:
         "x_scales": list(x_scales),
         "views_below": views_below,
         "wide_x_scales": list(wide_x_scales),
+        "template_candidates": args.template_candidates,
         "lexicon": lexicon_name,
         "layout_names": layout_names,
         "data_file": str(inputs.data),

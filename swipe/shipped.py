@@ -139,6 +139,9 @@ class DecodingSettings:
         (``predict.py --views-below``); None: every swipe.
     wide_x_scales : list of float, optional
         Views of swipes that reach past the keyboard (``predict.py --wide-x-scales``); None: none.
+    template_candidates : int, optional
+        Words the template matcher proposes to poorly scoring swipes (``predict.py
+        --template-candidates``); None: none.
     chosen_on : str
         How the settings were chosen (for people; not read).
     """
@@ -154,6 +157,7 @@ class DecodingSettings:
     x_scales: tuple[float, ...] | None = None
     views_below: float | None = None
     wide_x_scales: tuple[float, ...] | None = None
+    template_candidates: int | None = None
     chosen_on: str = ""
 
 

@@ -20,7 +20,7 @@ costs the same along both axes whatever the keys' aspect ratio.
 :class:`TemplateRescorer` adds these scores to a neural decoder's candidates (``predict.py
 --template-weight``): the network reads the curve point by point, the templates compare whole
 shapes, and real swipes drawn on keyboards of other sizes or positions are often matched better by
-the second. The SHARK2-style full-lexicon baseline (``bench/baselines/shark2.py``) is built on the
+the second. The SHARK2-style full-lexicon baseline (:mod:`swipe.shark2`) is built on the
 same functions.
 """
 

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from bench.baselines import ablate_shark2, run_baselines, tune_shark2
-from bench.baselines.common import build_templates, key_units
 from bench.baselines.dtw_baseline import DTWConfig, DTWDecoder
-from bench.baselines.shark2 import Shark2Config, Shark2Decoder
 from swipe.config import load_json
 from swipe.keyboard import bundled_layout
 from swipe.lexicon import Lexicon
 from swipe.predictions import read_predictions
+from swipe.shark2 import Shark2Config, Shark2Decoder, build_templates
+from swipe.templates import key_units
 
 LAYOUT = bundled_layout("hws_fitted")
 WORDS = ["hello", "help", "world", "word", "the", "they", "quick", "fox", "jumps", "over", "lazy", "dog",

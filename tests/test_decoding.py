@@ -18,6 +18,7 @@ from swipe.decoding import (
     LexiconTrie,
     build_generator,
     generator_options,
+    score_words,
 )
 from swipe.decoding.naive import NaiveBeamSearch
 from swipe.decoding.stopping import AllBeamsFinishedCriteria, MaxLengthCriteria, StoppingCriteriaList
@@ -212,3 +213,22 @@ def test_generator_works_after_trie_pickle_round_trip(trie):
     a = build_generator("beam", {}, model, TOKENIZER, trie).generate(swipe, pad)
     b = build_generator("beam", {}, model, TOKENIZER, copy).generate(swipe, pad)
     assert a == b
+
+
+@pytest.mark.parametrize("generator, options", [
+    ("beam", BeamOptions(beam_size=6, prior_weight=0.7, length_penalty=0.7)),
+    ("greedy", {"prior_weight": 0.3}),
+])
+def test_score_words_gives_the_searchs_own_scores(trie, generator, options):
+    model = build_standin(seed=6)
+    swipe, pad = random_swipes(5, seed=7)
+    gen = build_generator(generator, options, model, TOKENIZER, trie)
+    found = gen.generate(swipe, pad)
+    # Reversed, with a repeat and words no search can output: outside the lexicon or the alphabet.
+    asked = [[w for _, w in reversed(row)] + [row[0][1], "zzz", "a-b"] for row in found]
+    assert_same_candidates(score_words(model, TOKENIZER, trie, gen.options, swipe, pad, asked), found)
+    # Without a lexicon every spellable word is scored, the prior is off.
+    asked = [["zzz"], [], ["a-b"], ["ab", "a"], []]
+    free = score_words(model, TOKENIZER, None, BeamOptions(), swipe, pad, asked)
+    assert [[w for _, w in row] for row in free][:3] == [["zzz"], [], []]
+    assert sorted(w for _, w in free[3]) == ["a", "ab"]

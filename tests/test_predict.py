@@ -278,6 +278,32 @@ def test_template_rescoring_reranks_the_candidates_in_every_process(project):
     assert "templates" not in evaluate.describe(plain)
 
 
+def test_template_candidates_add_the_matchers_words_as_the_search_scores_them(project):
+    common = ["--lexicon", "lex.txt", "--batch-size", "3", "--beam-size", "3", "--template-weight", "1",
+              "--quiet"]
+    assert main(common + ["--out", "plain.pkl"]) == 0
+    assert main(common + ["--out", "every.pkl", "--beam-size", str(len(WORDS))]) == 0  # finds every word
+    assert main(common + ["--out", "proposed.pkl", "--template-candidates", "5"]) == 0
+    assert main(common + ["--out", "workers.pkl", "--template-candidates", "5", "--num-workers", "2"]) == 0
+    assert main(common + ["--out", "none.pkl", "--template-candidates", "5", "--views-below=-1e9"]) == 0
+    plain, every, proposed, workers, none = (read_predictions(project.root / f"{name}.pkl")
+                                             for name in ("plain", "every", "proposed", "workers", "none"))
+    assert none.candidates == plain.candidates  # no swipe scores below -1e9
+    assert workers.candidates == proposed.candidates
+    gained = 0
+    for a, full, got in zip(plain.candidates, every.candidates, proposed.candidates, strict=True):
+        # Each word keeps the score the search (rescored by templates) gives it, found or proposed.
+        exact = {w: score for score, w in full}
+        assert len(got) == len(a) == 3 and [s for s, _ in got] == sorted((s for s, _ in got), reverse=True)
+        for score, word in got:
+            assert score == pytest.approx(exact[word], abs=1e-4)
+        gained += bool({w for _, w in got} - {w for _, w in a})
+    assert gained  # the matcher found words the narrow search did not
+    assert proposed.metadata["template_candidates"] == 5 and plain.metadata["template_candidates"] == 0
+    assert "template candidates 5" in evaluate.describe(proposed)
+    assert "template candidates" not in evaluate.describe(plain)
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -295,6 +321,8 @@ def test_template_rescoring_reranks_the_candidates_in_every_process(project):
         (["--x-scales", "0.9,1,0.9"], "--x-scales: a factor repeats in [0.9, 1.0, 0.9]"),
         (["--wide-x-scales", "0.5,-1"], "--wide-x-scales: each factor must be a finite number > 0"),
         (["--x-scales", "0.9,1.1", "--views-below", "-5"], "--views-below decodes each swipe as drawn first"),
+        (["--template-candidates", "-1"], "--template-candidates: expected a whole number >= 0, got -1"),
+        (["--no-lexicon", "--template-candidates", "3"], "--template-candidates proposes lexicon words"),
     ],
 )
 def test_bad_options_fail_clearly(project, capsys, args, message):
@@ -414,7 +442,7 @@ def test_an_exported_models_decoding_settings_apply_where_no_flag_is_given(proje
     folder = exported_model_folder(project, {"generator": "beam", "beam_size": 3, "prior_weight": 0.5,
                                              "template_weight": 2.0, "x_scales": [0.9, 1],
                                              "wide_x_scales": [0.5], "views_below": -3,
-                                             "chosen_on": "a test"})
+                                             "template_candidates": 2, "chosen_on": "a test"})
     common = ["--checkpoint", str(folder), "--lexicon", "lex.txt", "--quiet", "--overwrite"]
     assert main(common) == 0
     assert "decoding.json recommends: generator beam, beam_size 3, prior_weight 0.5, template_weight 2.0" in (
@@ -424,9 +452,12 @@ def test_an_exported_models_decoding_settings_apply_where_no_flag_is_given(proje
     assert md["generator_options"]["beam_size"] == 3 and md["generator_options"]["prior_weight"] == 0.5
     assert md["template_rescoring"]["weight"] == 2.0 and md["template_rescoring"]["prior_weight"] == 1.0
     assert md["x_scales"] == [0.9, 1.0] and md["wide_x_scales"] == [0.5] and md["views_below"] == -3
-    assert main(common + ["--x-scales", "1", "--wide-x-scales", "none", "--views-below", "inf"]) == 0
+    assert md["template_candidates"] == 2
+    assert main(common + ["--x-scales", "1", "--wide-x-scales", "none", "--views-below", "inf",
+                          "--template-candidates", "0"]) == 0
     md = read_predictions(project.root / "preds.pkl").metadata
     assert md["x_scales"] == [1.0] and md["wide_x_scales"] == [] and md["views_below"] is None
+    assert md["template_candidates"] == 0
     # Flags win; another generator takes none of the beam's options, but the template rescoring.
     assert main(common + ["--beam-size", "2", "--template-weight", "0"]) == 0
     md = read_predictions(project.root / "preds.pkl").metadata

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.baselines.shark2 import Shark2Config, Shark2Decoder
 from swipe.keyboard import LayoutError, bundled_layout
 from swipe.lexicon import Lexicon
+from swipe.shark2 import Shark2Config, Shark2Decoder
 from swipe.templates import (
     TemplateRescorer,
     TemplateScoring,

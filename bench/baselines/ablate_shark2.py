@@ -18,10 +18,10 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench.baselines.common import DEFAULT_DATA, DEFAULT_LAYOUT, HALVES, read_labelled_curves, select_half
-from bench.baselines.shark2 import Shark2Config, Shark2Decoder
 from bench.baselines.tune_shark2 import evaluate, prepare
 from swipe.keyboard import bundled_layout
 from swipe.lexicon import load_lexicon
+from swipe.shark2 import Shark2Config, Shark2Decoder
 
 OFF = 1e9
 BASE = Shark2Config()

@@ -34,13 +34,13 @@ if __package__ in (None, ""):
 
 from bench.baselines.common import DEFAULT_DATA, DEFAULT_LAYOUT, Candidates, read_labelled_curves
 from bench.baselines.dtw_baseline import DTWConfig, DTWDecoder
-from bench.baselines.shark2 import Shark2Config, Shark2Decoder
 from swipe.config import ConfigError, load_json
 from swipe.formats import BadRowError, Curve
 from swipe.keyboard import Layout, LayoutError, bundled_layout
 from swipe.lexicon import Lexicon, LexiconError, load_lexicon
 from swipe.metrics import score_predictions
 from swipe.predictions import Predictions, write_predictions
+from swipe.shark2 import Shark2Config, Shark2Decoder
 
 BASELINES = ("dtw", "shark2")
 

@@ -30,7 +30,12 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench.baselines.common import DEFAULT_DATA, DEFAULT_LAYOUT, HALVES, read_labelled_curves, select_half
-from bench.baselines.shark2 import (
+from swipe.config import save_json
+from swipe.formats import BadRowError, Curve
+from swipe.keyboard import bundled_layout
+from swipe.lexicon import LexiconError, load_lexicon
+from swipe.metrics import SWIPE_MRR_WEIGHTS
+from swipe.shark2 import (
     ChannelDistances,
     ElasticDistances,
     Shark2Config,
@@ -38,11 +43,6 @@ from bench.baselines.shark2 import (
     base_scores,
     elastic_scores,
 )
-from swipe.config import save_json
-from swipe.formats import BadRowError, Curve
-from swipe.keyboard import bundled_layout
-from swipe.lexicon import LexiconError, load_lexicon
-from swipe.metrics import SWIPE_MRR_WEIGHTS
 
 GRIDS: dict[str, tuple[float, ...]] = {
     "sigma_location": (0.25, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0, 3.0, 5.0),

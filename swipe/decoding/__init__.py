@@ -11,6 +11,7 @@ from swipe.decoding.generators import (
     GreedyOptions,
     build_generator,
     generator_options,
+    score_words,
 )
 from swipe.decoding.processors import (
     IdentityProcessor,
@@ -47,4 +48,5 @@ __all__ = [
     "WordFrequencyPrior",
     "build_generator",
     "generator_options",
+    "score_words",
 ]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping, NamedTuple, Protocol
+from typing import Any, Mapping, NamedTuple, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ from swipe.config import ConfigError, from_dict
 from swipe.decoding.processors import LogitsProcessorList, lexicon_processors
 from swipe.decoding.stopping import AllBeamsFinishedCriteria, MaxLengthCriteria, StoppingCriteriaList
 from swipe.decoding.trie import LexiconTrie
-from swipe.tokenizers import CharTokenizer
+from swipe.tokenizers import CharTokenizer, TokenizerError
 
 # Longest output (tokens, <eos> included) when there is no lexicon to bound it.
 DEFAULT_MAX_LENGTH = 40
@@ -55,6 +55,10 @@ class IncrementalModel(Protocol):
     def decode_step(
         self, last_tokens: Tensor, memory: Tensor, memory_pad_mask: Tensor, state: Any
     ) -> DecoderStepLike: ...
+
+    def decode(
+        self, tokens: Tensor, memory: Tensor, memory_pad_mask: Tensor, tokens_pad_mask: Tensor | None
+    ) -> Tensor: ...
 
 
 class GeneratorError(ValueError):
@@ -146,6 +150,65 @@ def _setup(
         lexicon_processors(trie, prior_weight),
         StoppingCriteriaList([MaxLengthCriteria(max_length), AllBeamsFinishedCriteria()]),
     )
+
+
+@torch.inference_mode()
+def score_words(
+    model: IncrementalModel,
+    tokenizer: CharTokenizer,
+    trie: LexiconTrie | None,
+    options: GreedyOptions | BeamOptions,
+    swipe: SwipeBatch,
+    swipe_pad_mask: Tensor,
+    words: Sequence[Sequence[str]],
+) -> list[list[Candidate]]:
+    """The scores a search with ``options`` gives words ``words[c]`` of curve ``c``, best first.
+
+    Each word is scored as if a search had found it: the model's log-probabilities of its tokens
+    and ``<eos>`` (one teacher-forced pass for all words), plus ``prior_weight`` times its log
+    relative frequency, normalised by its length as the generators normalise. Words outside the
+    lexicon (which a constrained search can never output) or the tokenizer's alphabet are left
+    out.
+    """
+    pairs = [
+        (c, word, tokenizer.encode(word))
+        for c, curve_words in enumerate(words)
+        for word in dict.fromkeys(curve_words)
+        if (trie is None or word in trie) and _spellable(tokenizer, word)
+    ]
+    results: list[list[Candidate]] = [[] for _ in words]
+    if not pairs:
+        return results
+    memory = model.encode(swipe, swipe_pad_mask)
+    length = max(len(ids) for _, _, ids in pairs) + 1
+    inputs = torch.full((len(pairs), length), tokenizer.pad_id, dtype=torch.int64)
+    targets = torch.full((len(pairs), length), tokenizer.eos_id, dtype=torch.int64)
+    for p, (_, _, ids) in enumerate(pairs):
+        inputs[p, : len(ids) + 1] = torch.tensor([tokenizer.sos_id, *ids])
+        targets[p, : len(ids)] = torch.tensor(ids)
+    rows = torch.tensor([c for c, _, _ in pairs], device=memory.device)
+    inputs = inputs.to(memory.device)
+    logits = model.decode(
+        inputs, memory.index_select(0, rows), swipe_pad_mask.index_select(0, rows), inputs == tokenizer.pad_id
+    )
+    log_probs = torch.log_softmax(logits.float(), dim=-1)
+    token_log_probs = log_probs.gather(2, targets.to(logits.device)[:, :, None])[:, :, 0].double().cpu()
+    prior = np.zeros(len(pairs))
+    if trie is not None and options.prior_weight:
+        prior = options.prior_weight * trie.word_log_probs_of([word for _, word, _ in pairs])
+    for p, (c, word, ids) in enumerate(pairs):
+        total = float(token_log_probs[p, : len(ids) + 1].sum()) + float(prior[p])
+        results[c].append((_normalise(total, len(ids) + 1, options.length_penalty), word))
+    for row in results:
+        row.sort(key=lambda candidate: -candidate[0])
+    return results
+
+
+def _spellable(tokenizer: CharTokenizer, word: str) -> bool:
+    try:
+        return bool(tokenizer.encode(word))
+    except TokenizerError:
+        return False
 
 
 def _normalise(score: float, length: int, length_penalty: float) -> float:

@@ -308,11 +308,19 @@ class LexiconTrie:
 
     def word_log_probs_of(self, words: Sequence[str]) -> np.ndarray:
         """``(len(words),)`` float64 log-probabilities of words of the trie (``KeyError`` for any
-        other). The word index is built at the first call, in the process that makes it: it is
-        not pickled with the trie."""
+        other)."""
+        index = self._words_index()
+        return self.word_log_probs[[index[word] for word in words]].astype(np.float64)
+
+    def __contains__(self, word: object) -> bool:
+        """Whether ``word`` is one of the trie's words."""
+        return word in self._words_index()
+
+    def _words_index(self) -> dict[str, int]:
+        # Built at the first call, in the process that makes it: it is not pickled with the trie.
         if self._word_index is None:
             self._word_index = {word: i for i, word in enumerate(self.words)}
-        return self.word_log_probs[[self._word_index[word] for word in words]].astype(np.float64)
+        return self._word_index
 
     def find(self, token_ids: Sequence[int]) -> int:
         """Node reached by spelling ``token_ids`` from the root, -1 if it leaves the trie."""
