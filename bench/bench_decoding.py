@@ -18,7 +18,9 @@ Measured on the same model, the same curves (default: the 800 real English swipe
   curve decoded in one call;
 - single-swipe latency: one curve at a time (collate, encode, beam search), p50 / p95;
   with ``--template-weight W`` also with the beam's words re-ranked by their templates, as
-  ``predict.py --template-weight`` does;
+  ``predict.py --template-weight`` does; with ``--x-scales`` (and ``--views-below``,
+  ``--wide-x-scales``) also as ``predict.py`` decodes with those views, and with
+  ``--template-candidates N`` that in turn with the template matcher's words added;
 - workers: ``swipe.predict.decode`` with ``--workers`` processes against 0, on ``--num-curves``
   curves, process start-up included; also the workers' CPU time, which tells the speed-up on
   otherwise idle cores.
@@ -132,6 +134,10 @@ def main() -> int:
     parser.add_argument("--wide-x-scales", type=str, default=None,
                         help="with --x-scales: views of swipes past the keyboard "
                         "(predict.py --wide-x-scales)")
+    parser.add_argument("--template-candidates", type=int, default=0,
+                        help="with --x-scales: also time the views with the words the template "
+                        "matcher proposes to swipes scoring below --views-below (predict.py "
+                        "--template-candidates), in turn with the views alone")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2,
                         help="runs of the throughput measurements (alternating), fastest kept")
@@ -258,7 +264,7 @@ def main() -> int:
             workers_cpu = min(cpu for _, cpu in runs)
 
         # The same with keyboard-width views, as predict.py --x-scales decodes them.
-        views_latencies = []
+        views_latencies, proposing_latencies = [], []
         if args.x_scales:
             x_scales = tuple(float(v) for v in args.x_scales.split(","))
             rescorer = TemplateRescorer(args.template_weight) if args.template_weight > 0 else None
@@ -266,11 +272,19 @@ def main() -> int:
             views_job = DecodeJob(loader, curves, "beam", options, trie, "cpu", rescorer, x_scales, wide,
                                   args.views_below)
             views = Decoder(views_job)
-            if args.min_word_length:
-                views.generator.processors.append(LongWordsOnly(trie, args.min_word_length))
-            for i in range(min(args.latency_curves, n)):
+            proposing = Decoder(views_job._replace(template_candidates=args.template_candidates))
+            for decoder in (views, proposing):
+                if args.min_word_length:
+                    decoder.generator.processors.append(LongWordsOnly(trie, args.min_word_length))
+            latency_ids = list(range(min(args.latency_curves, n)))
+            if args.template_candidates:
+                proposing(latency_ids)  # builds the template matcher, before the timing
+            for i in latency_ids:  # with and without template candidates in turn
                 _, t = timed(lambda i=i: views([i]))
                 views_latencies.append(1000 * t.wall)
+                if args.template_candidates:
+                    _, t = timed(lambda i=i: proposing([i]))
+                    proposing_latencies.append(1000 * t.wall)
 
     load = os.getloadavg()
     points = curves.num_points[:n]
@@ -331,6 +345,12 @@ def main() -> int:
                      f"p50 {v50:.1f} ms, p95 {v95:.1f} ms", "",
                      f"the same curves, each decoded {how}, each word's best score kept "
                      "(predict.py --x-scales)"))
+    if proposing_latencies:
+        c50, c95 = statistics.median(proposing_latencies), float(np.percentile(proposing_latencies, 95))
+        rows.append((f"the same, template candidates {args.template_candidates}",
+                     f"p50 {c50:.1f} ms, p95 {c95:.1f} ms", "",
+                     "timed in turn with the row above; swipes scoring below --views-below also get "
+                     "the template matcher's words, scored by the model (predict.py --template-candidates)"))
     widths = [max(len(r[i]) for r in rows + [HEADER]) for i in range(4)]
     for row in [HEADER, tuple("-" * w for w in widths)] + rows:
         print("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |")

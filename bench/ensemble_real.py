@@ -12,7 +12,8 @@ member decodes both halves into predictions files:
 
 - each neural model ``--model`` (default: the shipped English model) with ``predict.py`` (beam
   search, beam 8, lexicon prior weight 0.6, no template rescoring, the swipe as drawn only
-  (``--x-scales 1``, ``--views-below inf``, ``--wide-x-scales none``), lexicon ``en``; the options
+  (``--x-scales 1``, ``--views-below inf``, ``--wide-x-scales none``), no template candidates
+  (``--template-candidates 0``), lexicon ``en``; the options
   below change these for every neural member);
 - unless ``--no-shark2``, the SHARK2-style template matcher (:mod:`swipe.shark2`) with its
   default settings, which were tuned on the odd rows (``bench/baselines/run_baselines.py``).
@@ -72,7 +73,7 @@ def predict_neural(args: argparse.Namespace, model: str, data: Path, split: str,
         "--generator", "beam", "--beam-size", str(args.beam_size), "--prior-weight", str(args.prior_weight),
         "--template-weight", str(args.template_weight), "--x-scales", args.x_scales,
         "--views-below", args.views_below, "--wide-x-scales", args.wide_x_scales,
-        "--out", str(out), "--overwrite", "--quiet",
+        "--template-candidates", str(args.template_candidates), "--out", str(out), "--overwrite", "--quiet",
     ])
     if code != 0:
         raise MemberError(f"predict.py failed on {model}, {data} (exit status {code})")
@@ -118,6 +119,8 @@ def members(args: argparse.Namespace) -> list[Member]:
         options += f", below {args.views_below}"
     if args.wide_x_scales != "none":
         options += f", wide x-scales {args.wide_x_scales}"
+    if args.template_candidates:
+        options += f", template candidates {args.template_candidates}"
     for i, model in enumerate(args.model, start=1):
         name = f"neural{i}" if numbered else "neural"
         neural.append(Member(name, f"{name}: {model}, {options}", partial(predict_neural, args, model)))
@@ -184,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     arg("--wide-x-scales", default="none",
         help="neural models' views of swipes past the keyboard, as predict.py --wide-x-scales "
              "(default none)")
+    arg("--template-candidates", type=int, default=0,
+        help="neural models' words proposed by the template matcher, as predict.py "
+             "--template-candidates (default 0: none)")
     arg("--no-shark2", dest="shark2", action="store_false", help="leave the SHARK2 matcher out")
     arg("--work", type=Path, help="keep the halves, predictions and ensemble here (default: temporary)")
     return parser

@@ -17,8 +17,9 @@ models), once per setting of the grid:
 each with every ``--length-penalties`` value (default: the generators' own, 0.5), every
 ``--template-weights`` value (default 0: no template rescoring) and every ``--x-scales`` set of
 keyboard-width views (repeatable; default: the swipe as drawn), every ``--views-below`` threshold
-(default: views for every swipe) and every ``--wide-x-scales`` set of further views for swipes
-that reach past the keyboard (repeatable; default: none),
+(default: views for every swipe), every ``--wide-x-scales`` set of further views for swipes
+that reach past the keyboard (repeatable; default: none) and every ``--template-candidates``
+count of words the template matcher proposes (default 0: none),
 
 with ``swipe.predict.decode`` (length-sorted batches, one torch thread, as ``predict.py`` runs it),
 scored with ``swipe.metrics``: Swipe MRR, accuracy@1, recall@4, and decoding speed in curves per
@@ -38,6 +39,7 @@ import os
 import sys
 import tempfile
 import time
+from itertools import product
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
@@ -56,6 +58,7 @@ from swipe.predict import (  # noqa: E402
     DecodeJob,
     FirstCurves,
     PredictError,
+    check_template_candidates,
     check_views_below,
     check_x_scales,
     decode,
@@ -76,6 +79,7 @@ class Setting(NamedTuple):
     x_scales: tuple[float, ...] = (1.0,)
     wide_x_scales: tuple[float, ...] = ()
     views_below: float | None = None
+    template_candidates: int = 0
 
     @property
     def label(self) -> str:
@@ -86,6 +90,8 @@ class Setting(NamedTuple):
             templates += f" views_below={self.views_below:g}"
         if self.wide_x_scales:
             templates += f" wide_x_scales={','.join(f'{s:g}' for s in self.wide_x_scales)}"
+        if self.template_candidates:
+            templates += f" template_candidates={self.template_candidates}"
         penalty = self.options.length_penalty
         length = "" if penalty == DEFAULT_LENGTH_PENALTY else f" length_penalty={penalty:g}"
         if isinstance(self.options, BeamOptions):
@@ -126,21 +132,20 @@ def settings_grid(
     x_scales: Sequence[tuple[float, ...]] = ((1.0,),),
     wide_x_scales: Sequence[tuple[float, ...]] = ((),),
     views_below: Sequence[float | None] = (None,),
+    template_candidates: Sequence[int] = (0,),
 ) -> list[Setting]:
     """Greedy for every prior weight, then beam search for every beam size and prior weight, each
     with every length penalty, template weight, set of keyboard-width views, set of views of
-    swipes that reach past the keyboard and score threshold of the views (None: every swipe)."""
+    swipes that reach past the keyboard, score threshold of the views (None: every swipe) and
+    number of template candidates."""
+    rest = list(product(template_weights, x_scales, wide_x_scales, views_below, template_candidates))
     grid = []
     if "greedy" in generators:
-        grid += [Setting("greedy", GreedyOptions(prior_weight=w, length_penalty=p), t, v, wide, below)
-                 for w in prior_weights for p in length_penalties for t in template_weights
-                 for v in x_scales for wide in wide_x_scales for below in views_below]
+        grid += [Setting("greedy", GreedyOptions(prior_weight=w, length_penalty=p), *r)
+                 for w, p, r in product(prior_weights, length_penalties, rest)]
     if "beam" in generators:
-        grid += [Setting("beam", BeamOptions(beam_size=b, prior_weight=w, length_penalty=p), t, v, wide,
-                         below)
-                 for b in beam_sizes for w in prior_weights for p in length_penalties
-                 for t in template_weights for v in x_scales for wide in wide_x_scales
-                 for below in views_below]
+        grid += [Setting("beam", BeamOptions(beam_size=b, prior_weight=w, length_penalty=p), *r)
+                 for b, w, p, r in product(beam_sizes, prior_weights, length_penalties, rest)]
     return grid
 
 
@@ -179,7 +184,8 @@ def evaluate_model(
     rows = []
     for setting in grid:
         job = DecodeJob(loader, curves, setting.generator, setting.options, trie, "cpu", setting.rescorer,
-                        setting.x_scales, setting.wide_x_scales, setting.views_below)
+                        setting.x_scales, setting.wide_x_scales, setting.views_below,
+                        setting.template_candidates)
         start = time.perf_counter()
         candidates = decode(job, batch_size, num_workers=0)
         seconds = time.perf_counter() - start
@@ -245,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     arg("--views-below", type=lambda s: parse_list(s, float), default=[math.inf],
         help="score thresholds below which a swipe gets its --x-scales views (predict.py "
         "--views-below), comma-separated, inf: every swipe (default inf)")
+    arg("--template-candidates", type=lambda s: parse_list(s, int), default=[0],
+        help="words the template matcher proposes to swipes scoring below --views-below "
+        "(predict.py --template-candidates), comma-separated (default 0: none)")
     arg("--held-out", choices=["odd", "even"],
         help="report on these rows (1-based) and tune (mark the best setting) on the others")
     arg("--max-curves", type=int, help="decode only the first this many curves")
@@ -278,11 +287,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 check_views_below(below, views, "--views-below")
         for views in wide_x_scales:
             check_x_scales(views, "--wide-x-scales", empty_ok=True)
+        for count in args.template_candidates:
+            check_template_candidates(count, True, "--template-candidates")
     except PredictError as err:
         print(f"eval_real.py: error: {err}", file=sys.stderr)
         return 2
     grid = settings_grid(args.generators, args.beam_sizes, args.prior_weights, args.template_weights,
-                         args.length_penalties, x_scales, wide_x_scales, views_below)
+                         args.length_penalties, x_scales, wide_x_scales, views_below,
+                         args.template_candidates)
     load_before = os.getloadavg()
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="eval-real-") as tmp:
