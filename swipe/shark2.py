@@ -22,6 +22,10 @@ plus ``prior_weight`` times the word's log relative frequency ranks the words.
 A tap (a swipe shorter than ``tap_length``) has no shape, and its location, ends and elastic
 distances all measure the same thing: how far the tap is from the word's keys. Taps are therefore
 ranked by the location channel alone, with its own width ``sigma_tap``, and the prior.
+
+The matcher is a baseline decoder of its own (``bench/baselines/run_baselines.py``) and proposes
+words to the neural decoder that its beam search may have lost (``predict.py
+--template-candidates``, :class:`swipe.predict.DecodeJob`).
 """
 
 from __future__ import annotations
