@@ -5,7 +5,7 @@ import pytest
 
 from swipe.keyboard import bundled_layout, normalize_label
 from swipe.lexicon import Lexicon, LexiconError, load_lexicon
-from swipe.make_lexicon import LANGUAGES, alphabet, clean_words, main
+from swipe.make_lexicon import LANGUAGES, alphabet, clean_words, language_spec, main
 
 
 def test_bundled_english_lexicon() -> None:
@@ -96,3 +96,20 @@ def test_make_lexicon_refuses_to_overwrite(tmp_path, capsys) -> None:
     assert main(["--language", "en", "--size", "10", "--out", str(out)]) == 1
     assert "exists" in capsys.readouterr().err
     assert out.read_text(encoding="utf-8") == "keep\t1\n"
+
+
+def test_a_new_language_takes_its_alphabet_from_a_layouts_file(tmp_path, capsys) -> None:
+    import json
+
+    from swipe.keyboard import Layout
+
+    de = Layout.from_rows("de_test", ["qwertzuiopü", "asdfghjklöä", "yxcvbnmß"], 400.0, 240.0)
+    grids = tmp_path / "de_grids.json"
+    grids.write_text(json.dumps({de.name: de.to_grid()}), encoding="utf-8")
+    spec = language_spec("de", grids)
+    assert spec.wordfreq_code == "de" and set("üöäß") <= alphabet(spec) and "'" in spec.drop_chars
+    # Without the layouts a new language is refused, naming the flag; nothing is written.
+    out = tmp_path / "de.tsv"
+    assert main(["--language", "de", "--size", "10", "--out", str(out)]) == 1
+    assert "language 'de' has no bundled layouts" in capsys.readouterr().err
+    assert not out.exists()
