@@ -149,6 +149,10 @@ def test_eval_real_grid_crosses_length_penalties_and_names_only_other_than_defau
     assert [(s.views_below, s.label) for s in below] == [
         (None, "beam=4 prior=0.3 templates=0.5 x_scales=0.94,1,1.06"),
         (-8.0, "beam=4 prior=0.3 templates=0.5 x_scales=0.94,1,1.06 views_below=-8")]
+    proposed = eval_real.settings_grid(["beam"], [4], [0.3], [0.5], [0.5], [(1.0,)], [()], [-8.0], [0, 4])
+    assert [(s.template_candidates, s.label) for s in proposed] == [
+        (0, "beam=4 prior=0.3 templates=0.5 views_below=-8"),
+        (4, "beam=4 prior=0.3 templates=0.5 views_below=-8 template_candidates=4")]
 
 
 def test_eval_real_reads_a_built_synthetic_validation_set(tmp_path, capsys):
@@ -266,16 +270,18 @@ def test_ensemble_real_ensembles_several_neural_models_without_shark2(tmp_path, 
     work = tmp_path / "work"
     models = ["--model", str(tmp_path / "best.pt"), "--model", str(tmp_path / "other.pt")]
     assert ensemble_real.main([*models, "--no-shark2", "--beam-size", "3", "--template-weight", "0.5",
-                               "--x-scales", "1,1.1", "--work", str(work), *common]) == 0
+                               "--x-scales", "1,1.1", "--template-candidates", "2", "--work", str(work),
+                               *common]) == 0
     _, first, second, ensemble = table_rows(capsys.readouterr().out)
     assert first[0].startswith("neural1: ")
-    assert first[0].endswith("beam 3, prior 0.6, templates 0.5, x-scales 1,1.1")
+    assert first[0].endswith("beam 3, prior 0.6, templates 0.5, x-scales 1,1.1, template candidates 2")
     assert second[0].startswith("neural2: ") and ensemble[0].startswith("ensemble of the two")
     # The members decoded with template rescoring, as predict.py does with the same options.
     assert predict_main(["--checkpoint", str(tmp_path / "other.pt"), "--data", str(work / "held_out.jsonl"),
                          "--split", "even", "--beam-size", "3", "--prior-weight", "0.6", "--template-weight",
-                         "0.5", "--x-scales", "1,1.1", "--lexicon", str(tmp_path / "lex.txt"),
-                         "--out", str(tmp_path / "p.pkl"), "--quiet"]) == 0
+                         "0.5", "--x-scales", "1,1.1", "--template-candidates", "2",
+                         "--lexicon", str(tmp_path / "lex.txt"), "--out", str(tmp_path / "p.pkl"),
+                         "--quiet"]) == 0
     expected = read_predictions(tmp_path / "p.pkl").candidates
     assert read_predictions(work / "neural2_even.pkl").candidates == expected
     assert not (work / "shark2_even.pkl").exists()
