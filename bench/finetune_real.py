@@ -2,6 +2,7 @@
 
     nice -n 10 python bench/finetune_real.py                      # the shipped English model
     nice -n 10 python bench/finetune_real.py --model runs/a --steps 600 --work /tmp/ft
+    nice -n 10 python bench/finetune_real.py --model-decoding     # decoded as predict.py decodes en_hws
 
 The rows of the data file (default: the 800 real English swipes of
 ``../shared/data/hws_real_en_dev.jsonl`` on layout ``hws_fitted``) are split by 1-based row number:
@@ -11,7 +12,8 @@ peak learning rate after a short warm-up, the model's own loss settings and curv
 odd half also serves as the run's validation split, so nothing is chosen on the held-out rows and
 the last weights are scored). Then the fine-tuned model and the untouched one decode the even half
 exactly as ``bench/eval_real.py --held-out even`` does (``swipe.predict.decode``, beam search,
-lexicon prior) and the table gives Swipe MRR and accuracy@1 of each.
+lexicon prior; with ``--model-decoding`` the exported model's ``decoding.json`` settings, as
+``predict.py`` decodes it by default) and the table gives Swipe MRR and accuracy@1 of each.
 
 Everything is written under ``--work`` (default: a temporary directory, removed at the end).
 """
@@ -32,9 +34,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.eval_real import DEFAULT_DATA, Row, evaluate_model, settings_grid  # noqa: E402
+from bench.eval_real import DEFAULT_DATA, Row, Setting, evaluate_model, settings_grid  # noqa: E402
 from swipe.config import from_dict, to_dict  # noqa: E402
 from swipe.data import build_dataset  # noqa: E402
+from swipe.decoding import BeamOptions  # noqa: E402
+from swipe.shipped import read_decoding_settings  # noqa: E402
 from swipe.training import (  # noqa: E402
     CheckpointError,
     DataError,
@@ -87,6 +91,26 @@ def fine_tune_config(
     })
 
 
+class DecodingChoiceError(ValueError):
+    """The model's decoding settings cannot be used here."""
+
+
+def model_decoding(model_file: Path) -> Setting:
+    """The beam-search setting of an exported model's ``decoding.json``, as ``predict.py`` decodes
+    the model by default."""
+    settings = read_decoding_settings(model_file)
+    if settings is None:
+        raise DecodingChoiceError(f"{model_file}: no decoding.json next to it")
+    if settings.generator != "beam" or settings.template_prior_weight != 1.0:
+        raise DecodingChoiceError(f"{model_file}: only decoding.json with beam search and template prior "
+                                  "weight 1 can be reproduced here")
+    names = ("beam_size", "num_candidates", "prior_weight", "length_penalty", "max_length")
+    given = {name: getattr(settings, name) for name in names if getattr(settings, name) is not None}
+    return Setting("beam", from_dict(BeamOptions, given), settings.template_weight,
+                   tuple(settings.x_scales or (1.0,)), tuple(settings.wide_x_scales or ()),
+                   settings.views_below, settings.template_candidates or 0)
+
+
 def format_table(rows: Sequence[Row]) -> str:
     head = ["model", "rows", "Swipe MRR", "accuracy@1"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
@@ -100,6 +124,12 @@ def run(args: argparse.Namespace, work: Path) -> int:
     model_file = resolve_model_file(args.model)
     if not model_file.is_file():
         print(f"finetune_real.py: error: {model_file}: no such model file", file=sys.stderr)
+        return 2
+    try:
+        setting = (model_decoding(model_file) if args.model_decoding
+                   else settings_grid(["beam"], [args.beam_size], [args.prior_weight])[0])
+    except DecodingChoiceError as err:
+        print(f"finetune_real.py: error: {err}", file=sys.stderr)
         return 2
     if not args.data.is_file():
         print(f"finetune_real.py: error: {args.data}: no such data file", file=sys.stderr)
@@ -121,18 +151,16 @@ def run(args: argparse.Namespace, work: Path) -> int:
     train_seconds = time.perf_counter() - start
     tuned = result.run_dir / "checkpoints" / "last.pt"
 
-    grid = settings_grid(["beam"], [args.beam_size], [args.prior_weight])
     rows: list[Row] = []
     for path, label in ((model_file, f"{args.model} (untouched)"),
                         (tuned, f"fine-tuned, {result.step} steps")):
-        found, _, _ = evaluate_model(path, label, held_out_dir, grid, args.lexicon, None, None, 64)
+        found, _, _ = evaluate_model(path, label, held_out_dir, [setting], args.lexicon, None, None, 64)
         rows += found
     print()
     print(f"data: {args.data} (rows 1-based: odd fine-tune, even held out); model: {model_file}")
     print(f"fine-tuning: {result.step} steps of {args.batch_size} curves, lr {args.lr:g} after "
           f"{args.warmup} warm-up steps, seed {args.seed}, one CPU thread, {train_seconds:.0f} s")
-    print(f"held-out decoding: beam {args.beam_size}, prior weight {args.prior_weight:g}, "
-          f"lexicon {args.lexicon} (torch {torch.__version__})")
+    print(f"held-out decoding: {setting.label}, lexicon {args.lexicon} (torch {torch.__version__})")
     print()
     print(format_table(rows))
     return 0
@@ -153,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     arg("--seed", type=int, default=0, help="batch order and dropout (default 0)")
     arg("--beam-size", type=int, default=8, help="beam size of the evaluation (default 8)")
     arg("--prior-weight", type=float, default=0.6, help="lexicon prior weight (default 0.6)")
+    arg("--model-decoding", action="store_true",
+        help="decode both models as predict.py decodes the given exported model by default (its "
+        "decoding.json) instead of with --beam-size and --prior-weight")
     arg("--lexicon", default="en", help="'en', 'ru' or a word-list file (default en)")
     arg("--work", type=Path, help="keep the split, datasets and run here (default: a temporary directory)")
     return parser

@@ -232,6 +232,29 @@ def test_finetune_real_scores_the_held_out_half_as_eval_real_does(tmp_path, caps
     assert untouched[2:4] == [row[5], row[6]]  # swipe_mrr, accuracy@1 on the even rows
 
 
+def test_finetune_real_can_decode_as_predict_decodes_the_shipped_model(tmp_path, capsys):
+    from bench import finetune_real
+    from swipe.shipped import read_decoding_settings
+    from swipe.training.checkpoint import resolve_model_file
+
+    model = resolve_model_file(Path(shipped.__file__).parent / "resources" / "models" / "en_hws")
+    settings = read_decoding_settings(model)
+    setting = finetune_real.model_decoding(model)
+    assert setting.generator == settings.generator == "beam"
+    assert setting.options.beam_size == settings.beam_size
+    assert setting.options.prior_weight == settings.prior_weight
+    assert setting.template_weight == settings.template_weight
+    assert setting.x_scales == settings.x_scales and setting.wide_x_scales == settings.wide_x_scales
+    assert setting.views_below == settings.views_below
+    assert setting.template_candidates == settings.template_candidates
+    # A training checkpoint has no decoding.json: refused before any fine-tuning.
+    common = write_real_swipes(tmp_path)
+    assert finetune_real.main(["--model", str(tmp_path / "best.pt"), "--model-decoding",
+                               "--work", str(tmp_path / "work"), *common]) == 2
+    assert "best.pt: no decoding.json next to it" in capsys.readouterr().err
+    assert not (tmp_path / "work").exists()
+
+
 # ---- bench/ensemble_real.py ----------------------------------------------------------------------
 
 
