@@ -48,7 +48,8 @@ class DecoderStepLike(Protocol):
 class IncrementalModel(Protocol):
     """What generators need from a model (see ``swipe.models.EncoderDecoder.decode_step``): the
     memory has one row per curve, the tokens one per hypothesis, grouped by curve, and the state
-    has ``select(beam_indices)`` and ``select_curves(curve_indices)``."""
+    has ``select(beam_indices)`` and ``select_curves(curve_indices)``; :func:`score_words` also
+    uses the teacher-forced ``decode``."""
 
     def encode(self, swipe: SwipeBatch, swipe_pad_mask: Tensor) -> Tensor: ...
 
@@ -166,9 +167,9 @@ def score_words(
 
     Each word is scored as if a search had found it: the model's log-probabilities of its tokens
     and ``<eos>`` (one teacher-forced pass for all words), plus ``prior_weight`` times its log
-    relative frequency, normalised by its length as the generators normalise. Words outside the
-    lexicon (which a constrained search can never output) or the tokenizer's alphabet are left
-    out.
+    relative frequency, normalised by its length as the generators normalise. Words no search
+    with these settings can output are left out: outside the lexicon or the tokenizer's alphabet,
+    or longer than ``max_length`` tokens.
     """
     pairs = [
         (c, word, tokenizer.encode(word))
@@ -176,6 +177,8 @@ def score_words(
         for word in dict.fromkeys(curve_words)
         if (trie is None or word in trie) and _spellable(tokenizer, word)
     ]
+    if options.max_length is not None:
+        pairs = [(c, word, ids) for c, word, ids in pairs if len(ids) + 1 <= options.max_length]
     results: list[list[Candidate]] = [[] for _ in words]
     if not pairs:
         return results
