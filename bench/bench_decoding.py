@@ -145,6 +145,9 @@ def main() -> int:
                         help="decode only lexicon words of at least this many letters (0: all); "
                         "skips the workers row")
     args = parser.parse_args()
+    if args.template_candidates and args.min_word_length:
+        parser.error("--template-candidates with --min-word-length: the template matcher would "
+                     "propose the short words the search may not output")
     load_start = os.getloadavg()
 
     torch.set_num_threads(1)

@@ -13,7 +13,8 @@ typeable on the language's layouts (English: ``a``-``z`` of ``hws_fitted`` / ``q
 the letters of the Yandex ``default`` / ``extra`` layouts, ``ё`` and ``ъ`` included; another
 language, given by its wordfreq code: the letters of the layouts in ``--layouts-file``). English
 apostrophes are dropped (``don't`` -> ``dont``, as swipe keyboards type it); words that become equal
-have their frequencies summed. Each output line is ``word<TAB>frequency`` with the frequency in
+have their frequencies summed. A language built with ``--layouts-file`` drops apostrophes as
+English does. Each output line is ``word<TAB>frequency`` with the frequency in
 occurrences per billion words, most frequent first.
 
 Only this tool imports ``wordfreq``; nothing in the package needs it at run time. wordfreq is
@@ -53,11 +54,15 @@ LANGUAGES = {
 
 def language_spec(language: str, layouts_file: Path | None = None) -> LanguageSpec:
     """The spec of a bundled language (``en``, ``ru``), or of any other wordfreq language typed on
-    the layouts of ``layouts_file`` (a grids file, as ``Layout.from_rows`` makes them)."""
+    the layouts of ``layouts_file`` (a grids file, as ``Layout.from_rows`` makes them); for a
+    bundled language ``layouts_file`` replaces its layouts and keeps its other rules."""
     if layouts_file is not None:
         layouts = tuple(load_layouts_file(layouts_file).values())
         if not layouts:
             raise LayoutError(f"{layouts_file}: no layouts")
+        bundled = LANGUAGES.get(language)
+        if bundled is not None:
+            return bundled._replace(layouts=layouts)
         return LanguageSpec(language, layouts, "", "'\u2019")
     if language not in LANGUAGES:
         raise LayoutError(
@@ -143,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     languages = args.language or sorted(LANGUAGES)
     if args.out is not None and len(languages) != 1:
         parser.error("--out needs exactly one --language")
+    if args.layouts_file is not None and len(languages) != 1:
+        parser.error("--layouts-file needs exactly one --language")
     for language in languages:
         out = args.out or RESOURCE_DIR / f"{language}.tsv"
         try:

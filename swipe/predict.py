@@ -41,7 +41,7 @@ from swipe.decoding.generators import BeamOptions, Candidate, GreedyOptions, Inc
 from swipe.keyboard import Layout
 from swipe.lexicon import Lexicon
 from swipe.predictions import Predictions, write_predictions
-from swipe.shark2 import Shark2Config, Shark2Decoder
+from swipe.shark2 import NoTemplatesError, Shark2Config, Shark2Decoder
 from swipe.templates import TemplateRescorer
 from swipe.tokenizers import CharTokenizer
 
@@ -226,7 +226,7 @@ class Decoder:
         self.template_candidates = job.template_candidates
         beam = job.options if isinstance(job.options, BeamOptions) else None
         self.num_candidates = 1 if beam is None else beam.num_candidates or beam.beam_size
-        self._matchers: dict[str, Shark2Decoder] = {}  # per layout name, built at first use
+        self._matchers: dict[str, Shark2Decoder | None] = {}  # per layout name, built at first use
 
     def __call__(self, indices: Sequence[int]) -> list[list[Candidate]]:
         if self.views_below is None:
@@ -253,8 +253,9 @@ class Decoder:
         proposals = []
         for j in which:
             curve = self.curves.points(indices[j])
+            matcher = self._matcher(curve.layout)
             found = {word for _, word in rows[j]}
-            words = [word for _, word in self._matcher(curve.layout).decode(curve.x, curve.y)]
+            words = [] if matcher is None else [word for _, word in matcher.decode(curve.x, curve.y)]
             proposals.append([word for word in words if word not in found])
         busy = [k for k, words in enumerate(proposals) if words]
         if not busy:
@@ -268,12 +269,17 @@ class Decoder:
                 extra = self._rescore(extra, indices[j], 1.0)
             rows[j] = merge_views([rows[j], extra])[: self.num_candidates]
 
-    def _matcher(self, layout: Layout) -> Shark2Decoder:
+    def _matcher(self, layout: Layout) -> Shark2Decoder | None:
+        """The template matcher of ``layout``'s curves; None where the layout can type no word of
+        the lexicon (the search still decodes those curves, with no proposals)."""
         if layout.name not in self._matchers:
             assert self.trie is not None
             lexicon = Lexicon(self.trie.words, np.exp(self.trie.word_log_probs.astype(np.float64)))
             config = Shark2Config(top_k=self.template_candidates)
-            self._matchers[layout.name] = Shark2Decoder(layout, lexicon, config)
+            try:
+                self._matchers[layout.name] = Shark2Decoder(layout, lexicon, config)
+            except NoTemplatesError:
+                self._matchers[layout.name] = None
         return self._matchers[layout.name]
 
     def _add_views(

@@ -53,6 +53,10 @@ from swipe.templates import (
 Candidates = list[tuple[float, str]]
 
 
+class NoTemplatesError(ValueError):
+    """The layout can type no word of the lexicon."""
+
+
 class WordTemplates(NamedTuple):
     """Every typeable lexicon word as a resampled polyline through its key centres (key units).
 
@@ -88,6 +92,11 @@ def build_templates(layout: Layout, lexicon: Lexicon, n: int) -> WordTemplates:
         Words and frequencies.
     n : int
         Points per template.
+
+    Raises
+    ------
+    NoTemplatesError
+        The layout can type no word of the lexicon.
     """
     centers = key_units(layout, layout.centers[:, 0], layout.centers[:, 1])
     key_of: dict[str, int | None] = {}  # character -> key index, None where the layout has none
@@ -106,7 +115,9 @@ def build_templates(layout: Layout, lexicon: Lexicon, n: int) -> WordTemplates:
         polylines.append(centers[keys])
         first.append(keys[0])
     if not words:
-        raise ValueError(f"lexicon {lexicon.name!r}: layout {layout.name!r} cannot type any of its words")
+        raise NoTemplatesError(
+            f"lexicon {lexicon.name!r}: layout {layout.name!r} cannot type any of its words"
+        )
     points = resample_many(pad_polylines(polylines), n)
     # Zero frequencies are raised to the smallest positive one, so that no log prior is -inf.
     freq = np.asarray(freqs, np.float64)

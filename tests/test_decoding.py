@@ -234,3 +234,5 @@ def test_score_words_gives_the_searchs_own_scores(trie, generator, options):
     assert sorted(w for _, w in free[3]) == ["a", "ab"]
     short = score_words(model, TOKENIZER, None, BeamOptions(max_length=2), swipe, pad, asked)
     assert [[w for _, w in row] for row in short][3] == ["a"]  # "ab" + <eos> is 3 tokens
+    with pytest.raises(ValueError, match="needs a lexicon"):
+        score_words(model, TOKENIZER, None, BeamOptions(prior_weight=0.5), swipe, pad, asked)

@@ -113,3 +113,8 @@ def test_a_new_language_takes_its_alphabet_from_a_layouts_file(tmp_path, capsys)
     assert main(["--language", "de", "--size", "10", "--out", str(out)]) == 1
     assert "language 'de' has no bundled layouts" in capsys.readouterr().err
     assert not out.exists()
+    # The file applies to one language at a time; a bundled one keeps its own letter rules.
+    with pytest.raises(SystemExit):
+        main(["--layouts-file", str(grids), "--overwrite"])
+    assert "--layouts-file needs exactly one --language" in capsys.readouterr().err
+    assert language_spec("ru", grids).extra_letters == LANGUAGES["ru"].extra_letters

@@ -299,6 +299,15 @@ def test_template_candidates_add_the_matchers_words_as_the_search_scores_them(pr
             assert score == pytest.approx(exact[word], abs=1e-4)
         gained += bool({w for _, w in got} - {w for _, w in a})
     assert gained  # the matcher found words the narrow search did not
+    # Greedy search keeps its one candidate: the best of its word and the proposals.
+    greedy = ["--lexicon", "lex.txt", "--generator", "greedy", "--template-weight", "1", "--quiet"]
+    assert main(greedy + ["--out", "greedy.pkl"]) == 0
+    assert main(greedy + ["--out", "greedy_proposed.pkl", "--template-candidates", "5"]) == 0
+    alone, proposed = (read_predictions(project.root / f"{name}.pkl").candidates
+                       for name in ("greedy", "greedy_proposed"))
+    for full, (before,), (after,) in zip(every.candidates, alone, proposed, strict=True):
+        assert after[0] == pytest.approx({w: score for score, w in full}[after[1]], abs=1e-4)
+        assert after[0] >= before[0] - 1e-9
     assert proposed.metadata["template_candidates"] == 5 and plain.metadata["template_candidates"] == 0
     assert "template candidates 5" in evaluate.describe(proposed)
     assert "template candidates" not in evaluate.describe(plain)

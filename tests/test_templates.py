@@ -186,3 +186,12 @@ def test_rescorer_rejects_bad_weights(weight: float, prior: float, message: str)
         TemplateRescorer(weight, prior)
     with pytest.raises(ValueError, match="sigma_shape"):
         TemplateScoring(sigma_shape=0.0)
+
+
+def test_a_layout_that_types_no_lexicon_word_has_no_templates():
+    from swipe.keyboard import bundled_layout
+    from swipe.lexicon import Lexicon
+    from swipe.shark2 import NoTemplatesError, Shark2Decoder
+
+    with pytest.raises(NoTemplatesError, match="layout 'default' cannot type any of its words"):
+        Shark2Decoder(bundled_layout("default"), Lexicon(["hello", "world"], [2.0, 1.0], name="latin"))

@@ -145,12 +145,17 @@ class _Search(NamedTuple):
 def _setup(
     trie: LexiconTrie | None, prior_weight: float, max_length: int | None
 ) -> _Search:
-    if max_length is None:
-        max_length = trie.max_word_length + 1 if trie is not None else DEFAULT_MAX_LENGTH
     return _Search(
         lexicon_processors(trie, prior_weight),
-        StoppingCriteriaList([MaxLengthCriteria(max_length), AllBeamsFinishedCriteria()]),
+        StoppingCriteriaList([MaxLengthCriteria(_max_length(trie, max_length)), AllBeamsFinishedCriteria()]),
     )
+
+
+def _max_length(trie: LexiconTrie | None, max_length: int | None) -> int:
+    """The search's longest output in tokens: ``max_length``, else the lexicon's longest word + 1."""
+    if max_length is not None:
+        return max_length
+    return trie.max_word_length + 1 if trie is not None else DEFAULT_MAX_LENGTH
 
 
 @torch.inference_mode()
@@ -167,18 +172,21 @@ def score_words(
 
     Each word is scored as if a search had found it: the model's log-probabilities of its tokens
     and ``<eos>`` (one teacher-forced pass for all words), plus ``prior_weight`` times its log
-    relative frequency, normalised by its length as the generators normalise. Words no search
-    with these settings can output are left out: outside the lexicon or the tokenizer's alphabet,
-    or longer than ``max_length`` tokens.
+    relative frequency, normalised by its length as the generators normalise; equal to a search's
+    score up to float rounding (about 1e-5: the search adds its terms step by step). Words no
+    search with these settings can output are left out: outside the lexicon or the tokenizer's
+    alphabet, or longer than the search's ``max_length`` tokens.
     """
+    if trie is None and options.prior_weight != 0.0:
+        raise ValueError("a word-frequency prior (prior_weight > 0) needs a lexicon")
+    max_length = _max_length(trie, options.max_length)
     pairs = [
         (c, word, tokenizer.encode(word))
         for c, curve_words in enumerate(words)
         for word in dict.fromkeys(curve_words)
         if (trie is None or word in trie) and _spellable(tokenizer, word)
     ]
-    if options.max_length is not None:
-        pairs = [(c, word, ids) for c, word, ids in pairs if len(ids) + 1 <= options.max_length]
+    pairs = [(c, word, ids) for c, word, ids in pairs if len(ids) + 1 <= max_length]
     results: list[list[Candidate]] = [[] for _ in words]
     if not pairs:
         return results
