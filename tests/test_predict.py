@@ -303,9 +303,9 @@ def test_template_candidates_add_the_matchers_words_as_the_search_scores_them(pr
     greedy = ["--lexicon", "lex.txt", "--generator", "greedy", "--template-weight", "1", "--quiet"]
     assert main(greedy + ["--out", "greedy.pkl"]) == 0
     assert main(greedy + ["--out", "greedy_proposed.pkl", "--template-candidates", "5"]) == 0
-    alone, proposed = (read_predictions(project.root / f"{name}.pkl").candidates
-                       for name in ("greedy", "greedy_proposed"))
-    for full, (before,), (after,) in zip(every.candidates, alone, proposed, strict=True):
+    greedy_alone, greedy_proposed = (read_predictions(project.root / f"{name}.pkl").candidates
+                                     for name in ("greedy", "greedy_proposed"))
+    for full, (before,), (after,) in zip(every.candidates, greedy_alone, greedy_proposed, strict=True):
         assert after[0] == pytest.approx({w: score for score, w in full}[after[1]], abs=1e-4)
         assert after[0] >= before[0] - 1e-9
     assert proposed.metadata["template_candidates"] == 5 and plain.metadata["template_candidates"] == 0
