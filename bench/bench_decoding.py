@@ -275,17 +275,17 @@ def main() -> int:
             views_job = DecodeJob(loader, curves, "beam", options, trie, "cpu", rescorer, x_scales, wide,
                                   args.views_below)
             views = Decoder(views_job)
-            proposing = Decoder(views_job._replace(template_candidates=args.template_candidates))
-            for decoder in (views, proposing):
-                if args.min_word_length:
-                    decoder.generator.processors.append(LongWordsOnly(trie, args.min_word_length))
+            if args.min_word_length:
+                views.generator.processors.append(LongWordsOnly(trie, args.min_word_length))
             latency_ids = list(range(min(args.latency_curves, n)))
-            if args.template_candidates:
+            proposing = None
+            if args.template_candidates:  # (refused above with --min-word-length)
+                proposing = Decoder(views_job._replace(template_candidates=args.template_candidates))
                 proposing(latency_ids)  # builds the template matcher, before the timing
             for i in latency_ids:  # with and without template candidates in turn
                 _, t = timed(lambda i=i: views([i]))
                 views_latencies.append(1000 * t.wall)
-                if args.template_candidates:
+                if proposing is not None:
                     _, t = timed(lambda i=i: proposing([i]))
                     proposing_latencies.append(1000 * t.wall)
 

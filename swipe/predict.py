@@ -202,6 +202,11 @@ def merge_views(rows: Sequence[list[Candidate]]) -> list[Candidate]:
     return [(score, word) for word, score in ranked[: max(map(len, rows), default=0)]]
 
 
+def _scoring_below(rows: Sequence[list[Candidate]], threshold: float) -> list[int]:
+    """Indices of the rows whose best score is below ``threshold`` (or that have no candidate)."""
+    return [j for j, row in enumerate(rows) if not row or row[0][0] < threshold]
+
+
 def reaches_past_keyboard(curve: CurvePoints) -> bool:
     """Whether ``curve`` reaches more than a key width past its keyboard's right edge, where no key
     lies: it was logged on a wider keyboard (a phone held sideways, other pixels)."""
@@ -222,10 +227,7 @@ class Decoder:
         self.x_scales = job.x_scales
         self.wide_x_scales = job.wide_x_scales
         self.views_below = job.views_below
-        self.model, self.tokenizer, self.options = parts.model, parts.tokenizer, job.options
         self.template_candidates = job.template_candidates
-        beam = job.options if isinstance(job.options, BeamOptions) else None
-        self.num_candidates = 1 if beam is None else beam.num_candidates or beam.beam_size
         self._matchers: dict[str, Shark2Decoder | None] = {}  # per layout name, built at first use
 
     def __call__(self, indices: Sequence[int]) -> list[list[Candidate]]:
@@ -234,15 +236,13 @@ class Decoder:
         else:
             rows = self._decode_views(indices, (1.0,))
             others = [scale for scale in self.x_scales if scale != 1.0]
-            poor = [j for j, row in enumerate(rows) if not row or row[0][0] < self.views_below]
-            self._add_views(rows, indices, poor, others)
+            self._add_views(rows, indices, _scoring_below(rows, self.views_below), others)
         if self.wide_x_scales:
             wide = [j for j, i in enumerate(indices) if reaches_past_keyboard(self.curves.points(i))]
             self._add_views(rows, indices, wide, self.wide_x_scales)
         if self.template_candidates:
             below = math.inf if self.views_below is None else self.views_below
-            poor = [j for j, row in enumerate(rows) if not row or row[0][0] < below]
-            self._add_template_candidates(rows, indices, poor)
+            self._add_template_candidates(rows, indices, _scoring_below(rows, below))
         return rows
 
     def _add_template_candidates(
@@ -261,13 +261,14 @@ class Decoder:
         if not busy:
             return
         swipe, pad = self.curves.batch([indices[which[k]] for k in busy])
-        scored = score_words(self.model, self.tokenizer, self.trie, self.options, swipe.to(self.device),
-                             pad.to(self.device), [proposals[k] for k in busy])
+        search = self.generator
+        scored = score_words(search.model, search.tokenizer, search.trie, search.options,
+                             swipe.to(self.device), pad.to(self.device), [proposals[k] for k in busy])
         for k, extra in zip(busy, scored, strict=True):
             j = which[k]
             if self.rescorer is not None:
                 extra = self._rescore(extra, indices[j], 1.0)
-            rows[j] = merge_views([rows[j], extra])[: self.num_candidates]
+            rows[j] = merge_views([rows[j], extra])[: search.num_candidates]
 
     def _matcher(self, layout: Layout) -> Shark2Decoder | None:
         """The template matcher of ``layout``'s curves; None where the layout can type no word of

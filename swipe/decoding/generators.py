@@ -28,7 +28,7 @@ from torch import Tensor
 
 from swipe.batch import SwipeBatch
 from swipe.config import ConfigError, from_dict
-from swipe.decoding.processors import LogitsProcessorList, lexicon_processors
+from swipe.decoding.processors import LogitsProcessorList, check_prior_has_lexicon, lexicon_processors
 from swipe.decoding.stopping import AllBeamsFinishedCriteria, MaxLengthCriteria, StoppingCriteriaList
 from swipe.decoding.trie import LexiconTrie
 from swipe.tokenizers import CharTokenizer, TokenizerError
@@ -177,16 +177,14 @@ def score_words(
     search with these settings can output are left out: outside the lexicon or the tokenizer's
     alphabet, or longer than the search's ``max_length`` tokens.
     """
-    if trie is None and options.prior_weight != 0.0:
-        raise ValueError("a word-frequency prior (prior_weight > 0) needs a lexicon")
+    check_prior_has_lexicon(trie, options.prior_weight)
     max_length = _max_length(trie, options.max_length)
-    pairs = [
-        (c, word, tokenizer.encode(word))
-        for c, curve_words in enumerate(words)
-        for word in dict.fromkeys(curve_words)
-        if (trie is None or word in trie) and _spellable(tokenizer, word)
-    ]
-    pairs = [(c, word, ids) for c, word, ids in pairs if len(ids) + 1 <= max_length]
+    pairs = []  # (curve, word, token ids) of every word a search could output
+    for c, curve_words in enumerate(words):
+        for word in dict.fromkeys(curve_words):
+            ids = _spelling(tokenizer, word)
+            if ids and len(ids) + 1 <= max_length and (trie is None or word in trie):
+                pairs.append((c, word, ids))
     results: list[list[Candidate]] = [[] for _ in words]
     if not pairs:
         return results
@@ -215,11 +213,12 @@ def score_words(
     return results
 
 
-def _spellable(tokenizer: CharTokenizer, word: str) -> bool:
+def _spelling(tokenizer: CharTokenizer, word: str) -> list[int]:
+    """``word``'s token ids, empty where the tokenizer cannot spell it."""
     try:
-        return bool(tokenizer.encode(word))
+        return tokenizer.encode(word)
     except TokenizerError:
-        return False
+        return []
 
 
 def _normalise(score: float, length: int, length_penalty: float) -> float:
@@ -254,6 +253,7 @@ class GreedyGenerator:
     """
 
     name = "greedy"
+    num_candidates = 1  # candidates per curve, as BeamSearchGenerator.num_candidates
 
     def __init__(
         self,

@@ -96,12 +96,17 @@ class LogitsProcessorList(list):
         return log_probs
 
 
+def check_prior_has_lexicon(trie: LexiconTrie | None, prior_weight: float) -> None:
+    """Refuse a word-frequency prior without a lexicon to take the frequencies from."""
+    if trie is None and prior_weight != 0.0:
+        raise ValueError("a word-frequency prior (prior_weight > 0) needs a lexicon")
+
+
 def lexicon_processors(trie: LexiconTrie | None, prior_weight: float) -> LogitsProcessorList:
     """The standard processors: vocabulary masking and the frequency prior where a lexicon is
     given, the identity otherwise (a positive prior weight then is an error)."""
+    check_prior_has_lexicon(trie, prior_weight)
     if trie is None:
-        if prior_weight != 0.0:
-            raise ValueError("a word-frequency prior (prior_weight > 0) needs a lexicon")
         return LogitsProcessorList([IdentityProcessor()])
     processors: list[LogitsProcessor] = [VocabularyMaskProcessor(trie)]
     if prior_weight != 0.0:
@@ -115,5 +120,6 @@ __all__ = [
     "LogitsProcessorList",
     "VocabularyMaskProcessor",
     "WordFrequencyPrior",
+    "check_prior_has_lexicon",
     "lexicon_processors",
 ]
