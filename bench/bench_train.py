@@ -8,6 +8,14 @@ into ``--work``; batches are collated up front, so the figures are the optimizer
 (forward, loss, backward, clipping, AdamW) as :class:`swipe.training.Trainer` runs it. The first
 ``--warmup`` steps are not timed. Rows: CPU fp32, and when CUDA is available, CUDA fp32, bf16
 (if supported) and fp16 with a gradient scaler.
+
+With ``--resample-step S`` the curves are resampled every ``S`` key widths along the path with a
+uniform clock and thinned to 128 points, as ``configs/shipped_en_ft.json`` trains, and the CPU row
+is timed twice in turn: with batches bucketed by the resampled lengths (as the trainer buckets
+them) and by the logged lengths. The ``padding`` column is the share of the batches' points that
+are padding.
+
+    nice -n 10 python bench/bench_train.py --threads 1 --resample-step 0.25 --cpu-only
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from swipe.config import from_dict, to_dict  # noqa: E402
+from swipe.data import LengthBucketBatchSampler  # noqa: E402
 from swipe.models import preset  # noqa: E402
 from swipe.training import TrainConfig, Trainer  # noqa: E402
 from swipe.training.datasets import open_data, prepare_data_files  # noqa: E402
@@ -40,9 +49,15 @@ class Row(NamedTuple):
     curves_per_s: float
     tokens_per_s: float
     cpu_ms_per_step: float
+    batching: str
+    padding: float
 
 
 def make_config(args: argparse.Namespace, work: Path, device: str, precision: str) -> TrainConfig:
+    resample = {}
+    if args.resample_step is not None:
+        resample = {"resample": {"mode": "path", "step": args.resample_step, "keep_time": False},
+                    "max_points": 128}
     return from_dict(
         TrainConfig,
         {
@@ -58,6 +73,7 @@ def make_config(args: argparse.Namespace, work: Path, device: str, precision: st
                     "num_val": 64,
                 },
                 "batch_size": args.batch_size,
+                **resample,
             },
             "max_steps": 1,
             "device": device,
@@ -67,11 +83,14 @@ def make_config(args: argparse.Namespace, work: Path, device: str, precision: st
     )
 
 
-def measure(config: TrainConfig, work: Path, steps: int, warmup: int) -> Row:
+def measure(config: TrainConfig, work: Path, steps: int, warmup: int, by_logged_length: bool = False) -> Row:
     device = torch.device(config.device)
     data = open_data(dataclasses.replace(config.data, synthetic=None))
     trainer = Trainer(config, work / "run", data, DistInfo(0, 1, 0), device)
-    sampler = data.make_sampler(config.data.batch_size, 0, DistInfo(0, 1, 0))
+    if by_logged_length:
+        sampler = LengthBucketBatchSampler(data.train.num_points, config.data.batch_size, seed=0)
+    else:
+        sampler = data.make_sampler(config.data.batch_size, 0, DistInfo(0, 1, 0))
     sampler.set_epoch(0)
     batches = []
     for indices in sampler:
@@ -87,6 +106,8 @@ def measure(config: TrainConfig, work: Path, steps: int, warmup: int) -> Row:
     if device.type == "cuda":
         torch.cuda.synchronize()
     curves = tokens = 0
+    points = sum(int((~batch.swipe_pad_mask).sum()) for batch in batches[warmup:])
+    padded = sum(batch.swipe_pad_mask.numel() for batch in batches[warmup:])
     t0, c0 = time.perf_counter(), time.process_time()
     for batch in batches[warmup:]:
         trainer.train_step([batch], 1)  # returns Python floats: synchronises on CUDA
@@ -107,6 +128,8 @@ def measure(config: TrainConfig, work: Path, steps: int, warmup: int) -> Row:
         curves / elapsed,
         tokens / elapsed,
         1000 * cpu / steps,
+        "logged lengths" if by_logged_length else "read lengths",
+        1 - points / padded,
     )
 
 
@@ -122,6 +145,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--cpu-only", action="store_true", help="skip CUDA even when available")
     parser.add_argument("--work", type=Path, default=None, help="cache directory (default: a temp dir)")
+    parser.add_argument("--resample-step", type=float, default=None,
+                        help="resample along the path every this many key widths (uniform clock, 128 "
+                        "points at most) and time the CPU row with batches by resampled and by logged "
+                        "lengths, in turn")
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -139,16 +166,23 @@ def main() -> None:
         rows = [
             measure(make_config(args, work, dev, prec), work, args.steps, args.warmup) for dev, prec in setups
         ]
+        if args.resample_step is not None:
+            cpu = make_config(args, work, "cpu", "fp32")
+            # In turn with a second run by read lengths, so that a load burst spoils one of four.
+            rows[1:1] = [measure(cpu, work, args.steps, args.warmup, by_logged_length=True),
+                         measure(cpu, work, args.steps, args.warmup),
+                         measure(cpu, work, args.steps, args.warmup, by_logged_length=True)]
 
     print(f"\ntraining throughput, preset {args.preset!r}, batch {args.batch_size}, {args.steps} timed steps")
     print("(process CPU ms/step: all threads of this process; compare with wall ms/step to see contention)")
-    head = ("device", "precision", "batch", "ms/step", "CPU ms/step", "curves/s", "tokens/s")
+    head = ("device", "precision", "batch", "batches by", "padding", "ms/step", "CPU ms/step", "curves/s",
+            "tokens/s")
     print("| " + " | ".join(head) + " |")
     print("|" + "|".join("-" * (len(h) + 2) for h in head) + "|")
     for r in rows:
         print(
-            f"| {r.device} | {r.precision} | {r.batch_size} | {r.ms_per_step:.1f} | "
-            f"{r.cpu_ms_per_step:.1f} | {r.curves_per_s:.1f} | {r.tokens_per_s:.0f} |"
+            f"| {r.device} | {r.precision} | {r.batch_size} | {r.batching} | {r.padding:.1%} | "
+            f"{r.ms_per_step:.1f} | {r.cpu_ms_per_step:.1f} | {r.curves_per_s:.1f} | {r.tokens_per_s:.0f} |"
         )
 
 

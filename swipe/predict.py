@@ -512,6 +512,7 @@ class DatasetCurves:
         self.resample = resample
         self._dataset: Any = None
         self._collator: Any = None
+        self._num_points: np.ndarray | None = None
 
     @classmethod
     def for_model(cls, path: str | Path, loaded: Any) -> DatasetCurves:
@@ -535,7 +536,11 @@ class DatasetCurves:
 
     @property
     def num_points(self) -> np.ndarray:
-        return np.asarray(self.dataset.num_points)
+        """Points per curve as the model reads them (resampled and thinned), to batch by length."""
+        if self._num_points is None:
+            points = self.dataset.resampled_num_points(self.resample)
+            self._num_points = points if self.max_points is None else np.minimum(points, self.max_points)
+        return self._num_points
 
     def batch(
         self, indices: Sequence[int], x_scales: Sequence[float] = (1.0,)
@@ -565,6 +570,7 @@ class DatasetCurves:
             "resample": self.resample,
             "_dataset": None,
             "_collator": None,
+            "_num_points": None,
         }
 
 

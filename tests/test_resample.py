@@ -4,9 +4,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_data import WIDE, random_rows, write
 
 from swipe.config import ConfigError
-from swipe.data import SwipeCollator, SwipeItem
+from swipe.data import SwipeCollator, SwipeDataset, SwipeItem, build_dataset
 from swipe.data.resample import UNTIMED_STEP_MS, ResampleConfig, resample_curve
 from swipe.keyboard import Layout
 from swipe.tokenizers import CharTokenizer
@@ -106,3 +107,22 @@ def test_training_config_reads_resample_strictly(tmp_path):
     path.write_text(json.dumps(config))
     with pytest.raises(ConfigError, match="stride"):
         load_train_config(path)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [None, ResampleConfig("time", 7.0), ResampleConfig("path", 0.25),
+     ResampleConfig("path", 0.5, keep_time=False)],
+)
+def test_dataset_predicts_the_collators_resampled_lengths(tmp_path, config):
+    rows = random_rows(60, seed=3)
+    rows.append(json.dumps({"word": "a", "curve": {"x": [5, 5, 5], "y": [7, 7, 7], "t": [0, 30, 60],
+                                                   "grid": TINY.to_grid()}}))  # a tap that does not move
+    rows.append(json.dumps({"word": "a", "curve": {"x": [5], "y": [7], "t": [0], "grid": TINY.to_grid()}}))
+    build_dataset([write(tmp_path / "a.jsonl", rows)], tmp_path / "ds")
+    dataset = SwipeDataset(tmp_path / "ds", layout_names=["wide", "tiny"])
+    collator = SwipeCollator([WIDE, TINY], dataset.tokenizer, resample=config)
+    lengths = [int(collator.swipes([dataset[i]])[0].lengths[0]) for i in range(len(dataset))]
+    assert dataset.resampled_num_points(config).tolist() == lengths
+    # Chunked over a few points at a time (a curve longer than a chunk is a chunk of its own).
+    assert dataset.resampled_num_points(config, chunk_points=5).tolist() == lengths

@@ -9,6 +9,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from swipe.data.build import ARRAY_DTYPES, DatasetError, Manifest, read_manifest, sha256_of
+from swipe.data.resample import ResampleConfig, resampled_lengths
 from swipe.keyboard import Layout
 from swipe.tokenizers import CharTokenizer
 
@@ -239,6 +240,36 @@ class SwipeDataset(Dataset):
             self.manifest.coord_scale,
             self.tokenizer.alphabet,
         )
+
+    def resampled_num_points(self, config: ResampleConfig | None, chunk_points: int = 1 << 22) -> np.ndarray:
+        """Points per curve once resampled with ``config`` as :class:`~swipe.data.SwipeCollator`
+        resamples (``num_points`` where ``config`` is None): the lengths a model reads, to batch
+        curves of similar length. Computed from path lengths or durations, ``chunk_points``
+        points at a time, without resampling anything.
+        """
+        if config is None:
+            return self.num_points
+        offsets = self._arrays["point_offsets"].astype(np.int64)
+        extent = np.zeros(len(self))
+        starts, ends = offsets[:-1], np.maximum(offsets[1:] - 1, offsets[:-1])  # first, last point
+        first = 0
+        while first < len(self):
+            last = max(first + 1, int(np.searchsorted(offsets, offsets[first] + chunk_points, "right")) - 1)
+            last = min(last, len(self))
+            a, b = offsets[first], offsets[last]
+            if config.mode == "time":
+                t = self._arrays["t"]
+                extent[first:last] = t[ends[first:last]].astype(np.float64) - t[starts[first:last]]
+            else:
+                scale = 1.0 / self.manifest.coord_scale
+                x, y = self._arrays["x"][a:b] * scale, self._arrays["y"][a:b] * scale
+                along = np.concatenate([[0.0], np.cumsum(np.hypot(np.diff(x), np.diff(y)))])
+                extent[first:last] = along[ends[first:last] - a] - along[starts[first:last] - a]
+            first = last
+        if config.mode == "time":
+            return resampled_lengths(self.num_points, extent, config.step)
+        key_widths = np.array([lay.key_width if lay is not None else np.nan for lay in self.layouts])
+        return resampled_lengths(self.num_points, extent, config.step * key_widths[self._item_layouts])
 
     @property
     def has_targets(self) -> bool:

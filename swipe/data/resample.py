@@ -53,10 +53,31 @@ class ResampleConfig:
             raise ValueError("keep_time=False only applies to mode 'path'")
 
 
+def _steps_below(end: np.ndarray | float, step: np.ndarray | float) -> np.ndarray:
+    """How many of ``0, step, 2 step, ...`` lie below ``end``."""
+    return np.ceil(np.asarray(end) / step - 1e-9).astype(np.int64)
+
+
 def _grid(end: float, step: float) -> np.ndarray:
     """``0, step, 2 step, ...`` below ``end``, then ``end`` itself."""
-    count = int(np.ceil(end / step - 1e-9))
-    return np.append(np.arange(count, dtype=np.float64) * step, end)
+    return np.append(np.arange(int(_steps_below(end, step)), dtype=np.float64) * step, end)
+
+
+def resampled_lengths(num_points: np.ndarray, extent: np.ndarray, step: np.ndarray | float) -> np.ndarray:
+    """Points per curve after :func:`resample_curve`, without resampling.
+
+    Parameters
+    ----------
+    num_points : numpy.ndarray
+        Logged points per curve.
+    extent : numpy.ndarray
+        Per curve, its path length in pixels (mode ``path``) or its duration in ms (``time``).
+    step : numpy.ndarray or float
+        The grid step in the same unit (for ``path``, ``config.step`` times the key width).
+    """
+    num_points = np.asarray(num_points, dtype=np.int64)
+    moved = (num_points >= 2) & (np.asarray(extent) > 0)
+    return np.where(moved, _steps_below(extent, step) + 1, num_points)
 
 
 def _interpolate(at: np.ndarray, along: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -56,7 +56,7 @@ class PreparedData(NamedTuple):
         from swipe.data import LengthBucketBatchSampler
 
         return LengthBucketBatchSampler(
-            self.train.num_points,
+            self.train.resampled_num_points(self.config.resample),
             batch_size,
             shuffle=True,
             seed=seed,
@@ -70,7 +70,7 @@ class PreparedData(NamedTuple):
         from swipe.data import LengthBucketBatchSampler
 
         return LengthBucketBatchSampler(
-            self.val.num_points[:num_curves],
+            self.val.resampled_num_points(self.config.resample)[:num_curves],
             batch_size,
             shuffle=False,
             seed=0,
