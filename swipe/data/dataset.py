@@ -244,32 +244,29 @@ class SwipeDataset(Dataset):
     def resampled_num_points(self, config: ResampleConfig | None, chunk_points: int = 1 << 22) -> np.ndarray:
         """Points per curve once resampled with ``config`` as :class:`~swipe.data.SwipeCollator`
         resamples (``num_points`` where ``config`` is None): the lengths a model reads, to batch
-        curves of similar length. Computed from path lengths or durations, ``chunk_points``
-        points at a time, without resampling anything.
+        curves of similar length. Computed from durations or path lengths (``chunk_points`` points
+        at a time), without resampling anything.
         """
         if config is None:
             return self.num_points
         offsets = self._arrays["point_offsets"].astype(np.int64)
-        extent = np.zeros(len(self))
-        starts, ends = offsets[:-1], np.maximum(offsets[1:] - 1, offsets[:-1])  # first, last point
-        first = 0
-        while first < len(self):
-            last = max(first + 1, int(np.searchsorted(offsets, offsets[first] + chunk_points, "right")) - 1)
-            last = min(last, len(self))
-            a, b = offsets[first], offsets[last]
-            if config.mode == "time":
-                t = self._arrays["t"]
-                extent[first:last] = t[ends[first:last]].astype(np.float64) - t[starts[first:last]]
-            else:
-                scale = 1.0 / self.manifest.coord_scale
-                x, y = self._arrays["x"][a:b] * scale, self._arrays["y"][a:b] * scale
-                along = np.concatenate([[0.0], np.cumsum(np.hypot(np.diff(x), np.diff(y)))])
-                extent[first:last] = along[ends[first:last] - a] - along[starts[first:last] - a]
-            first = last
+        first, last = offsets[:-1], np.maximum(offsets[1:] - 1, offsets[:-1])  # each curve's ends
         if config.mode == "time":
-            return resampled_lengths(self.num_points, extent, config.step)
+            t = self._arrays["t"]
+            return resampled_lengths(self.num_points, t[last].astype(np.float64) - t[first], config.step)
+        length = np.zeros(len(self))
+        scale = 1.0 / self.manifest.coord_scale
+        begin = 0  # curves begin.. stop, whole curves of about chunk_points points
+        while begin < len(self):
+            stop = int(np.searchsorted(offsets, offsets[begin] + chunk_points, "right")) - 1
+            stop = min(max(stop, begin + 1), len(self))
+            a, b = offsets[begin], offsets[stop]
+            x, y = self._arrays["x"][a:b] * scale, self._arrays["y"][a:b] * scale
+            along = np.concatenate([[0.0], np.cumsum(np.hypot(np.diff(x), np.diff(y)))])
+            length[begin:stop] = along[last[begin:stop] - a] - along[first[begin:stop] - a]
+            begin = stop
         key_widths = np.array([lay.key_width if lay is not None else np.nan for lay in self.layouts])
-        return resampled_lengths(self.num_points, extent, config.step * key_widths[self._item_layouts])
+        return resampled_lengths(self.num_points, length, config.step * key_widths[self._item_layouts])
 
     @property
     def has_targets(self) -> bool:
