@@ -25,7 +25,9 @@ Measured on the same model, the same curves (default: the 800 real English swipe
   curves, process start-up included; also the workers' CPU time, which tells the speed-up on
   otherwise idle cores.
 
-Throughput runs alternate and are repeated (``--repeats``), each keeping its fastest run.
+Every search uses ``--beam-size``, ``--prior-weight`` and ``--length-penalty`` (default: beam 8,
+no prior, 0.5). Throughput runs alternate and are repeated (``--repeats``), each keeping its
+fastest run.
 
 Everything runs on one torch thread per process. Without ``--checkpoint`` the `base` preset is
 randomly initialised: speeds are representative, candidates are not, and its searches end after
@@ -119,6 +121,8 @@ def main() -> int:
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="raw curves or a built dataset")
     parser.add_argument("--lexicon", default="en")
     parser.add_argument("--beam-size", type=int, default=8)
+    parser.add_argument("--prior-weight", type=float, default=0.0, help="word-frequency prior weight")
+    parser.add_argument("--length-penalty", type=float, default=0.5, help="length normalisation exponent")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--num-curves", type=int, default=800, help="curves for throughput and workers")
     parser.add_argument("--naive-curves", type=int, default=64, help="curves for the naive comparison")
@@ -167,7 +171,8 @@ def main() -> int:
         trie, trie_time = timed(lambda: LexiconTrie.from_lexicon(load_lexicon(args.lexicon), tokenizer))
         curves = DatasetCurves.for_model(data, loaded)
         n = min(args.num_curves, len(curves))
-        options = BeamOptions(beam_size=args.beam_size)
+        options = BeamOptions(beam_size=args.beam_size, prior_weight=args.prior_weight,
+                              length_penalty=args.length_penalty)
         cached = build_generator("beam", options, model, tokenizer, trie)
         naive = NaiveBeamSearch(model, tokenizer, options, trie)
         naive_beams = NaiveBeamSearch(model, tokenizer, options, trie, batch_beams=True)
@@ -295,7 +300,8 @@ def main() -> int:
           f"({params / 1e6:.2f} M parameters); lexicon {args.lexicon}: {trie.num_words} words, "
           f"{trie.num_nodes} trie nodes, built in {trie_time.wall:.2f} s")
     print(f"data: {args.data} ({n} curves, median {int(np.median(points))} points); beam size "
-          f"{args.beam_size}, batch size {args.batch_size}; top candidates average {top_length:.1f} "
+          f"{args.beam_size}, prior weight {args.prior_weight:g}, length penalty {args.length_penalty:g}, "
+          f"batch size {args.batch_size}; top candidates average {top_length:.1f} "
           f"tokens (<eos> included; targets {target_length:.1f})"
           + (f", words of {args.min_word_length}+ letters only" if args.min_word_length else ""))
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average at the start "

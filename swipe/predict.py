@@ -612,8 +612,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="predict.py",
         description="Decode swipes with a trained model into ranked candidate words (preds.pkl).",
         epilog="An exported model's folder may hold decoding.json, the decoding settings chosen for "
-        "it (the shipped English model's: beam 16, prior 0.3, template weight 0.5, x-scales "
-        "0.94,1,1.06 below -8, wide x-scales 0.3 to 0.7, 4 template candidates); it replaces the "
+        "it (the shipped English model's: beam 16, prior 0.3, length penalty 0.75, template weight 0.5, "
+        "x-scales 0.94,1,1.06 below -8, wide x-scales 0.3 to 0.7, 4 template candidates); it replaces the "
         "defaults above of every decoding flag that is not given.",
     )
     arg = parser.add_argument
