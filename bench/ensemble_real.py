@@ -11,7 +11,7 @@ as ``bench/finetune_real.py`` splits them: odd rows fit the ensemble, even rows 
 member decodes both halves into predictions files:
 
 - each neural model ``--model`` (default: the shipped English model) with ``predict.py`` (beam
-  search, beam 8, lexicon prior weight 0.6, no template rescoring, the swipe as drawn only
+  search, beam 8, lexicon prior weight 0.6, length penalty 0.5, no template rescoring, the swipe as drawn only
   (``--x-scales 1``, ``--views-below inf``, ``--wide-x-scales none``), no template candidates
   (``--template-candidates 0``), lexicon ``en``; the options
   below change these for every neural member);
@@ -71,6 +71,7 @@ def predict_neural(args: argparse.Namespace, model: str, data: Path, split: str,
     code = predict_main([
         "--checkpoint", model, "--data", str(data), "--split", split, "--lexicon", args.lexicon,
         "--generator", "beam", "--beam-size", str(args.beam_size), "--prior-weight", str(args.prior_weight),
+        "--length-penalty", str(args.length_penalty),
         "--template-weight", str(args.template_weight), "--x-scales", args.x_scales,
         "--views-below", args.views_below, "--wide-x-scales", args.wide_x_scales,
         "--template-candidates", str(args.template_candidates), "--out", str(out), "--overwrite", "--quiet",
@@ -111,6 +112,8 @@ def members(args: argparse.Namespace) -> list[Member]:
     neural = []
     numbered = len(args.model) > 1
     options = f"beam {args.beam_size}, prior {args.prior_weight:g}"
+    if args.length_penalty != 0.5:
+        options += f", length penalty {args.length_penalty:g}"
     if args.template_weight:
         options += f", templates {args.template_weight:g}"
     if args.x_scales != "1":
@@ -177,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     arg("--lexicon", default="en", help="'en', 'ru' or a word-list file, for both members (default en)")
     arg("--beam-size", type=int, default=8, help="beam size of the neural model (default 8)")
     arg("--prior-weight", type=float, default=0.6, help="neural model's lexicon prior weight (default 0.6)")
+    arg("--length-penalty", type=float, default=0.5,
+        help="neural model's length normalisation exponent (default 0.5, whatever its decoding.json says)")
     arg("--template-weight", type=float, default=0.0,
         help="neural models' template rescoring weight, as predict.py --template-weight (default 0: off)")
     arg("--x-scales", default="1",
