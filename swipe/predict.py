@@ -512,7 +512,6 @@ class DatasetCurves:
         self.resample = resample
         self._dataset: Any = None
         self._collator: Any = None
-        self._num_points: np.ndarray | None = None
 
     @classmethod
     def for_model(cls, path: str | Path, loaded: Any) -> DatasetCurves:
@@ -537,10 +536,8 @@ class DatasetCurves:
     @property
     def num_points(self) -> np.ndarray:
         """Points per curve as the model reads them (resampled and thinned), to batch by length."""
-        if self._num_points is None:
-            points = self.dataset.resampled_num_points(self.resample)
-            self._num_points = points if self.max_points is None else np.minimum(points, self.max_points)
-        return self._num_points
+        points = self.dataset.resampled_num_points(self.resample)
+        return points if self.max_points is None else np.minimum(points, self.max_points)
 
     def batch(
         self, indices: Sequence[int], x_scales: Sequence[float] = (1.0,)
@@ -570,7 +567,6 @@ class DatasetCurves:
             "resample": self.resample,
             "_dataset": None,
             "_collator": None,
-            "_num_points": None,
         }
 
 

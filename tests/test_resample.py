@@ -124,5 +124,7 @@ def test_dataset_predicts_the_collators_resampled_lengths(tmp_path, config):
     collator = SwipeCollator([WIDE, TINY], dataset.tokenizer, resample=config)
     lengths = [int(collator.swipes([dataset[i]])[0].lengths[0]) for i in range(len(dataset))]
     assert dataset.resampled_num_points(config).tolist() == lengths
-    # Chunked over a few points at a time (a curve longer than a chunk is a chunk of its own).
-    assert dataset.resampled_num_points(config, chunk_points=5).tolist() == lengths
+    # Chunked over a few points at a time (a curve longer than a chunk is a chunk of its own), on a
+    # dataset opened anew: each dataset counts once per config.
+    fresh = SwipeDataset(tmp_path / "ds", layout_names=["wide", "tiny"])
+    assert fresh.resampled_num_points(config, chunk_points=5).tolist() == lengths

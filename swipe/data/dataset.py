@@ -175,6 +175,7 @@ class SwipeDataset(Dataset):
         self._char_map, self.tokenizer = self._map_chars(self._requested_tokenizer)
         offsets = self._arrays["point_offsets"]
         self.num_points = np.diff(offsets).astype(np.int64)
+        self._resampled_num_points: dict[ResampleConfig, np.ndarray] = {}  # by config, once computed
         # Per-curve lookups stay numpy arrays: Python lists of ints would have their pages
         # copied into every worker as reference counts change (copy-on-read).
         self._item_layouts = self._layout_map[self._arrays["layout_ids"]]
@@ -245,10 +246,15 @@ class SwipeDataset(Dataset):
         """Points per curve once resampled with ``config`` as :class:`~swipe.data.SwipeCollator`
         resamples (``num_points`` where ``config`` is None): the lengths a model reads, to batch
         curves of similar length. Computed from durations or path lengths (``chunk_points`` points
-        at a time), without resampling anything.
+        at a time), without resampling anything, once per config.
         """
         if config is None:
             return self.num_points
+        if config not in self._resampled_num_points:
+            self._resampled_num_points[config] = self._count_resampled(config, chunk_points)
+        return self._resampled_num_points[config]
+
+    def _count_resampled(self, config: ResampleConfig, chunk_points: int) -> np.ndarray:
         offsets = self._arrays["point_offsets"].astype(np.int64)
         first, last = offsets[:-1], np.maximum(offsets[1:] - 1, offsets[:-1])  # each curve's ends
         if config.mode == "time":
