@@ -322,6 +322,40 @@ def test_eval_fast_paths_follow_every_change_of_the_weights(arch: str) -> None:
     check(torch.float64)
 
 
+def test_conformer_eval_fast_path_follows_every_change_of_the_weights() -> None:
+    """In eval mode the conformer encoder runs on gathered weights (fused attention projections,
+    the feed-forward halving folded in, the depthwise convolution as a height-1 2-D one): it
+    computes what the modules compute, with and without padding, also after its parameters
+    change."""
+    model = without_dropout(tiny_model("conformer"))
+    padded = make_swipes([9, 6], [0, 1])
+    single = make_swipes([7], [2])
+    tokens, _ = make_tokens([5, 5])
+
+    def check(dtype: torch.dtype = torch.float32) -> None:
+        for swipe, mask in (padded, single):
+            (memory, logits), (fast_memory, fast_logits) = modules_and_fast_paths(
+                model, swipe, mask, tokens[: len(mask)]
+            )
+            assert fast_memory.dtype == dtype
+            torch.testing.assert_close(fast_memory, memory, **TOL)
+            torch.testing.assert_close(fast_logits, logits, **TOL)
+
+    check()
+    check()  # the kept weights
+    layer = model.encoder.layers[1]
+    with torch.no_grad():
+        layer.ff1.linear2.bias.add_(0.5)
+        layer.conv.depthwise.weight.mul_(1.5)
+        layer.conv.norm.weight.sub_(0.2)
+        model.encoder.layers[0].ff2.linear1.weight.mul_(-1.0)
+    check()
+    layer.norm_out.bias = torch.nn.Parameter(torch.full((16,), 0.2))
+    check()
+    model.double()
+    check(torch.float64)
+
+
 def test_eval_fast_paths_of_a_model_made_under_inference_mode() -> None:
     """Parameters made under ``torch.inference_mode`` keep no version counter: the fast paths
     then gather the weights at every call, and still follow in-place changes."""

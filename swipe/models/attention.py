@@ -110,6 +110,12 @@ def optional_attention_mask(pad_mask: Tensor) -> Tensor | None:
     return key_padding_to_attention_mask(pad_mask) if bool(pad_mask.any()) else None
 
 
+def transposed(weight: Tensor) -> Tensor:
+    """``W^T`` of a ``(out, in)`` weight, contiguous: the right operand of ``x W^T`` (the form
+    ``torch.addmm`` reads fastest)."""
+    return weight.t().contiguous()
+
+
 class _CachedWeights(NamedTuple):
     modules: list[nn.Module]
     key: tuple[tuple[int, int], ...]

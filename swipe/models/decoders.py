@@ -21,6 +21,7 @@ from swipe.models.attention import (
     inference_weights,
     key_padding_to_attention_mask,
     optional_attention_mask,
+    transposed,
 )
 from swipe.models.config import RNNLikeConfig, TransformerLikeConfig
 from swipe.models.embedders import PositionTable
@@ -127,11 +128,6 @@ class DecoderWeights(NamedTuple):
     layers: tuple[StepWeights, ...]
     final_norm: tuple[Tensor, Tensor, float] | None
     output: tuple[Tensor, Tensor]
-
-
-def _transposed(weight: Tensor) -> Tensor:
-    """``W^T`` of a ``(out, in)`` weight, contiguous: the right operand of ``x W^T``."""
-    return weight.t().contiguous()
 
 
 def _beam_rows(beam_indices: Tensor, beams_per_curve: int) -> Tensor:
@@ -363,13 +359,13 @@ class TransformerDecoderLayer(nn.Module):
         sa, ca, ff = self.self_attn, self.cross_attn, self.feed_forward
         qkv_weight, qkv_bias = sa.fused_projection()
         return StepWeights(
-            self_qkv=(_transposed(qkv_weight), qkv_bias),
-            self_out=(_transposed(sa.out.weight), sa.out.bias),
-            memory_key_value=(_transposed(ca.key_value.weight), ca.key_value.bias),
-            cross_query=(_transposed(ca.query.weight), ca.query.bias),
-            cross_out=(_transposed(ca.out.weight), ca.out.bias),
-            feed_forward_in=(_transposed(ff.linear1.weight), ff.linear1.bias),
-            feed_forward_out=(_transposed(ff.linear2.weight), ff.linear2.bias),
+            self_qkv=(transposed(qkv_weight), qkv_bias),
+            self_out=(transposed(sa.out.weight), sa.out.bias),
+            memory_key_value=(transposed(ca.key_value.weight), ca.key_value.bias),
+            cross_query=(transposed(ca.query.weight), ca.query.bias),
+            cross_out=(transposed(ca.out.weight), ca.out.bias),
+            feed_forward_in=(transposed(ff.linear1.weight), ff.linear1.bias),
+            feed_forward_out=(transposed(ff.linear2.weight), ff.linear2.bias),
             activation=ff.activation_function(),
             norms=tuple((n.weight, n.bias, n.eps) for n in (self.norm1, self.norm2, self.norm3)),
             norm_first=self.norm_first,
@@ -486,7 +482,7 @@ class TransformerDecoder(nn.Module):
             embedding=embedding,
             layers=layers,
             final_norm=final_norm,
-            output=(_transposed(self.output.weight), self.output.bias),
+            output=(transposed(self.output.weight), self.output.bias),
         )
 
     def step_weights(self) -> DecoderWeights:

@@ -20,6 +20,7 @@ from swipe.models.attention import (
     MultiHeadAttention,
     inference_weights,
     optional_attention_mask,
+    transposed,
 )
 from swipe.models.config import RNNLikeConfig, TransformerLikeConfig
 
@@ -65,10 +66,10 @@ class TransformerEncoderLayer(nn.Module):
         sa, ff = self.self_attn, self.feed_forward
         qkv_weight, qkv_bias = sa.fused_projection()
         return EncoderLayerWeights(
-            qkv=(qkv_weight.t().contiguous(), qkv_bias),
-            out=(sa.out.weight.t().contiguous(), sa.out.bias),
-            feed_forward_in=(ff.linear1.weight.t().contiguous(), ff.linear1.bias),
-            feed_forward_out=(ff.linear2.weight.t().contiguous(), ff.linear2.bias),
+            qkv=(transposed(qkv_weight), qkv_bias),
+            out=(transposed(sa.out.weight), sa.out.bias),
+            feed_forward_in=(transposed(ff.linear1.weight), ff.linear1.bias),
+            feed_forward_out=(transposed(ff.linear2.weight), ff.linear2.bias),
             activation=ff.activation_function(),
             norms=((self.norm1.weight, self.norm1.bias, self.norm1.eps),
                    (self.norm2.weight, self.norm2.bias, self.norm2.eps)),
@@ -86,10 +87,7 @@ def encoder_layer_eval(w: EncoderLayerWeights, x: Tensor, attn_mask: Tensor | No
     (w1, b1, e1), (w2, b2, e2) = w.norms
     x = x.reshape(b * t, d)  # the products take (rows, D)
     h = torch.layer_norm(x, (d,), w1, b1, e1) if w.norm_first else x
-    qkv = torch.addmm(w.qkv[1], h, w.qkv[0]).view(b, t, 3, heads, d // heads)
-    query, key, value = qkv.permute(2, 0, 3, 1, 4)
-    attended = F.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask)
-    x = x + torch.addmm(w.out[1], attended.transpose(1, 2).reshape(b * t, d), w.out[0])
+    x = x + _self_attention(w.qkv, w.out, heads, h.view(b, t, d), attn_mask)
     if w.norm_first:
         h = torch.layer_norm(x, (d,), w2, b2, e2)
     else:
@@ -99,6 +97,18 @@ def encoder_layer_eval(w: EncoderLayerWeights, x: Tensor, attn_mask: Tensor | No
     if not w.norm_first:
         x = torch.layer_norm(x, (d,), w2, b2, e2)
     return x.view(b, t, d)
+
+
+def _self_attention(
+    qkv: tuple[Tensor, Tensor], out: tuple[Tensor, Tensor], heads: int, h: Tensor, attn_mask: Tensor | None
+) -> Tensor:
+    """Multi-head self-attention of ``h`` ``(B, T, D)`` with the fused query/key/value projection
+    ``qkv`` and the output projection ``out`` (each ``(W^T, b)``), as rows ``(B * T, D)``."""
+    b, t, d = h.shape
+    projected = torch.addmm(qkv[1], h.reshape(b * t, d), qkv[0]).view(b, t, 3, heads, d // heads)
+    query, key, value = projected.permute(2, 0, 3, 1, 4)
+    attended = F.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask)
+    return torch.addmm(out[1], attended.transpose(1, 2).reshape(b * t, d), out[0])
 
 
 class TransformerEncoder(nn.Module):
@@ -147,12 +157,25 @@ class ConvolutionModule(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, pad_mask: Tensor) -> Tensor:
-        x = nn.functional.glu(self.pointwise_in(x), dim=-1)
+        x = F.glu(self.pointwise_in(x), dim=-1)
         # Zeroing padded points makes them look exactly like the convolution's own zero padding.
         x = x.masked_fill(pad_mask[..., None], 0.0)
-        x = self.depthwise(x.transpose(1, 2)).transpose(1, 2)
-        x = nn.functional.silu(self.norm(x))
+        x = depthwise_over_time(x, self.depthwise.weight[:, :, None, :], self.depthwise.bias)
+        x = F.silu(self.norm(x))
         return self.dropout(self.pointwise_out(x))
+
+
+def depthwise_over_time(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """The depthwise convolution over time of :class:`ConvolutionModule` (odd kernel, zero
+    padding that keeps the length) of ``x`` ``(B, T, D)``, with its ``Conv1d`` weight as a
+    height-1 ``Conv2d`` weight ``(D, 1, 1, K)``.
+
+    Run as a 2-D convolution of height 1, which gives the same numbers: on CPU, torch's 1-D
+    depthwise convolution is several times slower (forty times for a batch of 64 curves).
+    """
+    d, k = weight.shape[0], weight.shape[-1]
+    out = F.conv2d(x.transpose(1, 2)[:, :, None, :], weight, bias, padding=(0, k // 2), groups=d)
+    return out[:, :, 0].transpose(1, 2)
 
 
 class ConformerLayer(nn.Module):
@@ -180,6 +203,85 @@ class ConformerLayer(nn.Module):
         x = x + 0.5 * self.dropout(self.ff2(self.norm_ff2(x)))
         return self.norm_out(x)
 
+    def eval_weights(self) -> ConformerLayerWeights:
+        """This layer's weights for :func:`conformer_layer_eval`."""
+        sa, conv = self.self_attn, self.conv
+        qkv_weight, qkv_bias = sa.fused_projection()
+
+        def norm(layer_norm: nn.LayerNorm) -> tuple[Tensor, Tensor, float]:
+            return layer_norm.weight, layer_norm.bias, layer_norm.eps
+
+        def half_step(ff: FeedForward) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
+            # The block's residual adds half its output: the halving is folded into the
+            # second projection (exact: a power of two).
+            return ((transposed(ff.linear1.weight), ff.linear1.bias),
+                    (transposed(0.5 * ff.linear2.weight), 0.5 * ff.linear2.bias))
+
+        return ConformerLayerWeights(
+            feed_forward_1=half_step(self.ff1),
+            qkv=(transposed(qkv_weight), qkv_bias),
+            out=(transposed(sa.out.weight), sa.out.bias),
+            conv_in=(transposed(conv.pointwise_in.weight), conv.pointwise_in.bias),
+            depthwise=(conv.depthwise.weight[:, :, None, :].contiguous(), conv.depthwise.bias),
+            conv_out=(transposed(conv.pointwise_out.weight), conv.pointwise_out.bias),
+            feed_forward_2=half_step(self.ff2),
+            norms=(norm(self.norm_ff1), norm(self.norm_attn), norm(self.norm_conv), norm(conv.norm),
+                   norm(self.norm_ff2), norm(self.norm_out)),
+            num_heads=sa.num_heads,
+        )
+
+
+class ConformerLayerWeights(NamedTuple):
+    """One conformer layer's weights for :func:`conformer_layer_eval`: projections as ``(W^T, b)``
+    (as :class:`EncoderLayerWeights`), the depthwise convolution as a height-1 ``Conv2d`` weight
+    ``(D, 1, 1, K)`` and its bias, and the layer norms in the order the layer applies them (the
+    feed-forward, attention and convolution blocks', the convolution module's inner one, the
+    second feed-forward block's, the output's)."""
+
+    feed_forward_1: tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]
+    qkv: tuple[Tensor, Tensor]
+    out: tuple[Tensor, Tensor]
+    conv_in: tuple[Tensor, Tensor]
+    depthwise: tuple[Tensor, Tensor]
+    conv_out: tuple[Tensor, Tensor]
+    feed_forward_2: tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]
+    norms: tuple[tuple[Tensor, Tensor, float], ...]
+    num_heads: int
+
+
+def conformer_layer_eval(
+    w: ConformerLayerWeights, x: Tensor, attn_mask: Tensor | None, pad_mask: Tensor | None
+) -> Tensor:
+    """:meth:`ConformerLayer.forward` in eval mode, with functional ops on the layer's
+    :class:`ConformerLayerWeights` (no module calls); ``pad_mask`` may be None where nothing is
+    padded."""
+    b, t, d = x.shape
+    heads = w.num_heads
+    n_ff1, n_attn, n_conv, n_inner, n_ff2, n_out = w.norms
+    x = x.reshape(b * t, d)  # the products take (rows, D)
+    x = _feed_forward_step(w.feed_forward_1, n_ff1, x)
+    h = torch.layer_norm(x, (d,), *n_attn)
+    x = x + _self_attention(w.qkv, w.out, heads, h.view(b, t, d), attn_mask)
+    h = F.glu(torch.addmm(w.conv_in[1], torch.layer_norm(x, (d,), *n_conv), w.conv_in[0]), dim=-1)
+    if pad_mask is not None:
+        h = h.masked_fill(pad_mask.reshape(b * t, 1), 0.0)
+    h = depthwise_over_time(h.view(b, t, d), *w.depthwise).reshape(b * t, d)
+    h = F.silu(torch.layer_norm(h, (d,), *n_inner))
+    x = x + torch.addmm(w.conv_out[1], h, w.conv_out[0])
+    x = _feed_forward_step(w.feed_forward_2, n_ff2, x)
+    return torch.layer_norm(x, (d,), *n_out).view(b, t, d)
+
+
+def _feed_forward_step(
+    projections: tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]],
+    norm: tuple[Tensor, Tensor, float],
+    x: Tensor,
+) -> Tensor:
+    """``x`` plus the conformer's pre-norm SiLU feed-forward block (its halving folded in)."""
+    (w_in, b_in), (w_out, b_out) = projections
+    h = F.silu(torch.addmm(b_in, torch.layer_norm(x, (x.shape[1],), *norm), w_in))
+    return x + torch.addmm(b_out, h, w_out)
+
 
 class ConformerEncoder(nn.Module):
     """A stack of conformer layers (Gulati et al., 2020) with absolute positions added before it.
@@ -198,9 +300,17 @@ class ConformerEncoder(nn.Module):
     def forward(self, x: Tensor, pad_mask: Tensor) -> Tensor:
         """Encode ``x`` ``(B, T, D)``; ``pad_mask`` ``(B, T)`` is ``True`` at padding."""
         attn_mask = optional_attention_mask(pad_mask)
-        for layer in self.layers:
-            x = layer(x, attn_mask, pad_mask)
+        if self.training:
+            for layer in self.layers:
+                x = layer(x, attn_mask, pad_mask)
+            return x
+        points_mask = pad_mask if attn_mask is not None else None
+        for weights in inference_weights(self, self._eval_weights):
+            x = conformer_layer_eval(weights, x, attn_mask, points_mask)
         return x
+
+    def _eval_weights(self) -> tuple[ConformerLayerWeights, ...]:
+        return tuple(layer.eval_weights() for layer in self.layers)
 
 
 class RNNEncoder(nn.Module):
