@@ -105,11 +105,9 @@ def main() -> int:
                 ))
     header = ("model", "encoder run as", "single swipe", f"batches of {args.batch_size}",
               "largest difference")
-    widths = [max(len(str(row[i])) for row in [header, *table]) for i in range(len(header))]
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |")
-    print("| " + " | ".join("-" * w for w in widths) + " |")
-    for row in table:
-        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+    widths = [max(len(row[i]) for row in [header, *table]) for i in range(len(header))]
+    for row in [header, tuple("-" * w for w in widths), *table]:
+        print("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |")
     return 0
 
 

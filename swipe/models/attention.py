@@ -116,6 +116,17 @@ def transposed(weight: Tensor) -> Tensor:
     return weight.t().contiguous()
 
 
+def linear_weights(linear: nn.Linear) -> tuple[Tensor, Tensor]:
+    """``(W^T, b)`` of ``linear``, ``W^T`` contiguous (see :func:`transposed`): the operands of
+    ``torch.addmm(b, x, W^T)``."""
+    return transposed(linear.weight), linear.bias
+
+
+def layer_norm_weights(norm: nn.LayerNorm) -> tuple[Tensor, Tensor, float]:
+    """``(weight, bias, eps)`` of ``norm``: the arguments ``torch.layer_norm`` takes after the shape."""
+    return norm.weight, norm.bias, norm.eps
+
+
 class _CachedWeights(NamedTuple):
     modules: list[nn.Module]
     key: tuple[tuple[int, int], ...]

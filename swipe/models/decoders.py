@@ -20,6 +20,8 @@ from swipe.models.attention import (
     MultiHeadAttention,
     inference_weights,
     key_padding_to_attention_mask,
+    layer_norm_weights,
+    linear_weights,
     optional_attention_mask,
     transposed,
 )
@@ -360,14 +362,14 @@ class TransformerDecoderLayer(nn.Module):
         qkv_weight, qkv_bias = sa.fused_projection()
         return StepWeights(
             self_qkv=(transposed(qkv_weight), qkv_bias),
-            self_out=(transposed(sa.out.weight), sa.out.bias),
-            memory_key_value=(transposed(ca.key_value.weight), ca.key_value.bias),
-            cross_query=(transposed(ca.query.weight), ca.query.bias),
-            cross_out=(transposed(ca.out.weight), ca.out.bias),
-            feed_forward_in=(transposed(ff.linear1.weight), ff.linear1.bias),
-            feed_forward_out=(transposed(ff.linear2.weight), ff.linear2.bias),
+            self_out=linear_weights(sa.out),
+            memory_key_value=linear_weights(ca.key_value),
+            cross_query=linear_weights(ca.query),
+            cross_out=linear_weights(ca.out),
+            feed_forward_in=linear_weights(ff.linear1),
+            feed_forward_out=linear_weights(ff.linear2),
             activation=ff.activation_function(),
-            norms=tuple((n.weight, n.bias, n.eps) for n in (self.norm1, self.norm2, self.norm3)),
+            norms=tuple(layer_norm_weights(n) for n in (self.norm1, self.norm2, self.norm3)),
             norm_first=self.norm_first,
             num_heads=sa.num_heads,
         )
@@ -473,7 +475,7 @@ class TransformerDecoder(nn.Module):
 
     def _build_step_weights(self) -> DecoderWeights:
         norm = self.norm
-        final_norm = (norm.weight, norm.bias, norm.eps) if isinstance(norm, nn.LayerNorm) else None
+        final_norm = layer_norm_weights(norm) if isinstance(norm, nn.LayerNorm) else None
         layers = tuple(layer.step_weights() for layer in self.layers)
         embedding = self.token_embedding.weight
         if not self.norm_first:
@@ -482,7 +484,7 @@ class TransformerDecoder(nn.Module):
             embedding=embedding,
             layers=layers,
             final_norm=final_norm,
-            output=(transposed(self.output.weight), self.output.bias),
+            output=linear_weights(self.output),
         )
 
     def step_weights(self) -> DecoderWeights:

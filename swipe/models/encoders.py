@@ -19,6 +19,8 @@ from swipe.models.attention import (
     FeedForward,
     MultiHeadAttention,
     inference_weights,
+    layer_norm_weights,
+    linear_weights,
     optional_attention_mask,
     transposed,
 )
@@ -67,12 +69,11 @@ class TransformerEncoderLayer(nn.Module):
         qkv_weight, qkv_bias = sa.fused_projection()
         return EncoderLayerWeights(
             qkv=(transposed(qkv_weight), qkv_bias),
-            out=(transposed(sa.out.weight), sa.out.bias),
-            feed_forward_in=(transposed(ff.linear1.weight), ff.linear1.bias),
-            feed_forward_out=(transposed(ff.linear2.weight), ff.linear2.bias),
+            out=linear_weights(sa.out),
+            feed_forward_in=linear_weights(ff.linear1),
+            feed_forward_out=linear_weights(ff.linear2),
             activation=ff.activation_function(),
-            norms=((self.norm1.weight, self.norm1.bias, self.norm1.eps),
-                   (self.norm2.weight, self.norm2.bias, self.norm2.eps)),
+            norms=(layer_norm_weights(self.norm1), layer_norm_weights(self.norm2)),
             norm_first=self.norm_first,
             num_heads=sa.num_heads,
         )
@@ -208,25 +209,22 @@ class ConformerLayer(nn.Module):
         sa, conv = self.self_attn, self.conv
         qkv_weight, qkv_bias = sa.fused_projection()
 
-        def norm(layer_norm: nn.LayerNorm) -> tuple[Tensor, Tensor, float]:
-            return layer_norm.weight, layer_norm.bias, layer_norm.eps
-
         def half_step(ff: FeedForward) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
             # The block's residual adds half its output: the halving is folded into the
             # second projection (exact: a power of two).
-            return ((transposed(ff.linear1.weight), ff.linear1.bias),
+            return (linear_weights(ff.linear1),
                     (transposed(0.5 * ff.linear2.weight), 0.5 * ff.linear2.bias))
 
         return ConformerLayerWeights(
             feed_forward_1=half_step(self.ff1),
             qkv=(transposed(qkv_weight), qkv_bias),
-            out=(transposed(sa.out.weight), sa.out.bias),
-            conv_in=(transposed(conv.pointwise_in.weight), conv.pointwise_in.bias),
+            out=linear_weights(sa.out),
+            conv_in=linear_weights(conv.pointwise_in),
             depthwise=(conv.depthwise.weight[:, :, None, :].contiguous(), conv.depthwise.bias),
-            conv_out=(transposed(conv.pointwise_out.weight), conv.pointwise_out.bias),
+            conv_out=linear_weights(conv.pointwise_out),
             feed_forward_2=half_step(self.ff2),
-            norms=(norm(self.norm_ff1), norm(self.norm_attn), norm(self.norm_conv), norm(conv.norm),
-                   norm(self.norm_ff2), norm(self.norm_out)),
+            norms=tuple(layer_norm_weights(n) for n in (self.norm_ff1, self.norm_attn, self.norm_conv,
+                                                         conv.norm, self.norm_ff2, self.norm_out)),
             num_heads=sa.num_heads,
         )
 
