@@ -21,8 +21,9 @@ class StandinState(NamedTuple):
     beams_per_curve: int = 1
 
     def select(self, beam_indices: Tensor) -> StandinState:
+        # -1 marks an empty slot: any row will do, its logits are never read.
         k = self.beams_per_curve
-        rows = (beam_indices + torch.arange(beam_indices.size(0))[:, None] * k).reshape(-1)
+        rows = (beam_indices.clamp(min=0) + torch.arange(beam_indices.size(0))[:, None] * k).reshape(-1)
         return StandinState(self.keys.index_select(0, rows), beam_indices.size(1))
 
     def select_curves(self, curve_indices: Tensor) -> StandinState:

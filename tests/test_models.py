@@ -257,6 +257,51 @@ def test_decode_step_matches_full_decoding_after_select(arch: str) -> None:
         assert type(state.select(torch.zeros(2, 1, dtype=torch.int64))) is type(state)
 
 
+@pytest.mark.parametrize("training", [False, True])
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_decode_step_with_empty_slots(arch: str, training: bool) -> None:
+    """Slots left empty by ``select`` (``-1``), as beam search leaves them, through further
+    selects and curve drops: every filled slot's logits equal teacher-forced decoding of its
+    prefix, whether the state keeps cache rows for the filled slots only (the transformer in eval
+    mode) or for all."""
+    model = tiny_model(arch)
+    if training:
+        model = without_dropout(model.train())
+    swipe, swipe_mask = make_swipes([10, 6, 12], [0, 3, 2])
+    tokens, _ = make_tokens([7] * 6)  # two hypotheses per curve to start with
+    # Per phase: the row of `tokens` each slot decodes (-1: empty), its curves, the select before it.
+    first = torch.arange(6)
+    beams = torch.tensor([[1, -1, 0], [0, 1, -1], [-1, -1, 1]])  # before step 3
+    after_beams = torch.tensor([1, -1, 0, 2, 3, -1, -1, -1, 5])
+    beams_again = torch.tensor([[2, 0], [1, -1], [2, 2]])  # before step 5
+    after_again = torch.tensor([0, 1, 3, -1, 5, 5])
+    kept = torch.tensor([2, 0])  # before step 6: curve 1 dropped, the others swapped
+    after_kept = torch.tensor([5, 5, 0, 1])
+    phases = {0: (first, torch.arange(3)), 3: (after_beams, torch.arange(3)),
+              5: (after_again, torch.arange(3)), 6: (after_kept, kept)}
+    with torch.no_grad():
+        memory = model.encode(swipe, swipe_mask)
+        state = None
+        for i in range(tokens.shape[1]):
+            if i == 3:
+                state = state.select(beams)
+            if i == 5:
+                state = state.select(beams_again)
+            if i == 6:
+                state = state.select_curves(kept)
+            rows, curves = phases[max(p for p in phases if p <= i)]
+            last = tokens[rows.clamp(min=0), i]
+            step = model.decode_step(last, memory[curves], swipe_mask[curves], state)
+            state = step.state
+            filled = rows >= 0
+            slot_curves = curves.repeat_interleave(len(rows) // len(curves))[filled]
+            expected = model.decode(tokens[rows[filled]], memory[slot_curves], swipe_mask[slot_curves], None)
+            torch.testing.assert_close(step.logits[filled], expected[:, i], **TOL)
+            assert step.logits.shape[0] == len(rows)
+            if i == 5 and arch not in ("lstm", "gru") and not training:
+                assert state.self_caches[0].shape[0] == 5  # cache rows for the filled slots only
+
+
 def without_dropout(model: EncoderDecoder) -> EncoderDecoder:
     for module in model.modules():
         if isinstance(module, torch.nn.Dropout):

@@ -48,8 +48,9 @@ class DecoderStepLike(Protocol):
 class IncrementalModel(Protocol):
     """What generators need from a model (see ``swipe.models.EncoderDecoder.decode_step``): the
     memory has one row per curve, the tokens one per hypothesis, grouped by curve, and the state
-    has ``select(beam_indices)`` and ``select_curves(curve_indices)``; :func:`score_words` also
-    uses the teacher-forced ``decode``."""
+    has ``select(beam_indices)`` (``-1`` for an empty slot, whose next logits are never read)
+    and ``select_curves(curve_indices)``; :func:`score_words` also uses the teacher-forced
+    ``decode``."""
 
     def encode(self, swipe: SwipeBatch, swipe_pad_mask: Tensor) -> Tensor: ...
 
@@ -396,7 +397,6 @@ class BeamSearchGenerator:
             # ones: a choice ending in <eos> finishes a word, the others live on. A few choices per
             # curve: plain Python costs less here than numpy calls would.
             live: list[list[tuple[int, int, float]]] = []  # per curve: (parent beam, token, score)
-            first_beams = []  # per curve, its best choice's parent beam
             choices = zip(top_scores.tolist(), top_index.tolist(), strict=True)
             for r, (row_scores, row_index) in enumerate(choices):
                 row = []
@@ -413,7 +413,6 @@ class BeamSearchGenerator:
                     else:
                         row.append((beam, token, score))
                 live.append(row)
-                first_beams.append(row_index[0] // v)
             done = self.stopping(num_tokens, np.array([len(row) for row in live]))
             if done.any():
                 live = [[] if stop else row for row, stop in zip(live, done.tolist(), strict=True)]
@@ -427,17 +426,16 @@ class BeamSearchGenerator:
                 rows = [r for r in rows if live[r]]
                 keep = np.array(rows)
                 curves = curves[keep]
-            # Each curve's slots: its live hypotheses in rank order, then empty ones up to
-            # `new_width` (the most any curve has) that continue its first hypothesis (or best
-            # choice).
+            # Each curve's slots: its live hypotheses in rank order, then empty ones (parent -1)
+            # up to `new_width` (the most any curve has), which the decoder skips.
             slots: list[tuple[int, int, float]] = []
+            empty = (-1, eos, -math.inf)
             for r in rows:
                 row = live[r]
-                empty = (row[0][0] if row else first_beams[r], eos, -math.inf)
                 slots += row + [empty] * (new_width - len(row))
             beam, token, scores = (np.array(column) for column in zip(*slots, strict=True))
             beam = beam.reshape(len(rows), new_width)
-            parent = (beam + np.array(rows)[:, None] * width).ravel()  # the parents' rows
+            parent = (np.maximum(beam, 0) + np.array(rows)[:, None] * width).ravel()  # the parents' rows
             budget = [budget[r] for r in rows]
             width = new_width
             tokens = np.concatenate([tokens[parent], token[:, None]], axis=1)

@@ -155,24 +155,30 @@ class TransformerDecoderState(NamedTuple):
     """The transformer decoder's key/value cache, each layer's keys and values in one tensor, so
     that appending a position or reordering the hypotheses is one copy per layer.
 
-    Hypotheses are grouped by curve: rows ``c * beams_per_curve .. (c + 1) * beams_per_curve - 1``
-    of the self-attention cache are the hypotheses of curve ``c``, and they all read the curve's
-    one copy of the memory's keys/values.
+    Hypotheses are grouped by curve in ``beams_per_curve`` slots each: slots
+    ``c * beams_per_curve .. (c + 1) * beams_per_curve - 1`` are those of curve ``c``, and they
+    all read the curve's one copy of the memory's keys/values. Where beam search leaves slots
+    empty (:meth:`select` with ``-1``), the cache holds rows for the filled slots only
+    (``slots``), and a step computes nothing for the empty ones but the cross-attention, which
+    reads the memory per curve.
 
     Attributes
     ----------
     self_caches : tuple of Tensor
-        Per layer, ``(C * beams_per_curve, 2, H, S, D / H)``: per hypothesis, the keys (index 0)
-        and values (index 1) of the ``S`` tokens decoded so far.
+        Per layer, ``(rows, 2, H, S, D / H)``: per hypothesis, the keys (index 0) and values
+        (index 1) of the ``S`` tokens decoded so far.
     memory_caches : tuple of Tensor
         Per layer, ``(C, 2, H, T, D / H)``: per curve, the memory's keys and values.
     memory_mask : Tensor or None
         ``(C, 1, 1, T)`` bool, ``True`` at real (attendable) memory positions; None where no
         curve has padding (a single swipe), which spares the masking.
     beams_per_curve : int
-        Hypotheses per curve.
+        Slots per curve.
     weights : DecoderWeights
         The decoder's weights for the eval-mode step, gathered at the first step.
+    slots : Tensor or None
+        ``(rows,)`` int64, ascending: the slot of each cache row, where some slots are empty;
+        None where every slot holds a hypothesis (row ``i`` is slot ``i``).
     """
 
     self_caches: tuple[Tensor, ...]
@@ -180,6 +186,7 @@ class TransformerDecoderState(NamedTuple):
     memory_mask: Tensor | None
     beams_per_curve: int
     weights: DecoderWeights
+    slots: Tensor | None = None
 
     @property
     def length(self) -> int:
@@ -190,12 +197,43 @@ class TransformerDecoderState(NamedTuple):
     def num_curves(self) -> int:
         return self.memory_caches[0].shape[0]
 
+    @property
+    def num_slots(self) -> int:
+        return self.num_curves * self.beams_per_curve
+
     def layer_caches(self) -> tuple[LayerCache, ...]:
-        """Per layer, its keys/values as :class:`LayerCache` views."""
+        """Per layer, its keys/values as :class:`LayerCache` views (every slot a row)."""
+        caches = self.unpacked().self_caches
         return tuple(
             LayerCache(own[:, 0], own[:, 1], memory[:, 0], memory[:, 1])
-            for own, memory in zip(self.self_caches, self.memory_caches, strict=True)
+            for own, memory in zip(caches, self.memory_caches, strict=True)
         )
+
+    def unpacked(self) -> TransformerDecoderState:
+        """The same state with a cache row for every slot (zeros for the empty ones)."""
+        if self.slots is None:
+            return self
+        caches = tuple(
+            c.new_zeros((self.num_slots, *c.shape[1:])).index_copy_(0, self.slots, c)
+            for c in self.self_caches
+        )
+        return self._replace(self_caches=caches, slots=None)
+
+    def _rows_of_slots(self, slots: Tensor) -> Tensor:
+        """The cache row of each of ``slots`` (-1 where a slot is empty)."""
+        if self.slots is None:
+            return slots
+        row_of_slot = self.slots.new_full((self.num_slots,), -1)
+        row_of_slot[self.slots] = torch.arange(len(self.slots), device=self.slots.device)
+        return row_of_slot[slots]
+
+    def _kept_rows(self, rows: Tensor, filled: Tensor) -> tuple[tuple[Tensor, ...], Tensor | None]:
+        """The self caches of the new slots, cache rows ``rows``, filled where ``filled``
+        (``(slots,)`` bool), and the new ``slots``."""
+        slots = None if bool(filled.all()) else filled.nonzero().squeeze(1)
+        if slots is not None:
+            rows = rows.index_select(0, slots)
+        return tuple(c.index_select(0, rows) for c in self.self_caches), slots
 
     def select(self, beam_indices: Tensor) -> TransformerDecoderState:
         """Reorder / expand the hypotheses of every curve, keeping the curves.
@@ -204,22 +242,23 @@ class TransformerDecoderState(NamedTuple):
         ----------
         beam_indices : Tensor
             ``(C, K')`` int64: new hypothesis ``j`` of curve ``c`` continues hypothesis
-            ``beam_indices[c, j]`` (in ``0 .. beams_per_curve - 1``) of the same curve.
+            ``beam_indices[c, j]`` (in ``0 .. beams_per_curve - 1``) of the same curve, or is an
+            empty slot where it is ``-1``: the next step's logits for it are meaningless.
         """
-        rows = _beam_rows(beam_indices, self.beams_per_curve)
-        return self._replace(
-            self_caches=tuple(c.index_select(0, rows) for c in self.self_caches),
-            beams_per_curve=beam_indices.size(1),
-        )
+        parents = _beam_rows(beam_indices.clamp(min=0), self.beams_per_curve)
+        caches, slots = self._kept_rows(self._rows_of_slots(parents), (beam_indices >= 0).reshape(-1))
+        return self._replace(self_caches=caches, slots=slots, beams_per_curve=beam_indices.size(1))
 
     def select_curves(self, curve_indices: Tensor) -> TransformerDecoderState:
         """Keep only curves ``curve_indices`` ``(C',)`` (all their hypotheses), in that order."""
-        rows = _curve_rows(curve_indices, self.beams_per_curve)
+        rows = self._rows_of_slots(_curve_rows(curve_indices, self.beams_per_curve))
+        caches, slots = self._kept_rows(rows, rows >= 0)
         mask = None if self.memory_mask is None else self.memory_mask.index_select(0, curve_indices)
         return self._replace(
-            self_caches=tuple(c.index_select(0, rows) for c in self.self_caches),
+            self_caches=caches,
             memory_caches=tuple(c.index_select(0, curve_indices) for c in self.memory_caches),
             memory_mask=mask,
+            slots=slots,
         )
 
 
@@ -250,7 +289,8 @@ class RNNDecoderState(NamedTuple):
     def select(self, beam_indices: Tensor) -> RNNDecoderState:
         """Reorder / expand the hypotheses of every curve (see
         :meth:`TransformerDecoderState.select`)."""
-        rows = _beam_rows(beam_indices, self.beams_per_curve)
+        # An empty slot (-1) continues the curve's first hypothesis: its logits are never read.
+        rows = _beam_rows(beam_indices.clamp(min=0), self.beams_per_curve)
         cell = None if self.cell is None else self.cell.index_select(0, rows)
         return RNNDecoderState(
             self.hidden.index_select(0, rows), cell, self.memory_keys, beam_indices.size(1)
@@ -377,7 +417,7 @@ class TransformerDecoderLayer(nn.Module):
 
 def decoder_layer_step(
     w: StepWeights, x: Tensor, self_cache: Tensor, memory_cache: Tensor, memory_mask: Tensor | None,
-    beams_per_curve: int,
+    beams_per_curve: int, slots: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """:meth:`TransformerDecoderLayer.forward` of one new position per row, in eval mode, written
     with functional ops on the layer's :class:`StepWeights`.
@@ -387,20 +427,24 @@ def decoder_layer_step(
     w : StepWeights
         The layer's weights.
     x : Tensor
-        ``(C * K, D)`` the new position of every hypothesis.
+        ``(rows, D)`` the new position of every hypothesis: one row per slot (``C * K``), or per
+        filled slot where ``slots`` is given.
     self_cache : Tensor
-        ``(C * K, 2, H, S, D / H)`` keys (index 0) and values (index 1) of the positions before.
+        ``(rows, 2, H, S, D / H)`` keys (index 0) and values (index 1) of the positions before.
     memory_cache : Tensor
         ``(C, 2, H, T, D / H)`` the memory's keys and values.
     memory_mask : Tensor or None
         ``(C, 1, 1, T)`` attend-allowed memory positions, or None.
     beams_per_curve : int
         ``K``.
+    slots : Tensor, optional
+        ``(rows,)`` the slot of each row, where some slots are empty (see
+        :class:`TransformerDecoderState`).
 
     Returns
     -------
     tuple of Tensor
-        The layer's output ``(C * K, D)`` and ``self_cache`` with the new position appended.
+        The layer's output ``(rows, D)`` and ``self_cache`` with the new position appended.
     """
     n, d = x.shape
     heads, k = w.num_heads, beams_per_curve
@@ -414,10 +458,17 @@ def decoder_layer_step(
         h = torch.layer_norm(x, (d,), w2, b2, e2)
     else:
         x = h = torch.layer_norm(x, (d,), w1, b1, e1)
-    # The K hypotheses of a curve are the queries of one attention over the curve's memory.
-    query = _project(h, *w.cross_query).view(n // k, k, heads, d // heads).transpose(1, 2)
+    # The K slots of a curve are the queries of one attention over the curve's memory.
+    c = memory_cache.shape[0]
+    query = _project(h, *w.cross_query)
+    if slots is not None:  # empty slots query with zeros, and their results are dropped
+        query = query.new_zeros(c * k, d).index_copy_(0, slots, query)
+    query = query.view(c, k, heads, d // heads).transpose(1, 2)
     cross = F.scaled_dot_product_attention(query, *memory_cache.unbind(1), attn_mask=memory_mask)
-    x = _add_projection(x, cross.transpose(1, 2).reshape(n, d), *w.cross_out)
+    cross = cross.transpose(1, 2).reshape(c * k, d)
+    if slots is not None:
+        cross = cross.index_select(0, slots)
+    x = _add_projection(x, cross, *w.cross_out)
     if w.norm_first:
         h = torch.layer_norm(x, (d,), w3, b3, e3)
     else:
@@ -559,20 +610,24 @@ class TransformerDecoder(nn.Module):
             x = self._embed(last_tokens[:, None], state.length)
             logits, caches = self._run(x, state.layer_caches(), None, state.memory_mask, k)
             self_caches = tuple(torch.stack((c.self_key, c.self_value), 1) for c in caches)
-            return DecoderStep(logits[:, 0], state._replace(self_caches=self_caches))
-        weights = state.weights
+            return DecoderStep(logits[:, 0], state._replace(self_caches=self_caches, slots=None))
+        weights, slots = state.weights, state.slots
+        if slots is not None:  # only the filled slots are decoded
+            last_tokens = last_tokens.index_select(0, slots)
         x = F.embedding(last_tokens, weights.embedding)
         x = x + self.positions.rows(state.length, 1, x)
         self_caches = []
         caches = zip(weights.layers, state.self_caches, state.memory_caches, strict=True)
         for layer_weights, self_cache, memory_cache in caches:
             x, self_cache = decoder_layer_step(
-                layer_weights, x, self_cache, memory_cache, state.memory_mask, k
+                layer_weights, x, self_cache, memory_cache, state.memory_mask, k, slots
             )
             self_caches.append(self_cache)
         if weights.final_norm is not None:
             x = torch.layer_norm(x, (x.shape[1],), *weights.final_norm)
         logits = _project(x, *weights.output)
+        if slots is not None:
+            logits = logits.new_zeros(state.num_slots, logits.shape[1]).index_copy_(0, slots, logits)
         return DecoderStep(logits, state._replace(self_caches=tuple(self_caches)))
 
 

@@ -92,8 +92,9 @@ class EncoderDecoder(nn.Module):
         -------
         DecoderStep
             ``logits`` ``(C * K, V)`` and the new state. ``state.select(beam_indices)``
-            (``(C, K')``, indices within each curve) reorders / expands the hypotheses of every
-            curve; ``state.select_curves(curve_indices)`` keeps some curves only.
+            (``(C, K')``, indices within each curve; ``-1`` leaves a slot empty, and its logits
+            at the next step are meaningless) reorders / expands the hypotheses of every curve;
+            ``state.select_curves(curve_indices)`` keeps some curves only.
         """
         raise NotImplementedError
 
