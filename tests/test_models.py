@@ -300,6 +300,8 @@ def test_decode_step_with_empty_slots(arch: str, training: bool) -> None:
             assert step.logits.shape[0] == len(rows)
             if i == 5 and arch not in ("lstm", "gru") and not training:
                 assert state.self_caches[0].shape[0] == 5  # cache rows for the filled slots only
+                with pytest.raises(ValueError, match="continues an empty slot"):
+                    state.select(torch.tensor([[0], [1], [0]]))  # slot 1 of curve 1 is empty
 
 
 def without_dropout(model: EncoderDecoder) -> EncoderDecoder:

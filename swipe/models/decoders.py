@@ -228,11 +228,13 @@ class TransformerDecoderState(NamedTuple):
         return row_of_slot[slots]
 
     def _kept_rows(self, rows: Tensor, filled: Tensor) -> tuple[tuple[Tensor, ...], Tensor | None]:
-        """The self caches of the new slots, cache rows ``rows``, filled where ``filled``
-        (``(slots,)`` bool), and the new ``slots``."""
+        """The self caches and ``slots`` of a new state whose slot ``i`` continues cache row
+        ``rows[i]`` where ``filled[i]``, and is empty elsewhere."""
         slots = None if bool(filled.all()) else filled.nonzero().squeeze(1)
         if slots is not None:
             rows = rows.index_select(0, slots)
+        if len(rows) and int(rows.min()) < 0:
+            raise ValueError("a hypothesis continues an empty slot: select only filled slots")
         return tuple(c.index_select(0, rows) for c in self.self_caches), slots
 
     def select(self, beam_indices: Tensor) -> TransformerDecoderState:
