@@ -52,30 +52,8 @@ class EverySlotState(NamedTuple):
         return EverySlotState(self.inner.select_curves(curve_indices))
 
 
-class EverySlotModel:
-    """``model`` with :class:`EverySlotState` states; counts the rows each step decodes."""
-
-    def __init__(self, model: Any) -> None:
-        self.model = model
-        self.rows = 0
-
-    def encode(self, swipe: SwipeBatch, swipe_pad_mask: Tensor) -> Tensor:
-        return self.model.encode(swipe, swipe_pad_mask)
-
-    def decode(
-        self, tokens: Tensor, memory: Tensor, memory_pad_mask: Tensor, tokens_pad_mask: Tensor | None
-    ) -> Tensor:
-        return self.model.decode(tokens, memory, memory_pad_mask, tokens_pad_mask)
-
-    def decode_step(self, last_tokens: Tensor, memory: Tensor, memory_pad_mask: Tensor, state: Any) -> Any:
-        self.rows += last_tokens.shape[0]
-        inner = None if state is None else state.inner
-        step = self.model.decode_step(last_tokens, memory, memory_pad_mask, inner)
-        return step._replace(state=EverySlotState(step.state))
-
-
-class FilledRowsCounter:
-    """``model`` as it is; counts the rows each step decodes (the filled slots)."""
+class RowCountingModel:
+    """``model`` as it is; counts the rows each decoder step decodes (the filled slots)."""
 
     def __init__(self, model: Any) -> None:
         self.model = model
@@ -94,6 +72,15 @@ class FilledRowsCounter:
         slots = getattr(step.state, "slots", None)  # the transformer's filled slots; RNNs decode all
         self.rows += last_tokens.shape[0] if slots is None else len(slots)
         return step
+
+
+class EverySlotModel(RowCountingModel):
+    """``model`` with :class:`EverySlotState` states: every slot is decoded."""
+
+    def decode_step(self, last_tokens: Tensor, memory: Tensor, memory_pad_mask: Tensor, state: Any) -> Any:
+        inner = None if state is None else state.inner
+        step = super().decode_step(last_tokens, memory, memory_pad_mask, inner)
+        return step._replace(state=EverySlotState(step.state))
 
 
 def main() -> int:
@@ -125,7 +112,7 @@ def main() -> int:
             batches = [curves.batch(rows) for rows in
                        make_batches(curves.num_points, args.batch_size, DEFAULT_MAX_BATCH_POINTS)]
             options = BeamOptions(beam_size=args.beam_size)
-            ways = {"skipped": FilledRowsCounter(loaded.model), "decoded": EverySlotModel(loaded.model)}
+            ways = {"skipped": RowCountingModel(loaded.model), "decoded": EverySlotModel(loaded.model)}
             searches = {name: build_generator("beam", options, model, loaded.tokenizer, trie)
                         for name, model in ways.items()}
             seconds = {name: [0.0] * args.repeats for name in ways}
