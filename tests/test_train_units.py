@@ -277,6 +277,7 @@ def _minimal_config() -> dict:
         ),
         (lambda c: c["validation"].update(metric="bleu"), r"cfg\.json: validation\.metric: expected one of"),
         (lambda c: c.pop("max_steps"), r"cfg\.json: give max_steps or max_epochs"),
+        (lambda c: c["data"].update(pool_batches=0), r"cfg\.json: .*pool_batches must be >= 1"),
     ],
 )
 def test_strict_config_errors_name_file_and_key(tmp_path, edit, message):
@@ -290,6 +291,26 @@ def test_strict_config_errors_name_file_and_key(tmp_path, edit, message):
     load_train_config_path.write_text(json.dumps(cfg))
     with pytest.raises(ConfigError, match=message):
         load_train_config(load_train_config_path)
+
+
+def test_training_sampler_pools_as_the_config_says():
+    """``data.pool_batches`` reaches the training sampler: with pools of one batch the batches are
+    random draws of the epoch's permutation, not runs of similar lengths."""
+    from types import SimpleNamespace
+
+    from swipe.training.config import DataConfig
+    from swipe.training.datasets import PreparedData
+    from swipe.training.distributed import DistInfo
+
+    lengths = np.arange(1, 513)  # curve i has i + 1 points
+    train = SimpleNamespace(resampled_num_points=lambda resample: lengths)
+    spreads = {}
+    for pool in (64, 1):
+        data = PreparedData(DataConfig(train="a", val="b", pool_batches=pool), train, None, [], None, None)
+        sampler = data.make_sampler(8, seed=0, dist=DistInfo(0, 1, 0))
+        assert sampler.pool_batches == pool
+        spreads[pool] = np.mean([np.ptp(lengths[batch]) for batch in sampler])
+    assert spreads[64] < 20 < 100 < spreads[1]
 
 
 def test_bundled_configs_load():

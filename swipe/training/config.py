@@ -95,6 +95,11 @@ class DataConfig:
         Curves per validation batch; default ``batch_size``.
     num_workers : int
         DataLoader worker processes (the dataset is memory-mapped, so workers share its pages).
+    pool_batches : int
+        Training batches per length-sorting pool of the sampler
+        (:class:`~swipe.data.LengthBucketBatchSampler`): larger pools pad less, so steps are
+        faster; smaller ones mix curves of other lengths into a batch (1: random batches), which
+        learns more per step.
     """
 
     train: str | None = None
@@ -110,6 +115,7 @@ class DataConfig:
     batch_size: int = 256
     val_batch_size: int | None = None
     num_workers: int = 0
+    pool_batches: int = 64
 
     def __post_init__(self) -> None:
         if self.synthetic is None and (self.train is None or self.val is None):
@@ -118,6 +124,8 @@ class DataConfig:
             raise ValueError("batch sizes must be positive")
         if self.num_workers < 0:
             raise ValueError("num_workers must be >= 0")
+        if self.pool_batches < 1:
+            raise ValueError(f"pool_batches must be >= 1, got {self.pool_batches}")
         if self.max_points is not None and self.max_points < 2:
             raise ValueError("max_points must be at least 2")
 

@@ -63,6 +63,7 @@ class PreparedData(NamedTuple):
             drop_last=False,
             num_replicas=dist.world_size,
             rank=dist.rank,
+            pool_batches=self.config.pool_batches,
         )
 
     def make_val_sampler(self, num_curves: int, batch_size: int) -> Any:
