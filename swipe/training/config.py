@@ -98,8 +98,7 @@ class DataConfig:
     pool_batches : int
         Training batches per length-sorting pool of the sampler
         (:class:`~swipe.data.LengthBucketBatchSampler`): larger pools pad less, so steps are
-        faster; smaller ones mix curves of other lengths into a batch (1: random batches), which
-        learns more per step.
+        faster; smaller ones mix curves of other lengths into a batch (1: random batches).
     """
 
     train: str | None = None
