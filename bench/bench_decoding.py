@@ -55,8 +55,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import dataset_dir  # noqa: E402
 from swipe.config import from_dict, to_dict  # noqa: E402
-from swipe.data import build_dataset  # noqa: E402
 from swipe.decoding import BeamOptions, LexiconTrie, build_generator  # noqa: E402
 from swipe.decoding.naive import NaiveBeamSearch  # noqa: E402
 from swipe.keyboard import bundled_layout  # noqa: E402
@@ -156,10 +156,7 @@ def main() -> int:
 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory(prefix="bench-decoding-") as tmp:
-        data = Path(args.data)
-        if not data.is_dir():
-            build_dataset([data], Path(tmp) / "data")
-            data = Path(tmp) / "data"
+        data = dataset_dir(Path(args.data), Path(tmp))
         checkpoint = Path(args.checkpoint) if args.checkpoint else Path(tmp) / "base.pt"
         if not args.checkpoint:
             from swipe.data import SwipeDataset

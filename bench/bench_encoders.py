@@ -29,8 +29,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import dataset_dir  # noqa: E402
 from swipe.batch import SwipeBatch  # noqa: E402
-from swipe.data import build_dataset  # noqa: E402
 from swipe.predict import DEFAULT_MAX_BATCH_POINTS, CheckpointLoader, DatasetCurves, make_batches  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "hws_real_en_dev.jsonl"
@@ -68,10 +68,7 @@ def main() -> int:
     torch.set_num_threads(1)
     table = []
     with tempfile.TemporaryDirectory(prefix="bench-encoders-") as tmp, torch.no_grad():
-        data = Path(args.data)
-        if not data.is_dir():
-            build_dataset([data], Path(tmp) / "data")
-            data = Path(tmp) / "data"
+        data = dataset_dir(Path(args.data), Path(tmp))
         for checkpoint in args.checkpoint or [str(DEFAULT_CHECKPOINT)]:
             loaded = CheckpointLoader(Path(checkpoint)).load("cpu")
             model = loaded.model

@@ -29,8 +29,8 @@ from torch import Tensor
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import dataset_dir  # noqa: E402
 from swipe.batch import SwipeBatch  # noqa: E402
-from swipe.data import build_dataset  # noqa: E402
 from swipe.decoding import BeamOptions, build_generator  # noqa: E402
 from swipe.decoding.trie import LexiconTrie  # noqa: E402
 from swipe.lexicon import load_lexicon  # noqa: E402
@@ -101,10 +101,7 @@ def main() -> int:
     print("| model | empty slots | curves/s | decoded rows | speed-up |")
     print("| --- | --- | ---: | ---: | ---: |")
     with tempfile.TemporaryDirectory(prefix="bench-slots-") as tmp:
-        data = Path(args.data)
-        if not data.is_dir():
-            build_dataset([data], Path(tmp) / "data")
-            data = Path(tmp) / "data"
+        data = dataset_dir(Path(args.data), Path(tmp))
         for checkpoint in args.checkpoint or [str(DEFAULT_CHECKPOINT)]:
             loaded = CheckpointLoader(Path(checkpoint)).load("cpu")
             trie = LexiconTrie.from_lexicon(load_lexicon(args.lexicon), loaded.tokenizer)

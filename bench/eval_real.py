@@ -49,6 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.common import dataset_dir  # noqa: E402
 from swipe.decoding import BeamOptions, GreedyOptions, LexiconTrie  # noqa: E402
 from swipe.lexicon import load_lexicon  # noqa: E402
 from swipe.metrics import SWIPE_MRR_WEIGHTS, Scores, target_rank  # noqa: E402
@@ -302,15 +303,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not data.exists():
             print(f"eval_real.py: error: {data}: no such data file or dataset", file=sys.stderr)
             return 2
-        dataset_dir = data
-        if not data.is_dir():
-            from swipe.data import build_dataset
-
-            build_dataset([data], Path(tmp) / "data")
-            dataset_dir = Path(tmp) / "data"
+        built = dataset_dir(data, Path(tmp))
         lexicons, curves = set(), 0
         for arg_path, path in zip(args.models, models, strict=True):
-            found, lexicon, curves = evaluate_model(path, arg_path, dataset_dir, grid, args.lexicon,
+            found, lexicon, curves = evaluate_model(path, arg_path, built, grid, args.lexicon,
                                                     args.max_curves, args.held_out, args.batch_size)
             rows += found
             lexicons.add(lexicon)
