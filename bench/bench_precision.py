@@ -109,12 +109,12 @@ def main() -> int:
                     generator.generate(*curves.batch([i]))
                     times.append(1000 * (time.perf_counter() - start))
             latencies[name] = statistics.median(times)
+        n = len(curves)
+        words = [curves.dataset.word(i) for i in range(n)]
 
-    n = len(curves)
-    words = [curves.dataset.word(i) for i in range(n)]
     reference = outputs["fp32"]
     print(f"model: {args.checkpoint}; data: {args.data} ({n} curves); beam size {args.beam_size}, "
-          f"batch size {args.batch_size}, 1 thread, fastest of {args.repeats}")
+          f"batch size {args.batch_size}, 1 thread; curves/s: fastest of {args.repeats}")
     print(f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}\n")
     print("| decoding | curves/s | speed-up | accuracy@1 | first word as fp32 | all words as fp32 "
           "| single swipe p50 |")
