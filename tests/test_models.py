@@ -257,6 +257,31 @@ def test_decode_step_matches_full_decoding_after_select(arch: str) -> None:
         assert type(state.select(torch.zeros(2, 1, dtype=torch.int64))) is type(state)
 
 
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_selects_in_a_row_then_a_step(arch: str) -> None:
+    """Several ``select`` / ``select_curves`` calls before one step compose: the step decodes each
+    hypothesis from the prefix it was last said to continue. Stepping a state leaves it as it
+    was: stepped twice, it gives the same logits twice."""
+    model = tiny_model(arch)
+    swipe, swipe_mask = make_swipes([10, 6, 12], [0, 3, 2])
+    tokens, _ = make_tokens([6] * 6)  # two hypotheses per curve
+    beams = torch.tensor([[1, 0, 1], [0, 0, 1], [1, 1, 0]])  # rows 1 0 1 | 2 2 3 | 5 5 4
+    beams_again = torch.tensor([[2, 0], [1, 2], [0, 2]])  # rows 1 1 | 2 3 | 5 4
+    kept = torch.tensor([2, 1])  # rows 5 4 | 2 3
+    with torch.no_grad():
+        memory = model.encode(swipe, swipe_mask)
+        state = None
+        for i in range(3):
+            state = model.decode_step(tokens[:, i], memory, swipe_mask, state).state
+        state = state.select(beams).select(beams_again).select_curves(kept)
+        rows = torch.tensor([5, 4, 2, 3])
+        steps = [model.decode_step(tokens[rows, 3], memory[kept], swipe_mask[kept], state) for _ in range(2)]
+        expected = model.decode(tokens[rows], memory[rows // 2], swipe_mask[rows // 2], None)
+    for step in steps:
+        torch.testing.assert_close(step.logits, expected[:, 3], **TOL)
+    torch.testing.assert_close(steps[0].logits, steps[1].logits, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("training", [False, True])
 @pytest.mark.parametrize("arch", list(ARCHITECTURES))
 def test_decode_step_with_empty_slots(arch: str, training: bool) -> None:
@@ -299,7 +324,7 @@ def test_decode_step_with_empty_slots(arch: str, training: bool) -> None:
             torch.testing.assert_close(step.logits[filled], expected[:, i], **TOL)
             assert step.logits.shape[0] == len(rows)
             if i == 5 and arch not in ("lstm", "gru") and not training:
-                assert state.self_caches[0].shape[0] == 5  # cache rows for the filled slots only
+                assert state.self_caches[0].shape[1] == 5  # cache rows for the filled slots only
                 with pytest.raises(ValueError, match="continues an empty slot"):
                     state.select(torch.tensor([[0], [1], [0]]))  # slot 1 of curve 1 is empty
 

@@ -152,21 +152,23 @@ def _curve_rows(curve_indices: Tensor, beams_per_curve: int) -> Tensor:
 
 
 class TransformerDecoderState(NamedTuple):
-    """The transformer decoder's key/value cache, each layer's keys and values in one tensor, so
-    that appending a position or reordering the hypotheses is one copy per layer.
+    """The transformer decoder's key/value cache, each layer's keys and values in one tensor with
+    the positions first, so that a step appends a position by writing one block and reorders the
+    hypotheses by gathering rows: one copy per layer.
 
     Hypotheses are grouped by curve in ``beams_per_curve`` slots each: slots
     ``c * beams_per_curve .. (c + 1) * beams_per_curve - 1`` are those of curve ``c``, and they
     all read the curve's one copy of the memory's keys/values. Where beam search leaves slots
-    empty (:meth:`select` with ``-1``), the cache holds rows for the filled slots only
-    (``slots``), and a step computes nothing for the empty ones but the cross-attention, which
-    reads the memory per curve.
+    empty (:meth:`select` with ``-1``), only the filled slots have hypotheses (``slots``), and a
+    step computes nothing for the empty ones but the cross-attention, which reads the memory per
+    curve. :meth:`select` and :meth:`select_curves` copy nothing: they record which cache row each
+    hypothesis continues (``rows``), and the next step gathers those rows while it appends.
 
     Attributes
     ----------
     self_caches : tuple of Tensor
-        Per layer, ``(rows, 2, H, S, D / H)``: per hypothesis, the keys (index 0) and values
-        (index 1) of the ``S`` tokens decoded so far.
+        Per layer, ``(S, R, 2, H, D / H)``: for each of the ``S`` tokens decoded so far and each
+        cache row, the keys (index 0) and values (index 1).
     memory_caches : tuple of Tensor
         Per layer, ``(C, 2, H, T, D / H)``: per curve, the memory's keys and values.
     memory_mask : Tensor or None
@@ -177,8 +179,11 @@ class TransformerDecoderState(NamedTuple):
     weights : DecoderWeights
         The decoder's weights for the eval-mode step, gathered at the first step.
     slots : Tensor or None
-        ``(rows,)`` int64, ascending: the slot of each cache row, where some slots are empty;
-        None where every slot holds a hypothesis (row ``i`` is slot ``i``).
+        ``(N,)`` int64, ascending: the slot of each of the ``N`` hypotheses, where some slots are
+        empty; None where every slot holds a hypothesis (hypothesis ``i`` is slot ``i``).
+    rows : Tensor or None
+        ``(N,)`` int64: the cache row each hypothesis continues; None: hypothesis ``i`` continues
+        row ``i``.
     """
 
     self_caches: tuple[Tensor, ...]
@@ -187,11 +192,12 @@ class TransformerDecoderState(NamedTuple):
     beams_per_curve: int
     weights: DecoderWeights
     slots: Tensor | None = None
+    rows: Tensor | None = None
 
     @property
     def length(self) -> int:
         """Number of tokens decoded so far."""
-        return self.self_caches[0].shape[3]
+        return self.self_caches[0].shape[0]
 
     @property
     def num_curves(self) -> int:
@@ -203,39 +209,44 @@ class TransformerDecoderState(NamedTuple):
 
     def layer_caches(self) -> tuple[LayerCache, ...]:
         """Per layer, its keys/values as :class:`LayerCache` views (every slot a row)."""
-        caches = self.unpacked().self_caches
+        caches = (c.permute(1, 2, 3, 0, 4) for c in self.unpacked().self_caches)  # (R, 2, H, S, D / H)
         return tuple(
             LayerCache(own[:, 0], own[:, 1], memory[:, 0], memory[:, 1])
             for own, memory in zip(caches, self.memory_caches, strict=True)
         )
 
     def unpacked(self) -> TransformerDecoderState:
-        """The same state with a cache row for every slot (zeros for the empty ones)."""
-        if self.slots is None:
+        """The same state with cache row ``i`` for slot ``i`` (zeros for the empty slots)."""
+        if self.slots is None and self.rows is None:
             return self
-        caches = tuple(
-            c.new_zeros((self.num_slots, *c.shape[1:])).index_copy_(0, self.slots, c)
-            for c in self.self_caches
-        )
-        return self._replace(self_caches=caches, slots=None)
+        caches = self.self_caches
+        if self.rows is not None:
+            caches = tuple(c.index_select(1, self.rows) for c in caches)
+        if self.slots is not None:
+            caches = tuple(
+                c.new_zeros((c.shape[0], self.num_slots, *c.shape[2:])).index_copy_(1, self.slots, c)
+                for c in caches
+            )
+        return self._replace(self_caches=caches, slots=None, rows=None)
 
-    def _rows_of_slots(self, slots: Tensor) -> Tensor:
-        """The cache row of each of ``slots`` (-1 where a slot is empty)."""
+    def _hypotheses_of_slots(self, slots: Tensor) -> Tensor:
+        """The hypothesis in each of ``slots`` (-1 where a slot is empty)."""
         if self.slots is None:
             return slots
-        row_of_slot = self.slots.new_full((self.num_slots,), -1)
-        row_of_slot[self.slots] = torch.arange(len(self.slots), device=self.slots.device)
-        return row_of_slot[slots]
+        of_slot = self.slots.new_full((self.num_slots,), -1)
+        of_slot[self.slots] = torch.arange(len(self.slots), device=self.slots.device)
+        return of_slot[slots]
 
-    def _kept_rows(self, rows: Tensor, filled: Tensor) -> tuple[tuple[Tensor, ...], Tensor | None]:
-        """The self caches and ``slots`` of a new state whose slot ``i`` continues cache row
-        ``rows[i]`` where ``filled[i]``, and is empty elsewhere."""
+    def _continued(self, hypotheses: Tensor, filled: Tensor) -> tuple[Tensor, Tensor | None]:
+        """``rows`` and ``slots`` of a new state whose slot ``i`` continues hypothesis
+        ``hypotheses[i]`` where ``filled[i]``, and is empty elsewhere."""
         slots = None if bool(filled.all()) else filled.nonzero().squeeze(1)
         if slots is not None:
-            rows = rows.index_select(0, slots)
-        if len(rows) and int(rows.min()) < 0:
+            hypotheses = hypotheses.index_select(0, slots)
+        if len(hypotheses) and int(hypotheses.min()) < 0:
             raise ValueError("a hypothesis continues an empty slot: select only filled slots")
-        return tuple(c.index_select(0, rows) for c in self.self_caches), slots
+        rows = hypotheses if self.rows is None else self.rows.index_select(0, hypotheses)
+        return rows, slots
 
     def select(self, beam_indices: Tensor) -> TransformerDecoderState:
         """Reorder / expand the hypotheses of every curve, keeping the curves.
@@ -248,19 +259,19 @@ class TransformerDecoderState(NamedTuple):
             empty slot where it is ``-1``: the next step's logits for it are meaningless.
         """
         parents = _beam_rows(beam_indices.clamp(min=0), self.beams_per_curve)
-        caches, slots = self._kept_rows(self._rows_of_slots(parents), (beam_indices >= 0).reshape(-1))
-        return self._replace(self_caches=caches, slots=slots, beams_per_curve=beam_indices.size(1))
+        rows, slots = self._continued(self._hypotheses_of_slots(parents), (beam_indices >= 0).reshape(-1))
+        return self._replace(rows=rows, slots=slots, beams_per_curve=beam_indices.size(1))
 
     def select_curves(self, curve_indices: Tensor) -> TransformerDecoderState:
         """Keep only curves ``curve_indices`` ``(C',)`` (all their hypotheses), in that order."""
-        rows = self._rows_of_slots(_curve_rows(curve_indices, self.beams_per_curve))
-        caches, slots = self._kept_rows(rows, rows >= 0)
+        hypotheses = self._hypotheses_of_slots(_curve_rows(curve_indices, self.beams_per_curve))
+        rows, slots = self._continued(hypotheses, hypotheses >= 0)
         mask = None if self.memory_mask is None else self.memory_mask.index_select(0, curve_indices)
         return self._replace(
-            self_caches=caches,
             memory_caches=tuple(c.index_select(0, curve_indices) for c in self.memory_caches),
             memory_mask=mask,
             slots=slots,
+            rows=rows,
         )
 
 
@@ -419,7 +430,7 @@ class TransformerDecoderLayer(nn.Module):
 
 def decoder_layer_step(
     w: StepWeights, x: Tensor, self_cache: Tensor, memory_cache: Tensor, memory_mask: Tensor | None,
-    beams_per_curve: int, slots: Tensor | None = None,
+    beams_per_curve: int, slots: Tensor | None = None, rows: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """:meth:`TransformerDecoderLayer.forward` of one new position per row, in eval mode, written
     with functional ops on the layer's :class:`StepWeights`.
@@ -432,7 +443,7 @@ def decoder_layer_step(
         ``(rows, D)`` the new position of every hypothesis: one row per slot (``C * K``), or per
         filled slot where ``slots`` is given.
     self_cache : Tensor
-        ``(rows, 2, H, S, D / H)`` keys (index 0) and values (index 1) of the positions before.
+        ``(S, R, 2, H, D / H)`` keys (index 0) and values (index 1) of the positions before.
     memory_cache : Tensor
         ``(C, 2, H, T, D / H)`` the memory's keys and values.
     memory_mask : Tensor or None
@@ -442,19 +453,30 @@ def decoder_layer_step(
     slots : Tensor, optional
         ``(rows,)`` the slot of each row, where some slots are empty (see
         :class:`TransformerDecoderState`).
+    rows : Tensor, optional
+        ``(rows,)`` the row of ``self_cache`` each row continues; None: row ``i`` continues row ``i``.
 
     Returns
     -------
     tuple of Tensor
-        The layer's output ``(rows, D)`` and ``self_cache`` with the new position appended.
+        The layer's output ``(rows, D)`` and its cache ``(S + 1, rows, 2, H, D / H)``: the rows
+        of ``self_cache`` that the rows continue, with the new position appended.
     """
     n, d = x.shape
     heads, k = w.num_heads, beams_per_curve
     (w1, b1, e1), (w2, b2, e2), (w3, b3, e3) = w.norms
     h = torch.layer_norm(x, (d,), w1, b1, e1) if w.norm_first else x
-    qkv = _project(h, *w.self_qkv).view(n, 3, heads, 1, d // heads)
-    self_cache = torch.cat((self_cache, qkv[:, 1:]), dim=3)  # keys and values in one copy
-    attended = F.scaled_dot_product_attention(qkv[:, 0], *self_cache.unbind(1))
+    qkv = _project(h, *w.self_qkv).view(n, 3, heads, d // heads)
+    # One copy: the continued rows gathered into the new cache, then the new position written.
+    length = self_cache.shape[0]
+    cache = self_cache.new_empty((length + 1, n, 2, heads, d // heads))
+    if length and rows is None:
+        cache[:length] = self_cache
+    elif length:
+        torch.index_select(self_cache, 1, rows, out=cache[:length])
+    cache[length] = qkv[:, 1:]
+    keys, values = cache.permute(1, 2, 3, 0, 4).unbind(1)  # (rows, H, S + 1, D / H) views
+    attended = F.scaled_dot_product_attention(qkv[:, 0, :, None], keys, values)
     x = _add_projection(x, attended.reshape(n, d), *w.self_out)
     if w.norm_first:
         h = torch.layer_norm(x, (d,), w2, b2, e2)
@@ -476,7 +498,7 @@ def decoder_layer_step(
     else:
         x = h = torch.layer_norm(x, (d,), w2, b2, e2)
     x = _add_projection(x, w.activation(_project(h, *w.feed_forward_in)), *w.feed_forward_out)
-    return (x if w.norm_first else torch.layer_norm(x, (d,), w3, b3, e3)), self_cache
+    return (x if w.norm_first else torch.layer_norm(x, (d,), w3, b3, e3)), cache
 
 
 def _project(x: Tensor, weight_t: Tensor, bias: Tensor) -> Tensor:
@@ -564,7 +586,7 @@ class TransformerDecoder(nn.Module):
             _project(rows, *w.memory_key_value).view(c, t, 2, heads, d // heads).permute(0, 2, 3, 1, 4)
             for w in weights.layers
         )
-        empty = memory_caches[0].new_zeros(c * beams_per_curve, 2, heads, 0, d // heads)
+        empty = memory_caches[0].new_zeros(0, c * beams_per_curve, 2, heads, d // heads)
         self_caches = (empty,) * len(self.layers)
         mask = optional_attention_mask(memory_pad_mask)
         return TransformerDecoderState(self_caches, memory_caches, mask, beams_per_curve, weights)
@@ -611,8 +633,10 @@ class TransformerDecoder(nn.Module):
         if self.training:
             x = self._embed(last_tokens[:, None], state.length)
             logits, caches = self._run(x, state.layer_caches(), None, state.memory_mask, k)
-            self_caches = tuple(torch.stack((c.self_key, c.self_value), 1) for c in caches)
-            return DecoderStep(logits[:, 0], state._replace(self_caches=self_caches, slots=None))
+            self_caches = tuple(  # (S, R, 2, H, D / H)
+                torch.stack((c.self_key, c.self_value), 1).permute(3, 0, 1, 2, 4) for c in caches
+            )
+            return DecoderStep(logits[:, 0], state._replace(self_caches=self_caches, slots=None, rows=None))
         weights, slots = state.weights, state.slots
         if slots is not None:  # only the filled slots are decoded
             last_tokens = last_tokens.index_select(0, slots)
@@ -622,7 +646,7 @@ class TransformerDecoder(nn.Module):
         caches = zip(weights.layers, state.self_caches, state.memory_caches, strict=True)
         for layer_weights, self_cache, memory_cache in caches:
             x, self_cache = decoder_layer_step(
-                layer_weights, x, self_cache, memory_cache, state.memory_mask, k, slots
+                layer_weights, x, self_cache, memory_cache, state.memory_mask, k, slots, state.rows
             )
             self_caches.append(self_cache)
         if weights.final_norm is not None:
@@ -630,7 +654,7 @@ class TransformerDecoder(nn.Module):
         logits = _project(x, *weights.output)
         if slots is not None:
             logits = logits.new_zeros(state.num_slots, logits.shape[1]).index_copy_(0, slots, logits)
-        return DecoderStep(logits, state._replace(self_caches=tuple(self_caches)))
+        return DecoderStep(logits, state._replace(self_caches=tuple(self_caches), rows=None))
 
 
 class AttentionRNNDecoder(nn.Module):
