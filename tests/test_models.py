@@ -282,6 +282,30 @@ def test_selects_in_a_row_then_a_step(arch: str) -> None:
     torch.testing.assert_close(steps[0].logits, steps[1].logits, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_decode_step_tracks_gradients_outside_no_grad(arch: str) -> None:
+    """An eval-mode step outside ``no_grad`` (a fine-tuning loop, a saliency probe) gives the same
+    logits as under it, and gradients reach the weights through the cache and a select."""
+    model = tiny_model(arch)
+    swipe, swipe_mask = make_swipes([10, 6], [0, 3])
+    tokens, _ = make_tokens([6] * 4)
+
+    def run() -> torch.Tensor:
+        memory, state = model.encode(swipe, swipe_mask), None
+        for i in range(3):
+            step = model.decode_step(tokens[:, i], memory, swipe_mask, state)
+            state = step.state.select(torch.tensor([[1, 0], [0, 0]])) if i == 1 else step.state
+        return step.logits
+
+    with torch.no_grad():
+        expected = run()
+    logits = run()
+    torch.testing.assert_close(logits, expected, rtol=0, atol=0)
+    logits.sum().backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert any(g is not None and bool(g.abs().sum() > 0) for g in grads)
+
+
 @pytest.mark.parametrize("training", [False, True])
 @pytest.mark.parametrize("arch", list(ARCHITECTURES))
 def test_decode_step_with_empty_slots(arch: str, training: bool) -> None:

@@ -467,14 +467,7 @@ def decoder_layer_step(
     (w1, b1, e1), (w2, b2, e2), (w3, b3, e3) = w.norms
     h = torch.layer_norm(x, (d,), w1, b1, e1) if w.norm_first else x
     qkv = _project(h, *w.self_qkv).view(n, 3, heads, d // heads)
-    # One copy: the continued rows gathered into the new cache, then the new position written.
-    length = self_cache.shape[0]
-    cache = self_cache.new_empty((length + 1, n, 2, heads, d // heads))
-    if length and rows is None:
-        cache[:length] = self_cache
-    elif length:
-        torch.index_select(self_cache, 1, rows, out=cache[:length])
-    cache[length] = qkv[:, 1:]
+    cache = _appended(self_cache, rows, qkv[:, 1:])
     keys, values = cache.permute(1, 2, 3, 0, 4).unbind(1)  # (rows, H, S + 1, D / H) views
     attended = F.scaled_dot_product_attention(qkv[:, 0, :, None], keys, values)
     x = _add_projection(x, attended.reshape(n, d), *w.self_out)
@@ -499,6 +492,23 @@ def decoder_layer_step(
         x = h = torch.layer_norm(x, (d,), w2, b2, e2)
     x = _add_projection(x, w.activation(_project(h, *w.feed_forward_in)), *w.feed_forward_out)
     return (x if w.norm_first else torch.layer_norm(x, (d,), w3, b3, e3)), cache
+
+
+def _appended(cache: Tensor, rows: Tensor | None, new: Tensor) -> Tensor:
+    """Rows ``rows`` of ``cache`` ``(S, R, ...)`` (all where None) followed by position ``new``
+    ``(N, ...)``: ``(S + 1, N, ...)``, in one copy (two where gradients are tracked, which
+    ``index_select`` into a given buffer does not support)."""
+    length = cache.shape[0]
+    if cache.requires_grad or new.requires_grad:
+        kept = cache if rows is None else cache.index_select(1, rows)
+        return torch.cat((kept, new[None]))
+    out = cache.new_empty((length + 1, *new.shape))
+    if length and rows is None:
+        out[:length] = cache
+    elif length:
+        torch.index_select(cache, 1, rows, out=out[:length])
+    out[length] = new
+    return out
 
 
 def _project(x: Tensor, weight_t: Tensor, bias: Tensor) -> Tensor:
