@@ -55,7 +55,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import dataset_dir  # noqa: E402
+from bench.common import REAL_EN_SWIPES, dataset_dir  # noqa: E402
 from swipe.config import from_dict, to_dict  # noqa: E402
 from swipe.decoding import BeamOptions, LexiconTrie, build_generator  # noqa: E402
 from swipe.decoding.naive import NaiveBeamSearch  # noqa: E402
@@ -80,8 +80,6 @@ from swipe.training.checkpoint import (  # noqa: E402
     layouts_to_grids,
 )
 from swipe.training.config import TrainConfig  # noqa: E402
-
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "hws_real_en_dev.jsonl"
 
 
 def random_base_checkpoint(path: Path, layout_name: str, seed: int) -> None:
@@ -118,7 +116,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--checkpoint", help="a trained model (default: random-init `base`)")
-    parser.add_argument("--data", default=str(DEFAULT_DATA), help="raw curves or a built dataset")
+    parser.add_argument("--data", default=str(REAL_EN_SWIPES), help="raw curves or a built dataset")
     parser.add_argument("--lexicon", default="en")
     parser.add_argument("--beam-size", type=int, default=8)
     parser.add_argument("--prior-weight", type=float, default=0.0, help="word-frequency prior weight")

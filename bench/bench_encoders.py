@@ -29,11 +29,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import dataset_dir  # noqa: E402
+from bench.common import REAL_EN_SWIPES, dataset_dir  # noqa: E402
 from swipe.batch import SwipeBatch  # noqa: E402
 from swipe.predict import DEFAULT_MAX_BATCH_POINTS, CheckpointLoader, DatasetCurves, make_batches  # noqa: E402
 
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "hws_real_en_dev.jsonl"
 DEFAULT_CHECKPOINT = ROOT / "swipe" / "resources" / "models" / "en_hws"
 
 
@@ -60,7 +59,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", action="append", default=None,
                         help="a trained model (repeatable; default: the shipped en_hws)")
-    parser.add_argument("--data", default=str(DEFAULT_DATA), help="raw curves or a built dataset")
+    parser.add_argument("--data", default=str(REAL_EN_SWIPES), help="raw curves or a built dataset")
     parser.add_argument("--single-curves", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3, help="passes over the batches, fastest kept")

@@ -37,7 +37,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import dataset_dir  # noqa: E402
+from bench.common import add_search_arguments, dataset_dir  # noqa: E402
 from swipe.decoding import BeamOptions, Candidate, LexiconTrie  # noqa: E402
 from swipe.lexicon import load_lexicon  # noqa: E402
 from swipe.predict import CheckpointLoader, DatasetCurves, DecodeJob, Decoder, ModelParts, decode  # noqa: E402
@@ -61,13 +61,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--checkpoint", required=True,
-                        help="checkpoint file, run directory or exported model")
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "hws_real_en_dev.jsonl"),
-                        help="raw data file or built dataset directory")
-    parser.add_argument("--lexicon", default="en")
-    parser.add_argument("--beam-size", type=int, default=8)
-    parser.add_argument("--batch-size", type=int, default=64)
+    add_search_arguments(parser)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--latency-curves", type=int, default=200)
     args = parser.parse_args()

@@ -29,14 +29,13 @@ from torch import Tensor
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import dataset_dir  # noqa: E402
+from bench.common import REAL_EN_SWIPES, dataset_dir  # noqa: E402
 from swipe.batch import SwipeBatch  # noqa: E402
 from swipe.decoding import BeamOptions, build_generator  # noqa: E402
 from swipe.decoding.trie import LexiconTrie  # noqa: E402
 from swipe.lexicon import load_lexicon  # noqa: E402
 from swipe.predict import DEFAULT_MAX_BATCH_POINTS, CheckpointLoader, DatasetCurves, make_batches  # noqa: E402
 
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "hws_real_en_dev.jsonl"
 DEFAULT_CHECKPOINT = ROOT / "shipped_runs" / "shipped_en_ft" / "export"
 
 
@@ -89,7 +88,7 @@ def main() -> int:
     )
     parser.add_argument("--checkpoint", action="append",
                         help="checkpoint, run or exported model (repeatable)")
-    parser.add_argument("--data", default=str(DEFAULT_DATA), help="swipes (jsonl) or a built dataset")
+    parser.add_argument("--data", default=str(REAL_EN_SWIPES), help="swipes (jsonl) or a built dataset")
     parser.add_argument("--lexicon", default="en")
     parser.add_argument("--beam-size", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=64)

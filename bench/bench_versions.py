@@ -26,6 +26,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import add_search_arguments, dataset_dir  # noqa: E402  (imports no swipe)
 
 
 def measure(tree: Path, checkpoint: str, data: Path, lexicon: str, beam_size: int, batch_size: int,
@@ -34,10 +37,13 @@ def measure(tree: Path, checkpoint: str, data: Path, lexicon: str, beam_size: in
     sys.path.insert(0, str(tree))
     import torch
 
+    import swipe
     from swipe.decoding import BeamOptions, LexiconTrie, build_generator
     from swipe.lexicon import load_lexicon
     from swipe.predict import CheckpointLoader, DatasetCurves, DecodeJob, decode
 
+    if not Path(swipe.__file__).resolve().is_relative_to(tree.resolve()):
+        raise RuntimeError(f"timing {tree} imported swipe from {swipe.__file__}")
     loader = CheckpointLoader(checkpoint)
     loaded = loader.load("cpu")
     trie = LexiconTrie.from_lexicon(load_lexicon(lexicon), loaded.tokenizer)
@@ -69,13 +75,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--base", default="HEAD", help="git revision to compare against (default HEAD)")
-    parser.add_argument("--checkpoint", required=True,
-                        help="checkpoint file, run directory or exported model")
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "hws_real_en_dev.jsonl"),
-                        help="raw data file or built dataset directory")
-    parser.add_argument("--lexicon", default="en")
-    parser.add_argument("--beam-size", type=int, default=8)
-    parser.add_argument("--batch-size", type=int, default=64)
+    add_search_arguments(parser)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--latency-curves", type=int, default=200)
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # internal: the tree a child process times
@@ -88,9 +88,6 @@ def main() -> int:
                          batch_size, latency_curves)
         print(json.dumps(result))
         return 0
-
-    sys.path.insert(0, str(ROOT))
-    from bench.common import dataset_dir
 
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp) / "base"

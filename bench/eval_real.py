@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import dataset_dir  # noqa: E402
+from bench.common import REAL_EN_SWIPES, dataset_dir  # noqa: E402
 from swipe.decoding import BeamOptions, GreedyOptions, LexiconTrie  # noqa: E402
 from swipe.lexicon import load_lexicon  # noqa: E402
 from swipe.metrics import SWIPE_MRR_WEIGHTS, Scores, target_rank  # noqa: E402
@@ -67,7 +67,6 @@ from swipe.predict import (  # noqa: E402
 from swipe.templates import TemplateRescorer  # noqa: E402
 from swipe.training.checkpoint import resolve_model_file  # noqa: E402
 
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "hws_real_en_dev.jsonl"
 DEFAULT_LENGTH_PENALTY = BeamOptions().length_penalty
 
 
@@ -231,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     arg = parser.add_argument
     arg("models", nargs="+", help="checkpoints, run directories, exported models or shipped model folders")
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--data", help=f"raw curves or a built dataset (default: {DEFAULT_DATA})")
+    source.add_argument("--data", help=f"raw curves or a built dataset (default: {REAL_EN_SWIPES})")
     source.add_argument("--synthetic-val", metavar="DIR", help="a built synthetic validation dataset instead")
     arg("--lexicon", help="'en', 'ru' or a word-list file (default: each model's own lexicon)")
     arg("--generators", type=lambda s: parse_list(s, str), default=["greedy", "beam"],
@@ -299,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_before = os.getloadavg()
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="eval-real-") as tmp:
-        data = Path(args.synthetic_val or args.data or DEFAULT_DATA)
+        data = Path(args.synthetic_val or args.data or REAL_EN_SWIPES)
         if not data.exists():
             print(f"eval_real.py: error: {data}: no such data file or dataset", file=sys.stderr)
             return 2
