@@ -48,7 +48,7 @@ if str(ROOT) not in sys.path:
 
 from bench.baselines.common import DEFAULT_LAYOUT, read_labelled_curves  # noqa: E402
 from bench.baselines.run_baselines import run_baseline  # noqa: E402
-from bench.eval_real import DEFAULT_DATA  # noqa: E402
+from bench.common import REAL_EN_SWIPES  # noqa: E402
 from bench.finetune_real import DEFAULT_MODEL, split_rows  # noqa: E402
 from swipe.aggregate import EnsembleError, apply, fit, save_ensemble  # noqa: E402
 from swipe.formats import BadRowError  # noqa: E402
@@ -175,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     arg("--model", action="append",
         help="checkpoint, run directory or exported model folder; repeat for several neural members "
              "(default: the shipped English model)")
-    arg("--data", type=Path, default=DEFAULT_DATA, help=f"raw real swipes (default: {DEFAULT_DATA})")
+    arg("--data", type=Path, default=REAL_EN_SWIPES, help=f"raw real swipes (default: {REAL_EN_SWIPES})")
     arg("--layout", default=DEFAULT_LAYOUT, help=f"bundled layout of the swipes (default {DEFAULT_LAYOUT})")
     arg("--lexicon", default="en", help="'en', 'ru' or a word-list file, for both members (default en)")
     arg("--beam-size", type=int, default=8, help="beam size of the neural model (default 8)")

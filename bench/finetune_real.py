@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.eval_real import DEFAULT_DATA, Row, Setting, evaluate_model, settings_grid  # noqa: E402
+from bench.common import REAL_EN_SWIPES  # noqa: E402
+from bench.eval_real import Row, Setting, evaluate_model, settings_grid  # noqa: E402
 from swipe.config import from_dict, to_dict  # noqa: E402
 from swipe.data import build_dataset  # noqa: E402
 from swipe.decoding import BeamOptions  # noqa: E402
@@ -173,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     arg = parser.add_argument
     arg("--model", default=os.path.relpath(DEFAULT_MODEL),
         help="checkpoint, run directory or exported model folder (default: the shipped English model)")
-    arg("--data", type=Path, default=DEFAULT_DATA, help=f"raw real swipes (default: {DEFAULT_DATA})")
+    arg("--data", type=Path, default=REAL_EN_SWIPES, help=f"raw real swipes (default: {REAL_EN_SWIPES})")
     arg("--steps", type=int, default=300, help="fine-tuning optimizer steps (default 300)")
     arg("--lr", type=float, default=3e-4, help="peak learning rate (default 3e-4)")
     arg("--warmup", type=int, default=30, help="warm-up steps (default 30)")

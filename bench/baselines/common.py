@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from bench.common import REAL_EN_SWIPES
 from swipe.formats import BadRowError, Curve, read_curves
 from swipe.keyboard import Layout
 from swipe.shark2 import Candidates, WordTemplates, build_templates, top_candidates
@@ -21,9 +22,8 @@ __all__ = [
     "read_labelled_curves", "resample", "resample_many", "select_half", "top_candidates",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 # Benchmarks may read the shared development data next to the repository (the package never does).
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "hws_real_en_dev.jsonl"
+DEFAULT_DATA = REAL_EN_SWIPES
 DEFAULT_LAYOUT = "hws_fitted"
 
 # ---- data ----------------------------------------------------------------------------------
