@@ -74,31 +74,28 @@ def main() -> int:
         trie = LexiconTrie.from_lexicon(load_lexicon(args.lexicon), loaded.tokenizer)
         curves = DatasetCurves.for_model(data, loaded)
         options = BeamOptions(beam_size=args.beam_size)
-        jobs = {
-            "fp32": DecodeJob(loader, curves, "beam", options, trie, "cpu"),
-            "bf16 autocast": DecodeJob(loader, curves, "beam", options, trie, "cpu"),
-            "bf16 weights": DecodeJob(Bfloat16Loader(loader), curves, "beam", options, trie, "cpu"),
-        }
-        contexts: dict[str, Callable[[], ContextManager[object]]] = {
-            "fp32": contextlib.nullcontext,
-            "bf16 autocast": lambda: torch.autocast("cpu", dtype=torch.bfloat16),
-            "bf16 weights": contextlib.nullcontext,
+        as_shipped = DecodeJob(loader, curves, "beam", options, trie, "cpu")
+        bf16_weights = DecodeJob(Bfloat16Loader(loader), curves, "beam", options, trie, "cpu")
+        ways: dict[str, tuple[DecodeJob, Callable[[], ContextManager[object]]]] = {
+            "fp32": (as_shipped, contextlib.nullcontext),
+            "bf16 autocast": (as_shipped, lambda: torch.autocast("cpu", dtype=torch.bfloat16)),
+            "bf16 weights": (bf16_weights, contextlib.nullcontext),
         }
         seconds: dict[str, float] = {}
         outputs: dict[str, list[list[Candidate]]] = {}
         for _ in range(args.repeats):
-            for name, job in jobs.items():
-                with contexts[name]():
+            for name, (job, context) in ways.items():
+                with context():
                     start = time.perf_counter()
                     outputs[name] = decode(job, args.batch_size)
                     elapsed = time.perf_counter() - start
                 seconds[name] = min(seconds.get(name, elapsed), elapsed)
         latencies: dict[str, float] = {}
-        for name, job in jobs.items():
+        for name, (job, context) in ways.items():
             generator = Decoder(job).generator
             times = []
             for i in range(min(args.latency_curves, len(curves))):
-                with contexts[name]():
+                with context():
                     start = time.perf_counter()
                     generator.generate(*curves.batch([i]))
                     times.append(1000 * (time.perf_counter() - start))

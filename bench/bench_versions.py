@@ -31,9 +31,9 @@ sys.path.insert(0, str(ROOT))
 from bench.common import add_search_arguments, dataset_dir  # noqa: E402  (imports no swipe)
 
 
-def measure(tree: Path, checkpoint: str, data: Path, lexicon: str, beam_size: int, batch_size: int,
-            latency_curves: int) -> dict[str, float | str]:
-    """Time decoding with the ``swipe`` package of ``tree`` (call in a fresh process)."""
+def measure(tree: Path, args: argparse.Namespace) -> dict[str, float | str]:
+    """Time decoding with the ``swipe`` package of ``tree`` and the options ``args`` (call in a
+    fresh process)."""
     sys.path.insert(0, str(tree))
     import torch
 
@@ -44,21 +44,21 @@ def measure(tree: Path, checkpoint: str, data: Path, lexicon: str, beam_size: in
 
     if not Path(swipe.__file__).resolve().is_relative_to(tree.resolve()):
         raise RuntimeError(f"timing {tree} imported swipe from {swipe.__file__}")
-    loader = CheckpointLoader(checkpoint)
+    loader = CheckpointLoader(args.checkpoint)
     loaded = loader.load("cpu")
-    trie = LexiconTrie.from_lexicon(load_lexicon(lexicon), loaded.tokenizer)
-    curves = DatasetCurves.for_model(data, loaded)
-    options = BeamOptions(beam_size=beam_size)
+    trie = LexiconTrie.from_lexicon(load_lexicon(args.lexicon), loaded.tokenizer)
+    curves = DatasetCurves.for_model(Path(args.data), loaded)
+    options = BeamOptions(beam_size=args.beam_size)
     job = DecodeJob(loader, curves, "beam", options, trie, "cpu")
     seconds = []
     for _ in range(3):
         start = time.perf_counter()
-        candidates = decode(job, batch_size)
+        candidates = decode(job, args.batch_size)
         seconds.append(time.perf_counter() - start)
     torch.set_num_threads(1)
     generator = build_generator("beam", options, loaded.model, loaded.tokenizer, trie)
     latencies = []
-    for i in range(min(latency_curves, len(curves))):
+    for i in range(min(args.latency_curves, len(curves))):
         start = time.perf_counter()
         generator.generate(*curves.batch([i]))
         latencies.append(1000 * (time.perf_counter() - start))
@@ -80,13 +80,8 @@ def main() -> int:
     parser.add_argument("--latency-curves", type=int, default=200)
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # internal: the tree a child process times
     args = parser.parse_args()
-    settings = (str(Path(args.checkpoint).resolve()), args.lexicon, args.beam_size, args.batch_size,
-                args.latency_curves)
     if args.measure:
-        checkpoint, lexicon, beam_size, batch_size, latency_curves = settings
-        result = measure(Path(args.measure), checkpoint, Path(args.data), lexicon, beam_size,
-                         batch_size, latency_curves)
-        print(json.dumps(result))
+        print(json.dumps(measure(Path(args.measure), args)))
         return 0
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,7 +97,7 @@ def main() -> int:
         for _ in range(args.rounds):
             for name, tree in trees.items():
                 command = [sys.executable, __file__, "--measure", str(tree), "--data", str(data),
-                           "--checkpoint", settings[0], "--lexicon", args.lexicon,
+                           "--checkpoint", args.checkpoint, "--lexicon", args.lexicon,
                            "--beam-size", str(args.beam_size), "--batch-size", str(args.batch_size),
                            "--latency-curves", str(args.latency_curves)]
                 out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
