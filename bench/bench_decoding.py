@@ -6,7 +6,7 @@ latency, and worker processes. One run, one table.
     nice -n 10 python bench/bench_decoding.py --checkpoint runs/x/checkpoints/best.pt
 
 Measured on the same model, the same curves (default: the 800 real English swipes of
-``../shared/data/hws_real_en_dev.jsonl``) and a lexicon (default: the bundled 50,000-word ``en``):
+``swipe/resources/swipes/hws_real_en_dev.jsonl``) and a lexicon (default: the bundled 50,000-word ``en``):
 
 - cached: :class:`~swipe.decoding.BeamSearchGenerator` over length-sorted batches of
   ``--batch-size`` curves with the decoder's key/value cache, as ``predict.py`` runs it, on

@@ -2,7 +2,7 @@
 
     nice -n 10 python bench/bench_encoders.py                       # the shipped English model
     nice -n 10 python bench/bench_encoders.py --checkpoint swipe/resources/models/en_hws \\
-        --checkpoint shipped_runs/shipped_en_ft/export
+        --checkpoint swipe/resources/models/en_hws_transformer
 
 In eval mode the transformer and conformer encoders run on weights gathered once (fused
 projections, no module calls; see ``swipe.models.encoders``); in training mode they run their

@@ -1,9 +1,9 @@
 """Decoding in bfloat16 against float32 on the CPU: speed, and how often the words change. One table.
 
-    nice -n 10 python bench/bench_precision.py --checkpoint shipped_runs/shipped_en_ft/export
+    nice -n 10 python bench/bench_precision.py --checkpoint swipe/resources/models/en_hws_transformer
 
 The same model decodes the same curves (default: the 800 real English swipes of
-``../shared/data/hws_real_en_dev.jsonl``) with the batched cached beam search, as ``predict.py``
+``swipe/resources/swipes/hws_real_en_dev.jsonl``) with the batched cached beam search, as ``predict.py``
 runs it (``swipe.predict.decode``, length-sorted batches, one torch thread), three ways:
 
 - ``fp32``: as shipped;

@@ -2,7 +2,7 @@
 
     nice -n 10 python bench/bench_slots.py                  # the transformer of the speed goals
     nice -n 10 python bench/bench_slots.py --checkpoint swipe/resources/models/en_hws \\
-        --checkpoint shipped_runs/shipped_en_ft/export
+        --checkpoint swipe/resources/models/en_hws_transformer
 
 Beam search decodes each step's hypotheses in slots, ``width`` per curve (the most live
 hypotheses of any curve of the batch); a curve with fewer live hypotheses leaves slots empty
@@ -36,7 +36,7 @@ from swipe.decoding.trie import LexiconTrie  # noqa: E402
 from swipe.lexicon import load_lexicon  # noqa: E402
 from swipe.predict import DEFAULT_MAX_BATCH_POINTS, CheckpointLoader, DatasetCurves, make_batches  # noqa: E402
 
-DEFAULT_CHECKPOINT = ROOT / "shipped_runs" / "shipped_en_ft" / "export"
+DEFAULT_CHECKPOINT = ROOT / "swipe" / "resources" / "models" / "en_hws_transformer"
 
 
 class EverySlotState(NamedTuple):

@@ -1,10 +1,10 @@
 """Decoding speed of the working tree against an earlier revision, run in turn. One table.
 
-    nice -n 10 python bench/bench_versions.py --base HEAD~1 --checkpoint shipped_runs/shipped_en_ft/export
+    nice -n 10 python bench/bench_versions.py --base HEAD~1 --checkpoint swipe/resources/models/en_hws_transformer
 
 The revision ``--base`` is exported (``git archive``) to a temporary folder. Then, ``--rounds``
 times, each tree in turn decodes the same curves (default: the 800 real English swipes of
-``../shared/data/hws_real_en_dev.jsonl``) in a fresh process with its own ``swipe`` package: the
+``swipe/resources/swipes/hws_real_en_dev.jsonl``) in a fresh process with its own ``swipe`` package: the
 batched cached beam search as ``predict.py`` runs it (``swipe.predict.decode``, batches of
 ``--batch-size``, one thread, the fastest of three passes), then ``--latency-curves`` curves one
 at a time (p50). Taking turns spreads the host's slow and fast moments over both trees. The table

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL_EN_SWIPES = ROOT.parent / "shared" / "data" / "hws_real_en_dev.jsonl"
+REAL_EN_SWIPES = ROOT / "swipe" / "resources" / "swipes" / "hws_real_en_dev.jsonl"
 """The 800 real English swipes the speed and accuracy benchmarks decode by default."""
 
 

@@ -6,7 +6,7 @@
         --beam-size 16 --prior-weight 0.3 --template-weight 0.5    # two neural models
 
 The rows of the data file (default: the 800 real English swipes of
-``../shared/data/hws_real_en_dev.jsonl`` on layout ``hws_fitted``) are split by 1-based row number,
+``swipe/resources/swipes/hws_real_en_dev.jsonl`` on layout ``hws_fitted``) are split by 1-based row number,
 as ``bench/finetune_real.py`` splits them: odd rows fit the ensemble, even rows are held out. Every
 member decodes both halves into predictions files:
 

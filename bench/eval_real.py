@@ -7,7 +7,7 @@
     nice -n 10 python bench/eval_real.py runs/a --synthetic-val runs/a/data/val --max-curves 1000
 
 Each model (a training checkpoint, a run directory, an exported model or a shipped model's folder)
-decodes the curves (default: the 800 real English swipes of ``../shared/data/hws_real_en_dev.jsonl``
+decodes the curves (default: the 800 real English swipes of ``swipe/resources/swipes/hws_real_en_dev.jsonl``
 on layout ``hws_fitted``) constrained to a lexicon (default: the model's own, ``en`` for English
 models), once per setting of the grid:
 

@@ -5,7 +5,7 @@
     nice -n 10 python bench/finetune_real.py --model-decoding     # decoded as predict.py decodes en_hws
 
 The rows of the data file (default: the 800 real English swipes of
-``../shared/data/hws_real_en_dev.jsonl`` on layout ``hws_fitted``) are split by 1-based row number:
+``swipe/resources/swipes/hws_real_en_dev.jsonl`` on layout ``hws_fitted``) are split by 1-based row number:
 odd rows fine-tune, even rows are held out. The model (default: the shipped English model) is
 fine-tuned with ``init_from`` for ``--steps`` optimizer steps on the odd half (one CPU thread, small
 peak learning rate after a short warm-up, the model's own loss settings and curve thinning; the
