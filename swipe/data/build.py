@@ -38,6 +38,7 @@ from swipe.formats import (
     iter_curve_chunks,
 )
 from swipe.keyboard import Layout, LayoutError
+from swipe.progress import progress_bar
 from swipe.tokenizers import CharTokenizer
 
 FORMAT_NAME = "swipe-dataset"
@@ -384,11 +385,7 @@ def _build(
     counts = {"points": 0, "chars": 0, "targets": 0}
     writers["point_offsets"].write(np.zeros(1, np.int64))
     writers["char_offsets"].write(np.zeros(1, np.int64))
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(unit=" curves", desc="build", unit_scale=True)
+    bar = progress_bar(None, "build", " curves", enabled=progress)
     try:
         for path in paths:
             for chunk in iter_curve_chunks(path, registry, skip_bad_rows, stats, chunk_size, hws_layout):

@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader
 from swipe.batch import Batch
 from swipe.config import ConfigError, from_dict, save_json, to_dict
 from swipe.keyboard import Layout
+from swipe.progress import progress_bar
 from swipe.tokenizers import CharTokenizer
 from swipe.training.averaging import WeightAverage
 from swipe.training.checkpoint import (
@@ -711,11 +712,9 @@ class Trainer:
         return SummaryWriter(log_dir=str(self.run_dir / "tb"), purge_step=self.step + 1 if self.step else 0)
 
     def _progress(self, total: int | None) -> Any:
-        if not (self.dist.is_main and self.config.logging.progress_bar):
+        if not self.dist.is_main:
             return None
-        from tqdm import tqdm
-
-        return tqdm(total=total, initial=self.step, desc=self.config.name, unit="step", dynamic_ncols=True)
+        return progress_bar(total, self.config.name, "step", self.step, self.config.logging.progress_bar)
 
     def _report(self, stop_reason: str | None) -> None:
         m = self.last_metrics
