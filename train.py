@@ -1,11 +1,11 @@
 #!/usr/bin/env python
 """Train a swipe decoder.
 
-    python train.py                                  # the bundled English quickstart
-    python train.py --config configs/base_en.json    # any config
-    python train.py --config cfg.json --resume       # continue the run exactly where it stopped
-    python train.py --max-minutes 50                 # stop cleanly with a checkpoint within 50 min
-    torchrun --nproc_per_node=2 train.py --config cfg.json   # DistributedDataParallel
+    python train.py                                           # the bundled English quickstart
+    python train.py --config configs/base_weighted_en.json    # any config
+    python train.py --config configs/base_weighted_en.json --resume   # continue where it stopped
+    python train.py --max-minutes 50                          # stop with a checkpoint within 50 min
+    torchrun --nproc_per_node=2 train.py --config configs/base_weighted_en.json   # several processes
 
 See docs/training.md for every config key and the run directory layout.
 """
@@ -33,6 +33,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-steps", type=int, help="override the config's max_steps")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override the config's device")
     parser.add_argument("--threads", type=int, help="override the config's num_threads (CPU threads)")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bar (there is none anyway when the output is not a terminal)")
     return parser.parse_args(argv)
 
 
@@ -56,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             config = dataclasses.replace(config, device=args.device)
         if args.threads is not None:
             config = dataclasses.replace(config, num_threads=args.threads)
+        if args.quiet:
+            quiet = dataclasses.replace(config.logging, progress_bar=False)
+            config = dataclasses.replace(config, logging=quiet)
         result = train(config, resume=args.resume, max_minutes=args.max_minutes, run_dir=args.run_dir)
     except NonFiniteLossError as err:
         print(f"error: {err}", file=sys.stderr)

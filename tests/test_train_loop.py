@@ -253,12 +253,30 @@ def test_non_finite_loss_stops_after_saving_the_last_good_state(tmp_path, monkey
     assert all(torch.isfinite(t).all() for t in ckpt["model"].values() if t.is_floating_point())
 
 
-def test_time_limit_ends_with_a_checkpoint(tmp_path, tiny_data):
+def test_time_limit_ends_with_a_checkpoint_and_says_so(tmp_path, tiny_data, capsys):
     cfg_path = _config(tmp_path, tiny_data, max_steps=100000, validation={"every_steps": 1000})
     result = train(load_train_config(cfg_path), run_dir=tmp_path / "run", max_minutes=0.05)
     assert result.stop_reason == "time_limit"
     ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
     assert ckpt["step"] == result.step > 0
+    out = capsys.readouterr().out
+    assert f"the time budget cut the run short at step {result.step} of 100000" in out
+
+
+def test_a_logged_run_writes_lines_not_a_progress_bar(tmp_path, tiny_data):
+    # Output to a file (not a terminal): one line per validation, no bar, even with progress_bar on.
+    cfg_path = _config(tmp_path, tiny_data, max_steps=4, validation={"every_steps": 2})
+    log = tmp_path / "train.log"
+    with log.open("w") as out:
+        subprocess.run(
+            [sys.executable, str(ROOT / "train.py"), "--config", str(cfg_path),
+             "--run-dir", str(tmp_path / "run")],
+            stdout=out, stderr=subprocess.STDOUT, check=True, cwd=ROOT,
+        )
+    text = log.read_text()
+    assert "\r" not in text and "it/s" not in text and "step/s" not in text
+    validations = [line.split(":")[0] for line in text.splitlines() if line.startswith("step ")]
+    assert validations == ["step 2", "step 4"]
 
 
 def test_max_epochs_ends_with_a_final_validation(tmp_path, tiny_data):

@@ -727,6 +727,12 @@ class Trainer:
             if m.swipe_mrr is not None:
                 summary += f", swipe MRR {m.swipe_mrr:.4f}"
         print(summary)
+        planned = self._planned_steps()
+        if stop_reason == "time_limit" and planned is not None:
+            print(
+                f"note: the time budget cut the run short at step {self.step} of {planned}; a faster or "
+                "less busy machine trains further (continue with --resume)"
+            )
         print(f"checkpoints: {self.files.dir}")
 
 
