@@ -16,6 +16,7 @@ from swipe.models.config import (
 from swipe.models.decoders import DecoderState, DecoderStep, RNNDecoderState, TransformerDecoderState
 from swipe.models.embedders import SwipePointEmbedder
 from swipe.models.encoder_decoder import (
+    AttentionMaps,
     EncoderDecoder,
     RNNLikeEncoderDecoder,
     TransformerLikeEncoderDecoder,
@@ -23,6 +24,7 @@ from swipe.models.encoder_decoder import (
 )
 
 __all__ = [
+    "AttentionMaps",
     "EMBEDDER_NAMES",
     "PRESETS",
     "DecoderState",

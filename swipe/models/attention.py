@@ -72,6 +72,16 @@ class MultiHeadAttention(nn.Module):
         out = F.scaled_dot_product_attention(self._heads(query), key, value, attn_mask=mask, dropout_p=p)
         return self.out(out.transpose(1, 2).reshape(b, n, d))
 
+    def weights(self, x: Tensor, key: Tensor, mask: Tensor | None) -> Tensor:
+        """The attention weights ``(B, H, L, S)`` of queries ``x`` ``(B, L, D)`` over per-head
+        ``key`` ``(B, H, S, D / H)`` (what :meth:`attend` averages the values with, no dropout);
+        ``mask`` as for :meth:`attend`."""
+        query = self._heads(self.query(x))
+        scores = query @ key.transpose(-1, -2) / (query.shape[-1] ** 0.5)
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        return torch.softmax(scores, dim=-1)
+
     def forward(self, x: Tensor, context: Tensor, mask: Tensor | None) -> Tensor:
         """Attend from ``x`` ``(B, L, D)`` to ``context`` ``(B, S, D)``."""
         key, value = self.keys_values(context)

@@ -408,6 +408,16 @@ class TransformerDecoderLayer(nn.Module):
         x = self.norm2(x + drop(cross))
         return self.norm3(x + drop(self.feed_forward(x))), cache
 
+    def cross_attention(self, x: Tensor, cache: LayerCache, self_mask: Tensor | None,
+                        memory_mask: Tensor | None) -> Tensor:
+        """The weights ``(B, H, L, T)`` with which positions ``x`` ``(B, L, D)`` (one hypothesis
+        per curve) attend to the memory in :meth:`forward` (eval mode)."""
+        h = self.norm1(x) if self.norm_first else x
+        key, value = self.self_attn.keys_values(h)
+        key, value = _extend(cache.self_key, key), _extend(cache.self_value, value)
+        attended = self.self_attn.attend(h, key, value, self_mask)
+        query = self.norm2(x + attended) if self.norm_first else self.norm1(x + attended)
+        return self.cross_attn.weights(query, cache.memory_key, memory_mask)
 
     def step_weights(self) -> StepWeights:
         """This layer's weights for :func:`decoder_layer_step`."""
@@ -624,6 +634,25 @@ class TransformerDecoder(nn.Module):
         logits, _ = self._run(self._embed(tokens, 0), caches, self_mask, memory_mask, 1)
         return logits
 
+    def cross_attention(
+        self, tokens: Tensor, memory: Tensor, memory_pad_mask: Tensor, tokens_pad_mask: Tensor | None
+    ) -> Tensor:
+        """Cross-attention weights ``(B, layers, H, L, T)`` of teacher-forced ``tokens`` ``(B, L)``
+        over the memory: row ``i`` is what the decoder reads to predict the token after
+        ``tokens[:, i]``. Call it in eval mode."""
+        length = tokens.shape[1]
+        self_mask = torch.ones(length, length, dtype=torch.bool, device=tokens.device).tril()[None, None]
+        if tokens_pad_mask is not None:
+            self_mask = self_mask & key_padding_to_attention_mask(tokens_pad_mask)
+        memory_mask = optional_attention_mask(memory_pad_mask)
+        x = self._embed(tokens, 0)
+        maps = []
+        for layer in self.layers:
+            cache = layer.empty_cache(memory)
+            maps.append(layer.cross_attention(x, cache, self_mask, memory_mask))
+            x, _ = layer(x, cache, self_mask, memory_mask, 1)
+        return torch.stack(maps, dim=1)
+
     def step(
         self,
         last_tokens: Tensor,
@@ -715,16 +744,33 @@ class AttentionRNNDecoder(nn.Module):
             torch.tanh(self.init_hidden(mean)), cell, self.memory_proj(memory), beams_per_curve
         )
 
-    def _context(
-        self, hidden: Tensor, memory: Tensor, memory_pad_mask: Tensor, state: RNNDecoderState
-    ) -> Tensor:
-        # The K hypotheses of a curve query its memory together: (C, K, T) scores.
-        c, k = memory.shape[0], state.beams_per_curve
+    def _attention(self, hidden: Tensor, memory_pad_mask: Tensor, state: RNNDecoderState) -> Tensor:
+        """``(C, K, T)`` attention weights of the K hypotheses of each curve over its memory."""
+        c, k = memory_pad_mask.shape[0], state.beams_per_curve
         query = self.query_proj(hidden).view(c, k, 1, -1)
         scores = self.score(torch.tanh(state.memory_keys[:, None] + query)).squeeze(-1)
         scores = scores.masked_fill(memory_pad_mask[:, None], torch.finfo(scores.dtype).min)
-        weights = torch.softmax(scores, dim=-1)
-        return torch.bmm(weights, memory).view(c * k, -1)
+        return torch.softmax(scores, dim=-1)
+
+    def _context(
+        self, hidden: Tensor, memory: Tensor, memory_pad_mask: Tensor, state: RNNDecoderState
+    ) -> Tensor:
+        # The K hypotheses of a curve query its memory together.
+        weights = self._attention(hidden, memory_pad_mask, state)
+        return torch.bmm(weights, memory).view(weights.shape[0] * weights.shape[1], -1)
+
+    def cross_attention(
+        self, tokens: Tensor, memory: Tensor, memory_pad_mask: Tensor, tokens_pad_mask: Tensor | None
+    ) -> Tensor:
+        """Attention weights ``(B, 1, 1, L, T)`` (one layer, one head) of teacher-forced ``tokens``
+        ``(B, L)`` over the memory, as for :meth:`TransformerDecoder.cross_attention`."""
+        embedded = self.token_embedding(tokens)
+        state = self.initial_state(memory, memory_pad_mask)
+        maps = []
+        for i in range(tokens.shape[1]):
+            maps.append(self._attention(state.hidden, memory_pad_mask, state)[:, 0])
+            _, state = self._step(embedded[:, i], memory, memory_pad_mask, state)
+        return torch.stack(maps, dim=1)[:, None, None]
 
     def _step(
         self, embedded: Tensor, memory: Tensor, memory_pad_mask: Tensor, state: RNNDecoderState

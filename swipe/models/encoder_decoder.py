@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
+import torch
 from torch import Tensor, nn
 
 from swipe.batch import SwipeBatch
@@ -20,6 +21,31 @@ from swipe.models.decoders import (
 from swipe.models.embedders import PositionTable, SwipePointEmbedder
 from swipe.models.encoders import RNNEncoder, encoder_for
 from swipe.tokenizers import CharTokenizer
+
+
+class AttentionMaps(NamedTuple):
+    """Where the decoder looked while reading given words (:meth:`EncoderDecoder.attention_maps`).
+
+    Attributes
+    ----------
+    weights : Tensor
+        ``(B, layers, heads, L, T)`` float: row ``i`` is the decoder's cross-attention over the
+        swipe's points while it predicts character ``i`` of the word (row ``len(word)``: the end
+        of the word); rows past the word and points past the swipe are zero. The RNN decoder has
+        one layer and one head.
+    points : Tensor
+        ``(B, T, 2)`` the points the model read (after resampling and thinning), in pixels of
+        the swipe's layout: ``weights[b, ..., t]`` is the weight of ``points[b, t]``.
+    lengths : Tensor
+        ``(B,)`` real points per swipe.
+    word_lengths : Tensor
+        ``(B,)`` characters per word.
+    """
+
+    weights: Tensor
+    points: Tensor
+    lengths: Tensor
+    word_lengths: Tensor
 
 
 class EncoderDecoder(nn.Module):
@@ -97,6 +123,52 @@ class EncoderDecoder(nn.Module):
             ``state.select_curves(curve_indices)`` keeps some curves only.
         """
         raise NotImplementedError
+
+    def attention_maps(
+        self, swipe: SwipeBatch, swipe_pad_mask: Tensor, words: Sequence[str]
+    ) -> AttentionMaps:
+        """The decoder's cross-attention over each swipe's points while it reads ``words``.
+
+        Parameters
+        ----------
+        swipe, swipe_pad_mask
+            The padded curves, as for :meth:`encode`.
+        words : sequence of str
+            One word per curve, in the model's alphabet (e.g. its top candidate).
+
+        Returns
+        -------
+        AttentionMaps
+
+        Raises
+        ------
+        ValueError
+            The model is in training mode, the counts differ, or a word has a character the model
+            cannot write.
+        """
+        if self.training:
+            raise ValueError("attention_maps reads the model in eval mode: call model.eval() first")
+        if len(words) != swipe.lengths.shape[0]:
+            raise ValueError(f"attention_maps got {len(words)} words for {swipe.lengths.shape[0]} swipes")
+        for word in words:
+            if not word or not self.tokenizer.can_encode(word):
+                raise ValueError(f"the model cannot write {word!r}")
+        tok = self.tokenizer
+        ids = [tok.encode(word) for word in words]
+        device = swipe.coords.device
+        tokens = torch.full((len(ids), max(map(len, ids)) + 1), tok.pad_id, dtype=torch.int64, device=device)
+        tokens[:, 0] = tok.sos_id
+        for row, word_ids in enumerate(ids):
+            tokens[row, 1 : len(word_ids) + 1] = torch.tensor(word_ids, dtype=torch.int64)
+        word_lengths = torch.tensor([len(word_ids) for word_ids in ids], dtype=torch.int64)
+        tokens_pad_mask = tokens == tok.pad_id
+        with torch.no_grad():
+            memory = self.encode(swipe, swipe_pad_mask)
+            weights = self.decoder.cross_attention(tokens, memory, swipe_pad_mask, tokens_pad_mask)
+        rows = torch.arange(tokens.shape[1], device=device)[None, :] > word_lengths.to(device)[:, None]
+        weights = weights.masked_fill(rows[:, None, None, :, None], 0.0)
+        weights = weights.masked_fill(swipe_pad_mask[:, None, None, None, :], 0.0)
+        return AttentionMaps(weights, swipe.coords, swipe.lengths, word_lengths)
 
     def forward(
         self, tokens: Tensor, swipe: SwipeBatch, swipe_pad_mask: Tensor, tokens_pad_mask: Tensor | None
