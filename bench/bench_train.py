@@ -10,7 +10,7 @@ into ``--work``; batches are collated up front, so the figures are the optimizer
 (if supported) and fp16 with a gradient scaler.
 
 With ``--resample-step S`` the curves are resampled every ``S`` key widths along the path with a
-uniform clock and thinned to 128 points, as ``configs/shipped_en_ft.json`` trains, and the CPU row
+uniform clock and thinned to 128 points, as ``swipe/resources/models/en_hws_transformer/config.json`` trains, and the CPU row
 is timed four times, alternating batches bucketed by the resampled lengths (as the trainer buckets
 them) and by the logged lengths. The ``padding`` column is the share of the batches' points that
 are padding.

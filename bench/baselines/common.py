@@ -22,7 +22,7 @@ __all__ = [
     "read_labelled_curves", "resample", "resample_many", "select_half", "top_candidates",
 ]
 
-# Benchmarks may read the shared development data next to the repository (the package never does).
+# The bundled 800 real English swipes (How We Swipe, CC BY 4.0) on their fitted layout.
 DEFAULT_DATA = REAL_EN_SWIPES
 DEFAULT_LAYOUT = "hws_fitted"
 
