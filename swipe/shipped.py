@@ -10,8 +10,9 @@ A model serves the layouts it was trained on (stored in ``model.pt``); the featu
 depend on the keyboard's geometry, so a layout of the same letters but another geometry is not
 served. ::
 
-    from swipe.shipped import shipped_model_for_layouts
+    from swipe.shipped import resolve_model, shipped_model_for_layouts
     path = shipped_model_for_layouts(["hws_fitted"])     # .../en_hws/model.pt, or None
+    path = resolve_model("en_hws")                       # a shipped model by name (or any path)
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ DECODING_FILE = "decoding.json"
 
 class ShippedModelError(RuntimeError):
     """A shipped model's folder is damaged (a packaging error, not a user error)."""
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """A model named on the command line or in ``load_decoder`` is neither a file nor a shipped model."""
 
 
 class ShippedModel(NamedTuple):
@@ -116,6 +121,50 @@ def shipped_model_for_layouts(layout_names: Iterable[str], root: str | Path | No
         if wanted <= set(model.layout_names):
             return model.path
     return None
+
+
+def shipped_names(root: str | Path | None = None) -> list[str]:
+    """The shipped models' names (folders of ``root``, default :data:`MODELS_DIR`, holding a
+    ``model.pt``), sorted."""
+    root = Path(root) if root is not None else MODELS_DIR
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / MODEL_FILE).is_file())
+
+
+def resolve_model(model: str | Path, root: str | Path | None = None) -> Path:
+    """The model file that ``model`` names.
+
+    Parameters
+    ----------
+    model : str or Path
+        A model or checkpoint file; a folder holding ``model.pt`` (an exported model), or
+        ``best.pt`` or ``last.pt`` (directly or in ``checkpoints/``: a run); or the name of a
+        shipped model (``en_hws``). A path that exists wins over a shipped model's name.
+    root : path, optional
+        The folder of shipped models; default :data:`MODELS_DIR`.
+
+    Raises
+    ------
+    ModelNotFoundError
+        ``model`` names nothing of these; the message lists the shipped models.
+    """
+    path = Path(model)
+    if path.is_dir():
+        if (path / MODEL_FILE).is_file():
+            return path / MODEL_FILE
+        folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+        for name in ("best.pt", "last.pt"):
+            if (folder / name).is_file():
+                return folder / name
+        raise ModelNotFoundError(f"{path}: no {MODEL_FILE}, best.pt or last.pt")
+    if path.is_file():
+        return path
+    names = shipped_names(root)
+    if str(model) in names:
+        return (Path(root) if root is not None else MODELS_DIR) / str(model) / MODEL_FILE
+    raise ModelNotFoundError(f"{model}: no such checkpoint, model folder or shipped model "
+                             f"(shipped models: {', '.join(names) or 'none'})")
 
 
 @dataclass(frozen=True)
