@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import sys
 from pathlib import Path
 from typing import Any, Collection, Literal, NamedTuple, Sequence
@@ -38,6 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from swipe.config import ConfigError
+from swipe.safe_pickle import UnsafeFileError, torch_load
 from swipe.training.checkpoint import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
@@ -213,9 +213,9 @@ def _read_checkpoint_bytes(path: Path) -> tuple[dict[str, Any], str, int]:
     except OSError as err:
         raise CheckpointError(f"{path}: cannot read checkpoint: {err.strerror}") from None
     try:
-        ckpt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for a damaged or unsafe file
-        raise CheckpointError(f"{path}: cannot load checkpoint: {err}") from None
+        ckpt = torch_load(data, str(path))
+    except UnsafeFileError as err:
+        raise CheckpointError(str(err)) from None
     if isinstance(ckpt, dict) and ckpt.get("format") == EXPORT_FORMAT:
         raise ExportError(f"{path}: already an exported model; export the training checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
@@ -307,9 +307,9 @@ def read_model_info(path: str | Path) -> ModelInfo:
     if not path.is_file():
         raise ExportError(f"{path}: no such exported model")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as err:  # torch raises many types for a damaged or unsafe file
-        raise ExportError(f"{path}: cannot load exported model: {err}") from None
+        obj = torch_load(path, str(path), mmap=True)
+    except UnsafeFileError as err:
+        raise ExportError(str(err)) from None
     check_exported(obj, path)
     names = tuple(str(grid.get("grid_name", "")) for grid in obj["layouts"])
     return ModelInfo(path, obj["dtype"], names, obj["lexicon"], int(obj["step"]), obj["provenance"])

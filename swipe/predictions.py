@@ -12,12 +12,12 @@ A predictions file is a pickle of plain containers only::
 
 It is read back with a restricted unpickler that refuses every global (class or function), so a
 file can only ever produce dicts, lists, tuples, strings, numbers, booleans and ``None``: opening
-a predictions file from someone else cannot run code.
+a predictions file from someone else cannot run code. The file is checked against
+:data:`swipe.safe_pickle.PREDICTIONS_LIMITS` (size, objects, nesting) before it is unpickled.
 """
 
 from __future__ import annotations
 
-import io
 import math
 import numbers
 import os
@@ -26,6 +26,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
+
+from swipe.safe_pickle import PREDICTIONS_LIMITS, UnsafeFileError, plain_loads
 
 FORMAT = "swipe-predictions"
 VERSION = 1
@@ -190,31 +192,24 @@ def read_predictions(path: str | Path) -> Predictions:
     """
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > PREDICTIONS_LIMITS.max_bytes:
+            raise PredictionsError(
+                f"{path}: {size} bytes, more than a predictions file may have "
+                f"({PREDICTIONS_LIMITS.max_bytes})"
+            )
         payload = path.read_bytes()
     except OSError as err:
         raise PredictionsError(f"{path}: cannot read predictions: {err.strerror}") from None
     return Predictions.from_dict(_restricted_loads(payload, str(path)), str(path))
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that can build plain containers and scalars but never look up a global."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        raise pickle.UnpicklingError(
-            f"refusing to load global {module}.{name}: predictions files hold plain data only"
-        )
-
-    def persistent_load(self, pid: Any) -> Any:
-        raise pickle.UnpicklingError("refusing persistent id: predictions files hold plain data only")
-
-
 def _restricted_loads(payload: bytes, where: str) -> Any:
     try:
-        return _RestrictedUnpickler(io.BytesIO(payload)).load()
-    except pickle.UnpicklingError as err:
-        raise PredictionsError(f"{where}: unsafe or corrupt predictions file: {err}") from None
-    except (EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError, MemoryError) as err:
-        raise PredictionsError(f"{where}: corrupt predictions file: {type(err).__name__}: {err}") from None
+        return plain_loads(payload, where, PREDICTIONS_LIMITS)
+    except UnsafeFileError as err:
+        reason = str(err).removeprefix(f"{where}: ")
+        raise PredictionsError(f"{where}: unsafe or corrupt predictions file: {reason}") from None
 
 
 def atomic_write_bytes(path: str | Path, payload: bytes) -> None:

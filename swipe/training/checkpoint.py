@@ -39,6 +39,7 @@ import torch
 
 from swipe.config import ConfigError, from_dict
 from swipe.keyboard import Layout
+from swipe.safe_pickle import UnsafeFileError, torch_load
 from swipe.tokenizers import CharTokenizer
 
 CHECKPOINT_FORMAT = "swipe-checkpoint"
@@ -108,12 +109,31 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch raises many types for a damaged or unsafe file
-        raise CheckpointError(f"{path}: cannot load checkpoint: {err}") from None
+    ckpt = _load(path)
     _check_format(ckpt, path)
+    if str(map_location) != "cpu":
+        ckpt = _to_device(ckpt, torch.device(map_location))
     return ckpt
+
+
+def _load(path: Path) -> Any:
+    """A torch file checked against :data:`swipe.safe_pickle.TORCH_LIMITS`, loaded on the CPU
+    with ``weights_only=True``."""
+    try:
+        return torch_load(path, str(path))
+    except UnsafeFileError as err:
+        reason = str(err).removeprefix(f"{path}: ")
+        raise CheckpointError(f"{path}: cannot load checkpoint: {reason}") from None
+
+
+def _to_device(obj: Any, device: torch.device) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        return type(obj)((k, _to_device(v, device)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_device(v, device) for v in obj)
+    return obj
 
 
 def _check_format(ckpt: Any, path: Path) -> None:
@@ -293,10 +313,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
     path = resolve_model_file(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for a damaged or unsafe file
-        raise CheckpointError(f"{path}: cannot load checkpoint: {err}") from None
+    ckpt = _load(path)
     if isinstance(ckpt, dict) and ckpt.get("format") == EXPORT_FORMAT:
         try:
             check_exported(ckpt, path)
