@@ -57,6 +57,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import REAL_EN_SWIPES, dataset_dir  # noqa: E402
 from swipe.config import from_dict, to_dict  # noqa: E402
+from swipe.decoder import BatchDecoder as Decoder  # noqa: E402
 from swipe.decoding import BeamOptions, LexiconTrie, build_generator  # noqa: E402
 from swipe.decoding.naive import NaiveBeamSearch  # noqa: E402
 from swipe.keyboard import bundled_layout  # noqa: E402
@@ -67,7 +68,6 @@ from swipe.predict import (  # noqa: E402
     CheckpointLoader,
     DatasetCurves,
     DecodeJob,
-    Decoder,
     FirstCurves,
     decode,
     make_batches,

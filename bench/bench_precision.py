@@ -38,9 +38,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import add_search_arguments, dataset_dir  # noqa: E402
+from swipe.decoder import BatchDecoder as Decoder  # noqa: E402
 from swipe.decoding import BeamOptions, Candidate, LexiconTrie  # noqa: E402
 from swipe.lexicon import load_lexicon  # noqa: E402
-from swipe.predict import CheckpointLoader, DatasetCurves, DecodeJob, Decoder, ModelParts, decode  # noqa: E402
+from swipe.predict import CheckpointLoader, DatasetCurves, DecodeJob, ModelParts, decode  # noqa: E402
 
 
 class Bfloat16Loader:

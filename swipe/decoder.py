@@ -41,7 +41,6 @@ from typing import Any, NamedTuple, Protocol, Sequence
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
 from swipe.batch import SwipeBatch
 from swipe.data.resample import ResampleConfig, resampled_lengths
@@ -57,6 +56,7 @@ from swipe.decoding.generators import BeamOptions, GreedyOptions, IncrementalMod
 from swipe.formats import Curve
 from swipe.keyboard import Layout
 from swipe.lexicon import Lexicon
+from swipe.progress import progress_bar
 from swipe.shark2 import NoTemplatesError, Shark2Config, Shark2Decoder
 from swipe.shipped import DecodingSettings, read_decoding_settings, resolve_model
 from swipe.templates import TemplateRescorer
@@ -797,7 +797,7 @@ def decode_job(
     max_batch_points : int or None
         Most padded points per batch (see :func:`make_batches`); None: no limit.
     progress : bool
-        Show a progress bar.
+        Show a progress bar (on a terminal only).
     start_method : str, optional
         Multiprocessing start method; default ``fork`` where available, else ``spawn``.
     decoder : BatchDecoder, optional
@@ -823,6 +823,7 @@ def decode_job(
     results: list[Row | None] = [None] * len(job.curves)
     threads = torch.get_num_threads()
     executor = None
+    bar = None
     finished = False
     try:
         if num_workers == 0:
@@ -842,13 +843,16 @@ def decode_job(
                 initargs=(job, os.getpid()),
             )
             outputs = executor.map(_decode_in_worker, batches)
-        with tqdm(total=len(job.curves), unit="curve", disable=not progress, file=sys.stderr) as bar:
-            for indices, candidates in zip(batches, outputs, strict=True):
-                for i, row in zip(indices, candidates, strict=True):
-                    results[i] = row
+        bar = progress_bar(len(job.curves), "decode", "curve", enabled=progress)
+        for indices, candidates in zip(batches, outputs, strict=True):
+            for i, row in zip(indices, candidates, strict=True):
+                results[i] = row
+            if bar is not None:
                 bar.update(len(indices))
         finished = True
     finally:
+        if bar is not None:
+            bar.close()
         torch.set_num_threads(threads)
         if executor is not None:
             if finished:
@@ -1038,7 +1042,7 @@ class Decoder:
         curves : sequence of Curve
             From :func:`swipe.formats.read_curves` or :func:`make_curve`, on the model's layouts.
         progress : bool
-            Show a progress bar on stderr.
+            Show a progress bar on stderr (when it is a terminal).
 
         Raises
         ------

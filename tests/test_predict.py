@@ -417,7 +417,8 @@ def test_without_a_run_the_shipped_model_for_the_datas_layout_decodes(tmp_path, 
     monkeypatch.setattr(shipped, "MODELS_DIR", tmp_path / "models")
 
     assert main(["--data", "val.jsonl", "--lexicon", "lex.txt", "--quiet"]) == 0
-    assert "decoding with the shipped model" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert "en_tiny/model.pt (shipped model en_tiny, for the data's layouts qwerty_en)" in said
     preds = read_predictions(tmp_path / "preds.pkl")
     assert len(preds.candidates) == len(WORDS) and preds.metadata["weights"].endswith("model.pt")
     # An exported model's folder names its model.pt.
@@ -454,9 +455,11 @@ def test_an_exported_models_decoding_settings_apply_where_no_flag_is_given(proje
                                              "template_candidates": 2, "chosen_on": "a test"})
     common = ["--checkpoint", str(folder), "--lexicon", "lex.txt", "--quiet", "--overwrite"]
     assert main(common) == 0
-    assert "decoding.json recommends: generator beam, beam_size 3, prior_weight 0.5, template_weight 2.0" in (
-        capsys.readouterr().err
-    )
+    said = capsys.readouterr().err.splitlines()
+    assert said[0] == f"model: {folder / 'model.pt'} (given)" and said[1] == "lexicon: lex.txt (--lexicon)"
+    assert said[2] == (f"decoding: {folder / 'decoding.json'}: generator beam, beam_size 3, "
+                       "prior_weight 0.5, template_weight 2, template_prior_weight 1, x_scales 0.9,1, views_below -3, "
+                       "wide_x_scales 0.5, template_candidates 2")
     md = read_predictions(project.root / "preds.pkl").metadata
     assert md["generator_options"]["beam_size"] == 3 and md["generator_options"]["prior_weight"] == 0.5
     assert md["template_rescoring"]["weight"] == 2.0 and md["template_rescoring"]["prior_weight"] == 1.0
@@ -468,7 +471,9 @@ def test_an_exported_models_decoding_settings_apply_where_no_flag_is_given(proje
     assert md["x_scales"] == [1.0] and md["wide_x_scales"] == [] and md["views_below"] is None
     assert md["template_candidates"] == 0
     # Flags win; another generator takes none of the beam's options, but the template rescoring.
+    capsys.readouterr()
     assert main(common + ["--beam-size", "2", "--template-weight", "0"]) == 0
+    assert "decoding: flags: beam_size 2, template_weight 0; " in capsys.readouterr().err
     md = read_predictions(project.root / "preds.pkl").metadata
     assert md["generator_options"]["beam_size"] == 2 and md["generator_options"]["prior_weight"] == 0.5
     assert md["template_rescoring"] is None
