@@ -1,0 +1,69 @@
+"""``python -m swipe.demo``: swipe words in the browser and watch a model read them; record swipes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from swipe.demo.engine import Engine, RequestError
+from swipe.demo.recorder import PromptList, Recorder, read_word_list, recorded_words
+from swipe.demo.server import DemoServer, serve
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m swipe.demo",
+        description="Serve a page where you swipe words on the model's keyboard and see its candidates, "
+        "the key-centre templates and where the model looked; optionally record your swipes.",
+    )
+    arg = parser.add_argument
+    arg("--model", default="en_hws", help="shipped model name (en_hws, en_hws_transformer, ru_yandex) or a "
+        "model file / run directory (default en_hws)")
+    arg("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    arg("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    arg("--device", default="cpu", help="cpu or cuda (default cpu)")
+    rec = parser.add_argument_group("recording")
+    rec.add_argument("--record-to", metavar="FILE", help="record mode: prompt words and append each swipe "
+                     "with its word to this jsonl file (Yandex-style, the keyboard inline)")
+    rec.add_argument("--words", metavar="FILE", help="words to prompt, one a line (default: the model's "
+                     "lexicon, most frequent first)")
+    arg("--quiet", action="store_true", help="log no requests")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.words is not None and args.record_to is None:
+        print("python -m swipe.demo: error: --words needs --record-to", file=sys.stderr)
+        return 2
+    try:
+        words = read_word_list(args.words) if args.words is not None else None
+        print(f"loading model {args.model}", file=sys.stderr)
+        engine = Engine(args.model, args.device)
+    except (OSError, ValueError, RequestError) as err:
+        print(f"python -m swipe.demo: error: {err}", file=sys.stderr)
+        return 2
+    recorder = prompts = None
+    if args.record_to is not None:
+        if words is None:
+            words = [word for word in (engine.lexicon_words or []) if len(word) > 1]
+        try:
+            recorder = Recorder(args.record_to)
+        except OSError as err:
+            print(f"python -m swipe.demo: error: {args.record_to}: {err.strerror}", file=sys.stderr)
+            return 2
+        prompts = PromptList(words, recorded_words(args.record_to))
+        print(f"recording to {args.record_to} ({recorder.count} swipes there already)", file=sys.stderr)
+    try:
+        server = DemoServer((args.host, args.port), engine, recorder, prompts, args.quiet)
+    except OSError as err:
+        print(f"python -m swipe.demo: error: cannot listen on {args.host}:{args.port}: {err.strerror}",
+              file=sys.stderr)
+        return 2
+    serve(server)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

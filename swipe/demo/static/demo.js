@@ -1,0 +1,286 @@
+// The swipe demo's page: draws the model's keyboard, sends swipes (in layout pixels) to the server,
+// shows the candidates, a candidate's key-centre template and where the model looked.
+"use strict";
+
+const state = {
+  info: null, layout: 0, scale: 1, trail: [], drawing: false, pointerId: null, pointerType: "mouse",
+  candidates: [], selected: -1, template: null, attention: null, char: 0, layer: -1, prompt: null,
+};
+const $ = (id) => document.getElementById(id);
+const canvas = $("keyboard");
+const ctx = canvas.getContext("2d");
+
+async function api(path, body) {
+  const init = body === undefined ? {} : {
+    method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)};
+  const response = await fetch(path, init);
+  const answer = await response.json();
+  if (!response.ok) throw new Error(answer.error || response.statusText);
+  return answer;
+}
+
+function status(text) { $("status").textContent = text || ""; }
+
+function grid() { return state.info.layouts[state.layout]; }
+
+// ---- drawing ------------------------------------------------------------------------------------
+
+function fit() {
+  const g = grid();
+  const width = Math.min(window.innerWidth - 24, 1000);
+  const height = window.innerHeight * 0.6;
+  state.scale = Math.min(width / g.width, height / g.height);
+  const ratio = window.devicePixelRatio || 1;
+  canvas.style.width = `${g.width * state.scale}px`;
+  canvas.style.height = `${g.height * state.scale}px`;
+  canvas.width = Math.round(g.width * state.scale * ratio);
+  canvas.height = Math.round(g.height * state.scale * ratio);
+  ctx.setTransform(state.scale * ratio, 0, 0, state.scale * ratio, 0, 0);
+  draw();
+}
+
+const ACTION_LABELS = {space: "space", shift: "⇧", backspace: "⌫", enter: "⏎", toNumberState: "123",
+  globe: "🌐"};
+
+function drawKeys() {
+  const g = grid();
+  ctx.clearRect(0, 0, g.width, g.height);
+  const gap = Math.min(g.width, g.height) * 0.006;
+  for (const key of g.keys) {
+    const b = key.hitbox;
+    ctx.fillStyle = key.label ? "#fff" : "#b8bcc6";
+    ctx.beginPath();
+    ctx.roundRect(b.x + gap, b.y + gap, b.w - 2 * gap, b.h - 2 * gap, 4 * gap);
+    ctx.fill();
+    const text = key.label || ACTION_LABELS[key.action] || key.action;
+    ctx.fillStyle = "#333";
+    ctx.font = `${Math.min(b.h * 0.4, b.w * (key.label ? 0.55 : 0.3))}px system-ui, sans-serif`;
+    ctx.textAlign = "center";
+    ctx.textBaseline = "middle";
+    ctx.fillText(text, b.x + b.w / 2, b.y + b.h / 2);
+  }
+}
+
+function polyline(points, color, width, dash) {
+  if (points.length < 1) return;
+  ctx.save();
+  ctx.strokeStyle = color;
+  ctx.lineWidth = width / state.scale;
+  ctx.lineJoin = ctx.lineCap = "round";
+  ctx.setLineDash(dash.map((d) => d / state.scale));
+  ctx.beginPath();
+  ctx.moveTo(points[0][0], points[0][1]);
+  for (const [x, y] of points.slice(1)) ctx.lineTo(x, y);
+  ctx.stroke();
+  ctx.restore();
+}
+
+function dot(x, y, radius, color) {
+  ctx.fillStyle = color;
+  ctx.beginPath();
+  ctx.arc(x, y, radius / state.scale, 0, 2 * Math.PI);
+  ctx.fill();
+}
+
+// Weight in [0, 1] -> a colour from pale yellow to dark red.
+function heat(w) {
+  const r = 255 - 80 * w, g = 230 - 210 * w, b = 120 - 110 * w;
+  return `rgba(${r | 0},${g | 0},${b | 0},${0.35 + 0.65 * w})`;
+}
+
+function attentionWeights() {
+  const a = state.attention;
+  if (!a) return null;
+  if (state.layer >= 0) return a.layers[state.layer][state.char];
+  const sum = a.points.map(() => 0);
+  for (const layer of a.layers) layer[state.char].forEach((w, i) => { sum[i] += w / a.layers.length; });
+  return sum;
+}
+
+function draw() {
+  drawKeys();
+  const trail = state.trail.map((p) => [p.x, p.y]);
+  polyline(trail, "rgba(43,108,176,0.75)", 6, []);
+  if (state.template) {
+    polyline(state.template, "rgba(20,20,20,0.8)", 2, [6, 5]);
+    state.template.forEach(([x, y]) => dot(x, y, 4, "rgba(20,20,20,0.8)"));
+  }
+  const weights = attentionWeights();
+  if (weights) {
+    const top = Math.max(...weights) || 1;
+    state.attention.points.forEach(([x, y], i) => {
+      const w = weights[i] / top;
+      dot(x, y, 2.5 + 7 * w, heat(w));
+    });
+  }
+}
+
+// ---- swiping ------------------------------------------------------------------------------------
+
+function toLayout(event) {
+  const rect = canvas.getBoundingClientRect();
+  return {x: (event.clientX - rect.left) / state.scale, y: (event.clientY - rect.top) / state.scale};
+}
+
+function addPoint(event) {
+  const p = toLayout(event);
+  const last = state.trail[state.trail.length - 1];
+  const t = Math.max(event.timeStamp - state.t0, last ? last.t : 0);
+  if (last && last.x === p.x && last.y === p.y) return;
+  state.trail.push({x: p.x, y: p.y, t: t});
+}
+
+canvas.addEventListener("pointerdown", (event) => {
+  if (state.drawing) return;
+  event.preventDefault();
+  canvas.setPointerCapture(event.pointerId);
+  Object.assign(state, {drawing: true, pointerId: event.pointerId, pointerType: event.pointerType,
+    t0: event.timeStamp, trail: [], template: null, attention: null});
+  addPoint(event);
+  draw();
+});
+
+canvas.addEventListener("pointermove", (event) => {
+  if (!state.drawing || event.pointerId !== state.pointerId) return;
+  const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [];
+  for (const e of (events.length ? events : [event])) addPoint(e);
+  draw();
+});
+
+function finish(event) {
+  if (!state.drawing || event.pointerId !== state.pointerId) return;
+  addPoint(event);
+  state.drawing = false;
+  if (state.trail.length >= 2) swiped();
+}
+canvas.addEventListener("pointerup", finish);
+canvas.addEventListener("pointercancel", finish);
+
+function swipeBody() {
+  const r = (v) => Math.round(v * 100) / 100;
+  return {layout: state.layout, x: state.trail.map((p) => r(p.x)), y: state.trail.map((p) => r(p.y)),
+    t: state.trail.map((p) => r(p.t))};
+}
+
+async function swiped() {
+  const body = swipeBody();
+  try {
+    if (state.prompt) await record(body);
+    const answer = await api("/api/decode", body);
+    state.candidates = answer.candidates;
+    $("timing").textContent = `decoded in ${answer.decode_ms.toFixed(1)} ms on the server, ` +
+      `${body.x.length} points`;
+    status("");
+    showCandidates();
+    if (state.candidates.length) await select(0);
+  } catch (err) {
+    status(err.message);
+  }
+}
+
+// ---- candidates, templates, attention -----------------------------------------------------------
+
+function showCandidates() {
+  const list = $("candidates");
+  list.replaceChildren();
+  state.candidates.forEach((c, i) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = i === state.selected ? "selected" : "";
+    button.dataset.word = c.word;
+    button.innerHTML = `<span class="word"></span><span class="score">${c.score.toFixed(2)}</span>`;
+    button.firstChild.textContent = c.word;
+    button.addEventListener("click", () => select(i));
+    const item = document.createElement("li");
+    item.append(button);
+    list.append(item);
+  });
+  if (!state.candidates.length) $("timing").textContent += ": no candidate";
+}
+
+async function select(i) {
+  state.selected = i;
+  showCandidates();
+  const word = state.candidates[i].word;
+  const body = swipeBody();
+  const [template, attention] = await Promise.all([
+    api("/api/template", {layout: state.layout, word: word}),
+    api("/api/attention", {...body, word: word}),
+  ]);
+  state.template = template.points;
+  state.attention = attention;
+  state.char = 0;
+  showAttention();
+  draw();
+}
+
+function showAttention() {
+  const a = state.attention;
+  $("attention-box").hidden = !a;
+  if (!a) return;
+  $("attention-word").textContent = a.word;
+  const chars = $("attention-chars");
+  chars.replaceChildren();
+  [...a.word, "end"].forEach((c, i) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = c;
+    button.className = i === state.char ? "selected" : "";
+    button.addEventListener("click", () => { state.char = i; showAttention(); draw(); });
+    chars.append(button);
+  });
+  const layers = $("attention-layer");
+  if (layers.options.length !== a.layers.length + 1) {
+    layers.replaceChildren(new Option("all (mean)", "-1"));
+    a.layers.forEach((_, i) => layers.append(new Option(String(i + 1), String(i))));
+    layers.value = String(state.layer);
+  }
+}
+
+$("attention-layer").addEventListener("change", (e) => { state.layer = Number(e.target.value); draw(); });
+
+// ---- recording ----------------------------------------------------------------------------------
+
+async function nextPrompt() {
+  const answer = await api(`/api/prompt?layout=${state.layout}`);
+  state.prompt = answer.word;
+  $("prompt").textContent = answer.word || "(no word this keyboard can type)";
+}
+
+async function record(body) {
+  const device = {screen_width: screen.width, screen_height: screen.height,
+    pixel_ratio: window.devicePixelRatio || 1, pointer_type: state.pointerType, scale: state.scale};
+  const answer = await api("/api/record", {...body, word: state.prompt, device: device});
+  $("recorded").textContent = `${answer.recorded} recorded`;
+  await nextPrompt();
+}
+
+$("skip").addEventListener("click", () => nextPrompt().catch((err) => status(err.message)));
+
+// ---- start --------------------------------------------------------------------------------------
+
+async function start() {
+  state.info = await api("/api/info");
+  $("model").textContent = state.info.model;
+  const select = $("layout");
+  state.info.layouts.forEach((g, i) => select.append(new Option(g.grid_name, String(i))));
+  $("layout-box").hidden = state.info.layouts.length < 2;
+  select.addEventListener("change", async () => {
+    Object.assign(state, {layout: Number(select.value), trail: [], template: null, attention: null,
+      candidates: [], selected: -1});
+    showCandidates();
+    showAttention();
+    fit();
+    if (state.info.recording) await nextPrompt();
+  });
+  if (state.info.recording) {
+    $("prompt-box").hidden = false;
+    $("recorded").textContent = `${state.info.recorded} recorded`;
+    await nextPrompt();
+  }
+  fit();
+  window.addEventListener("resize", fit);
+  document.body.dataset.ready = "1";
+}
+
+start().catch((err) => status(err.message));

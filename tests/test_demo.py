@@ -1,0 +1,221 @@
+"""Tests of the demo's server (``python -m swipe.demo``): decoding over HTTP, bad requests, concurrency,
+the recorder and its file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from http.client import HTTPConnection
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import evaluate
+from swipe.data import SwipeDataset, build_dataset
+from swipe.demo import MAX_POINTS, DemoServer, Engine, PromptList, Recorder
+from swipe.demo.__main__ import main as demo_main
+from swipe.demo.recorder import recorded_words
+from swipe.formats import read_curves
+from swipe.keyboard import bundled_layout
+from swipe.predict import main as predict_main
+from swipe.shipped import DecodingSettings
+from swipe.synth import synthesize_curve
+
+ROOT = Path(__file__).resolve().parent.parent
+WORDS = ["hello", "world", "the", "keyboard", "swipe", "quick"]
+
+
+@pytest.fixture(scope="module")
+def engine():
+    # A narrow beam: the server and the concurrency are under test, not the search.
+    settings = DecodingSettings("beam", beam_size=4, prior_weight=0.3, length_penalty=0.75)
+    return Engine("en_hws", settings=settings)
+
+
+@pytest.fixture(scope="module")
+def server(engine, tmp_path_factory):
+    record_to = tmp_path_factory.mktemp("demo") / "swipes.jsonl"
+    recorder = Recorder(record_to)
+    server = DemoServer(("127.0.0.1", 0), engine, recorder, PromptList(["zebra", *WORDS]), quiet=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    recorder.close()
+
+
+def request(server, method, path, body=None, raw=None, headers=None):
+    """``(status, answer)`` of one request on a new connection."""
+    conn = HTTPConnection(*server.server_address[:2], timeout=60)
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    conn.request(method, path, body=data, headers=headers or {})
+    response = conn.getresponse()
+    payload = response.read()
+    conn.close()
+    kind = response.getheader("Content-Type", "")
+    return response.status, json.loads(payload) if kind.startswith("application/json") else payload
+
+
+def swipe_of(word, seed=0):
+    curve = synthesize_curve(word, bundled_layout("hws_fitted"), np.random.default_rng(seed))
+    return {"layout": 0, "x": curve.x.tolist(), "y": curve.y.tolist(), "t": curve.t.tolist()}
+
+
+def test_page_and_static_files_are_served_and_nothing_else(server):
+    status, page = request(server, "GET", "/")
+    assert status == 200 and b"/static/demo.js" in page
+    assert request(server, "GET", "/static/demo.js")[0] == 200
+    status, info = request(server, "GET", "/api/info")
+    assert status == 200 and info["layouts"][0]["grid_name"] == "hws_fitted" and info["recording"]
+    for path in ("/nope", "/static/", "/static/../engine.py", "/static/%2e%2e/engine.py",
+                 "/static/..%2f..%2fkeyboard.py", "/static//etc/passwd", "/static/%2fetc%2fpasswd",
+                 "/api/../server.py"):
+        status, answer = request(server, "GET", path)
+        assert status == 404, path
+        assert "\n" not in answer["error"]
+    assert request(server, "POST", "/api/nope", {"x": 1})[0] == 404
+
+
+def test_decode_attention_and_template_of_a_swipe(server, engine):
+    status, answer = request(server, "POST", "/api/decode", swipe_of("question"))
+    assert status == 200, answer
+    assert answer["candidates"][0]["word"] == "question" and answer["decode_ms"] > 0
+    status, view = request(server, "POST", "/api/attention", {**swipe_of("question"), "word": "question"})
+    assert status == 200, view
+    assert view["word"] == "question" and len(view["layers"]) == 4  # the model's decoder layers
+    for layer in view["layers"]:
+        assert len(layer) == len("question") + 1  # each character and the end of the word
+        assert all(len(row) == len(view["points"]) and abs(sum(row) - 1) < 1e-3 for row in layer)
+    status, template = request(server, "POST", "/api/template", {"layout": "hws_fitted", "word": "question"})
+    layout = bundled_layout("hws_fitted")
+    expected = [layout.keys[layout.key_index(c)].center for c in "question"]
+    np.testing.assert_allclose(template["points"], expected, atol=0.06)
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    (b"{not json", "bad JSON"),
+    (b"[1, 2]", "JSON object"),
+    (json.dumps({"x": "1,2", "y": [1, 2], "t": [0, 1]}).encode(), "'x' must be a list"),
+    (json.dumps({"x": [1, "a"], "y": [1, 2], "t": [0, 1]}).encode(), "'x' must be a list of numbers"),
+    (json.dumps({"x": [1, True], "y": [1, 2], "t": [0, 1]}).encode(), "list of numbers"),
+    (json.dumps({"x": [1, 2], "y": [1, 2]}).encode(), "missing field 't'"),
+    (json.dumps({"x": [1, 2], "y": [1], "t": [0, 1]}).encode(), "differ in length"),
+    (json.dumps({"x": [1, 2], "y": [1, 2], "t": [5, 1]}).encode(), "must not decrease"),
+    (json.dumps({"x": [1], "y": [1], "t": [0]}).encode(), "at least 2 points"),
+    (json.dumps({"layout": 7, "x": [1, 2], "y": [1, 2], "t": [0, 1]}).encode(), "unknown layout 7"),
+    (json.dumps({"layout": [0], "x": [1, 2], "y": [1, 2], "t": [0, 1]}).encode(), "'layout' must be"),
+    (json.dumps({"x": [1e9, 2], "y": [1, 2], "t": [0, 1]}).encode(), "coordinates"),
+    (json.dumps({"x": [0.0] * (MAX_POINTS + 1), "y": [0.0] * (MAX_POINTS + 1),
+                 "t": list(range(MAX_POINTS + 1))}).encode(), f"at most {MAX_POINTS}"),
+])
+def test_bad_requests_get_a_one_line_reason_and_the_server_goes_on(server, body, reason):
+    status, answer = request(server, "POST", "/api/decode", raw=body)
+    assert status == 400 and reason in answer["error"] and "\n" not in answer["error"]
+    assert request(server, "POST", "/api/decode", swipe_of("the"))[0] == 200
+
+
+def test_bodies_over_a_megabyte_and_bad_words_are_refused(server):
+    # Refused from its headers: the answer comes before the body is sent.
+    conn = HTTPConnection(*server.server_address[:2], timeout=60)
+    conn.putrequest("POST", "/api/decode")
+    conn.putheader("Content-Length", str(2 << 20))
+    conn.endheaders()
+    response = conn.getresponse()
+    assert response.status == 413 and "at most 1048576" in json.loads(response.read())["error"]
+    conn.close()
+    status, answer = request(server, "POST", "/api/attention", {**swipe_of("the"), "word": "th3"})
+    assert status == 400 and "cannot write" in answer["error"]
+    status, answer = request(server, "POST", "/api/template", {"word": ""})
+    assert status == 400
+    assert request(server, "POST", "/api/decode", swipe_of("the"))[0] == 200
+
+
+def test_32_concurrent_decodes_answer_as_serial_ones(server):
+    bodies = [swipe_of(WORDS[i % len(WORDS)], seed=i) for i in range(32)]
+    serial = [request(server, "POST", "/api/decode", body)[1]["candidates"] for body in bodies]
+    with ThreadPoolExecutor(32) as pool:
+        answers = list(pool.map(lambda body: request(server, "POST", "/api/decode", body), bodies))
+    assert [status for status, _ in answers] == [200] * 32
+    assert [answer["candidates"] for _, answer in answers] == serial
+
+
+def test_recorded_swipes_feed_build_predict_and_evaluate(server, tmp_path):
+    path = server.recorder.path
+    before = len(recorded_words(path))
+    device = {"screen_width": 390, "screen_height": 844, "pixel_ratio": 3, "pointer_type": "touch",
+              "scale": 0.99}
+    words = []
+    for i in range(4):
+        status, prompt = request(server, "GET", "/api/prompt?layout=0")
+        words.append(prompt["word"])
+        body = {**swipe_of(prompt["word"], seed=i), "word": prompt["word"], "device": device}
+        status, answer = request(server, "POST", "/api/record", body)
+        assert status == 200 and answer["recorded"] == before + i + 1
+    assert words == ["zebra", *WORDS[:3]]
+    status, answer = request(server, "POST", "/api/record", {**swipe_of("the"), "word": "the", "device": {}})
+    assert status == 400 and "device." in answer["error"]
+
+    lines = path.read_text(encoding="utf-8").splitlines()[before:]
+    rows = [json.loads(line) for line in lines]
+    assert rows[0]["device"] == device and rows[0]["curve"]["grid"]["grid_name"] == "hws_fitted"
+    curves = list(read_curves(path))[before:]
+    assert [curve.word for curve in curves] == words
+    sent = swipe_of("zebra", seed=0)
+    np.testing.assert_allclose(curves[0].x, sent["x"], atol=0.006)
+    np.testing.assert_allclose(curves[0].t, np.array(sent["t"]) - sent["t"][0], atol=0.06)
+
+    build_dataset([path], tmp_path / "data")
+    assert len(SwipeDataset(tmp_path / "data")) == len(recorded_words(path))
+    preds = tmp_path / "preds.pkl"
+    assert predict_main(["--checkpoint", "en_hws", "--data", str(path), "--out", str(preds), "--quiet",
+                         "--beam-size", "4", "--x-scales", "1", "--wide-x-scales", "none",
+                         "--template-candidates", "0"]) == 0
+    assert evaluate.main([str(preds), "--no-results"]) == 0
+
+
+def test_recorder_leaves_whole_lines_when_killed(tmp_path):
+    path = tmp_path / "killed.jsonl"
+    script = f"""
+import numpy as np
+from swipe.demo import Recorder, Swipe
+from swipe.keyboard import bundled_layout
+recorder = Recorder({str(path)!r})
+x = np.linspace(0, 300, 400, dtype=np.float32)
+swipe = Swipe(bundled_layout("hws_fitted"), x, x / 2, np.arange(400.0))
+print("ready", flush=True)
+while True:
+    recorder.append(swipe, "word", {{"pointer_type": "pen"}})
+"""
+    child = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert child.stdout.readline().strip() == "ready"
+    time.sleep(0.5)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    data = path.read_bytes()
+    assert data.endswith(b"\n") and data.count(b"\n") > 0
+    curves = list(read_curves(path))
+    assert len(curves) == data.count(b"\n") and all(len(c.x) == 400 for c in curves)
+
+
+def test_prompts_skip_recorded_words_and_keys_the_keyboard_lacks():
+    english = bundled_layout("hws_fitted")
+    prompts = PromptList(["the", "привет", "of", "and"], done=["of"])
+    assert [prompts.next(english) for _ in range(4)] == ["the", "and", "of", "the"]
+    assert PromptList(["привет"]).next(english) is None
+
+
+def test_command_line_errors_are_one_line(capsys, tmp_path):
+    assert demo_main(["--words", "w.txt"]) == 2
+    assert "--words needs --record-to" in capsys.readouterr().err
+    assert demo_main(["--model", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("python -m swipe.demo: error:") and "Traceback" not in "".join(err)
