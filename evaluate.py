@@ -1,7 +1,8 @@
 """Score predictions files: Swipe MRR, accuracy@1, recall@4, by word length and by layout.
 
-    python evaluate.py preds.pkl [more.pkl ...] [--results results.csv | --no-results]
-    python evaluate.py preds.pkl --misses 20       # also: where the targets rank, and 20 misses
+    python evaluate.py preds.pkl                      # report, and record a row in results.csv
+    python evaluate.py preds.pkl more.pkl --no-results # several files, nothing recorded
+    python evaluate.py preds.pkl --misses 20          # also: where the targets rank, and 20 misses
 
 Each scored file adds (or, for a predictor already in the table, updates) one row of the results
 table. Files without targets (a test split) are reported as such and not recorded.
