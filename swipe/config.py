@@ -7,7 +7,8 @@ default) or a value of the wrong type is a :class:`ConfigError` naming the full 
 
 Supported field types: ``bool``, ``int``, ``float`` (an ``int`` value is accepted), ``str``,
 ``Literal[...]``, ``X | None``, ``list[X]``, ``tuple[X, ...]``, ``dict[str, X]`` and nested
-dataclasses.
+dataclasses. Floats must be finite (JSON readers accept ``NaN``); a dataclass's own checks raise
+:class:`FieldError` to be reported under the field's key path.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import types
 import typing
 from pathlib import Path
@@ -25,6 +27,24 @@ T = TypeVar("T")
 
 class ConfigError(ValueError):
     """A configuration value is unknown, missing or of the wrong type."""
+
+
+class FieldError(ValueError):
+    """A config dataclass's check of one of its fields failed (raised in ``__post_init__``);
+    :func:`from_dict` reports it under the field's full key path.
+
+    Parameters
+    ----------
+    key : str
+        The field's name.
+    message : str
+        What is wrong, e.g. ``"must be >= 0, got -10"``.
+    """
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.message = message
 
 
 def from_dict(cls: type[T], data: Any, where: str = "") -> T:
@@ -126,6 +146,8 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         return value
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):  # JSON readers accept NaN and Infinity
+                raise _fail(where, f"must be a finite number, got {value!r}")
             return float(value)
     elif tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
@@ -158,5 +180,7 @@ def _convert_dataclass(cls: Any, value: Any, where: str) -> Any:
             raise _fail(_join(where, name), f"missing required key ({_type_name(hints[name])})")
     try:
         return cls(**kwargs)
+    except FieldError as err:
+        raise _fail(_join(where, err.key), err.message) from None
     except (ValueError, TypeError) as err:
         raise _fail(where or cls.__name__, str(err)) from None

@@ -31,12 +31,10 @@ import contextlib
 import functools
 import gc
 import gzip
-import io
 import itertools
 import json
-import os
 import sys
-import tempfile
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +42,7 @@ from typing import IO, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
+from swipe.atomic import atomic_output
 from swipe.keyboard import Layout, LayoutError, bundled_layout, load_layouts_file, normalize_label
 
 # Curves per chunk: numeric checks and conversions run over whole chunks, not per curve.
@@ -252,10 +251,6 @@ class LayoutRegistry:
 _normalize_word = functools.lru_cache(maxsize=1 << 16)(normalize_label)
 
 
-def _open_text(path: Path) -> IO[str]:
-    return io.TextIOWrapper(_open_binary(path), encoding="utf-8")
-
-
 def _open_binary(path: Path) -> IO[bytes]:
     return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")  # type: ignore[return-value]
 
@@ -411,13 +406,26 @@ def _jsonl_rows(path: Path, registry: LayoutRegistry) -> Iterator[tuple[int, obj
     """``(line, _Row | _TextRow | _BadRow)`` for each non-blank line of a jsonl file."""
     # Lines stay bytes until parsed: the inline grid, most of a line, is then never decoded.
     with _open_binary(path) as f:
-        for lineno, text in enumerate(f, 1):
-            if not text or text.isspace():
-                continue
-            try:
-                yield lineno, _parse_json_row(text, registry, path, lineno)
-            except _BadRow as bad:
-                yield lineno, bad
+        for lineno, text in _numbered_lines(f):
+            if isinstance(text, _BadRow):
+                yield lineno, text
+            elif text and not text.isspace():
+                try:
+                    yield lineno, _parse_json_row(text, registry, path, lineno)
+                except _BadRow as bad:
+                    yield lineno, bad
+
+
+def _numbered_lines(f: IO[bytes]) -> Iterator[tuple[int, bytes | _BadRow]]:
+    """``(line number, line)``; a file that cannot be read to its end (a truncated or corrupt
+    ``.gz``) ends with one :class:`_BadRow` on the line after the last one read."""
+    lineno = 0
+    try:
+        for lineno, text in enumerate(f, 1):  # noqa: B007 - lineno is used after the loop
+            yield lineno, text
+    except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+        detail = f"the file ends early or is corrupt ({err}); nothing after this line was read"
+        yield lineno + 1, _BadRow("unreadable file", detail)
 
 
 _scan_json = json.JSONDecoder().scan_once
@@ -587,7 +595,13 @@ def _concat(rows: list[_Row]) -> _Points:
         values += r.x
         values += r.y
         values += r.t
+    # numpy would take "12" and true as numbers: only JSON numbers are.
+    if not set(map(type, values)) <= _NUMBER_TYPES:
+        raise TypeError("not a number")
     return _split_xyt(np.fromiter(values, np.float64, len(values)), lengths)
+
+
+_NUMBER_TYPES = {int, float}
 
 
 def _concat_text(rows: list[_TextRow]) -> _Points | None:
@@ -703,15 +717,16 @@ def _space_only_next_to_commas(text: bytes) -> bool:
     return not (gaps & (chars[kept[:-1]] != ord(",")) & (chars[kept[1:]] != ord(","))).any()
 
 
-_NON_NUMERIC = "curve.x, curve.y and curve.t must hold numbers"
+_NON_NUMERIC = "curve.x, curve.y and curve.t must hold JSON numbers (not strings or booleans)"
 
 
 def _is_numeric(row: _Row) -> bool:
-    return all(
-        isinstance(v, (int, float)) and not isinstance(v, bool)
-        for values in (row.x, row.y, row.t)
-        for v in values
-    )
+    """Whether the row's lists hold JSON numbers only, each within float range."""
+    try:
+        _concat([row])
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return True
 
 
 def _check_rows(items: list[tuple[int, object]], bad: dict[int, _BadRow]) -> tuple[list, _Points]:
@@ -735,7 +750,7 @@ def _check_rows(items: list[tuple[int, object]], bad: dict[int, _BadRow]) -> tup
             rows.append((pos, item))
     try:
         return rows, _concat([r for _, r in rows])
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         # Some row holds a non-number (rare): find and drop it, then convert the rest.
         for pos, r in rows:
             if not _is_numeric(r):
@@ -859,14 +874,28 @@ def _hws_rows(
     """
     number = 0
     gesture: _Gesture | None = None
-    with _open_text(path) as f:
-        for lineno, text in enumerate(f, 1):
-            cols = text.split()
-            if not cols or cols[: len(HWS_HEADER)] == HWS_HEADER:
+    lineno = 0
+    with _open_binary(path) as f:
+        for lineno, raw in _numbered_lines(f):
+            if isinstance(raw, _BadRow):
+                if gesture is not None:
+                    gesture.fail(raw.reason, raw.detail, lineno)
+                    yield gesture.number, gesture.row(layout)
+                    gesture = None
+                else:
+                    yield 0, _BadRow(raw.reason, raw.detail, lineno)
+                break
+            try:
+                cols = raw.decode("utf-8").split()
+            except UnicodeDecodeError:
+                cols = None
+            if cols is not None and (not cols or cols[: len(HWS_HEADER)] == HWS_HEADER):
                 continue
             problem = None
-            event = cols[4] if len(cols) >= len(HWS_HEADER) else ""
-            if len(cols) < len(HWS_HEADER):
+            event = cols[4] if cols is not None and len(cols) >= len(HWS_HEADER) else ""
+            if cols is None:
+                problem = ("bad log line", "not UTF-8 text")
+            elif len(cols) < len(HWS_HEADER):
                 problem = ("bad log line", f"{len(cols)} columns, expected {len(HWS_HEADER)}")
             elif event not in ("touchstart", "touchmove", "touchend"):
                 problem = ("bad log line", f"unknown event {event!r}")
@@ -885,9 +914,10 @@ def _hws_rows(
                 number += 1
                 gesture = _Gesture(number, lineno, cols[10], cols[11] == "1")
             assert gesture is not None
+            assert cols is not None
             try:
-                kw, kh = float(cols[2]), float(cols[3])
-                px, py, pt = float(cols[5]), float(cols[6]), float(cols[1])
+                kw, kh = _log_number(cols[2]), _log_number(cols[3])
+                px, py, pt = _log_number(cols[5]), _log_number(cols[6]), _log_number(cols[1])
             except ValueError:
                 gesture.fail("non-numeric value", "non-numeric value", lineno)
             else:
@@ -908,6 +938,13 @@ def _hws_rows(
         if gesture is not None:
             gesture.fail("incomplete gesture", "file ends before touchend", lineno)
             yield gesture.number, gesture.row(layout)
+
+
+def _log_number(text: str) -> float:
+    """A number of a log line; Python's own spellings beyond plain numbers (``1_000``) are not."""
+    if "_" in text:
+        raise ValueError(text)
+    return float(text)
 
 
 # ---- writing ------------------------------------------------------------------------------------
@@ -951,17 +988,12 @@ def write_curves(curves: Iterable[Curve], path: str | Path, overwrite: bool = Fa
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     count = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+    with atomic_output(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
             for curve in curves:
                 f.write(curve_to_json(curve) + "\n")
                 count += 1
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
     return count
 
 
@@ -990,12 +1022,23 @@ def _convert_hws(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     registry = LayoutRegistry(grids_file=args.layouts)
+    bad = 0
     for name in args.files:
         stats = ReadStats()
         layouts: Counter[str] = Counter()
         for chunk in iter_curve_chunks(name, registry, skip_bad_rows=True, stats=stats):
             layouts.update(layout.name for layout in chunk.layouts)
         print(f"{name}: {stats.summary()}; layouts: {dict(layouts)}")
+        if stats.num_skipped:
+            bad += stats.num_skipped
+            try:  # read again, strictly, for the first bad row's line
+                for _ in iter_curve_chunks(name, LayoutRegistry(grids_file=args.layouts)):
+                    pass
+            except BadRowError as err:
+                print(f"  first bad row: {err}")
+    if bad:
+        print(f"error: {bad} bad rows", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
+from swipe.atomic import atomic_output
 from swipe.config import ConfigError, load_json
 from swipe.keyboard import Layout, LayoutError, bundled_layout, load_layouts_file
 from swipe.lexicon import Lexicon, LexiconError, load_lexicon
@@ -522,9 +522,8 @@ def write_synthetic_jsonl(
     path.parent.mkdir(parents=True, exist_ok=True)
     word_seed, curve_seed = np.random.SeedSequence(seed).spawn(2)
     word_rng, curve_rng = np.random.default_rng(word_seed), np.random.default_rng(curve_seed)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     chunk = 4096
-    try:
+    with atomic_output(path) as tmp:
         with open(tmp, "w", encoding="utf-8") as out:
             for start in range(0, count, chunk):
                 size = min(chunk, count - start)
@@ -549,10 +548,6 @@ def write_synthetic_jsonl(
                         + tails[li]
                     )
                 out.write("".join(lines))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return count
 
 

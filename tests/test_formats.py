@@ -431,6 +431,7 @@ def test_unknown_hws_layout_is_an_error(tmp_path):
 
 def test_check_cli(tmp_path, capsys):
     path = write(tmp_path / "a.jsonl", [row(), row(t=(0, 5, 1))])
-    assert main(["check", str(path)]) == 0
+    assert main(["check", str(path)]) == 1  # bad rows: the check fails
     out = capsys.readouterr().out
     assert "1 curves; skipped 1 (time decreases: 1)" in out and "'tiny': 1" in out
+    assert "a.jsonl:2: time decreases" in out

@@ -20,14 +20,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Mapping, Sequence
 
 import numpy as np
 
+from swipe.atomic import atomic_output
 from swipe.config import from_dict, to_dict
 from swipe.formats import (
     DEFAULT_CHUNK_SIZE,
@@ -303,7 +302,8 @@ def build_dataset(
 
     Memory stays flat: curves are read, checked and written a chunk at a time. The dataset is
     written into a temporary directory next to ``out_dir`` and renamed into place at the end, so
-    ``out_dir`` never holds a partial dataset.
+    ``out_dir`` never holds a partial dataset; a failure or SIGTERM removes the temporary
+    directory, and the next build removes one left by a killed build (:mod:`swipe.atomic`).
 
     Parameters
     ----------
@@ -345,21 +345,8 @@ def build_dataset(
     else:
         registry = LayoutRegistry(layouts)
     tokenizer = CharTokenizer(alphabet) if isinstance(alphabet, str) else alphabet
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
-    try:
+    with atomic_output(out, directory=True) as tmp:
         manifest = _build(paths, tmp, registry, tokenizer, skip_bad_rows, hws_layout, chunk_size, progress)
-        if out.exists():
-            # Swap in the new dataset, then delete the old one.
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / out.name)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return manifest
 
 

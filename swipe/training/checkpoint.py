@@ -16,6 +16,7 @@ them (:mod:`swipe.training.averaging`) is what decoders use (:func:`inference_st
 Run directory layout::
 
     run_dir/config.json
+    run_dir/.lock                       held by the one process training in it (:class:`RunDirLock`)
     run_dir/checkpoints/last.pt         latest state (written at every validation and on exit)
     run_dir/checkpoints/best.pt         state at the best validation metric
     run_dir/checkpoints/step-00001234.pt  the last K validation checkpoints
@@ -37,6 +38,7 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 import torch
 
+from swipe.atomic import atomic_output, sweep_stale
 from swipe.config import ConfigError, from_dict
 from swipe.keyboard import Layout
 from swipe.safe_pickle import UnsafeFileError, torch_load
@@ -54,54 +56,27 @@ class CheckpointError(RuntimeError):
 # ---- files ------------------------------------------------------------------------------------
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # some platforms cannot open directories
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def atomic_save(obj: Any, path: str | Path) -> None:
     """``torch.save`` to a temporary file next to ``path``, flush, fsync, then rename over it.
 
     A process killed at any moment leaves either the previous file or the new one, never a
-    truncated file.
+    truncated file; the temporary file of a killed process is removed by the next write in the
+    same folder (:mod:`swipe.atomic`).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_output(path) as tmp:
         with open(tmp, "wb") as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _fsync_dir(path.parent)
 
 
 def atomic_copy(src: str | Path, dst: str | Path) -> None:
     """Copy ``src`` to ``dst`` through a temporary file and a rename."""
-    dst = Path(dst)
-    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_output(dst) as tmp:
         with open(src, "rb") as fin, open(tmp, "wb") as fout:
             shutil.copyfileobj(fin, fout, 1 << 20)
             fout.flush()
             os.fsync(fout.fileno())
-        os.replace(tmp, dst)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _fsync_dir(dst.parent)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -188,6 +163,67 @@ class CheckpointFiles:
             atomic_copy(self.last, self.step_path(step))
             for old in self.step_checkpoints()[: -self.keep_last]:
                 old.unlink(missing_ok=True)
+
+
+class RunDirLock:
+    """One writer per run directory: an exclusive ``flock`` on ``run_dir/.lock``, which holds
+    the owner's process id for the message a second writer gets.
+
+    The kernel releases the lock when its process ends, however it ends, so a lock left by a
+    killed process never blocks. Taking it also removes temporary checkpoint files that killed
+    processes left behind (:func:`swipe.atomic.sweep_stale`).
+
+    Parameters
+    ----------
+    run_dir : path
+        The run directory (created if missing).
+    """
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / ".lock"
+        self._fd: int | None = None
+        self._created = False
+
+    def acquire(self) -> RunDirLock:
+        """Take the lock, or raise :class:`CheckpointError` naming the process that holds it."""
+        try:
+            import fcntl
+        except ImportError:  # no flock on this platform: no lock
+            return self
+        self._created = not self.run_dir.exists()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise CheckpointError(
+                f"{self.run_dir} is in use by another training process (pid {holder}); wait for it "
+                "to finish or stop it first, or give another run directory"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        sweep_stale(self.run_dir / "checkpoints")
+        return self
+
+    def release(self) -> None:
+        """Let the lock go (ending the process does too); a run directory that the lock created
+        and that holds nothing else is removed."""
+        if self._fd is not None:
+            if self._created and [p.name for p in self.run_dir.iterdir()] == [self.path.name]:
+                self.path.unlink()
+                self.run_dir.rmdir()
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
+
+    def __enter__(self) -> RunDirLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 # ---- RNG state ---------------------------------------------------------------------------------

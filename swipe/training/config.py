@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from swipe.config import load_json
+from swipe.config import ConfigError, FieldError, load_json
 from swipe.data.resample import ResampleConfig
 from swipe.models.config import ModelConfig
 from swipe.synth import SynthConfig
@@ -161,8 +161,16 @@ class OptimConfig:
     ema_decay: float | None = None
 
     def __post_init__(self) -> None:
-        if self.lr <= 0 or self.grad_accum_steps < 1:
-            raise ValueError("lr must be positive and grad_accum_steps >= 1")
+        if self.lr <= 0:
+            raise FieldError("lr", f"must be positive, got {self.lr}")
+        if self.grad_accum_steps < 1:
+            raise FieldError("grad_accum_steps", f"must be >= 1, got {self.grad_accum_steps}")
+        if self.eps <= 0:
+            raise FieldError("eps", f"must be positive, got {self.eps}")
+        if self.weight_decay < 0:
+            raise FieldError("weight_decay", f"must be >= 0, got {self.weight_decay}")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise FieldError("grad_clip", f"must be positive or null, got {self.grad_clip}")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in (0, 1) or null, got {self.ema_decay}")
 
@@ -214,6 +222,16 @@ class ScheduleConfig:
     plateau_threshold: float = 0.001
     min_lr: float = 1e-5
     early_stopping_patience: int | None = None
+
+    def __post_init__(self) -> None:
+        for key in ("warmup_steps", "plateau_patience", "plateau_threshold", "min_lr"):
+            if getattr(self, key) < 0:
+                raise FieldError(key, f"must be >= 0, got {getattr(self, key)}")
+        if not 0 < self.plateau_factor <= 1:
+            raise FieldError("plateau_factor", f"must be in (0, 1], got {self.plateau_factor}")
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            patience = self.early_stopping_patience
+            raise FieldError("early_stopping_patience", f"must be >= 1 or null, got {patience}")
 
 
 @dataclass(frozen=True)
@@ -343,6 +361,10 @@ class TrainConfig:
             raise ValueError("max_steps and max_epochs must be positive")
         if self.init_from is not None and not self.init_from:
             raise ValueError("init_from must name a model file or directory")
+        if self.keep_last_checkpoints < 0:
+            raise FieldError("keep_last_checkpoints", f"must be >= 0, got {self.keep_last_checkpoints}")
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            raise FieldError("max_minutes", f"must be positive or null, got {self.max_minutes}")
 
     @property
     def resolved_run_dir(self) -> Path:
@@ -350,5 +372,52 @@ class TrainConfig:
 
 
 def load_train_config(path: str | Path) -> TrainConfig:
-    """Read a training config JSON file strictly; errors name the file and the key."""
-    return load_json(TrainConfig, path)
+    """Read a training config JSON file strictly; errors name the file and the key.
+
+    The files it names are checked too (:func:`check_config_files`), so that a wrong path stops
+    the run before any training.
+    """
+    config = load_json(TrainConfig, path)
+    check_config_files(config, f"{path}:")
+    return config
+
+
+def check_config_files(config: TrainConfig, where: str = "") -> None:
+    """Refuse a config whose lexicons or synthetic layouts name nothing that exists.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    where : str
+        Prefix for messages (the config file followed by ``:``).
+
+    Raises
+    ------
+    ConfigError
+        ``"<file>: <key path>: <problem>"``.
+    """
+    from swipe.keyboard import LayoutError, bundled_layout, load_layouts_file
+    from swipe.lexicon import BUNDLED_LEXICONS
+
+    prefix = f"{where} " if where else ""
+    lexicons = [("lexicon", config.lexicon)]
+    synthetic = config.data.synthetic
+    if synthetic is not None:
+        lexicons.append(("data.synthetic.lexicon", synthetic.lexicon))
+    for key, name in lexicons:
+        if name not in BUNDLED_LEXICONS and not Path(name).is_file():
+            bundled = ", ".join(BUNDLED_LEXICONS)
+            raise ConfigError(f"{prefix}{key}: no lexicon file {name!r} (nor a bundled lexicon: {bundled})")
+    extra: dict[str, object] = {}
+    if config.data.layouts_file is not None:
+        try:
+            extra = dict(load_layouts_file(config.data.layouts_file))
+        except (OSError, LayoutError) as err:
+            raise ConfigError(f"{prefix}data.layouts_file: {err}") from None
+    for i, name in enumerate(synthetic.layouts if synthetic is not None else []):
+        if name in extra:
+            continue
+        try:
+            bundled_layout(name)
+        except LayoutError as err:
+            raise ConfigError(f"{prefix}data.synthetic.layouts[{i}]: {err}") from None

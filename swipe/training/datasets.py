@@ -13,11 +13,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
+from swipe.atomic import atomic_output, temporary
 from swipe.config import ConfigError, from_dict, to_dict
 from swipe.keyboard import Layout, bundled_layout, load_layouts_file
 from swipe.tokenizers import CharTokenizer
@@ -171,9 +171,8 @@ def _generate(
         raise DataError(f"{out} is an incomplete dataset; remove it and start again")
     layouts = _synth_layouts(synthetic, data)
     out.parent.mkdir(parents=True, exist_ok=True)
-    jsonl = out.with_name(f".{out.name}.{os.getpid()}.jsonl")
     print(f"generating {count} synthetic {split} swipes into {out}", file=sys.stderr)
-    try:
+    with temporary(out.with_name(f"{out.name}.jsonl")) as jsonl:
         write_synthetic_jsonl(
             jsonl,
             layouts,
@@ -185,11 +184,8 @@ def _generate(
             overwrite=True,
         )
         _build(jsonl, out, data, {layout.name: layout for layout in layouts})
-    finally:
-        jsonl.unlink(missing_ok=True)
-    tmp = sidecar.with_name(f".{sidecar.name}.tmp")
-    tmp.write_text(json.dumps(settings, indent=2, ensure_ascii=False) + "\n", "utf-8")
-    os.replace(tmp, sidecar)
+    with atomic_output(sidecar) as tmp:
+        tmp.write_text(json.dumps(settings, indent=2, ensure_ascii=False) + "\n", "utf-8")
 
 
 def prepare_data_files(config: TrainConfig, run_dir: Path) -> DataConfig:

@@ -44,6 +44,7 @@ from swipe.training.checkpoint import (
     CheckpointError,
     CheckpointFiles,
     LoadedModel,
+    RunDirLock,
     capture_rng_state,
     layouts_to_grids,
     load_checkpoint,
@@ -52,7 +53,7 @@ from swipe.training.checkpoint import (
     resolve_model_file,
     restore_rng_state,
 )
-from swipe.training.config import HIGHER_IS_BETTER, DataConfig, TrainConfig
+from swipe.training.config import HIGHER_IS_BETTER, DataConfig, TrainConfig, check_config_files
 from swipe.training.datasets import PreparedData, open_data, prepare_data_files, resolve_data_config
 from swipe.training.distributed import (
     DistInfo,
@@ -950,8 +951,13 @@ def train(
         if config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
         else "cpu"
     )
+    check_config_files(config)
     dist_info = init_distributed(wanted_device)
+    # One writer per run directory (rank 0 holds the lock for all ranks).
+    lock = RunDirLock(run_dir) if dist_info.is_main else None
     try:
+        if lock is not None:
+            lock.acquire()
         _check_run_dir(run_dir, resume)
         config = dataclasses.replace(config, data=resolve_data_config(config, run_dir))
         last = CheckpointFiles(run_dir, 0).last
@@ -996,6 +1002,8 @@ def train(
             budget = max_minutes if max_minutes is not None else config.max_minutes
             return trainer.fit(budget, stop_signals, start_time)
     finally:
+        if lock is not None:
+            lock.release()
         cleanup_distributed(dist_info)
 
 
