@@ -6,6 +6,7 @@ const state = {
   info: null, layout: 0, scale: 1, trail: [], drawing: false, pointerId: null, pointerType: "mouse",
   candidates: [], selected: -1, template: null, attention: null, char: 0, layer: -1, prompt: null,
 };
+const SHOWN_CANDIDATES = 8;
 const $ = (id) => document.getElementById(id);
 const canvas = $("keyboard");
 const ctx = canvas.getContext("2d");
@@ -110,7 +111,7 @@ function draw() {
     const top = Math.max(...weights) || 1;
     state.attention.points.forEach(([x, y], i) => {
       const w = weights[i] / top;
-      dot(x, y, 2.5 + 7 * w, heat(w));
+      if (w > 0.04) dot(x, y, 2 + 8 * w, heat(w));  // the faintest points would only hide the trail
     });
   }
 }
@@ -167,7 +168,7 @@ async function swiped() {
   try {
     if (state.prompt) await record(body);
     const answer = await api("/api/decode", body);
-    state.candidates = answer.candidates;
+    state.candidates = answer.candidates.slice(0, SHOWN_CANDIDATES);
     $("timing").textContent = `decoded in ${answer.decode_ms.toFixed(1)} ms on the server, ` +
       `${body.x.length} points`;
     status("");
