@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -131,6 +132,12 @@ def test_bodies_over_a_megabyte_and_bad_words_are_refused(server):
     response = conn.getresponse()
     assert response.status == 413 and "at most 1048576" in json.loads(response.read())["error"]
     conn.close()
+    # A body cut short (the client stops sending): a 400, not a hung thread.
+    with socket.create_connection(server.server_address[:2], timeout=60) as sock:
+        sock.sendall(b"POST /api/decode HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"x\": [1,")
+        sock.shutdown(socket.SHUT_WR)
+        head = sock.makefile("rb").readline()
+    assert head.startswith(b"HTTP/1.1 400")
     status, answer = request(server, "POST", "/api/attention", {**swipe_of("the"), "word": "th3"})
     assert status == 400 and "cannot write" in answer["error"]
     status, answer = request(server, "POST", "/api/template", {"word": ""})

@@ -79,6 +79,7 @@ class DemoHandler(BaseHTTPRequestHandler):
     # Headers and body go out in two writes: with Nagle's algorithm the body would wait for the
     # client's delayed acknowledgement of the headers (40 ms on Linux) on a kept-alive connection.
     disable_nagle_algorithm = True
+    timeout = 60  # seconds a connection may stay silent (a client that never sends its body)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
         if not self.server.quiet:
@@ -162,7 +163,14 @@ class DemoHandler(BaseHTTPRequestHandler):
             self.close_connection = True  # the body is not read: the connection cannot be reused
             raise _HTTPError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                              f"body of {int(length)} bytes; at most {MAX_BODY_BYTES} are accepted")
-        raw = self.rfile.read(int(length))
+        try:
+            raw = self.rfile.read(int(length))
+        except TimeoutError:
+            self.close_connection = True
+            raise _HTTPError(HTTPStatus.REQUEST_TIMEOUT, "the body did not arrive in time") from None
+        if len(raw) < int(length):
+            self.close_connection = True
+            raise RequestError(f"body of {len(raw)} bytes; Content-Length said {int(length)}")
         try:
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as err:
