@@ -321,7 +321,7 @@ def test_template_candidates_add_the_matchers_words_as_the_search_scores_them(pr
         (["--generator", "greedy", "--beam-size", "4"], "--beam-size is not one of its options"),
         (["--beam-size", "0"], "--beam-size must be >= 1"),
         (["--beam-size", "4", "--num-candidates", "5"], "--num-candidates must be between 1 and --beam-size"),
-        (["--length-penalty", "nan"], "--length-penalty must be finite"),
+        (["--length-penalty", "nan"], "--length-penalty: must be a finite number"),
         (["--no-lexicon", "--prior-weight", "1"], "needs a lexicon"),
         (["--data", "missing.jsonl"], "missing.jsonl: no such data file"),
         (["--checkpoint", "nowhere.pt"], "nowhere.pt: no such checkpoint"),
@@ -501,3 +501,55 @@ def test_bad_decoding_settings_name_the_file_and_key(project, capsys, settings, 
     assert main(["--checkpoint", str(folder), "--lexicon", "lex.txt", "--quiet"]) == 2
     assert message in capsys.readouterr().err
     assert not (project.root / "preds.pkl").exists()
+
+
+def test_with_data_the_shipped_model_for_its_layout_wins_over_the_latest_run(project, monkeypatch, capsys):
+    from swipe import shipped
+    from swipe.export import export_checkpoint
+
+    write_checkpoint(project.root / "source.pt", "val.jsonl", seed=5)
+    (project.root / "models" / "en_tiny").mkdir(parents=True)
+    export_checkpoint(project.root / "source.pt", project.root / "models" / "en_tiny" / "model.pt")
+    monkeypatch.setattr(shipped, "MODELS_DIR", project.root / "models")
+    common = ["--lexicon", "lex.txt", "--quiet"]
+    assert main([*common, "--data", "val.jsonl", "--out", "data.pkl"]) == 0
+    assert "(shipped model en_tiny, for the data's layouts qwerty_en)" in capsys.readouterr().err
+    assert read_predictions(project.root / "data.pkl").metadata["weights"].endswith("en_tiny/model.pt")
+    # Without --data: the latest run, on its validation split.
+    assert main([*common, "--out", "run.pkl"]) == 0
+    assert "best.pt (the latest run under runs/)" in capsys.readouterr().err
+    # A shipped model by name; a name that is neither a file nor a shipped model lists them.
+    assert main([*common, "--checkpoint", "en_tiny", "--data", "val.jsonl", "--out", "named.pkl"]) == 0
+    assert "(shipped model en_tiny, given)" in capsys.readouterr().err
+    assert read_predictions(project.root / "named.pkl").candidates == read_predictions(
+        project.root / "data.pkl").candidates
+    assert main([*common, "--checkpoint", "en_tinny", "--out", "none.pkl"]) == 2
+    assert "en_tinny: no such checkpoint, model folder or shipped model (shipped models: en_tiny)" in (
+        capsys.readouterr().err)
+
+
+def test_skipped_rows_keep_their_place_in_the_submission_csv(project, capsys):
+    write_curves(project.root / "test.jsonl", [None] * 6, seed=3)
+    lines = (project.root / "test.jsonl").read_text().splitlines()
+    lines[1] = '{"curve": {"x": [1, 2], "y": [1], "t": [0, 1], "grid_name": "qwerty_en"}}'
+    lines[4] = "{broken"
+    lines.insert(3, "")  # a blank line is no row
+    (project.root / "test.jsonl").write_text("\n".join(lines) + "\n")
+    args = ["--data", "test.jsonl", "--lexicon", "lex.txt", "--checkpoint", "runs/tiny", "--csv", "sub.csv"]
+    assert main(args) == 2  # strict: the first bad row, by file and line
+    assert "test.jsonl:2" in capsys.readouterr().err
+    assert main([*args, "--skip-bad-rows"]) == 0
+    assert "skipped 2 bad rows" in capsys.readouterr().err
+    preds = read_predictions(project.root / "preds.pkl")
+    rows = (project.root / "sub.csv").read_text().splitlines()
+    assert len(preds) == 4 and len(rows) == 6
+    assert rows[1] == rows[4] == ",,,"  # the rows on lines 2 and 6
+    decoded = [row.split(",")[0] for i, row in enumerate(rows) if i not in (1, 4)]
+    assert decoded == [c[0][1] for c in preds.candidates]
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(project, capsys):
+    assert main(["--lexicon", "lex.txt"]) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err and "curve/s" not in err and "it/s" not in err
+    assert err.splitlines()[-1].startswith("wrote preds.pkl: 24 curves")
