@@ -17,6 +17,7 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
+from swipe.atomic import atomic_output
 from swipe.config import to_dict
 from swipe.decoder import (  # noqa: F401 (names the bench scripts import from here)
     DEFAULT_GENERATOR,
@@ -373,8 +374,7 @@ def write_submission_csv(
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path}: already exists (pass --overwrite to replace it)")
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
+    with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
         for row in candidates:
             words = [word for _, word in row[:4]]
@@ -383,7 +383,6 @@ def write_submission_csv(
             else:
                 words = [""] * 4
             writer.writerow(words)
-    tmp.replace(path)
 
 
 def _metadata(decoder: Decoder, plan: DecodingPlan, checkpoint: Path, data: _Data) -> dict[str, Any]:
