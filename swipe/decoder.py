@@ -1012,6 +1012,7 @@ class Decoder:
         self.plan = plan_decoding(settings, self.trie is not None)
         self._job = self.job(MemoryCurves([], self.layouts, self.tokenizer))
         self._decoder: BatchDecoder | None = None
+        self._lexicon_words: list[str] | None = None
         self._lock = threading.Lock()
 
     @property
@@ -1019,8 +1020,10 @@ class Decoder:
         """The lexicon's words, most frequent first (None without a lexicon)."""
         if self.trie is None:
             return None
-        order = np.argsort(-self.trie.word_log_probs, kind="stable")
-        return [self.trie.words[i] for i in order]
+        if self._lexicon_words is None:
+            order = np.argsort(-self.trie.word_log_probs, kind="stable")
+            self._lexicon_words = [self.trie.words[i] for i in order]
+        return list(self._lexicon_words)
 
     def job(self, curves: CurveSource) -> DecodeJob:
         """The :class:`DecodeJob` that decodes ``curves`` with this model and settings."""
