@@ -337,20 +337,28 @@ def _megabytes(n: int) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m swipe.export``: write a compact inference file from a training checkpoint."""
+    """``python -m swipe.export``: write a compact inference file from a training checkpoint, or
+    the ONNX folder of a checkpoint or exported model (``--format onnx``)."""
     parser = argparse.ArgumentParser(
         prog="python -m swipe.export",
         description="Write a compact inference file (weights, config, tokenizer, layouts, lexicon name, "
         "provenance) from a training checkpoint; load it with swipe.training.load_model or "
-        "predict.py --checkpoint.",
+        "predict.py --checkpoint. With --format onnx, write a folder of ONNX graphs (fp32 and int8), "
+        "layouts, tokenizer, lexicon trie and decoding settings for apps without PyTorch "
+        "(docs/onnx.md; needs the packages of requirements-export.txt).",
     )
-    parser.add_argument("checkpoint", help="training checkpoint, or a run directory (its best.pt)")
-    parser.add_argument("--out", required=True, help="the file to write")
-    parser.add_argument("--dtype", default="fp16", choices=DTYPES, help="weight precision (default fp16)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    parser.add_argument("checkpoint", help="training checkpoint, or a run directory (its best.pt); "
+                        "with --format onnx also an exported model.pt or its folder")
+    parser.add_argument("--out", required=True, help="the file to write (the folder, with --format onnx)")
+    parser.add_argument("--format", default="pt", choices=("pt", "onnx"),
+                        help="pt: one compact .pt file (default); onnx: a folder of ONNX graphs")
+    parser.add_argument("--dtype", choices=DTYPES, help="weight precision of a .pt file (default fp16)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     args = parser.parse_args(argv)
+    if args.format == "onnx":
+        return _main_onnx(args)
     try:
-        result = export_checkpoint(args.checkpoint, args.out, args.dtype, args.overwrite)
+        result = export_checkpoint(args.checkpoint, args.out, args.dtype or "fp16", args.overwrite)
     except (ExportError, CheckpointError, FileExistsError, FileNotFoundError) as err:
         print(f"swipe.export: error: {err}", file=sys.stderr)
         return 2
@@ -359,6 +367,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"(checkpoint {_megabytes(result.source_bytes)}), run {result.run}, step {result.step}",
         file=sys.stderr,
     )
+    return 0
+
+
+def _main_onnx(args: argparse.Namespace) -> int:
+    if args.dtype is not None:
+        print("swipe.export: error: --dtype is for .pt files; an ONNX folder holds fp32 and int8 graphs",
+              file=sys.stderr)
+        return 2
+    try:
+        from swipe.onnx_export import OnnxExportError, export_onnx
+    except ImportError as err:
+        print(f"swipe.export: error: --format onnx needs {err.name}: "
+              "pip install -r requirements-export.txt", file=sys.stderr)
+        return 2
+    try:
+        result = export_onnx(args.checkpoint, args.out, args.overwrite)
+    except (OnnxExportError, ExportError, CheckpointError, FileExistsError, FileNotFoundError) as err:
+        print(f"swipe.export: error: {err}", file=sys.stderr)
+        return 2
+    graphs = {name: size for name, size in result.files.items() if name.endswith(".onnx")}
+    sizes = ", ".join(f"{name} {_megabytes(size)}" for name, size in graphs.items())
+    print(f"wrote {result.out}/: {sizes}", file=sys.stderr)
     return 0
 
 
