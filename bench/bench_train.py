@@ -10,10 +10,10 @@ into ``--work``; batches are collated up front, so the figures are the optimizer
 (if supported) and fp16 with a gradient scaler.
 
 With ``--resample-step S`` the curves are resampled every ``S`` key widths along the path with a
-uniform clock and thinned to 128 points, as ``swipe/resources/models/en_hws_transformer/config.json`` trains, and the CPU row
-is timed four times, alternating batches bucketed by the resampled lengths (as the trainer buckets
-them) and by the logged lengths. The ``padding`` column is the share of the batches' points that
-are padding.
+uniform clock and thinned to 128 points, as the shipped English models train
+(``swipe/resources/models/en_hws/config.json``), and the CPU row is timed four times, alternating
+batches bucketed by the resampled lengths (as the trainer buckets them) and by the logged lengths.
+The ``padding`` column is the share of the batches' points that are padding.
 
     nice -n 10 python bench/bench_train.py --threads 1 --resample-step 0.25 --cpu-only
 """

@@ -1,6 +1,6 @@
 """Decoding speed of the working tree against an earlier revision, run in turn. One table.
 
-    nice -n 10 python bench/bench_versions.py --base HEAD~1 --checkpoint swipe/resources/models/en_hws_transformer
+    python bench/bench_versions.py --base HEAD~1 --checkpoint swipe/resources/models/en_hws_transformer
 
 The revision ``--base`` is exported (``git archive``) to a temporary folder. Then, ``--rounds``
 times, each tree in turn decodes the same curves (default: the 800 real English swipes of

@@ -4,7 +4,7 @@ For every real swipe the generator draws ``--reps`` synthetic swipes of the same
 layout (``hws_fitted`` by default), then both sets are summarised side by side: mean, percentiles
 and the two-sample Kolmogorov-Smirnov distance (0 = same distribution, 1 = disjoint).
 
-    python bench/synth_calibration.py                       # real file: swipe/resources/swipes/hws_real_en_dev.jsonl
+    python bench/synth_calibration.py                       # the bundled real English swipes
     python bench/synth_calibration.py --real my.jsonl --layout my_grids.json --reps 3 --seed 1
     python bench/synth_calibration.py --fit overlap,fitts_b_ms --seed 1  # fit (seed 0), then compare
 
@@ -30,7 +30,8 @@ from swipe.config import load_json  # noqa: E402
 from swipe.keyboard import Layout, LayoutError  # noqa: E402
 from swipe.synth import SynthConfig, resolve_layouts, synthesize_curve, word_keys  # noqa: E402
 
-DEFAULT_REAL = Path(__file__).resolve().parents[1] / "swipe" / "resources" / "swipes" / "hws_real_en_dev.jsonl"
+DEFAULT_REAL = (Path(__file__).resolve().parents[1] / "swipe"
+                / "resources" / "swipes" / "hws_real_en_dev.jsonl")
 SPEED_BINS = 10
 
 
