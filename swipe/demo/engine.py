@@ -11,7 +11,7 @@ import numpy as np
 
 from swipe.decoder import DecodeError, load_decoder, make_curve
 from swipe.formats import Curve
-from swipe.keyboard import Layout, LayoutError
+from swipe.keyboard import Layout, LayoutError, normalize_label
 from swipe.shipped import DecodingSettings
 from swipe.templates import word_polyline
 
@@ -134,7 +134,7 @@ class Engine:
 
     def word(self, body: dict[str, Any], layout: Layout) -> str:
         """The ``word`` of a request body: one the model can write and ``layout`` can type."""
-        word = _field(body, "word", str)
+        word = normalize_label(_field(body, "word", str))
         if not word or len(word) > 64:
             raise RequestError("'word' must have 1 to 64 characters")
         if not self.model.tokenizer.can_encode(word):

@@ -41,7 +41,7 @@ function fit() {
 }
 
 const ACTION_LABELS = {space: "space", shift: "⇧", backspace: "⌫", enter: "⏎", toNumberState: "123",
-  globe: "🌐"};
+  globe: "lang"};
 
 function drawKeys() {
   const g = grid();
