@@ -25,6 +25,9 @@ Measured on the same model, the same curves (default: the 800 real English swipe
   curves, process start-up included; also the workers' CPU time, which tells the speed-up on
   otherwise idle cores.
 
+With ``--device cuda`` the batched cached beam and the single swipe latency are also timed on
+CUDA, and the CUDA search's top candidates are compared with the CPU's.
+
 Every search uses ``--beam-size``, ``--prior-weight`` and ``--length-penalty`` (default: beam 8,
 no prior, 0.5). Throughput runs alternate and are repeated (``--repeats``), each keeping its
 fastest run.
@@ -143,6 +146,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2,
                         help="runs of the throughput measurements (alternating), fastest kept")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="cuda: also time the batched cached beam and the single swipe latency on "
+                        "CUDA, and compare its candidates with the CPU's (the other rows stay on the CPU)")
     parser.add_argument("--min-word-length", type=int, default=0,
                         help="decode only lexicon words of at least this many letters (0: all); "
                         "skips the workers row")
@@ -150,6 +156,10 @@ def main() -> int:
     if args.template_candidates and args.min_word_length:
         parser.error("--template-candidates with --min-word-length: the template matcher would "
                      "propose the short words the search may not output")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device here")
+    if args.device == "cuda" and args.min_word_length:
+        parser.error("--device cuda times predict.py's decoding, which has no --min-word-length")
     load_start = os.getloadavg()
 
     torch.set_num_threads(1)
@@ -250,6 +260,41 @@ def main() -> int:
                 _, t = timed(lambda i=i: rescored(i))
                 rescored_latencies.append(1000 * t.wall)
 
+        # The same on CUDA: batched as predict.py --device cuda decodes, and one curve at a time.
+        cuda_rows = []
+        if args.device == "cuda":
+            cuda_job = job._replace(device="cuda")
+
+            def run_cuda():
+                out = decode(cuda_job, args.batch_size, num_workers=0)
+                torch.cuda.synchronize()
+                return out
+
+            run_cuda()  # model on the device, kernels loaded
+            cuda_runs = [timed(run_cuda) for _ in range(args.repeats)]
+            cuda_out, cuda_s = cuda_runs[0][0], min(t.wall for _, t in cuda_runs)
+            pairs_cuda = zip(serial, cuda_out, strict=True)
+            cuda_same = sum(bool(a) and bool(b) and a[0][1] == b[0][1] for a, b in pairs_cuda)
+            cuda_search = build_generator("beam", options, loader.load("cuda").model, tokenizer, trie)
+
+            def one_on_cuda(i: int) -> None:
+                swipe, pad = curves.batch([i])
+                cuda_search.generate(swipe.to("cuda"), pad.to("cuda"))
+                torch.cuda.synchronize()
+
+            one_on_cuda(0)
+            cuda_latencies = [1000 * timed(lambda i=i: one_on_cuda(i))[1].wall
+                              for i in range(min(args.latency_curves, n))]
+            g50, g95 = statistics.median(cuda_latencies), float(np.percentile(cuda_latencies, 95))
+            name = torch.cuda.get_device_name()
+            cuda_rows = [
+                ("batched cached beam, cuda", f"{n / cuda_s:.1f} curves/s", "",
+                 f"{n} curves on {name}: {serial_s.wall / cuda_s:.1f}x the CPU row; top-1 identical to the "
+                 f"CPU's on {cuda_same}/{n}"),
+                ("single swipe latency, cuda", f"p50 {g50:.1f} ms, p95 {g95:.1f} ms", "",
+                 f"{len(cuda_latencies)} curves, batch of 1, on {name}"),
+            ]
+
         # Worker processes against none (start-up, model loading and trie transfer included).
         if not args.min_word_length:
             runs = []
@@ -332,6 +377,7 @@ def main() -> int:
         ("single swipe latency", f"p50 {p50:.1f} ms, p95 {p95:.1f} ms",
          f"p50 {cpu_p50:.1f} ms, p95 {cpu_p95:.1f} ms", f"{len(latencies)} curves, 1 thread, batch of 1"),
     ]
+    rows += cuda_rows
     if rescored_latencies:
         r50, r95 = statistics.median(rescored_latencies), float(np.percentile(rescored_latencies, 95))
         rows.append((f"single swipe latency, template rescoring {args.template_weight:g}",
