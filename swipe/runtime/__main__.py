@@ -1,0 +1,57 @@
+"""``python -m swipe.runtime FOLDER SWIPES.jsonl``: decode swipes with an ONNX folder, no PyTorch.
+
+Writes one JSON line per swipe to stdout (``{"word": target or null, "candidates": [[score,
+word], ...]}``) and a summary to stderr: swipes decoded, accuracy@1 where the file has words, time
+and the process's peak resident memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from typing import Sequence
+
+from swipe.runtime.decoder import OnnxDecoder, OnnxFolderError, read_swipes
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m swipe.runtime", description=__doc__.split("\n")[0])
+    parser.add_argument("folder", help="written by python -m swipe.export CHECKPOINT --format onnx")
+    parser.add_argument("swipes", help="jsonl, one {'curve': {'x', 'y', 't', 'grid_name'}} per line")
+    parser.add_argument("--int8", action="store_true", help="run the int8 graphs")
+    parser.add_argument("--batch-size", type=int, default=32, help="swipes decoded together (default 32)")
+    parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1)")
+    args = parser.parse_args(argv)
+    try:
+        decoder = OnnxDecoder(args.folder, int8=args.int8, threads=args.threads)
+        rows = read_swipes(args.swipes)
+    except (OnnxFolderError, OSError) as err:
+        print(f"swipe.runtime: error: {err}", file=sys.stderr)
+        return 2
+    start, correct, known = time.perf_counter(), 0, 0
+    for i in range(0, len(rows), max(1, args.batch_size)):
+        batch = rows[i : i + max(1, args.batch_size)]
+        try:
+            decoded = decoder.decode([swipe for swipe, _ in batch])
+        except OnnxFolderError as err:
+            where = f"{args.swipes}: swipes {i + 1} to {i + len(batch)}"
+            print(f"swipe.runtime: error: {where}: {err}", file=sys.stderr)
+            return 2
+        for (_, word), candidates in zip(batch, decoded, strict=True):
+            print(json.dumps({"word": word, "candidates": [[round(s, 6), w] for s, w in candidates]}))
+            if word is not None:
+                known += 1
+                correct += bool(candidates) and candidates[0][1] == word
+    seconds = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    accuracy = f", accuracy@1 {correct / known:.3f}" if known else ""
+    print(f"decoded {len(rows)} swipes in {seconds:.1f} s{accuracy}, peak memory {peak_mb:.0f} MB",
+          file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

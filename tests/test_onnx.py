@@ -1,0 +1,287 @@
+"""ONNX export and the torch-free reference decoder: graphs equal to the PyTorch model, candidates
+equal to predict.py's, and a decoder process that never imports torch."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+from swipe.config import from_dict, to_dict  # noqa: E402
+from swipe.data import build_dataset  # noqa: E402
+from swipe.data.resample import ResampleConfig, resample_curve  # noqa: E402
+from swipe.decoding.trie import LexiconTrie  # noqa: E402
+from swipe.export import main as export_main  # noqa: E402
+from swipe.keyboard import bundled_layout, load_layouts_file  # noqa: E402
+from swipe.lexicon import load_lexicon  # noqa: E402
+from swipe.models import ModelConfig, build_model, preset  # noqa: E402
+from swipe.predict import DatasetCurves  # noqa: E402
+from swipe.predict import main as predict_main  # noqa: E402
+from swipe.predictions import read_predictions  # noqa: E402
+from swipe.resources import REAL_EN_SWIPES  # noqa: E402
+from swipe.runtime import OnnxDecoder, Swipe, read_swipes  # noqa: E402
+from swipe.runtime.decoder import resample  # noqa: E402
+from swipe.tokenizers import CharTokenizer  # noqa: E402
+from swipe.training.checkpoint import (  # noqa: E402
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    capture_rng_state,
+    layouts_to_grids,
+    load_model,
+)
+from swipe.training.config import TrainConfig  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = ROOT / "swipe" / "resources" / "models"
+LAYOUT = bundled_layout("hws_fitted")
+TOLERANCE = 1e-4
+# predict.py as the shipped decoding.json says, less what the reference decoder does not do.
+NOT_PORTED_OFF = ["--x-scales", "1", "--wide-x-scales", "none", "--template-candidates", "0"]
+
+
+def tiny_config(family: str, embedder: str = "weighted", cell: str = "lstm", encoder: str = "transformer",
+                norm_first: bool = False) -> ModelConfig:
+    """A tiny random model of ``family`` (``transformer`` or ``rnn``)."""
+    config = preset("rnn" if family == "rnn" else "small", embedder)
+    if family == "rnn":
+        arch = dataclasses.replace(config.rnn, d_model=24, cell=cell, encoder_hidden_size=16,
+                                   num_encoder_layers=2, decoder_hidden_size=24, attention_size=16)
+        return dataclasses.replace(config, rnn=arch)
+    arch = dataclasses.replace(config.transformer, d_model=32, encoder=encoder, num_encoder_layers=1,
+                               num_decoder_layers=2, num_heads=2, dim_feedforward=32, norm_first=norm_first)
+    return dataclasses.replace(config, transformer=arch)
+
+
+def write_checkpoint(path: Path, model_config: ModelConfig, seed: int = 0) -> None:
+    """A training checkpoint of a random model on the real swipes' layout."""
+    tokenizer = CharTokenizer.from_layouts([LAYOUT])
+    config = from_dict(TrainConfig, {"name": "tiny", "model": to_dict(model_config), "max_steps": 1,
+                                     "data": {"train": "train", "val": "val"}, "lexicon": "en"})
+    torch.manual_seed(seed)
+    model = build_model(model_config, [LAYOUT], tokenizer)
+    if model_config.embedder.name == "trainable_gaussian":  # move the Gaussians off their start
+        with torch.no_grad():
+            model.embedder.gaussian_offset.normal_(0, 0.2)
+    torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "model": model.state_dict(),
+                "optimizer": {}, "scheduler": {}, "early_stopping": None, "scaler": None, "step": 1,
+                "epoch": 0, "batch_in_epoch": 1, "world_size": 1, "rng": [capture_rng_state()],
+                "config": to_dict(config), "tokenizer": tokenizer.to_dict(),
+                "layouts": layouts_to_grids([LAYOUT]), "metrics": None, "last_validation_step": 1,
+                "best": None}, path)
+
+
+def export(source: Path, out: Path) -> Path:
+    assert export_main([str(source), "--format", "onnx", "--out", str(out)]) == 0
+    return out
+
+
+def real_swipes(n: int, tmp: Path) -> tuple[Path, list[Swipe]]:
+    """The first ``n`` real English swipes, as a jsonl file and as runtime swipes."""
+    lines = REAL_EN_SWIPES.read_text(encoding="utf-8").splitlines()[:n]
+    path = tmp / f"real_{n}.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path, [swipe for swipe, _ in read_swipes(path)]
+
+
+@pytest.fixture(scope="module")
+def shipped_transformer(tmp_path_factory) -> Path:
+    """The ONNX folder of the shipped transformer (the ``base`` preset's shapes)."""
+    return export(SHIPPED / "en_hws_transformer", tmp_path_factory.mktemp("onnx") / "en_hws_transformer")
+
+
+@pytest.fixture(scope="module")
+def tiny_lstm(tmp_path_factory) -> tuple[Path, Path]:
+    """A tiny random LSTM model's checkpoint and ONNX folder."""
+    root = tmp_path_factory.mktemp("lstm")
+    write_checkpoint(root / "best.pt", tiny_config("rnn"))
+    return root / "best.pt", export(root / "best.pt", root / "onnx")
+
+
+# ---- the graphs equal the PyTorch model ----------------------------------------------------------
+
+
+def check_parity(checkpoint: Path, folder: Path, num_swipes: int, tmp: Path, int8: bool = False) -> float:
+    """Largest difference between the ONNX graphs' outputs and the PyTorch model's on the first
+    ``num_swipes`` real swipes: the memory (at real points) and the logits of every step along
+    each swipe's word (teacher-forced, from the same state). Returns the int8/fp32 agreement of
+    the first step's best token when ``int8``."""
+    loaded = load_model(checkpoint)
+    model, tokenizer = loaded.model, loaded.tokenizer
+    path, swipes = real_swipes(num_swipes, tmp)
+    build_dataset([path], tmp / f"data_{num_swipes}", layouts={LAYOUT.name: LAYOUT})
+    curves = DatasetCurves.for_model(tmp / f"data_{num_swipes}", loaded)
+    words = [word for _, word in read_swipes(path)]
+    decoder = OnnxDecoder(folder, int8=int8)
+    worst = 0.0
+    for start in range(0, num_swipes, 16):
+        indices = list(range(start, min(start + 16, num_swipes)))
+        swipe, pad = curves.batch(indices)
+        encoded = decoder.encode([swipes[i] for i in indices])
+        valid = encoded["memory_valid"]
+        assert np.array_equal(valid, ~pad.numpy())  # the same points, resampled and thinned alike
+        with torch.no_grad():
+            memory = model.encode(swipe, pad)
+            if "memory_kv" in encoded:
+                kv = model.decoder.empty_state(memory, pad).memory_caches  # per layer (C, 2, H, T, Dh)
+                expected = torch.stack(kv, 1).permute(0, 4, 1, 2, 3, 5).numpy()  # (C, T, L, 2, H, Dh)
+                got = np.moveaxis(encoded["memory_kv"], 4, 1)
+            else:
+                expected, got = memory.numpy(), encoded["memory"]
+            worst = max(worst, float(np.abs(got[valid] - expected[valid]).max()))
+            spelled = [tokenizer.encode(words[i]) for i in indices]
+            length = max(len(ids) for ids in spelled) + 1
+            tokens = np.full((len(indices), length), tokenizer.eos_id, np.int64)
+            tokens[:, 0] = tokenizer.sos_id
+            for row, ids in enumerate(spelled):
+                tokens[row, 1 : len(ids) + 1] = ids
+            state, onnx_state = None, decoder.initial_state(encoded, len(indices))
+            for position in range(length):
+                step = model.decode_step(torch.from_numpy(tokens[:, position]), memory, pad, state)
+                state = step.state
+                feeds = {"tokens": tokens[:, position : position + 1],
+                         **{name: encoded[name] for name in decoder.per_curve}, **onnx_state}
+                logits, *new_state = decoder.step.run(None, {n: feeds[n] for n in decoder.step_inputs})
+                onnx_state = {e["input"]: v for e, v in zip(decoder.state, new_state, strict=True)}
+                if int8:
+                    return float(np.mean(logits[:, 0].argmax(1) == step.logits.numpy().argmax(1)))
+                worst = max(worst, float(np.abs(logits[:, 0] - step.logits.numpy()).max()))
+    return worst
+
+
+def test_shipped_transformer_graphs_match_pytorch(shipped_transformer, tmp_path):
+    checkpoint = SHIPPED / "en_hws_transformer" / "model.pt"
+    assert check_parity(checkpoint, shipped_transformer, 32, tmp_path) < TOLERANCE
+
+
+def test_rnn_graphs_match_pytorch(tiny_lstm, tmp_path):
+    checkpoint, folder = tiny_lstm
+    assert check_parity(checkpoint, folder, 24, tmp_path) < TOLERANCE
+
+
+def test_int8_graphs_are_small_and_agree(shipped_transformer, tmp_path):
+    graphs = ("encoder.int8.onnx", "decoder_step.int8.onnx")
+    assert sum((shipped_transformer / name).stat().st_size for name in graphs) <= 1.5e6  # base preset's shapes
+    checkpoint = SHIPPED / "en_hws_transformer" / "model.pt"
+    agree = check_parity(checkpoint, shipped_transformer, 16, tmp_path, int8=True)
+    assert agree >= 0.9
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["en_hws", "en_hws_transformer"])
+def test_shipped_graphs_match_pytorch_on_all_real_swipes(name, tmp_path):
+    folder = export(SHIPPED / name, tmp_path / name)
+    assert check_parity(SHIPPED / name / "model.pt", folder, 800, tmp_path) < TOLERANCE
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", [
+    *(tiny_config("transformer", embedder) for embedder in
+      ("phrase_swipe", "google_2015", "indiswipe", "nearest", "weighted", "trainable_gaussian")),
+    tiny_config("transformer", encoder="conformer", norm_first=True),
+    tiny_config("rnn", "nearest", cell="gru"),
+], ids=lambda c: f"{c.family}-{c.transformer.encoder if c.transformer else c.rnn.cell}-{c.embedder.name}")
+def test_every_family_and_embedder_matches_pytorch(config, tmp_path):
+    write_checkpoint(tmp_path / "best.pt", config)
+    folder = export(tmp_path / "best.pt", tmp_path / "onnx")
+    assert check_parity(tmp_path / "best.pt", folder, 24, tmp_path) < TOLERANCE
+
+
+# ---- the reference decoder gives predict.py's candidates ---------------------------------------
+
+
+def predict_candidates(model: Path, data: Path, out: Path, flags: list[str]) -> list[list[tuple[float, str]]]:
+    argv = ["--checkpoint", str(model), "--data", str(data), "--out", str(out), "--quiet", *flags]
+    assert predict_main(argv) == 0
+    return read_predictions(out).candidates
+
+
+def test_reference_decoder_equals_predict(shipped_transformer, tmp_path):
+    path, swipes = real_swipes(48, tmp_path)
+    # decoding.json's settings, less the keyboard-width views and template candidates
+    expected = predict_candidates(SHIPPED / "en_hws_transformer", path, tmp_path / "p.pkl", NOT_PORTED_OFF)
+    got = OnnxDecoder(shipped_transformer).decode(swipes)
+    assert [[w for _, w in row] for row in got] == [[w for _, w in row] for row in expected]
+    for row, expected_row in zip(got, expected, strict=True):
+        np.testing.assert_allclose([s for s, _ in row], [s for s, _ in expected_row], atol=1e-4)
+
+
+def test_reference_decoder_rnn_without_rescoring(tiny_lstm, tmp_path):
+    checkpoint, folder = tiny_lstm
+    path, swipes = real_swipes(16, tmp_path)
+    flags = ["--beam-size", "4", "--prior-weight", "0.5", "--length-penalty", "0.75"]
+    expected = predict_candidates(checkpoint, path, tmp_path / "p.pkl", flags)
+    got = OnnxDecoder(folder, beam_size=4, prior_weight=0.5, length_penalty=0.75).decode(swipes)
+    same = np.mean([[w for _, w in a] == [w for _, w in b] for a, b in zip(got, expected, strict=True)])
+    assert same >= 0.9  # a random model's near ties may swap under float rounding
+    assert all(len(row) == 4 for row in got)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["en_hws", "en_hws_transformer"])
+def test_reference_decoder_equals_predict_on_all_real_swipes(name, tmp_path):
+    folder = export(SHIPPED / name, tmp_path / name)
+    expected = predict_candidates(SHIPPED / name, REAL_EN_SWIPES, tmp_path / "p.pkl", NOT_PORTED_OFF)
+    got = OnnxDecoder(folder).decode([swipe for swipe, _ in read_swipes(REAL_EN_SWIPES)])
+    first = np.mean([bool(a) and bool(b) and a[0][1] == b[0][1] for a, b in zip(got, expected, strict=True)])
+    assert first >= 0.99
+
+
+def test_decoder_runs_where_torch_cannot_be_imported(shipped_transformer, tmp_path):
+    path, _ = real_swipes(5, tmp_path)
+    code = ("import sys; sys.modules['torch'] = None\n"  # `import torch` now raises ImportError
+            "from swipe.runtime.__main__ import main\n"
+            "assert 'torch' not in [m.split('.')[0] for m in sys.modules if sys.modules[m] is not None]\n"
+            f"sys.exit(main([{str(shipped_transformer)!r}, {str(path)!r}, '--int8']))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(rows) == 5 and all(len(row["candidates"]) == 16 for row in rows)
+    assert "accuracy@1" in done.stderr
+
+
+# ---- the folder ---------------------------------------------------------------------------------
+
+
+def test_folder_holds_what_an_app_needs(shipped_transformer):
+    manifest = json.loads((shipped_transformer / "model.json").read_text())
+    step_inputs = manifest["graphs"]["decoder_step"]["inputs"]
+    assert step_inputs == ["tokens", "memory_kv", "memory_valid", "self_cache"]
+    assert manifest["decoding"]["not_applied"]["x_scales"] == [0.94, 1.0, 1.06]
+    assert list(load_layouts_file(shipped_transformer / "layouts.json")) == ["hws_fitted"]
+    trie = LexiconTrie.from_lexicon(load_lexicon("en"), CharTokenizer(manifest["tokenizer"]["alphabet"]))
+    with np.load(shipped_transformer / "lexicon.npz") as arrays:
+        assert np.array_equal(arrays["children"], trie.children.numpy())
+        assert np.array_equal(arrays["lookahead"], trie.lookahead)
+    assert manifest["max_length"] == trie.max_word_length + 1
+    assert "SHA-256" in (shipped_transformer / "card.md").read_text()
+
+
+def test_export_refuses_a_folder_with_files_and_a_dtype(shipped_transformer, capsys):
+    assert export_main([str(SHIPPED / "en_hws_transformer"), "--format", "onnx",
+                        "--out", str(shipped_transformer)]) == 2
+    assert "already holds files" in capsys.readouterr().err
+    assert export_main([str(SHIPPED / "en_hws_transformer"), "--format", "onnx", "--dtype", "int8",
+                        "--out", str(shipped_transformer / "x")]) == 2
+    assert "--dtype is for .pt files" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("config", [ResampleConfig("time", 16.0), ResampleConfig("path", 0.25, True),
+                                    ResampleConfig("path", 0.25, False)], ids=str)
+def test_runtime_resampling_equals_the_trainers(config):
+    gen = np.random.default_rng(0)
+    for n in (1, 2, 7, 60):
+        x, y = gen.uniform(0, 500, n), gen.uniform(0, 300, n)
+        t = np.cumsum(gen.integers(0, 20, n)).astype(np.float64)
+        expected = resample_curve(x, y, t, 40.0, config)
+        got = resample(x, y, t, 40.0, dataclasses.asdict(config))
+        for a, b in zip(got, expected, strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-9)
