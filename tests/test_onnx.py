@@ -169,7 +169,8 @@ def test_rnn_graphs_match_pytorch(tiny_lstm, tmp_path):
 
 def test_int8_graphs_are_small_and_agree(shipped_transformer, tmp_path):
     graphs = ("encoder.int8.onnx", "decoder_step.int8.onnx")
-    assert sum((shipped_transformer / name).stat().st_size for name in graphs) <= 1.5e6  # base preset's shapes
+    # the goal for the base preset's shapes (d_model 128, 4 + 4 layers)
+    assert sum((shipped_transformer / name).stat().st_size for name in graphs) <= 1.5e6
     checkpoint = SHIPPED / "en_hws_transformer" / "model.pt"
     agree = check_parity(checkpoint, shipped_transformer, 16, tmp_path, int8=True)
     assert agree >= 0.9
