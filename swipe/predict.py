@@ -94,58 +94,58 @@ def build_parser() -> argparse.ArgumentParser:
     )
     group = parser.add_argument_group("input")
     add = group.add_argument
-    add("--data", help="raw data file (jsonl, .log) or built dataset directory "
+    add("--data", metavar="PATH", help="raw data file (jsonl, .log) or built dataset directory "
                        "(default: the run's validation split)")
-    add("--split", help="data split name recorded in the output (default: 'val' or the file name)")
-    add("--layouts", help="grids file for raw data whose rows name their grid")
+    add("--split", metavar="NAME", help="split name recorded in the output (default: 'val' or the file name)")
+    add("--layouts", metavar="FILE", help="grids file for raw data whose rows name their grid")
     add("--skip-bad-rows", action="store_true", help="skip (and count) malformed rows of raw data")
 
     group = parser.add_argument_group("model")
     add = group.add_argument
-    add("--checkpoint", help="checkpoint or model file, run or model folder, or a shipped "
+    add("--checkpoint", metavar="MODEL", help="checkpoint or model file, run or model folder, or a shipped "
                        "model's name (default: see below)")
-    add("--runs-dir", default="runs", help="where to look for the latest run (default: runs)")
-    add("--lexicon", help="'en', 'ru' or a word-list file (default: the model's lexicon)")
+    add("--runs-dir", metavar="DIR", default="runs", help="where to look for the latest run (default: runs)")
+    add("--lexicon", metavar="NAME", help="'en', 'ru' or a word-list file (default: the model's lexicon)")
     add("--no-lexicon", action="store_true", help="decode any character string")
 
     group = parser.add_argument_group("search")
     add = group.add_argument
     add("--generator", choices=sorted(GENERATORS), help="default: decoding.json's, else beam")
-    add("--beam-size", type=int, help="beam: hypotheses per curve (default 8)")
-    add("--num-candidates", type=int, help="beam: candidates kept per curve (default: beam size)")
-    add("--prior-weight", type=float, help="weight of the word-frequency prior (default 0)")
-    add("--length-penalty", type=float, help="length-normalisation exponent (default 0.5)")
-    add("--max-length", type=int, help="most tokens per word, <eos> included (default: the lexicon's)")
+    add("--beam-size", metavar="N", type=int, help="beam: hypotheses per curve (default 8)")
+    add("--num-candidates", metavar="N", type=int, help="beam: candidates kept (default: beam size)")
+    add("--prior-weight", metavar="W", type=float, help="weight of the word-frequency prior (default 0)")
+    add("--length-penalty", metavar="P", type=float, help="length-normalisation exponent (default 0.5)")
+    add("--max-length", metavar="N", type=int, help="most tokens per word, <eos> included (default: lexicon)")
 
     group = parser.add_argument_group("rescoring")
     add = group.add_argument
-    add("--template-weight", type=float, help="re-rank candidates by their score plus this "
+    add("--template-weight", metavar="W", type=float, help="re-rank candidates by their score plus this "
                        "times their key-centre template's match (default 0: off)")
-    add("--template-prior-weight", type=float,
+    add("--template-prior-weight", metavar="W", type=float,
                        help="weight of the word-frequency prior within the template score (default 1)")
-    add("--x-scales", type=_float_list, help="also decode each swipe x-scaled by these "
+    add("--x-scales", metavar="F,F,...", type=_float_list, help="also decode each swipe x-scaled by these "
                        "factors (e.g. 0.94,1,1.06), each word keeping its best score (default 1)")
-    add("--views-below", type=float, help="the other --x-scales views only for swipes "
+    add("--views-below", metavar="SCORE", type=float, help="the other --x-scales views only for swipes "
                        "scoring below this as drawn (default: every swipe)")
-    add("--wide-x-scales", type=_float_list, help="views (factors, or 'none') only for swipes "
+    add("--wide-x-scales", metavar="F,F,...", type=_float_list, help="views (or 'none') only for swipes "
                        "reaching past the keyboard's right edge (default none)")
-    add("--template-candidates", type=int, help="merge in this many words of the template "
+    add("--template-candidates", metavar="N", type=int, help="merge in this many words of the template "
                        "matcher for swipes scoring below --views-below (default 0; needs a lexicon)")
 
     group = parser.add_argument_group("output")
     add = group.add_argument
-    add("--out", default="preds.pkl", help="predictions file (default preds.pkl)")
-    add("--csv", help="also write a Yandex Cup submission CSV (four candidates per row)")
+    add("--out", metavar="FILE", default="preds.pkl", help="predictions file (default preds.pkl)")
+    add("--csv", metavar="FILE", help="also write a Yandex Cup submission CSV (four candidates per row)")
     add("--overwrite", action="store_true", help="replace existing output files")
     add("--quiet", action="store_true", help="no progress bar (drawn only on a terminal)")
 
     group = parser.add_argument_group("speed")
     add = group.add_argument
-    add("--batch-size", type=int, default=64, help="most curves decoded together (default 64)")
-    add("--max-batch-points", type=int, default=DEFAULT_MAX_BATCH_POINTS,
+    add("--batch-size", metavar="N", type=int, default=64, help="most curves decoded together (default 64)")
+    add("--max-batch-points", metavar="N", type=int, default=DEFAULT_MAX_BATCH_POINTS,
                        help=f"most curves x padded points per batch (default {DEFAULT_MAX_BATCH_POINTS})")
-    add("--device", default="cpu", help="cpu or cuda (default cpu)")
-    add("--num-workers", type=int, default=0, help="decoding processes (default 0: this one)")
+    add("--device", metavar="DEV", default="cpu", help="cpu or cuda (default cpu)")
+    add("--num-workers", metavar="N", type=int, default=0, help="decoding processes (default 0: this one)")
     return parser
 
 
