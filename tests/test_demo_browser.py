@@ -107,9 +107,9 @@ def swipe_word(driver, word: str, seed: int = 0, points: int = 40) -> None:
 
 
 def shown_candidates(driver) -> list[str]:
-    from selenium.webdriver.common.by import By
-
-    return [b.get_attribute("data-word") for b in driver.find_elements(By.CSS_SELECTOR, "#candidates button")]
+    # Read in one script: the page replaces the buttons when a candidate is selected.
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#candidates button')].map((b) => b.dataset.word)")
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +155,7 @@ def test_two_recorded_swipes_read_back_through_formats(driver, engine, tmp_path)
     try:
         open_page(driver, server)
         for n, word in enumerate(["world", "people"], 1):
-            assert driver.find_element(By.ID, "prompt").text == word
+            wait_for(lambda word=word: driver.find_element(By.ID, "prompt").text == word)
             swipe_word(driver, word, seed=n)
             wait_for(lambda n=n: driver.find_element(By.ID, "recorded").text == f"{n} recorded")
             wait_for(lambda: shown_candidates(driver))
