@@ -311,9 +311,16 @@ def _value_text(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def settings_from_flags(args: argparse.Namespace, model: Path) -> tuple[DecodingSettings, str]:
+class ChosenSettings(NamedTuple):
+    """The decoding settings ``predict.py`` uses, and where each one given came from."""
+
+    settings: DecodingSettings
+    sources: dict[str, str]  # setting -> "flags" or the decoding.json file; absent: a default
+
+
+def settings_from_flags(args: argparse.Namespace, model: Path) -> ChosenSettings:
     """The decoding settings of the flags given, else the model's ``decoding.json``, else the
-    defaults, and a line that says which came from where."""
+    defaults."""
     from swipe.config import ConfigError
     from swipe.shipped import DECODING_FILE, read_decoding_settings
 
@@ -337,18 +344,25 @@ def settings_from_flags(args: argparse.Namespace, model: Path) -> tuple[Decoding
                 sources.setdefault(name, str(model.parent / DECODING_FILE))
     values.update(flags)
     generator = values.pop("generator", DEFAULT_GENERATOR)
-    settings = dataclasses.replace(DecodingSettings(generator), **values)
-    return settings, _describe(settings, sources)
+    return ChosenSettings(dataclasses.replace(DecodingSettings(generator), **values), sources)
 
 
-def _describe(settings: DecodingSettings, sources: dict[str, str]) -> str:
-    """``decoding: beam search; flags: beam_size 4; <file>: prior_weight 0.3, ...; defaults: ...``."""
+def describe_settings(chosen: ChosenSettings, plan: DecodingPlan) -> str:
+    """One line: each setting in force and its source, e.g. ``decoding: flags: beam_size 4;
+    models/en_hws/decoding.json: prior_weight 0.3, ...; defaults: generator beam, ...``."""
+    in_force = {"generator": plan.generator, "template_weight": chosen.settings.template_weight,
+                "template_prior_weight": chosen.settings.template_prior_weight, "x_scales": plan.x_scales,
+                "views_below": plan.views_below, "wide_x_scales": plan.wide_x_scales,
+                "template_candidates": plan.template_candidates}
+    for name in _GENERATOR_OPTIONS:
+        in_force[name] = getattr(plan.options, name, None)
     parts: dict[str, list[str]] = {}
     for name in _FLAGS:
-        value = getattr(settings, name)
-        source = sources.get(name, "defaults")
-        if source == "defaults" and (value is None or name in ("template_prior_weight",)):
-            continue  # the generator's own default, or a weight of nothing
+        value = in_force[name]
+        source = chosen.sources.get(name, "defaults")
+        unused = name == "template_prior_weight" and plan.rescorer is None
+        if source == "defaults" and (value is None or unused):
+            continue  # decided elsewhere (max_length: the lexicon's), or a weight of nothing
         parts.setdefault(source, []).append(f"{name} {_value_text(value)}")
     order = sorted(parts, key=lambda source: (source == "defaults", source != "flags"))
     return "decoding: " + "; ".join(f"{source}: {', '.join(parts[source])}" for source in order)
@@ -457,8 +471,9 @@ def run(args: argparse.Namespace) -> Predictions:
         raise PredictError("--lexicon and --no-lexicon exclude each other")
     _check_speed_flags(args)
     choice = choose_model(args)
-    settings, described = settings_from_flags(args, choice.path)
-    plan_decoding(settings, not args.no_lexicon, _FLAGS)  # flag errors before the model loads
+    chosen = settings_from_flags(args, choice.path)
+    settings = chosen.settings
+    plan = plan_decoding(settings, not args.no_lexicon, _FLAGS)  # flag errors before the model loads
     for path in (args.out, args.csv):
         if path is not None and Path(path).exists() and not args.overwrite:
             raise FileExistsError(f"{path}: already exists (pass --overwrite to replace it)")
@@ -473,7 +488,7 @@ def run(args: argparse.Namespace) -> Predictions:
         left_out = f"; {decoder.num_unspellable} words the model cannot spell left out" * bool(
             decoder.num_unspellable)
         print(f"lexicon: {decoder.lexicon_name} ({why}{left_out})", file=sys.stderr)
-    print(described, file=sys.stderr)
+    print(describe_settings(chosen, plan), file=sys.stderr)
     data_path = _validation_data(decoder.loaded, choice.path) if args.data is None else Path(args.data)
     if not data_path.exists():
         raise PredictError(f"{data_path}: no such data file or dataset directory")

@@ -459,7 +459,8 @@ def test_an_exported_models_decoding_settings_apply_where_no_flag_is_given(proje
     assert said[0] == f"model: {folder / 'model.pt'} (given)" and said[1] == "lexicon: lex.txt (--lexicon)"
     assert said[2] == (f"decoding: {folder / 'decoding.json'}: generator beam, beam_size 3, "
                        "prior_weight 0.5, template_weight 2, template_prior_weight 1, x_scales 0.9,1, "
-                       "views_below -3, wide_x_scales 0.5, template_candidates 2")
+                       "views_below -3, wide_x_scales 0.5, template_candidates 2; "
+                       "defaults: length_penalty 0.5")
     md = read_predictions(project.root / "preds.pkl").metadata
     assert md["generator_options"]["beam_size"] == 3 and md["generator_options"]["prior_weight"] == 0.5
     assert md["template_rescoring"]["weight"] == 2.0 and md["template_rescoring"]["prior_weight"] == 1.0
