@@ -105,6 +105,7 @@ class Trie(NamedTuple):
 
 
 def read_trie(path: Path) -> Trie:
+    """The arrays of ``lexicon.npz`` the search reads."""
     with np.load(path) as arrays:
         return Trie(arrays["children"], arrays["lookahead"], arrays["end_log_prob"])
 
@@ -114,6 +115,7 @@ def prior_increments(trie: Trie, nodes: np.ndarray) -> np.ndarray:
     reachable from each node. Summed along a word (``<eos>`` included) they add up to the word's
     log-probability, so the prior can be added step by step; a token leaving the trie gets -inf."""
     child = trie.children[nodes]
+    # The root counts as 0 (not its lookahead), so the first token adds its word's whole look-ahead.
     here = np.where(nodes == 0, np.float32(0.0), trie.lookahead[nodes])
     target = trie.lookahead[np.maximum(child, 0)]
     target[:, 0] = trie.end_log_prob[nodes]
