@@ -150,7 +150,11 @@ def atomic_output(path: str | Path, directory: bool = False) -> Iterator[Path]:
         if directory and path.exists():
             with temporary(path) as old:
                 os.replace(path, old)
-                os.replace(tmp, path)
+                try:
+                    os.replace(tmp, path)
+                except BaseException:
+                    os.replace(old, path)  # put the previous one back
+                    raise
         else:
             os.replace(tmp, path)
     fsync_dir(path.parent)
