@@ -32,22 +32,30 @@ class PickleLimits:
     max_bytes : int
         Size of the pickle (for torch files: of the whole file).
     max_objects : int
-        Objects the stream creates, and objects a walk of the result visits (a container shared
-        ``k`` times counts ``k`` times).
+        Objects the stream creates, and containers a walk of the result visits (a container
+        shared ``k`` times counts ``k`` times).
+    max_containers : int
+        Lists, dicts, sets and tuples holding containers the stream creates (these cost the most
+        memory; a tuple of scalars counts as a scalar).
     max_depth : int
         Nesting of containers.
     """
 
     max_bytes: int
     max_objects: int
+    max_containers: int
     max_depth: int
 
 
-# About 250,000 candidates, scanned in well under a second; a predictions file holds plain data,
-# a few levels deep (metadata holds the model config).
-PREDICTIONS_LIMITS = PickleLimits(max_bytes=256 << 20, max_objects=1_000_000, max_depth=64)
+# About 230,000 candidates (14,000 curves of 16), scanned in well under a second; a predictions
+# file holds plain data, a few levels deep (metadata holds the model config).
+PREDICTIONS_LIMITS = PickleLimits(
+    max_bytes=256 << 20, max_objects=1_000_000, max_containers=250_000, max_depth=64
+)
 # The pickle inside a checkpoint holds structure only (tensor data are separate records).
-TORCH_LIMITS = PickleLimits(max_bytes=16 << 30, max_objects=2_000_000, max_depth=64)
+TORCH_LIMITS = PickleLimits(
+    max_bytes=16 << 30, max_objects=1_000_000, max_containers=250_000, max_depth=64
+)
 # Records of a torch zip file: one per tensor storage, plus a few.
 MAX_TORCH_RECORDS = 100_000
 
@@ -108,13 +116,14 @@ def check_pickle(data: bytes, limits: PickleLimits, where: str, allow_code: bool
     if len(data) > limits.max_bytes:
         raise UnsafeFileError(f"{where}: {len(data)} bytes, more than the limit of {limits.max_bytes}")
     # The stack holds None for a scalar, _MARK, or the number of a container node; children[n]
-    # lists the container nodes that node n holds.
-    children: list[list[int]] = []
+    # lists the container nodes that node n holds (None: none).
+    children: list[list[int] | None] = []
     stack: list[Any] = []
     marks: list[int] = []
     memo: dict[int, Any] = {}
     pos, end, count = 0, len(data), 0
-    max_objects, max_memo = limits.max_objects, limits.max_objects
+    max_objects, max_memo, max_containers = limits.max_objects, limits.max_objects, limits.max_containers
+    push = stack.append
     unpack4 = struct.Struct("<I").unpack_from
     unpack8 = struct.Struct("<Q").unpack_from
 
@@ -129,10 +138,22 @@ def check_pickle(data: bytes, limits: PickleLimits, where: str, allow_code: bool
         del stack[k:]
         return items
 
-    def container(value: Any) -> list[int]:
-        if not isinstance(value, int) or value is _MARK:
+    def new(items: list[Any]) -> None:
+        if len(children) >= max_containers:
+            raise fail(f"more than {max_containers} containers")
+        children.append([i for i in items if i is not None] or None)
+        push(len(children) - 1)
+
+    def add(target: Any, items: list[Any]) -> None:
+        if type(target) is not int:
             raise fail("corrupt pickle: adding to a value that is not a container")
-        return children[value]
+        kids = [i for i in items if i is not None]
+        if kids:
+            held = children[target]
+            if held is None:
+                children[target] = kids
+            else:
+                held.extend(kids)
 
     try:
         while True:
@@ -141,6 +162,50 @@ def check_pickle(data: bytes, limits: PickleLimits, where: str, allow_code: bool
             count += 1
             if count > max_objects:
                 raise fail(f"more than {max_objects} objects")
+            # Fast paths for what predictions files are made of: floats, short strings, memo
+            # puts and gets, pairs.
+            if op == 0x47:  # BINFLOAT
+                pos += 8
+                push(None)
+                continue
+            if op == 0x94:  # MEMOIZE
+                if len(memo) > max_memo:
+                    raise fail(f"memo index {len(memo)} beyond the limit of {max_memo}")
+                memo[len(memo)] = stack[-1]
+                continue
+            if op == 0x8C:  # SHORT_BINUNICODE
+                pos += 1 + data[pos]
+                push(None)
+                continue
+            if op == 0x6A or op == 0x68:  # LONG_BINGET, BINGET
+                if op == 0x68:
+                    arg = data[pos]
+                    pos += 1
+                else:
+                    arg = unpack4(data, pos)[0]
+                    pos += 4
+                if arg not in memo:
+                    raise fail(f"corrupt pickle: memo key {arg} not defined")
+                push(memo[arg])
+                continue
+            if op == 0x86 and len(stack) >= 2 and stack[-1] is None and stack[-2] is None:
+                del stack[-1]  # TUPLE2 of two scalars: a scalar for depth and size
+                continue
+            if op == 0x28:  # MARK
+                marks.append(len(stack))
+                push(_MARK)
+                continue
+            if op == 0x65:  # APPENDS
+                items = to_mark()
+                add(stack[-1], items)
+                continue
+            if op == 0x5D:  # EMPTY_LIST
+                new([])
+                continue
+            if op == 0x4E or op == 0x4B or op == 0x4A:  # NONE, BININT1, BININT
+                pos += 0 if op == 0x4E else 1 if op == 0x4B else 4
+                push(None)
+                continue
             kind = _ARG[op]
             arg = 0
             if kind:
@@ -187,25 +252,25 @@ def check_pickle(data: bytes, limits: PickleLimits, where: str, allow_code: bool
                 if len(items) < n or _MARK in items:
                     raise fail("corrupt pickle")
                 del stack[-n:]
-                children.append([i for i in items if i is not None])
-                stack.append(len(children) - 1)
+                if any(i is not None for i in items):
+                    new(items)
+                else:  # a tuple of scalars only is immutable: a scalar for depth and size
+                    push(None)
             elif action == _MARK_OP:
                 marks.append(len(stack))
                 stack.append(_MARK)
             elif action == _EMPTY:
-                children.append([])
-                stack.append(len(children) - 1)
+                new([])
             elif action == _ADD_FROM_MARK:
                 items = to_mark()
-                container(stack[-1]).extend(i for i in items if i is not None)
+                add(stack[-1], items)
             elif action == _FROM_MARK:
-                children.append([i for i in to_mark() if i is not None])
-                stack.append(len(children) - 1)
+                new(to_mark())
             elif action == _APPEND or action == _SETITEM:
                 items = [stack.pop() for _ in range(1 if action == _APPEND else 2)]
                 if _MARK in items:
                     raise fail("corrupt pickle")
-                container(stack[-1]).extend(i for i in items if i is not None)
+                add(stack[-1], items)
             elif action == _POP:
                 if stack.pop() is _MARK:
                     marks.pop()
@@ -218,7 +283,7 @@ def check_pickle(data: bytes, limits: PickleLimits, where: str, allow_code: bool
             elif action == _CODE:
                 if not allow_code:
                     raise UnsafeFileError(f"{where}: {_refusal(data)}")
-                _apply_code(op, stack, children, to_mark)
+                _apply_code(op, stack, new, to_mark)
             elif action == _STOP:
                 break
             elif action == _REFUSED:
@@ -236,7 +301,7 @@ def check_pickle(data: bytes, limits: PickleLimits, where: str, allow_code: bool
     _check_shape(children, limits, where)
 
 
-def _apply_code(op: int, stack: list[Any], children: list[list[int]], to_mark: Any) -> None:
+def _apply_code(op: int, stack: list[Any], new: Any, to_mark: Any) -> None:
     """The stack effect of an opcode that builds objects: the result holds what it was made of."""
     if op in b"cP":  # GLOBAL, PERSID
         items: list[Any] = []
@@ -256,11 +321,10 @@ def _apply_code(op: int, stack: list[Any], children: list[list[int]], to_mark: A
         items = to_mark()
     if _MARK in items:
         raise ValueError("a mark where a value should be")
-    children.append([i for i in items if i is not None])
-    stack.append(len(children) - 1)
+    new(items)
 
 
-def _check_shape(children: list[list[Any]], limits: PickleLimits, where: str) -> None:
+def _check_shape(children: list[list[int] | None], limits: PickleLimits, where: str) -> None:
     """Refuse cycles, nesting deeper than ``limits.max_depth`` and results whose walk visits
     more than ``limits.max_objects`` objects; iterative, each container visited once."""
     depth = [0] * len(children)
@@ -273,7 +337,7 @@ def _check_shape(children: list[list[Any]], limits: PickleLimits, where: str) ->
         state[root] = 1
         while path:
             node, k = path[-1]
-            kids = children[node]
+            kids = children[node] or ()
             if k < len(kids):
                 path[-1] = (node, k + 1)
                 child = kids[k]

@@ -175,6 +175,9 @@ def test_8_too_many_objects_and_huge_memo_keys_are_refused(tmp_path):
     many = tmp_path / "many.pkl"
     many.write_bytes(b"\x80\x04](" + b"N" * 1_100_000 + b"e.")  # a list of 1.1 million Nones
     assert "more than 1000000 objects" in bounded(many)
+    lists = tmp_path / "lists.pkl"
+    lists.write_bytes(b"\x80\x04" + b"]" * 300_000 + b".")  # 300,000 lists: memory, not objects
+    assert "more than 250000 containers" in bounded(lists)
     memo = tmp_path / "memo.pkl"
     memo.write_bytes(b"\x80\x04]r\xff\xff\xff\x7f.")  # memo key 2**31: the C unpickler would allocate it
     assert "memo index" in bounded(memo)
