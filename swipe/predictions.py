@@ -1,19 +1,29 @@
 """The ``preds.pkl`` format: a decoder's ranked candidates per curve, with what made them.
 
-A predictions file is a pickle of plain containers only::
+A predictions file is a pickle of plain values only, a fixed handful of them however many curves
+it holds: strings are concatenated with their end offsets, numbers are little-endian arrays in
+``bytes``::
 
-    {"format": "swipe-predictions", "version": 1,
-     "candidates": [[(score, word), ...], ...],   # per input row, best first
-     "targets":    [word or None, ...],           # per input row
-     "layouts":    [layout name, ...],            # per input row
+    {"format": "swipe-predictions", "version": 2, "num_curves": n,
+     "candidate_counts": bytes,   # uint32 per curve: how many candidates it has
+     "scores": bytes,             # float64 per candidate, curve by curve, best first
+     "words": str,                # the candidates' words concatenated in the same order
+     "word_ends": bytes,          # int64 per candidate: where its word ends in "words"
+     "has_target": bytes,         # uint8 per curve: 1 if it has a target word
+     "targets": str, "target_ends": bytes,   # the target words (of curves that have one)
+     "layout_names": [name, ...], "layout_ids": bytes,   # uint32 per curve
      "metadata":   {"model": {...}, "weights": str, "weights_sha256": str,
                     "generator": str, "generator_options": {...},
                     "layout_names": [...], "data_file": str, "split": str}}
 
+Files of version 1 (lists of ``(score, word)`` pairs per curve) are read too.
+
 It is read back with a restricted unpickler that refuses every global (class or function), so a
-file can only ever produce dicts, lists, tuples, strings, numbers, booleans and ``None``: opening
-a predictions file from someone else cannot run code. The file is checked against
-:data:`swipe.safe_pickle.PREDICTIONS_LIMITS` (size, objects, nesting) before it is unpickled.
+file can only ever produce dicts, lists, tuples, strings, bytes, numbers, booleans and ``None``:
+opening a predictions file from someone else cannot run code. The file is checked against
+:data:`swipe.safe_pickle.PREDICTIONS_LIMITS` (size, objects, nesting) before it is unpickled; the
+columnar form keeps the number of objects small, so a split of millions of curves stays within
+them.
 """
 
 from __future__ import annotations
@@ -24,13 +34,16 @@ import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
+
+import numpy as np
 
 from swipe.atomic import atomic_output
 from swipe.safe_pickle import PREDICTIONS_LIMITS, UnsafeFileError, plain_loads
 
 FORMAT = "swipe-predictions"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 # Required metadata keys and their types; other keys may be added and are kept.
 METADATA_KEYS: dict[str, type | tuple[type, ...]] = {
@@ -107,24 +120,35 @@ class Predictions:
         return sum(t is not None for t in self.targets)
 
     def to_dict(self) -> dict[str, Any]:
-        """The plain-container form that is pickled into ``preds.pkl``."""
+        """The plain form that is pickled into ``preds.pkl`` (the module docstring has its keys)."""
+        words = _pack([word for row in self.candidates for _, word in row])
+        targets = _pack([t for t in self.targets if t is not None])
+        names = sorted(set(self.layouts))
+        index = {name: i for i, name in enumerate(names)}
         return {
             "format": FORMAT,
             "version": VERSION,
-            "candidates": [list(row) for row in self.candidates],
-            "targets": list(self.targets),
-            "layouts": list(self.layouts),
+            "num_curves": len(self),
+            "candidate_counts": np.array([len(row) for row in self.candidates], "<u4").tobytes(),
+            "scores": np.array([score for row in self.candidates for score, _ in row], "<f8").tobytes(),
+            "words": words.text,
+            "word_ends": words.ends,
+            "has_target": np.array([t is not None for t in self.targets], "u1").tobytes(),
+            "targets": targets.text,
+            "target_ends": targets.ends,
+            "layout_names": names,
+            "layout_ids": np.array([index[name] for name in self.layouts], "<u4").tobytes(),
             "metadata": self.metadata,
         }
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "") -> Predictions:
-        """Build from :meth:`to_dict`'s form, checking every field.
+        """Build from :meth:`to_dict`'s form (or version 1's), checking every field.
 
         Parameters
         ----------
         data : dict
-            The plain-container form.
+            The plain form.
         where : str
             Prefix for error messages (usually the file name).
         """
@@ -133,26 +157,93 @@ class Predictions:
             raise PredictionsError(f"{prefix}not a predictions file (top level is {type(data).__name__})")
         if data.get("format") != FORMAT:
             raise PredictionsError(f"{prefix}not a predictions file (format is {data.get('format')!r})")
-        if data.get("version") != VERSION:
+        version = data.get("version")
+        if isinstance(version, bool) or version not in READABLE_VERSIONS:
             raise PredictionsError(
-                f"{prefix}unsupported predictions version {data.get('version')!r} (this reader: {VERSION})"
+                f"{prefix}unsupported predictions version {version!r} (this reader: {VERSION})"
             )
-        expected = {"format", "version", "candidates", "targets", "layouts", "metadata"}
+        expected = set(_KEYS[version])
         if set(data) != expected:
             extra, missing = sorted(set(data) - expected), sorted(expected - set(data))
             raise PredictionsError(f"{prefix}unexpected keys {extra}, missing keys {missing}")
-        for key in ("candidates", "targets", "layouts"):
-            if not isinstance(data[key], (list, tuple)):
-                raise PredictionsError(f"{prefix}{key}: expected a list, got {type(data[key]).__name__}")
         try:
-            return cls(
-                candidates=list(data["candidates"]),
-                targets=list(data["targets"]),
-                layouts=list(data["layouts"]),
-                metadata=data["metadata"],
-            )
+            if version == 1:
+                for key in ("candidates", "targets", "layouts"):
+                    if not isinstance(data[key], (list, tuple)):
+                        raise PredictionsError(f"{key}: expected a list, got {type(data[key]).__name__}")
+                return cls(list(data["candidates"]), list(data["targets"]), list(data["layouts"]),
+                           data["metadata"])
+            return cls(*_unpack_columns(data), metadata=data["metadata"])
         except PredictionsError as err:
             raise PredictionsError(f"{prefix}{err}") from None
+
+
+_KEYS = {
+    1: ("format", "version", "candidates", "targets", "layouts", "metadata"),
+    2: ("format", "version", "num_curves", "candidate_counts", "scores", "words", "word_ends",
+        "has_target", "targets", "target_ends", "layout_names", "layout_ids", "metadata"),
+}
+
+
+class _Packed(NamedTuple):
+    text: str
+    ends: bytes
+
+
+def _pack(strings: list[str]) -> _Packed:
+    """Strings concatenated, with each one's end offset (int64, little-endian)."""
+    ends = np.cumsum([len(s) for s in strings], dtype="<i8") if strings else np.zeros(0, "<i8")
+    return _Packed("".join(strings), ends.tobytes())
+
+
+def _array(data: Mapping[str, Any], key: str, dtype: str, count: int | None) -> np.ndarray:
+    value = data[key]
+    width = np.dtype(dtype).itemsize
+    if not isinstance(value, bytes) or len(value) % width:
+        raise PredictionsError(f"{key}: expected bytes of {np.dtype(dtype).name} values")
+    array = np.frombuffer(value, dtype)
+    if count is not None and len(array) != count:
+        raise PredictionsError(f"{key}: expected {count} values, got {len(array)}")
+    return array
+
+
+def _unpack(data: Mapping[str, Any], text_key: str, ends_key: str, count: int) -> list[str]:
+    text = data[text_key]
+    if not isinstance(text, str):
+        raise PredictionsError(f"{text_key}: expected a string, got {type(text).__name__}")
+    ends = _array(data, ends_key, "<i8", count)
+    if count and (ends[0] < 0 or np.any(np.diff(ends) < 0) or ends[-1] != len(text)):
+        raise PredictionsError(f"{ends_key}: offsets must rise to the length of {text_key}")
+    if not count and text:
+        raise PredictionsError(f"{text_key}: expected an empty string")
+    bounds = [0, *ends.tolist()]
+    return [text[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def _unpack_columns(data: Mapping[str, Any]) -> tuple[list, list, list]:
+    """Version 2's columns back into per-curve candidates, targets and layouts."""
+    n = data["num_curves"]
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise PredictionsError(f"num_curves: expected a count, got {n!r}")
+    counts = _array(data, "candidate_counts", "<u4", n)
+    total = int(counts.sum())
+    scores = _array(data, "scores", "<f8", total).tolist()
+    words = _unpack(data, "words", "word_ends", total)
+    has_target = _array(data, "has_target", "u1", n)
+    if np.any(has_target > 1):
+        raise PredictionsError("has_target: expected 0 or 1 per curve")
+    targets = iter(_unpack(data, "targets", "target_ends", int(has_target.sum())))
+    names = data["layout_names"]
+    if not isinstance(names, (list, tuple)) or not all(isinstance(name, str) for name in names):
+        raise PredictionsError("layout_names: expected a list of layout names")
+    ids = _array(data, "layout_ids", "<u4", n)
+    if n and int(ids.max()) >= len(names):
+        raise PredictionsError(f"layout_ids: an id beyond the {len(names)} layout names")
+    starts = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]).tolist()
+    candidates = [list(zip(scores[a:b], words[a:b], strict=True))
+                  for a, b in zip(starts[:-1], starts[1:], strict=True)]
+    return (candidates, [next(targets) if has else None for has in has_target.tolist()],
+            [names[i] for i in ids.tolist()])
 
 
 def write_predictions(path: str | Path, predictions: Predictions, overwrite: bool = False) -> None:

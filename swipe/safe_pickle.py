@@ -47,10 +47,12 @@ class PickleLimits:
     max_depth: int
 
 
-# About 230,000 candidates (14,000 curves of 16), scanned in well under a second; a predictions
-# file holds plain data, a few levels deep (metadata holds the model config).
+# A predictions file holds a few dozen objects however many curves (its columns are strings and
+# bytes; metadata holds the model config, a few levels deep): 4 GB hold about 100 million
+# candidates. The object limit admits files of the older list-per-curve form up to about 230,000
+# candidates and is scanned in well under a second.
 PREDICTIONS_LIMITS = PickleLimits(
-    max_bytes=256 << 20, max_objects=1_000_000, max_containers=250_000, max_depth=64
+    max_bytes=4 << 30, max_objects=1_000_000, max_containers=250_000, max_depth=64
 )
 # The pickle inside a checkpoint holds structure only (tensor data are separate records).
 TORCH_LIMITS = PickleLimits(

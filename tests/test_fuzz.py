@@ -305,8 +305,10 @@ def test_fuzz_predictions_files(tmp_path):
             del data[rng.randrange(len(data)) :]
         else:
             obj = valid.to_dict()
-            field = rng.choice(["candidates", "targets", "layouts", "metadata", "format", "version"])
-            obj[field] = rng.choice([None, 1, "x", [[[]]], {"a": 1}, [(1, 2)], [None] * 20, {1, 2}])
+            field = rng.choice(sorted(obj))
+            obj[field] = rng.choice([None, 1, "x", b"\0" * rng.randrange(9), [[[]]], {"a": 1}, [(1, 2)],
+                                     [None] * 20, {1, 2}, obj[field][: rng.randrange(len(obj[field]) + 1)]
+                                     if isinstance(obj[field], (str, bytes, list)) else -1])
             data = bytearray(pickle.dumps(obj, protocol=rng.choice([2, 4, 5])))
         path.write_bytes(bytes(data))
         try:

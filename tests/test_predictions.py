@@ -1,5 +1,6 @@
 import os
 import pickle
+import pickletools
 
 import numpy as np
 import pytest
@@ -44,12 +45,56 @@ def test_file_is_the_documented_plain_dict(tmp_path):
         data = pickle.load(f)
     assert data == {
         "format": "swipe-predictions",
-        "version": 1,
-        "candidates": [[(-0.1, "cat"), (-2.5, "car")], []],
-        "targets": ["cat", None],
-        "layouts": ["qwerty_en", "qwerty_en"],
+        "version": 2,
+        "num_curves": 2,
+        "candidate_counts": np.array([2, 0], "<u4").tobytes(),
+        "scores": np.array([-0.1, -2.5], "<f8").tobytes(),
+        "words": "catcar",
+        "word_ends": np.array([3, 6], "<i8").tobytes(),
+        "has_target": bytes([1, 0]),
+        "targets": "cat",
+        "target_ends": np.array([3], "<i8").tobytes(),
+        "layout_names": ["qwerty_en"],
+        "layout_ids": np.array([0, 0], "<u4").tobytes(),
         "metadata": METADATA,
     }
+
+
+def test_version_1_files_are_still_read(tmp_path):
+    path = tmp_path / "old.pkl"
+    old = {"format": "swipe-predictions", "version": 1, "candidates": [[(-0.1, "cat"), (-2.5, "car")], []],
+           "targets": ["cat", None], "layouts": ["qwerty_en", "qwerty_en"], "metadata": METADATA}
+    path.write_bytes(pickle.dumps(old))
+    assert read_predictions(path) == sample()
+
+
+@pytest.mark.parametrize(
+    "candidates, message",
+    [
+        ([[("cat", -0.1)], []], r"candidates\[0\]\[0\]: score must be"),
+        ([[(-0.1,)], []], r"candidates\[0\]\[0\]: expected a \(score"),
+        ([[(float("nan"), "a")], []], "score is NaN"),
+        ([[]], "one entry per curve"),
+    ],
+)
+def test_malformed_version_1_contents_named(tmp_path, candidates, message):
+    path = tmp_path / "bad.pkl"
+    old = {"format": "swipe-predictions", "version": 1, "candidates": candidates, "targets": ["cat", None],
+           "layouts": ["qwerty_en"] * 2, "metadata": METADATA}
+    path.write_bytes(pickle.dumps(old))
+    with pytest.raises(PredictionsError, match=f"bad\\.pkl: .*{message}"):
+        read_predictions(path)
+
+
+def test_a_large_split_stays_a_few_objects(tmp_path):
+    # 20,000 curves of 16 candidates: over the object limit as lists, a few dozen objects as columns.
+    n = 20_000
+    preds = Predictions([[(-float(j), f"w{j}") for j in range(16)] for _ in range(n)], ["w0"] * n,
+                        ["qwerty_en"] * n, METADATA)
+    path = tmp_path / "big.pkl"
+    write_predictions(path, preds)
+    assert sum(1 for _ in pickletools.genops(path.read_bytes())) < 200
+    assert read_predictions(path) == preds
 
 
 def test_numpy_values_become_plain(tmp_path):
@@ -115,14 +160,22 @@ def test_corrupt_or_missing_files_name_the_file(tmp_path):
     [
         (lambda d: [1, 2], "not a predictions file"),
         (lambda d: dict(d, format="other"), "not a predictions file"),
-        (lambda d: dict(d, version=2), "unsupported predictions version 2"),
-        (lambda d: {k: v for k, v in d.items() if k != "layouts"}, "missing keys \\['layouts'\\]"),
+        (lambda d: dict(d, version=3), "unsupported predictions version 3"),
+        (lambda d: dict(d, version=True), "unsupported predictions version True"),
+        (lambda d: {k: v for k, v in d.items() if k != "layout_ids"}, "missing keys \\['layout_ids'\\]"),
         (lambda d: dict(d, extra=1), "unexpected keys \\['extra'\\]"),
-        (lambda d: dict(d, targets=["cat"]), "one entry per curve"),
-        (lambda d: dict(d, candidates=[[("cat", -0.1)], []]), r"candidates\[0\]\[0\]: score must be"),
-        (lambda d: dict(d, candidates=[[(-0.1,)], []]), r"candidates\[0\]\[0\]: expected a \(score"),
-        (lambda d: dict(d, candidates=[[(float("nan"), "a")], []]), "score is NaN"),
-        (lambda d: dict(d, targets=[3, None]), "targets\\[0\\]"),
+        (lambda d: dict(d, num_curves=3), "candidate_counts: expected 3 values, got 2"),
+        (lambda d: dict(d, num_curves="2"), "num_curves: expected a count"),
+        (lambda d: dict(d, scores=b"\0" * 12), "scores: expected bytes of float64"),
+        (lambda d: dict(d, scores=[-0.1, -2.5]), "scores: expected bytes of float64"),
+        (lambda d: dict(d, scores=np.array([np.nan, 1.0]).tobytes()), "score is NaN"),
+        (lambda d: dict(d, words=7), "words: expected a string"),
+        (lambda d: dict(d, word_ends=np.array([3, 2], "<i8").tobytes()), "word_ends: offsets must rise"),
+        (lambda d: dict(d, word_ends=np.array([3, 9], "<i8").tobytes()), "word_ends: offsets must rise"),
+        (lambda d: dict(d, has_target=bytes([2, 0])), "has_target: expected 0 or 1"),
+        (lambda d: dict(d, has_target=bytes([1, 1])), "target_ends: expected 2 values, got 1"),
+        (lambda d: dict(d, layout_ids=np.array([0, 5], "<u4").tobytes()), "layout_ids: an id beyond"),
+        (lambda d: dict(d, layout_names=[3]), "layout_names: expected a list"),
         (lambda d: dict(d, metadata={}), "metadata.model: missing required key"),
         (lambda d: dict(d, metadata=dict(METADATA, split=None)), "metadata.split"),
     ],
