@@ -143,7 +143,7 @@ class Shark2Config:
     """Settings of :class:`Shark2Decoder` (distances in key units: key widths / key heights).
 
     The defaults were tuned on the odd lines of the real English development swipes
-    (``bench/baselines/tune_shark2.py``); see ``docs/baselines.md``. The channel settings'
+    (``bench/baselines/tune_shark2.py``); the tuning runs are in ``bench/RESULTS.md``. The channel settings'
     defaults are :class:`swipe.templates.TemplateScoring`'s, which ``predict.py
     --template-weight`` scores with.
 

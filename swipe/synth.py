@@ -16,7 +16,7 @@ A curve for a word is built in three steps.
    and a final lift-off event at the last position.
 
 The defaults of :class:`SynthConfig` are fitted to 800 real English swipes (How-We-Swipe); the
-comparison is in ``docs/synth.md`` and ``bench/synth_calibration.py``.
+comparison is printed by ``bench/synth_calibration.py`` and logged in ``bench/RESULTS.md``.
 
 Command line::
 

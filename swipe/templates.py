@@ -197,7 +197,7 @@ class TemplateScoring:
     """Settings of :func:`template_log_likelihoods` (distances in key units).
 
     The defaults are those of the SHARK2-style baseline, tuned on the odd rows of the real English
-    development swipes (``bench/baselines/tune_shark2.py``, ``docs/baselines.md``).
+    development swipes (``bench/baselines/tune_shark2.py``; the runs are in ``bench/RESULTS.md``).
 
     Attributes
     ----------
