@@ -148,6 +148,14 @@ def main() -> None:
             rows.append((f"ORT {'int8' if int8 else 'fp32'}", size, seconds, rate, memory, candidates))
     print(f"{len(targets)} swipes of {data.name}; model {args.model}; latency over the first "
           f"{args.latency_swipes}, one thread; throughput in batches of {args.batch_size}")
+    torch_rows, onnx_rows = rows[0][5], rows[1][5]
+    pairs = list(zip(torch_rows, onnx_rows, strict=True))
+    first = sum(bool(a) and bool(b) and a[0][1] == b[0][1] for a, b in pairs)
+    lists = sum([w for _, w in a] == [w for _, w in b] for a, b in pairs)
+    same_words = [(x, y) for a, b in pairs for x, y in zip(a, b, strict=False) if x[1] == y[1]]
+    diff = max((abs(x[0] - y[0]) for x, y in same_words), default=0.0)
+    print(f"ORT fp32 against PyTorch: the same first word for {first} of {len(pairs)} swipes, the same "
+          f"list for {lists}; scores of the same words differ by at most {diff:.1e}")
     print("| runtime | model files | p50 ms | p95 ms | swipes/s | peak memory | accuracy@1 | Swipe MRR |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, size, seconds, rate, memory, candidates in rows:

@@ -381,6 +381,7 @@ def _main_onnx(args: argparse.Namespace) -> int:
         print(f"swipe.export: error: --format onnx needs {err.name}: "
               "pip install -r requirements-export.txt", file=sys.stderr)
         return 2
+    print(f"exporting {args.checkpoint} as ONNX graphs into {args.out}/", file=sys.stderr)
     try:
         result = export_onnx(args.checkpoint, args.out, args.overwrite)
     except (OnnxExportError, ExportError, CheckpointError, FileExistsError, FileNotFoundError) as err:

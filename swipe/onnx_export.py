@@ -24,6 +24,7 @@ positions (``max_length``), so every shape an app allocates is known before the 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import warnings
 from pathlib import Path
@@ -534,9 +535,15 @@ def export_onnx(checkpoint: str | Path, out: str | Path, overwrite: bool = False
     trie = LexiconTrie.from_lexicon(load_lexicon(loaded.config.lexicon), tokenizer)
     max_length = settings["max_length"] or trie.max_word_length + 1
     out.mkdir(parents=True, exist_ok=True)
-    graphs = export_graphs(model, layouts, out)
-    if int8:
-        quantize_graphs(out)
+    # The exporter and the quantiser log warnings that concern other models (torchvision's
+    # operators, image models' pre-processing).
+    logging.disable(logging.WARNING)
+    try:
+        graphs = export_graphs(model, layouts, out)
+        if int8:
+            quantize_graphs(out)
+    finally:
+        logging.disable(logging.NOTSET)
     np.savez_compressed(out / "lexicon.npz", **trie_arrays(trie))
     (out / "layouts.json").write_text(
         json.dumps([layout.to_grid() for layout in layouts], indent=1) + "\n", encoding="utf-8")
