@@ -255,7 +255,7 @@ def test_decoder_runs_where_torch_cannot_be_imported(shipped_transformer, tmp_pa
 def test_folder_holds_what_an_app_needs(shipped_transformer):
     manifest = json.loads((shipped_transformer / "model.json").read_text())
     step_inputs = manifest["graphs"]["decoder_step"]["inputs"]
-    assert step_inputs == ["tokens", "memory_kv", "memory_valid", "self_cache"]
+    assert step_inputs == ["tokens", "memory_kv", "memory_valid", *(f"self_cache_{i}" for i in range(4))]
     assert manifest["decoding"]["not_applied"]["x_scales"] == [0.94, 1.0, 1.06]
     assert list(load_layouts_file(shipped_transformer / "layouts.json")) == ["hws_fitted"]
     trie = LexiconTrie.from_lexicon(load_lexicon("en"), CharTokenizer(manifest["tokenizer"]["alphabet"]))
