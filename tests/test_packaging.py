@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -63,10 +64,14 @@ def test_every_shipped_model_has_its_weights_card_and_config():
 def test_the_installed_package_works_from_any_folder(tmp_path):
     # Build a wheel, install it into a folder of its own and use it from elsewhere: the bundled
     # layouts, lexicons, models and swipes must travel with the package.
-    wheels, target, elsewhere = tmp_path / "wheels", tmp_path / "site", tmp_path / "elsewhere"
+    # The build runs on a copy of what it reads, so it leaves no build/ or egg-info in the checkout.
+    source, wheels, target, elsewhere = (tmp_path / d for d in ("source", "wheels", "site", "elsewhere"))
     elsewhere.mkdir()
+    shutil.copytree(ROOT / "swipe", source / "swipe", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "requirements.txt"):
+        shutil.copy(ROOT / name, source / name)
     pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
-    subprocess.run([*pip, "wheel", str(ROOT), "--no-deps", "-w", str(wheels)], check=True, cwd=tmp_path)
+    subprocess.run([*pip, "wheel", str(source), "--no-deps", "-w", str(wheels)], check=True, cwd=tmp_path)
     (wheel,) = wheels.glob("swipe-*.whl")
     subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)], check=True)
     script = (
