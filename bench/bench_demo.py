@@ -121,10 +121,12 @@ def main(argv: list[str] | None = None) -> int:
 
     engine = Engine(args.model)
     swipes = [engine.swipe(json.loads(body)) for body in bodies]
-    # Warm-up: the first decoding builds the template matcher.
-    run_clients(args.clients, min(5.0, args.duration / 5), lambda client, i: engine.decode(swipes[i]).seconds)
-    local = run_clients(args.clients, args.duration,
-                        lambda client, i: engine.decode(swipes[i % len(swipes)]).seconds)
+
+    def decode(client: int, i: int) -> float:
+        return engine.decode(swipes[i % len(swipes)]).seconds
+
+    run_clients(args.clients, min(5.0, args.duration / 5), decode)  # warm-up: builds the template matcher
+    local = run_clients(args.clients, args.duration, decode)
 
     server, host, port = start_server(args.model)
     try:
