@@ -16,7 +16,10 @@ import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
 
 
 class UnsafeFileError(ValueError):
@@ -425,8 +428,9 @@ def check_torch_file(source: Path | bytes, where: str, limits: PickleLimits = TO
     check_pickle(data, limits, where, allow_code=True)
 
 
-def torch_load(source: Path | bytes, where: str, mmap: bool = False) -> Any:
-    """``torch.load(..., weights_only=True)`` on CPU after :func:`check_torch_file`.
+def torch_load(source: Path | bytes, where: str, mmap: bool = False,
+               map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(..., weights_only=True)`` onto ``map_location`` after :func:`check_torch_file`.
 
     Raises
     ------
@@ -438,7 +442,7 @@ def torch_load(source: Path | bytes, where: str, mmap: bool = False) -> Any:
     check_torch_file(source, where)
     try:
         if isinstance(source, bytes):
-            return torch.load(io.BytesIO(source), map_location="cpu", weights_only=True)
-        return torch.load(source, map_location="cpu", weights_only=True, mmap=mmap)
+            return torch.load(io.BytesIO(source), map_location=map_location, weights_only=True)
+        return torch.load(source, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as err:  # torch raises many types for a damaged or unsafe file
         raise UnsafeFileError(f"{where}: cannot load: {err}") from None

@@ -84,31 +84,19 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
-    ckpt = _load(path)
+    ckpt = _load(path, map_location)
     _check_format(ckpt, path)
-    if str(map_location) != "cpu":
-        ckpt = _to_device(ckpt, torch.device(map_location))
     return ckpt
 
 
-def _load(path: Path) -> Any:
-    """A torch file checked against :data:`swipe.safe_pickle.TORCH_LIMITS`, loaded on the CPU
-    with ``weights_only=True``."""
+def _load(path: Path, map_location: str | torch.device = "cpu") -> Any:
+    """A torch file checked against :data:`swipe.safe_pickle.TORCH_LIMITS`, loaded onto
+    ``map_location`` with ``weights_only=True``."""
     try:
-        return torch_load(path, str(path))
+        return torch_load(path, str(path), map_location=map_location)
     except UnsafeFileError as err:
         reason = str(err).removeprefix(f"{path}: ")
         raise CheckpointError(f"{path}: cannot load checkpoint: {reason}") from None
-
-
-def _to_device(obj: Any, device: torch.device) -> Any:
-    if isinstance(obj, torch.Tensor):
-        return obj.to(device)
-    if isinstance(obj, dict):
-        return type(obj)((k, _to_device(v, device)) for k, v in obj.items())
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_device(v, device) for v in obj)
-    return obj
 
 
 def _check_format(ckpt: Any, path: Path) -> None:
