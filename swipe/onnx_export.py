@@ -517,8 +517,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, overwrite: bool = False
     OnnxExportError, swipe.training.checkpoint.CheckpointError
         The model cannot be loaded or exported.
     """
-    import hashlib
-
+    from swipe.data.build import sha256_of
     from swipe.lexicon import load_lexicon
     from swipe.training.checkpoint import load_model, resolve_model_file
 
@@ -565,7 +564,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, overwrite: bool = False
             "max_points": data.max_points,
         },
         "decoding": settings,
-        "source": {"file": source.name, "sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
+        "source": {"file": source.name, "sha256": sha256_of(source),
                    "run": str(loaded.config.name), "step": loaded.step},
     }
     (out / "decoding.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")

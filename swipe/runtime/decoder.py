@@ -124,6 +124,7 @@ def prior_increments(trie: Trie, nodes: np.ndarray) -> np.ndarray:
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Log-probabilities of ``(N, V)`` logits, row by row (stable: the row maximum is shifted out)."""
     shifted = logits - logits.max(axis=1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
