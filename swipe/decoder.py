@@ -454,6 +454,23 @@ def check_views_below(
         )
 
 
+def check_speed(
+    num_workers: int, batch_size: int, max_batch_points: int | None, device: str,
+    names: dict[str, str] | None = None,
+) -> None:
+    """Refuse a negative ``num_workers``, a ``batch_size`` or ``max_batch_points`` below 1, or
+    workers on another device than the CPU; the errors call each setting by ``names`` (default:
+    its own name)."""
+    names = names or {}
+    for field, value, least in (("num_workers", num_workers, 0), ("batch_size", batch_size, 1),
+                                ("max_batch_points", max_batch_points, 1)):
+        if value is not None and value < least:
+            raise DecodeError(f"{names.get(field, field)} must be >= {least}, got {value}")
+    if num_workers > 0 and device != "cpu":
+        raise DecodeError(f"{names.get('num_workers', 'num_workers')} needs {names.get('device', 'device')} "
+                          "cpu (workers do not share an accelerator)")
+
+
 def check_template_candidates(count: int, has_lexicon: bool, name: str = "template_candidates") -> None:
     """Refuse a negative count of template candidates, or a positive one without a lexicon."""
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
@@ -808,10 +825,7 @@ def decode_job(
     list of list of (float, str)
         Per curve, in input order, the candidates best first.
     """
-    if num_workers < 0:
-        raise DecodeError(f"num_workers must be >= 0, got {num_workers}")
-    if num_workers > 0 and job.device != "cpu":
-        raise DecodeError("--num-workers needs --device cpu (workers do not share an accelerator)")
+    check_speed(num_workers, batch_size, max_batch_points, job.device)
     job.check()
     # Each curve is searched once per view: the batch limits count the views (of the first search).
     views = len(job.x_scales) if job.views_below is None else 1
@@ -981,14 +995,7 @@ class Decoder:
         batch_size: int,
         max_batch_points: int | None,
     ) -> None:
-        if num_workers < 0:
-            raise DecodeError(f"num_workers must be >= 0, got {num_workers}")
-        if batch_size < 1:
-            raise DecodeError(f"batch_size must be >= 1, got {batch_size}")
-        if max_batch_points is not None and max_batch_points < 1:
-            raise DecodeError(f"max_batch_points must be >= 1, got {max_batch_points}")
-        if num_workers > 0 and device != "cpu":
-            raise DecodeError("num_workers needs device 'cpu' (workers do not share an accelerator)")
+        check_speed(num_workers, batch_size, max_batch_points, device)
         self.path = Path(loader.path)
         self.settings = settings
         self.device = device

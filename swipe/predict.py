@@ -31,6 +31,7 @@ from swipe.decoder import (  # noqa: F401 (names the bench scripts import from h
     DecodingPlan,
     FirstCurves,
     ModelParts,
+    check_speed,
     check_template_candidates,
     check_views_below,
     check_x_scales,
@@ -63,6 +64,8 @@ _FLAGS = {
     "wide_x_scales": "--wide-x-scales",
     "template_candidates": "--template-candidates",
 }
+_SPEED_FLAGS = {"num_workers": "--num-workers", "batch_size": "--batch-size",
+                "max_batch_points": "--max-batch-points", "device": "--device"}
 _GENERATOR_OPTIONS = ("beam_size", "num_candidates", "prior_weight", "length_penalty", "max_length")
 
 
@@ -454,22 +457,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _check_speed_flags(args: argparse.Namespace) -> None:
-    for flag, value, least in (("--num-workers", args.num_workers, 0), ("--batch-size", args.batch_size, 1),
-                               ("--max-batch-points", args.max_batch_points, 1)):
-        if value < least:
-            raise PredictError(f"{flag} must be >= {least}, got {value}")
-    if args.num_workers > 0 and args.device != "cpu":
-        raise PredictError("--num-workers needs --device cpu (workers do not share an accelerator)")
-
-
 def run(args: argparse.Namespace) -> Predictions:
     """Carry out a parsed ``predict.py`` command line; returns what was written."""
     from swipe.decoder import load_decoder, plan_decoding
 
     if args.no_lexicon and args.lexicon is not None:
         raise PredictError("--lexicon and --no-lexicon exclude each other")
-    _check_speed_flags(args)
+    check_speed(args.num_workers, args.batch_size, args.max_batch_points, args.device, _SPEED_FLAGS)
     choice = choose_model(args)
     chosen = settings_from_flags(args, choice.path)
     settings = chosen.settings
