@@ -878,7 +878,8 @@ def decode_job(
 
 # ---- settings ---------------------------------------------------------------------------------------
 
-_GENERATOR_FIELDS = ("beam_size", "num_candidates", "prior_weight", "length_penalty", "max_length")
+# The settings that are generator options (the rest apply whatever the generator).
+GENERATOR_SETTINGS = ("beam_size", "num_candidates", "prior_weight", "length_penalty", "max_length")
 
 
 class DecodingPlan(NamedTuple):
@@ -921,7 +922,7 @@ def plan_decoding(
     if settings.generator not in GENERATORS:
         raise DecodeError(f"{name('generator')}: unknown generator {settings.generator!r}; "
                           f"known: {', '.join(GENERATORS)}")
-    given = {field: getattr(settings, field) for field in _GENERATOR_FIELDS
+    given = {field: getattr(settings, field) for field in GENERATOR_SETTINGS
              if getattr(settings, field) is not None}
     takes = [f.name for f in dataclasses.fields(GENERATORS[settings.generator].options)]
     for field in given:
@@ -934,7 +935,7 @@ def plan_decoding(
         options = generator_options(settings.generator, given)
     except GeneratorError as err:
         message = str(err)
-        for field in _GENERATOR_FIELDS:
+        for field in GENERATOR_SETTINGS:
             message = message.replace(field, name(field))
         raise GeneratorError(message) from None
     for field in ("template_weight", "template_prior_weight"):

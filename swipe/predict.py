@@ -22,6 +22,7 @@ from swipe.config import to_dict
 from swipe.decoder import (  # noqa: F401 (names the bench scripts import from here)
     DEFAULT_GENERATOR,
     DEFAULT_MAX_BATCH_POINTS,
+    GENERATOR_SETTINGS,
     CheckpointLoader,
     CurvePoints,
     DatasetCurves,
@@ -66,7 +67,6 @@ _FLAGS = {
 }
 _SPEED_FLAGS = {"num_workers": "--num-workers", "batch_size": "--batch-size",
                 "max_batch_points": "--max-batch-points", "device": "--device"}
-_GENERATOR_OPTIONS = ("beam_size", "num_candidates", "prior_weight", "length_penalty", "max_length")
 
 
 # ---- the command line ----------------------------------------------------------------------------
@@ -338,7 +338,7 @@ def settings_from_flags(args: argparse.Namespace, model: Path) -> ChosenSettings
         if recommended.generator not in GENERATORS:
             raise PredictError(f"{model.parent / DECODING_FILE}: unknown generator "
                                f"{recommended.generator!r}; known: {', '.join(GENERATORS)}")
-        names = [name for name in _FLAGS if name != "generator" and name not in _GENERATOR_OPTIONS]
+        names = [name for name in _FLAGS if name != "generator" and name not in GENERATOR_SETTINGS]
         if flags.get("generator", recommended.generator) == recommended.generator:
             names = list(_FLAGS)  # another search takes none of the recommended search's options
         for name in names:
@@ -357,7 +357,7 @@ def describe_settings(chosen: ChosenSettings, plan: DecodingPlan) -> str:
                 "template_prior_weight": chosen.settings.template_prior_weight, "x_scales": plan.x_scales,
                 "views_below": plan.views_below, "wide_x_scales": plan.wide_x_scales,
                 "template_candidates": plan.template_candidates}
-    for name in _GENERATOR_OPTIONS:
+    for name in GENERATOR_SETTINGS:
         in_force[name] = getattr(plan.options, name, None)
     parts: dict[str, list[str]] = {}
     for name in _FLAGS:
