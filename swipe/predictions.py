@@ -299,8 +299,7 @@ def _restricted_loads(payload: bytes, where: str) -> Any:
     try:
         return plain_loads(payload, where, PREDICTIONS_LIMITS)
     except UnsafeFileError as err:
-        reason = str(err).removeprefix(f"{where}: ")
-        raise PredictionsError(f"{where}: unsafe or corrupt predictions file: {reason}") from None
+        raise PredictionsError(f"{where}: unsafe or corrupt predictions file: {err.reason}") from None
 
 
 def atomic_write_bytes(path: str | Path, payload: bytes) -> None:

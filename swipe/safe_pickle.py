@@ -23,7 +23,23 @@ if TYPE_CHECKING:
 
 
 class UnsafeFileError(ValueError):
-    """A file is larger, deeper or more complex than its limits allow, or names code to run."""
+    """A file is larger, deeper or more complex than its limits allow, or names code to run.
+
+    Parameters
+    ----------
+    where : str
+        The file.
+    reason : str
+        What is wrong with it; the message is ``"<where>: <reason>"``.
+    """
+
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(where, reason)
+        self.where = where
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -119,7 +135,7 @@ def check_pickle(data: bytes, limits: PickleLimits, where: str, allow_code: bool
         ``"<where>: <reason>"``.
     """
     if len(data) > limits.max_bytes:
-        raise UnsafeFileError(f"{where}: {len(data)} bytes, more than the limit of {limits.max_bytes}")
+        raise UnsafeFileError(where, f"{len(data)} bytes, more than the limit of {limits.max_bytes}")
     # The stack holds None for a scalar, _MARK, or the number of a container node; children[n]
     # lists the container nodes that node n holds (None: none).
     children: list[list[int] | None] = []
@@ -133,7 +149,7 @@ def check_pickle(data: bytes, limits: PickleLimits, where: str, allow_code: bool
     unpack8 = struct.Struct("<Q").unpack_from
 
     def fail(reason: str) -> UnsafeFileError:
-        return UnsafeFileError(f"{where}: {reason} (at byte {pos})")
+        return UnsafeFileError(where, f"{reason} (at byte {pos})")
 
     def to_mark() -> list[Any]:
         if not marks:
@@ -287,7 +303,7 @@ def check_pickle(data: bytes, limits: PickleLimits, where: str, allow_code: bool
                 stack.append(stack[-1])
             elif action == _CODE:
                 if not allow_code:
-                    raise UnsafeFileError(f"{where}: {_refusal(data)}")
+                    raise UnsafeFileError(where, _refusal(data))
                 _apply_code(op, stack, new, to_mark)
             elif action == _STOP:
                 break
@@ -347,22 +363,22 @@ def _check_shape(children: list[list[int] | None], limits: PickleLimits, where: 
                 path[-1] = (node, k + 1)
                 child = kids[k]
                 if state[child] == 1:
-                    raise UnsafeFileError(f"{where}: a container holds itself")
+                    raise UnsafeFileError(where, "a container holds itself")
                 if state[child] == 0:
                     state[child] = 1
                     path.append((child, 0))
                     if len(path) > limits.max_depth:
-                        raise UnsafeFileError(f"{where}: nested deeper than {limits.max_depth} levels")
+                        raise UnsafeFileError(where, f"nested deeper than {limits.max_depth} levels")
                 continue
             path.pop()
             state[node] = 2
             depth[node] = 1 + max((depth[c] for c in kids), default=0)
             size[node] = 1 + sum(size[c] for c in kids)
             if depth[node] > limits.max_depth:
-                raise UnsafeFileError(f"{where}: nested deeper than {limits.max_depth} levels")
+                raise UnsafeFileError(where, f"nested deeper than {limits.max_depth} levels")
             if size[node] > limits.max_objects:
                 raise UnsafeFileError(
-                    f"{where}: shared containers expand to more than {limits.max_objects} objects"
+                    where, f"shared containers expand to more than {limits.max_objects} objects"
                 )
 
 
@@ -395,9 +411,9 @@ def plain_loads(data: bytes, where: str, limits: PickleLimits = PREDICTIONS_LIMI
     try:
         return _PlainUnpickler(io.BytesIO(data)).load()
     except pickle.UnpicklingError as err:
-        raise UnsafeFileError(f"{where}: {err}") from None
+        raise UnsafeFileError(where, str(err)) from None
     except (EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError, MemoryError) as err:
-        raise UnsafeFileError(f"{where}: corrupt pickle: {type(err).__name__}: {err}") from None
+        raise UnsafeFileError(where, f"corrupt pickle: {type(err).__name__}: {err}") from None
 
 
 def check_torch_file(source: Path | bytes, where: str, limits: PickleLimits = TORCH_LIMITS) -> None:
@@ -406,25 +422,25 @@ def check_torch_file(source: Path | bytes, where: str, limits: PickleLimits = TO
     (:func:`check_pickle`, globals allowed: ``torch.load(weights_only=True)`` checks those)."""
     size = len(source) if isinstance(source, bytes) else source.stat().st_size
     if size > limits.max_bytes:
-        raise UnsafeFileError(f"{where}: {size} bytes, more than the limit of {limits.max_bytes}")
+        raise UnsafeFileError(where, f"{size} bytes, more than the limit of {limits.max_bytes}")
     try:
         with zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source) as archive:
             records = archive.infolist()
             if len(records) > MAX_TORCH_RECORDS:
-                raise UnsafeFileError(f"{where}: {len(records)} records, more than {MAX_TORCH_RECORDS}")
+                raise UnsafeFileError(where, f"{len(records)} records, more than {MAX_TORCH_RECORDS}")
             pickles = [r for r in records if r.filename.endswith("/data.pkl") or r.filename == "data.pkl"]
             if len(pickles) != 1:
-                raise UnsafeFileError(f"{where}: not a torch file (no single data.pkl record)")
+                raise UnsafeFileError(where, "not a torch file (no single data.pkl record)")
             for record in records:
                 if record.file_size > size or record.compress_type != zipfile.ZIP_STORED:
                     raise UnsafeFileError(
-                        f"{where}: record {record.filename!r} is compressed or larger than the file"
+                        where, f"record {record.filename!r} is compressed or larger than the file"
                     )
             data = archive.read(pickles[0])
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
         if isinstance(err, UnsafeFileError):
             raise
-        raise UnsafeFileError(f"{where}: not a readable torch file ({err})") from None
+        raise UnsafeFileError(where, f"not a readable torch file ({err})") from None
     check_pickle(data, limits, where, allow_code=True)
 
 
@@ -445,4 +461,4 @@ def torch_load(source: Path | bytes, where: str, mmap: bool = False,
             return torch.load(io.BytesIO(source), map_location=map_location, weights_only=True)
         return torch.load(source, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as err:  # torch raises many types for a damaged or unsafe file
-        raise UnsafeFileError(f"{where}: cannot load: {err}") from None
+        raise UnsafeFileError(where, f"cannot load: {err}") from None

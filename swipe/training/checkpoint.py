@@ -95,8 +95,7 @@ def _load(path: Path, map_location: str | torch.device = "cpu") -> Any:
     try:
         return torch_load(path, str(path), map_location=map_location)
     except UnsafeFileError as err:
-        reason = str(err).removeprefix(f"{path}: ")
-        raise CheckpointError(f"{path}: cannot load checkpoint: {reason}") from None
+        raise CheckpointError(f"{path}: cannot load checkpoint: {err.reason}") from None
 
 
 def _check_format(ckpt: Any, path: Path) -> None:
