@@ -1018,7 +1018,6 @@ class Decoder:
             self.trie = LexiconTrie.from_lexicon(load_lexicon(lexicon), self.tokenizer)
             self.num_unspellable = self.trie.num_skipped
         self.plan = plan_decoding(settings, self.trie is not None)
-        self._job = self.job(MemoryCurves([], self.layouts, self.tokenizer))
         self._decoder: BatchDecoder | None = None
         self._lexicon_words: list[str] | None = None
         self._lock = threading.Lock()
@@ -1066,7 +1065,7 @@ class Decoder:
         """As :meth:`decode`, for any curve source (e.g. :class:`DatasetCurves`)."""
         if len(curves) == 0:
             return []
-        job = self._job._replace(curves=curves)
+        job = self.job(curves)
         with self._lock:
             if self.num_workers == 0 and self._decoder is None:
                 self._decoder = BatchDecoder(job)
