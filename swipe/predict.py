@@ -196,12 +196,7 @@ def _latest_run(args: argparse.Namespace, why: str) -> ModelChoice | None:
 
 def choose_model(args: argparse.Namespace) -> ModelChoice:
     """The model ``predict.py`` decodes with (see its ``--help``)."""
-    from swipe.shipped import (
-        ModelNotFoundError,
-        list_shipped_models,
-        resolve_model,
-        shipped_model_for_layouts,
-    )
+    from swipe.shipped import ModelNotFoundError, resolve_model, shipped_model_for_layouts
 
     if args.checkpoint is not None:
         try:
@@ -220,12 +215,12 @@ def choose_model(args: argparse.Namespace) -> ModelChoice:
     if not data.exists():
         raise PredictError(f"{data}: no such data file or dataset directory")
     names = _data_layout_names(data, args)
+    layouts = ", ".join(sorted(names))
     path = shipped_model_for_layouts(names)
-    if path is not None:
-        name = next(model.name for model in list_shipped_models() if model.path == path)
-        return ModelChoice(path, f"shipped model {name}, for the data's layouts {', '.join(sorted(names))}")
+    if path is not None:  # a shipped model's folder is named after it
+        return ModelChoice(path, f"shipped model {path.parent.name}, for the data's layouts {layouts}")
     choice = _latest_run(args, f"the latest run under {args.runs_dir}/: no shipped model decodes the "
-                         f"data's layouts {', '.join(sorted(names))}")
+                         f"data's layouts {layouts}")
     if choice is None:
         raise PredictError(f"{no_run}, and no shipped model decodes the layouts {sorted(names)} "
                            f"of {args.data}")
@@ -402,8 +397,8 @@ def write_submission_csv(
             writer.writerow(words)
 
 
-def _metadata(decoder: Decoder, plan: DecodingPlan, checkpoint: Path, data: _Data) -> dict[str, Any]:
-    loaded = decoder.loaded
+def _metadata(decoder: Decoder, checkpoint: Path, data: _Data) -> dict[str, Any]:
+    loaded, plan = decoder.loaded, decoder.plan
     rescorer = plan.rescorer
     return {
         "model": {
@@ -490,7 +485,7 @@ def run(args: argparse.Namespace) -> Predictions:
     decoded = decoder.decode_source(data.curves, progress=not args.quiet)
     candidates = [[(c.score, c.word) for c in row] for row in decoded]
     predictions = Predictions(candidates, data.targets, data.layouts,
-                              _metadata(decoder, decoder.plan, choice.path, data))
+                              _metadata(decoder, choice.path, data))
     write_predictions(args.out, predictions, overwrite=args.overwrite)
     if args.csv is not None:
         rows: list[list[Candidate]] = candidates
