@@ -81,13 +81,10 @@ def list_shipped_models(root: str | Path | None = None) -> list[ShippedModel]:
         A ``model.pt`` is not a readable exported model.
     """
     root = Path(root) if root is not None else MODELS_DIR
-    if not root.is_dir():
-        return []
     models = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+    for name in shipped_names(root):
+        folder = root / name
         path = folder / MODEL_FILE
-        if not path.is_file():
-            continue
         try:
             info = read_model_info(path)
         except ExportError as err:
@@ -160,9 +157,10 @@ def resolve_model(model: str | Path, root: str | Path | None = None) -> Path:
         raise ModelNotFoundError(f"{path}: no {MODEL_FILE}, best.pt or last.pt")
     if path.is_file():
         return path
+    root = Path(root) if root is not None else MODELS_DIR
     names = shipped_names(root)
     if str(model) in names:
-        return (Path(root) if root is not None else MODELS_DIR) / str(model) / MODEL_FILE
+        return root / str(model) / MODEL_FILE
     raise ModelNotFoundError(f"{model}: no such checkpoint, model folder or shipped model "
                              f"(shipped models: {', '.join(names) or 'none'})")
 
