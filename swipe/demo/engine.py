@@ -132,12 +132,13 @@ class Engine:
             raise RequestError("'t' must not decrease")
         return Swipe(layout, x.astype(np.float32), y.astype(np.float32), t - t[0])
 
-    def word(self, body: dict[str, Any], layout: Layout) -> str:
-        """The ``word`` of a request body: one the model can write and ``layout`` can type."""
+    def word(self, body: dict[str, Any], layout: Layout, writable: bool = True) -> str:
+        """The ``word`` of a request body: one ``layout`` can type and, if ``writable``, the model
+        can write (a word to record need not be)."""
         word = normalize_label(_field(body, "word", str))
         if not word or len(word) > 64:
             raise RequestError("'word' must have 1 to 64 characters")
-        if not self.model.tokenizer.can_encode(word):
+        if writable and not self.model.tokenizer.can_encode(word):
             raise RequestError(f"the model cannot write {word!r}")
         if not all(layout.can_type(char) for char in word):
             raise RequestError(f"layout {layout.name!r} cannot type {word!r}")

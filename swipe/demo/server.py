@@ -149,7 +149,7 @@ class DemoHandler(BaseHTTPRequestHandler):
             self._send_json(view._asdict())
         else:
             assert self.server.recorder is not None
-            word = _recorded_word(body, swipe.layout)
+            word = engine.word(body, swipe.layout, writable=False)
             count = self.server.recorder.append(swipe, word, device_info(body))
             self._send_json({"recorded": count})
 
@@ -213,18 +213,6 @@ def _int(text: str, name: str) -> int:
         return int(text)
     except ValueError:
         raise RequestError(f"'{name}' must be a whole number") from None
-
-
-def _recorded_word(body: dict[str, Any], layout: Any) -> str:
-    from swipe.keyboard import normalize_label
-
-    word = body.get("word")
-    if not isinstance(word, str) or not 0 < len(word) <= 64:
-        raise RequestError("'word' must be a string of 1 to 64 characters")
-    word = normalize_label(word)
-    if not all(layout.can_type(char) for char in word):
-        raise RequestError(f"layout {layout.name!r} cannot type {word!r}")
-    return word
 
 
 def serve(server: DemoServer) -> None:
