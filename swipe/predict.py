@@ -10,7 +10,6 @@ import argparse
 import csv
 import dataclasses
 import gzip
-import hashlib
 import sys
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
@@ -19,6 +18,7 @@ import numpy as np
 
 from swipe.atomic import atomic_output
 from swipe.config import to_dict
+from swipe.data.build import sha256_of
 from swipe.decoder import (  # noqa: F401 (names the bench scripts import from here)
     DEFAULT_GENERATOR,
     DEFAULT_MAX_BATCH_POINTS,
@@ -367,15 +367,6 @@ def describe_settings(chosen: ChosenSettings, plan: DecodingPlan) -> str:
 
 
 # ---- outputs -------------------------------------------------------------------------------------
-
-
-def sha256_of(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_submission_csv(
