@@ -93,6 +93,7 @@ def rss_mb(pid: int) -> float:
 
 
 def start_server(model: str) -> tuple[subprocess.Popen, str, int]:
+    """``python -m swipe.demo`` in its own process on a free port: the process, its host and port."""
     server = subprocess.Popen([sys.executable, "-m", "swipe.demo", "--model", model, "--port", "0",
                                "--quiet"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
     assert server.stderr is not None
@@ -104,6 +105,7 @@ def start_server(model: str) -> tuple[subprocess.Popen, str, int]:
 
 
 def ms(values: list[float], q: float) -> str:
+    """Percentile ``q`` of ``values`` (seconds) in milliseconds, or ``-`` where there are none."""
     return f"{1000 * float(np.percentile(values, q)):.1f}" if values else "-"
 
 

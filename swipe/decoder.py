@@ -691,6 +691,7 @@ class BatchDecoder:
 
     @property
     def generator(self) -> Any:
+        """The built generator (beam or greedy search)."""
         return self.search.generator
 
     def __call__(self, indices: Sequence[int]) -> list[Row]:

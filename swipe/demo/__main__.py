@@ -12,6 +12,7 @@ from swipe.demo.server import DemoServer, serve
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m swipe.demo``."""
     parser = argparse.ArgumentParser(
         prog="python -m swipe.demo",
         description="Serve a page where you swipe words on the model's keyboard and see its candidates, "
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m swipe.demo``: load the model and serve the page until interrupted; 2 on a user error."""
     args = build_parser().parse_args(argv)
     if args.words is not None and args.record_to is None:
         print("python -m swipe.demo: error: --words needs --record-to", file=sys.stderr)

@@ -100,6 +100,7 @@ class Recorder:
         self.count = len(recorded_words(self.path))
 
     def close(self) -> None:
+        """Close the file."""
         os.close(self._fd)
 
     def append(self, swipe: Swipe, word: str, device: dict[str, Any]) -> int:

@@ -69,11 +69,14 @@ class DemoServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
+        """The page's address, e.g. ``http://127.0.0.1:8000/``."""
         host, port = self.server_address[:2]
         return f"http://{host}:{port}/"
 
 
 class DemoHandler(BaseHTTPRequestHandler):
+    """Answers one connection's requests (see the routes above); errors become JSON answers."""
+
     server: DemoServer
     protocol_version = "HTTP/1.1"
     # Headers and body go out in two writes: with Nagle's algorithm the body would wait for the
