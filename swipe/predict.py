@@ -330,9 +330,6 @@ def settings_from_flags(args: argparse.Namespace, model: Path) -> ChosenSettings
     sources: dict[str, str] = {name: "flags" for name in flags}
     values: dict[str, Any] = {}
     if recommended is not None:
-        if recommended.generator not in GENERATORS:
-            raise PredictError(f"{model.parent / DECODING_FILE}: unknown generator "
-                               f"{recommended.generator!r}; known: {', '.join(GENERATORS)}")
         names = [name for name in _FLAGS if name != "generator" and name not in GENERATOR_SETTINGS]
         if flags.get("generator", recommended.generator) == recommended.generator:
             names = list(_FLAGS)  # another search takes none of the recommended search's options

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, NamedTuple
 
-from swipe.config import load_json
+from swipe.config import ConfigError, load_json
 from swipe.export import ExportError, read_model_info
 
 MODELS_DIR = Path(__file__).resolve().parent / "resources" / "models"
@@ -216,11 +216,16 @@ def read_decoding_settings(model_file: str | Path) -> DecodingSettings | None:
     Raises
     ------
     swipe.config.ConfigError
-        The file is not valid JSON or has an unknown, missing or mistyped key (the message names
-        the file and the key).
+        The file is not valid JSON, has an unknown, missing or mistyped key, or names an unknown
+        generator (the message names the file and the key).
     """
+    from swipe.decoding import GENERATORS
+
     model_file = Path(model_file)
     path = model_file.parent / DECODING_FILE
     if model_file.name != MODEL_FILE or not path.is_file():
         return None
-    return load_json(DecodingSettings, path)
+    settings = load_json(DecodingSettings, path)
+    if settings.generator not in GENERATORS:
+        raise ConfigError(f"{path}: unknown generator {settings.generator!r}; known: {', '.join(GENERATORS)}")
+    return settings

@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import json
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +15,9 @@ import torch
 from test_decoding_standin import StandinCurves, StandinLoader
 
 import evaluate
-from swipe.config import from_dict, to_dict
+from swipe.config import ConfigError, from_dict, to_dict
 from swipe.data.resample import ResampleConfig
+from swipe.decoder import load_decoder
 from swipe.decoding import BeamOptions, LexiconTrie
 from swipe.keyboard import Layout, bundled_layout
 from swipe.models import build_model, preset
@@ -502,6 +504,8 @@ def test_bad_decoding_settings_name_the_file_and_key(project, capsys, settings, 
     assert main(["--checkpoint", str(folder), "--lexicon", "lex.txt", "--quiet"]) == 2
     assert message in capsys.readouterr().err
     assert not (project.root / "preds.pkl").exists()
+    with pytest.raises(ConfigError, match=re.escape(message)):  # the same from Python
+        load_decoder(folder, lexicon="lex.txt")
 
 
 def test_with_data_the_shipped_model_for_its_layout_wins_over_the_latest_run(project, monkeypatch, capsys):
