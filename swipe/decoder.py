@@ -298,7 +298,6 @@ class MemoryCurves(_ItemCurves):
         self.layouts = list(layouts)
         self.max_points = max_points
         self.resample = resample
-        self.alphabet = tokenizer.alphabet
         self.tokenizer = tokenizer
         self._collator: Any = None
         ids = {layout.name: i for i, layout in enumerate(self.layouts)}
@@ -324,7 +323,7 @@ class MemoryCurves(_ItemCurves):
             keys = self.layouts[layout_id].nearest_keys(xq / COORD_SCALE, yq / COORD_SCALE).astype(np.uint8)
             self.items.append(SwipeItem(index, xq.astype(np.int16), yq.astype(np.int16),
                                         (t - t[0]).astype(np.float32), keys, no_chars, layout_id,
-                                        curve.grid_name, COORD_SCALE, self.alphabet))
+                                        curve.grid_name, COORD_SCALE, tokenizer.alphabet))
         self._num_points = self._count_points()
 
     def __len__(self) -> int:
