@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     recorder = prompts = None
     if args.record_to is not None:
         if words is None:
-            words = [word for word in (engine.lexicon_words or []) if len(word) > 1]
+            words = [word for word in (engine.decoder.lexicon or []) if len(word) > 1]
         try:
             recorder = Recorder(args.record_to)
         except OSError as err:

@@ -101,7 +101,6 @@ class Engine:
         self.decoder = load_decoder(model, settings=settings, device=device)
         self.name = str(model)
         self.layouts: list[Layout] = list(self.decoder.layouts)
-        self.lexicon_words: list[str] | None = self.decoder.lexicon
         self.model = self.decoder.model
 
     # ---- reading requests --------------------------------------------------------------------
