@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from swipe.atomic import atomic_output
 from swipe.batch import SwipeBatch
 from swipe.data.collate import trajectory_features
 from swipe.decoding.trie import LexiconTrie
@@ -504,9 +505,10 @@ def export_onnx(checkpoint: str | Path, out: str | Path, overwrite: bool = False
     checkpoint : path
         A training checkpoint, an exported ``model.pt``, or a folder holding one.
     out : path
-        The folder to write; it must not exist or be empty unless ``overwrite``.
+        The folder to write; it must not exist or be empty unless ``overwrite``. It is written
+        beside its place and moved there at the end, so an interrupted export leaves nothing.
     overwrite : bool
-        Replace the files of an existing folder.
+        Replace an existing ONNX folder (one with a ``model.json``) as a whole.
     int8 : bool
         Also write the int8 graphs.
 
@@ -517,7 +519,6 @@ def export_onnx(checkpoint: str | Path, out: str | Path, overwrite: bool = False
     OnnxExportError, swipe.training.checkpoint.CheckpointError
         The model cannot be loaded or exported.
     """
-    from swipe.data.build import sha256_of
     from swipe.lexicon import load_lexicon
     from swipe.training.checkpoint import load_model, resolve_model_file
 
@@ -525,14 +526,27 @@ def export_onnx(checkpoint: str | Path, out: str | Path, overwrite: bool = False
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OnnxExportError(f"{out}: is a file; --format onnx writes a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out}: already holds files (pass --overwrite to replace them)")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{out}: already holds files (pass --overwrite to replace them)")
+        if not (out / "model.json").is_file():
+            raise OnnxExportError(f"{out}: holds files but is not an ONNX export (no model.json); "
+                                  "refusing to replace it")
     loaded = load_model(source)
-    model, layouts, tokenizer = loaded.model, list(loaded.layouts), loaded.tokenizer
     settings = runtime_settings(source)
-    trie = LexiconTrie.from_lexicon(load_lexicon(loaded.config.lexicon), tokenizer)
+    trie = LexiconTrie.from_lexicon(load_lexicon(loaded.config.lexicon), loaded.tokenizer)
     max_length = settings["max_length"] or trie.max_word_length + 1
-    out.mkdir(parents=True, exist_ok=True)
+    with atomic_output(out, directory=True) as folder:
+        files = _write_folder(folder, loaded, source, settings, trie, max_length, int8)
+    return OnnxExportResult(out, files)
+
+
+def _write_folder(out: Path, loaded: Any, source: Path, settings: dict[str, Any], trie: LexiconTrie,
+                  max_length: int, int8: bool) -> dict[str, int]:
+    """Write the graphs, layouts, lexicon, settings, manifest and card into ``out``; their sizes."""
+    from swipe.data.build import sha256_of
+
+    model, layouts, tokenizer = loaded.model, list(loaded.layouts), loaded.tokenizer
     # The exporter and the quantiser log warnings that concern other models (torchvision's
     # operators, image models' pre-processing).
     logging.disable(logging.WARNING)
@@ -572,4 +586,4 @@ def export_onnx(checkpoint: str | Path, out: str | Path, overwrite: bool = False
     files = {p.name: p.stat().st_size for p in out.iterdir() if p.is_file() and p.name != "card.md"}
     (out / "card.md").write_text(_card(manifest, files), encoding="utf-8")
     files["card.md"] = (out / "card.md").stat().st_size
-    return OnnxExportResult(out, files)
+    return files

@@ -24,6 +24,7 @@ from swipe.export import main as export_main  # noqa: E402
 from swipe.keyboard import bundled_layout, load_layouts_file  # noqa: E402
 from swipe.lexicon import load_lexicon  # noqa: E402
 from swipe.models import ModelConfig, build_model, preset  # noqa: E402
+from swipe.onnx_export import OnnxExportError, export_onnx  # noqa: E402
 from swipe.predict import DatasetCurves  # noqa: E402
 from swipe.predict import main as predict_main  # noqa: E402
 from swipe.predictions import read_predictions  # noqa: E402
@@ -273,6 +274,21 @@ def test_export_refuses_a_folder_with_files_and_a_dtype(shipped_transformer, cap
     assert export_main([str(SHIPPED / "en_hws_transformer"), "--format", "onnx", "--dtype", "int8",
                         "--out", str(shipped_transformer / "x")]) == 2
     assert "--dtype is for .pt files" in capsys.readouterr().err
+
+
+def test_overwrite_replaces_an_export_as_a_whole_and_nothing_else(tiny_lstm, tmp_path):
+    checkpoint, _ = tiny_lstm
+    out = export(checkpoint, tmp_path / "onnx")
+    assert (out / "encoder.int8.onnx").is_file()
+    export_onnx(checkpoint, out, overwrite=True, int8=False)  # no int8 graphs left from before
+    assert not any(out.glob("*.int8.onnx")) and (out / "encoder.onnx").is_file()
+    assert [p.name for p in tmp_path.iterdir()] == ["onnx"]  # no temporary folder left beside it
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "mine.txt").write_text("keep")
+    with pytest.raises(OnnxExportError, match="not an ONNX export"):
+        export_onnx(checkpoint, other, overwrite=True)
+    assert (other / "mine.txt").read_text() == "keep"
 
 
 @pytest.mark.parametrize("config", [ResampleConfig("time", 16.0), ResampleConfig("path", 0.25, True),
