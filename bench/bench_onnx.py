@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -61,6 +62,18 @@ def peak_memory(command: list[str]) -> float:
     return float(re.findall(r"peak memory (\d+) MB", done.stderr)[-1])
 
 
+def single_swipe_seconds(decode: Callable[[list[Any]], Any], swipes: list[Any], count: int) -> list[float]:
+    """Seconds ``decode`` takes for each of the first ``count`` swipes alone, after a warm-up of 5."""
+    for swipe in swipes[:5]:
+        decode([swipe])
+    seconds = []
+    for swipe in swipes[:count]:
+        start = time.perf_counter()
+        decode([swipe])
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
 def bench_pytorch(model: Path, data: Path, latency_swipes: int,
                   batch_size: int) -> tuple[list[float], float, list[list[tuple[float, str]]]]:
     """``swipe.load_decoder`` (what predict.py runs) with the model's decoding.json less the views
@@ -77,13 +90,7 @@ def bench_pytorch(model: Path, data: Path, latency_swipes: int,
     settings = dataclasses.replace(decoder.settings, x_scales=(1.0,), wide_x_scales=(), template_candidates=0)
     decoder = swipe.load_decoder(model, settings=settings, batch_size=batch_size, max_batch_points=None)
     curves = list(read_curves(data))
-    for curve in curves[:5]:  # warm-up
-        decoder.decode([curve])
-    seconds = []
-    for curve in curves[:latency_swipes]:
-        start = time.perf_counter()
-        decoder.decode([curve])
-        seconds.append(time.perf_counter() - start)
+    seconds = single_swipe_seconds(decoder.decode, curves, latency_swipes)
     start = time.perf_counter()
     rows = decoder.decode(curves)
     rate = len(curves) / (time.perf_counter() - start)
@@ -96,13 +103,7 @@ def bench_onnx(folder: Path, data: Path, int8: bool, latency_swipes: int,
 
     decoder = OnnxDecoder(folder, int8=int8, threads=1)
     swipes = [swipe for swipe, _ in read_swipes(data)]
-    for swipe in swipes[:5]:
-        decoder.decode([swipe])
-    seconds = []
-    for swipe in swipes[:latency_swipes]:
-        start = time.perf_counter()
-        decoder.decode([swipe])
-        seconds.append(time.perf_counter() - start)
+    seconds = single_swipe_seconds(decoder.decode, swipes, latency_swipes)
     start = time.perf_counter()
     candidates = []
     for i in range(0, len(swipes), batch_size):
