@@ -1,4 +1,5 @@
-"""Decode swipes with a trained model: ``python predict.py --help``."""
+"""Decode swipes with a trained model: ``python predict.py --help`` (the same command as
+``python -m swipe.predict``)."""
 
 import sys
 

@@ -178,9 +178,16 @@ def _data_layout_names(data: Path, args: argparse.Namespace) -> set[str]:
         from swipe.data import SwipeDataset
 
         return {layout.name for layout in SwipeDataset(data).layouts if layout is not None}
-    from swipe.formats import read_curves
+    from swipe.formats import BadRowError, read_curves
 
-    return {curve.grid_name for curve in read_curves(data, grids_file=args.layouts, skip_bad_rows=True)}
+    names = {curve.grid_name for curve in read_curves(data, grids_file=args.layouts, skip_bad_rows=True)}
+    if not names:  # not one good row: say why the first one is not
+        try:
+            next(read_curves(data, grids_file=args.layouts), None)
+        except BadRowError as err:
+            raise PredictError(f"{data}: not swipe data (line {str(err).removeprefix(f'{data}:')})") from None
+        raise PredictError(f"{data}: no swipes in it")
+    return names
 
 
 def _latest_run(args: argparse.Namespace, why: str) -> ModelChoice | None:
@@ -485,3 +492,7 @@ def run(args: argparse.Namespace) -> Predictions:
     found = sum(1 for row in candidates if row)
     print(f"wrote {args.out}: {len(candidates)} curves ({found} with candidates)", file=sys.stderr)
     return predictions
+
+
+if __name__ == "__main__":
+    sys.exit(main())
