@@ -62,10 +62,11 @@ def test_every_shipped_model_has_its_weights_card_and_config():
 
 
 def test_the_installed_package_works_from_any_folder(tmp_path):
-    # Build a wheel, install it into a folder of its own and use it from elsewhere: the bundled
-    # layouts, lexicons, models and swipes must travel with the package.
+    # Build a wheel, install it into a fresh virtual environment outside the clone and use it from
+    # elsewhere: the bundled layouts, lexicons, models, swipes and configs travel with the package,
+    # and the clone's train.py, predict.py and evaluate.py are its commands.
     # The build runs on a copy of what it reads, so it leaves no build/ or egg-info in the checkout.
-    source, wheels, target, elsewhere = (tmp_path / d for d in ("source", "wheels", "site", "elsewhere"))
+    source, wheels, venv, elsewhere = (tmp_path / d for d in ("source", "wheels", "venv", "elsewhere"))
     elsewhere.mkdir()
     shutil.copytree(ROOT / "swipe", source / "swipe", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md", "requirements.txt"):
@@ -73,22 +74,39 @@ def test_the_installed_package_works_from_any_folder(tmp_path):
     pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
     subprocess.run([*pip, "wheel", str(source), "--no-deps", "-w", str(wheels)], check=True, cwd=tmp_path)
     (wheel,) = wheels.glob("swipe-*.whl")
-    subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)], check=True)
+    # The venv sees this interpreter's packages (torch, numpy) through a .pth file, not the clone.
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python, bin_dir = venv / "bin" / "python", venv / "bin"
+    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    outer = [p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()]
+    (Path(site) / "outer.pth").write_text("\n".join(outer) + "\n")
+    subprocess.run([*pip, "--python", str(python), "install", "--no-deps", str(wheel)], check=True)
     script = (
         "import swipe, swipe.resources as r\n"
         "from swipe.keyboard import bundled_layout\n"
         "from swipe.lexicon import load_lexicon\n"
         "from swipe.shipped import list_shipped_models\n"
-        "from swipe.training import load_model\n"
+        "from swipe.training import load_config_for_run, load_model\n"
         "print(swipe.__file__)\n"
         "print(sorted(m.name for m in list_shipped_models()))\n"
         "print(bundled_layout('hws_fitted').name, len(load_lexicon('ru')), r.REAL_EN_SWIPES.is_file())\n"
         "print(type(load_model(list_shipped_models()[0].path).model).__name__)\n"
+        "print(load_config_for_run(None, None, False).name)\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(target)}
-    out = subprocess.run([sys.executable, "-c", script], cwd=elsewhere, env=env, capture_output=True,
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([python, "-c", script], cwd=elsewhere, env=env, capture_output=True,
                          text=True, check=True).stdout.splitlines()
-    assert out[0].startswith(str(target))
+    assert out[0].startswith(site)
     assert out[1] == str(["en_hws", "en_hws_transformer", "ru_yandex"])
     assert out[2] == "hws_fitted 50000 True"
     assert out[3].endswith("EncoderDecoder")
+    assert out[4] == "quickstart_en"  # python -m swipe.train with no config: the bundled quickstart
+    for command in ("train", "predict", "evaluate"):
+        for argv in ([python, "-m", f"swipe.{command}"], [bin_dir / f"swipe-{command}"]):
+            done = subprocess.run([*argv, "--help"], cwd=elsewhere, env=env, capture_output=True, text=True)
+            assert done.returncode == 0 and "usage:" in done.stdout, (argv, done.stderr[-2000:])
+    swipes = subprocess.run([bin_dir / "swipe-predict", "--data", "nowhere.jsonl"], cwd=elsewhere, env=env,
+                            capture_output=True, text=True)
+    assert (swipes.returncode, swipes.stderr.strip()) == (
+        2, "predict.py: error: nowhere.jsonl: no such data file or dataset directory")

@@ -67,8 +67,9 @@ from swipe.training.distributed import (
 from swipe.training.loss import TokenStats, sequence_loss, token_stats
 from swipe.training.schedule import EarlyStopping, WarmupPlateauScheduler
 
-# The config ``python train.py`` runs without arguments.
-QUICKSTART_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "quickstart_en.json"
+# The config ``python train.py`` runs without arguments: in configs/, which an installed package
+# carries as swipe/configs (a link to it in the clone).
+QUICKSTART_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "quickstart_en.json"
 
 
 class TrainingError(RuntimeError):
