@@ -1,8 +1,13 @@
-"""``python -m swipe.runtime FOLDER SWIPES.jsonl``: decode swipes with an ONNX folder, no PyTorch.
+"""python -m swipe.runtime FOLDER SWIPES.jsonl: decode swipes with an ONNX folder, no PyTorch.
 
-Writes one JSON line per swipe to stdout (``{"word": target or null, "candidates": [[score,
-word], ...]}``) and a summary to stderr: swipes decoded, accuracy@1 where the file has words, time
-and the process's peak resident memory.
+Writes one JSON line per swipe to stdout ({"word": target or null, "candidates": [[score, word],
+...]}) and a summary to stderr: swipes decoded, accuracy@1 where the file has words, time and the
+process's peak resident memory. Needs onnxruntime: pip install -r requirements-export.txt.
+
+examples:
+  python -m swipe.export swipe/resources/models/en_hws_transformer --format onnx --out en_onnx
+  python -m swipe.runtime en_onnx swipe/resources/swipes/hws_real_en_dev.jsonl --int8 > preds.jsonl
+  python -m swipe.runtime en_onnx swipe/resources/swipes/hws_real_en_dev.jsonl --batch-size 1 > one.jsonl
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import sys
 import time
 from typing import Sequence
 
-from swipe.runtime.decoder import OnnxDecoder, OnnxFolderError, read_swipes
+INSTALL_HINT = "onnxruntime is not installed: pip install -r requirements-export.txt"
 
 
 def peak_resident_mb() -> float:
@@ -31,13 +36,21 @@ def peak_resident_mb() -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m swipe.runtime", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m swipe.runtime", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", help="written by python -m swipe.export CHECKPOINT --format onnx")
     parser.add_argument("swipes", help="jsonl, one {'curve': {'x', 'y', 't', 'grid_name'}} per line")
     parser.add_argument("--int8", action="store_true", help="run the int8 graphs")
     parser.add_argument("--batch-size", type=int, default=32, help="swipes decoded together (default 32)")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1)")
     args = parser.parse_args(argv)
+    try:
+        from swipe.runtime.decoder import OnnxDecoder, OnnxFolderError, read_swipes
+    except ModuleNotFoundError as err:
+        if err.name != "onnxruntime":
+            raise
+        print(f"swipe.runtime: error: {INSTALL_HINT}", file=sys.stderr)
+        return 2
     try:
         decoder = OnnxDecoder(args.folder, int8=args.int8, threads=args.threads)
         rows = read_swipes(args.swipes)
