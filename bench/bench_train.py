@@ -16,6 +16,9 @@ batches bucketed by the resampled lengths (as the trainer buckets them) and by t
 The ``padding`` column is the share of the batches' points that are padding.
 
     nice -n 10 python bench/bench_train.py --threads 1 --resample-step 0.25 --cpu-only
+
+With ``--config FILE`` the model, ``max_points`` and ``resample`` come from a training config
+instead of ``--preset`` (the shipped conformer: ``--config swipe/resources/models/en_hws/config.json``).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from swipe.config import from_dict, to_dict  # noqa: E402
 from swipe.data import LengthBucketBatchSampler  # noqa: E402
 from swipe.models import preset  # noqa: E402
-from swipe.training import TrainConfig, Trainer  # noqa: E402
+from swipe.training import TrainConfig, Trainer, load_train_config  # noqa: E402
 from swipe.training.datasets import open_data, prepare_data_files  # noqa: E402
 from swipe.training.distributed import DistInfo  # noqa: E402
 
@@ -58,11 +61,17 @@ def make_config(args: argparse.Namespace, work: Path, device: str, precision: st
     if args.resample_step is not None:
         resample = {"resample": {"mode": "path", "step": args.resample_step, "keep_time": False},
                     "max_points": 128}
+    model = preset(args.preset)
+    if args.config is not None:
+        recipe = load_train_config(args.config)
+        model = recipe.model
+        resample = {"resample": to_dict(recipe.data.resample) if recipe.data.resample else None,
+                    "max_points": recipe.data.max_points}
     return from_dict(
         TrainConfig,
         {
             "name": "bench",
-            "model": to_dict(preset(args.preset)),
+            "model": to_dict(model),
             "data": {
                 "train": str(work / "train"),
                 "val": str(work / "val"),
@@ -143,13 +152,21 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     parser.add_argument("--curves", type=int, default=8192, help="synthetic curves to generate")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="time the model (and max_points, resample) of this training config instead "
+                        "of --preset")
     parser.add_argument("--cpu-only", action="store_true", help="skip CUDA even when available")
+    parser.add_argument("--cuda-only", action="store_true", help="skip the CPU row")
     parser.add_argument("--work", type=Path, default=None, help="cache directory (default: a temp dir)")
     parser.add_argument("--resample-step", type=float, default=None,
                         help="resample along the path every this many key widths (uniform clock, 128 "
                         "points at most) and time the CPU row with batches by resampled and by logged "
                         "lengths, in turn")
     args = parser.parse_args()
+    if args.config is not None and args.resample_step is not None:
+        parser.error("--config brings its own resampling: leave out --resample-step")
+    if args.cpu_only and args.cuda_only:
+        parser.error("give --cpu-only or --cuda-only, not both")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
 
@@ -157,7 +174,7 @@ def main() -> None:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         prepare_data_files(make_config(args, work, "cpu", "fp32"), work)
-        setups = [("cpu", "fp32")]
+        setups = [] if args.cuda_only else [("cpu", "fp32")]
         if torch.cuda.is_available() and not args.cpu_only:
             setups += [("cuda", "fp32")]
             if torch.cuda.is_bf16_supported():
@@ -173,7 +190,8 @@ def main() -> None:
                          measure(cpu, work, args.steps, args.warmup),
                          measure(cpu, work, args.steps, args.warmup, by_logged_length=True)]
 
-    print(f"\ntraining throughput, preset {args.preset!r}, batch {args.batch_size}, {args.steps} timed steps")
+    model = f"config {str(args.config)!r}" if args.config is not None else f"preset {args.preset!r}"
+    print(f"\ntraining throughput, {model}, batch {args.batch_size}, {args.steps} timed steps")
     print("(process CPU ms/step: all threads of this process; compare with wall ms/step to see contention)")
     head = ("device", "precision", "batch", "batches by", "padding", "ms/step", "CPU ms/step", "curves/s",
             "tokens/s")
