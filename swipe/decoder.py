@@ -53,7 +53,7 @@ from swipe.decoding import (
     score_words,
 )
 from swipe.decoding.generators import BeamOptions, GreedyOptions, IncrementalModel
-from swipe.formats import Curve
+from swipe.formats import Curve, SwipeError, check_swipe
 from swipe.keyboard import Layout
 from swipe.lexicon import Lexicon
 from swipe.progress import progress_bar
@@ -407,20 +407,13 @@ def make_curve(
     Raises
     ------
     DecodeError
-        The lists differ in length, are empty, hold a non-number, or ``t`` decreases.
+        The points fail :func:`swipe.formats.check_swipe` (lists that differ in length or are
+        empty, a non-number, a value out of range, ``t`` decreasing, too many points).
     """
     try:
-        xs, ys = np.asarray(x, np.float64), np.asarray(y, np.float64)
-        ts = np.asarray(t, np.float64)
-    except (TypeError, ValueError):
-        raise DecodeError("x, y and t must be lists of numbers") from None
-    if xs.ndim != 1 or not len(xs) == len(ys) == len(ts) or len(ts) == 0:
-        raise DecodeError(f"x, y and t must be lists of the same, non-zero length, got "
-                          f"{xs.size}, {ys.size}, {ts.size} values")
-    if not (np.isfinite(xs).all() and np.isfinite(ys).all() and np.isfinite(ts).all()):
-        raise DecodeError("x, y and t must be finite numbers")
-    if (np.diff(ts) < 0).any():
-        raise DecodeError("t must not decrease")
+        xs, ys, ts = check_swipe(x, y, t)
+    except SwipeError as err:
+        raise DecodeError(str(err)) from None
     return Curve(xs.astype(np.float32), ys.astype(np.float32), ts, word, layout, 0)
 
 

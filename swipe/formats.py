@@ -56,8 +56,142 @@ HWS_HEADER = (
 ).split()
 
 
+# ---- limits: what one swipe may be, checked the same way by every reader --------------------------
+
+# Points of one swipe (a long, slow swipe logs a few hundred).
+MAX_SWIPE_POINTS = 5000
+# Stored coordinate units per pixel: a built dataset keeps coordinates as int16 in 1/4 px.
+COORD_SCALE = 4.0
+# |x| and |y| in pixels after rounding to 1/COORD_SCALE px: what int16 can hold.
+MAX_COORDINATE = np.iinfo(np.int16).max / COORD_SCALE
+# Milliseconds from a swipe's first point to its last (times are stored relative to the first).
+MAX_DURATION_MS = 3_600_000.0
+# Bytes of one line of a data file (a swipe of MAX_SWIPE_POINTS points with an inline grid is
+# well under this); a longer line is a bad row, read no further than the limit.
+MAX_LINE_BYTES = 4 << 20
+
+_BOM = b"\xef\xbb\xbf"
+
+
 class BadRowError(ValueError):
     """A row of a data file is malformed; the message names the file and line."""
+
+
+class SwipeError(ValueError):
+    """A swipe's points are not usable (see :func:`check_swipe`); the message is one line."""
+
+
+def loads_json(text: str | bytes) -> object:
+    """``json.loads``, with JSON nested too deeply for the parser a ``ValueError`` like any other
+    broken JSON (not a ``RecursionError``)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def swipe_problems(
+    x: np.ndarray, y: np.ndarray, t: np.ndarray, offsets: np.ndarray
+) -> dict[int, tuple[str, str]]:
+    """What is wrong with each of many swipes, vectorised: the one check of swipe values that the
+    readers, ``data build``, ``predict.py``, :func:`swipe.make_curve`, the runtime and the demo share.
+
+    Parameters
+    ----------
+    x, y, t : numpy.ndarray
+        ``float64`` points of all swipes, swipe after swipe (pixels, milliseconds).
+    offsets : numpy.ndarray
+        ``int64``, ``n + 1`` of them: swipe ``i`` holds points ``offsets[i]:offsets[i + 1]``
+        (at least one point each).
+
+    Returns
+    -------
+    dict of int to (str, str)
+        For each bad swipe, by index: ``(reason, detail)``, the reason a short category to count.
+        Checked: at most :data:`MAX_SWIPE_POINTS` points; finite values; ``|x|, |y| <=``
+        :data:`MAX_COORDINATE` once rounded to 1/4 px; ``t`` non-decreasing; at most
+        :data:`MAX_DURATION_MS` from the first point to the last.
+    """
+    problems: dict[int, tuple[str, str]] = {}
+    if len(offsets) < 2:
+        return problems
+    starts, lengths = offsets[:-1], np.diff(offsets)
+    for i in np.flatnonzero(lengths > MAX_SWIPE_POINTS):
+        detail = f"{lengths[i]} points; at most {MAX_SWIPE_POINTS} are accepted"
+        problems[int(i)] = ("too many points", detail)
+    with np.errstate(invalid="ignore", over="ignore"):
+        not_finite = ~(np.isfinite(x) & np.isfinite(y) & np.isfinite(t))
+        limit = MAX_COORDINATE * COORD_SCALE
+        out_of_range = ~not_finite & (
+            (np.abs(np.rint(x * COORD_SCALE)) > limit) | (np.abs(np.rint(y * COORD_SCALE)) > limit)
+        )
+        decreasing = np.zeros(len(t), bool)
+        decreasing[1:] = t[1:] < t[:-1]
+        decreasing[starts] = False
+        duration = t[offsets[1:] - 1] - t[starts]
+    range_detail = f"coordinate out of range (|x|, |y| <= {MAX_COORDINATE} px)"
+    checks = (
+        (not_finite, "NaN or infinite value", "NaN or infinite value"),
+        (out_of_range, "coordinate out of range", range_detail),
+        (decreasing, "time decreases", "time decreases"),
+    )
+    for mask, reason, detail in checks:
+        if mask.any():
+            for i in np.flatnonzero(np.logical_or.reduceat(mask, starts)):
+                problems.setdefault(int(i), (reason, detail))
+    for i in np.flatnonzero(~(duration <= MAX_DURATION_MS)):
+        problems.setdefault(int(i), ("time out of range", f"the swipe lasts over {MAX_DURATION_MS:.0f} ms"))
+    return problems
+
+
+def _number_array(values: object, name: str) -> np.ndarray:
+    """``float64`` of a list of JSON numbers (or a numeric array); anything else is a SwipeError."""
+    if isinstance(values, np.ndarray):
+        if values.ndim != 1 or values.dtype.kind not in "iuf":
+            raise SwipeError(f"'{name}' must be a list of numbers")
+        if len(values) > MAX_SWIPE_POINTS:
+            raise SwipeError(f"'{name}' has {len(values)} points; at most {MAX_SWIPE_POINTS} are accepted")
+        return values.astype(np.float64)
+    if not isinstance(values, (list, tuple)):
+        raise SwipeError(f"'{name}' must be a list of numbers")
+    if len(values) > MAX_SWIPE_POINTS:
+        raise SwipeError(f"'{name}' has {len(values)} points; at most {MAX_SWIPE_POINTS} are accepted")
+    # numpy would take "12" and true as numbers: only numbers are.
+    if not all(type(v) in _NUMBER_TYPES or isinstance(v, (np.floating, np.integer)) for v in values):
+        raise SwipeError(f"x, y and t must be lists of numbers: '{name}' holds a string, boolean or null")
+    try:
+        return np.array(values, dtype=np.float64)
+    except OverflowError:
+        raise SwipeError(f"'{name}' holds a number out of range") from None
+
+
+def check_swipe(x: object, y: object, t: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One swipe's points, checked as every reader checks them (:func:`swipe_problems`).
+
+    Parameters
+    ----------
+    x, y, t : list of numbers or numpy.ndarray
+        Pixel coordinates and milliseconds.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``x, y, t`` as ``float64``.
+
+    Raises
+    ------
+    SwipeError
+        Not lists of numbers (strings, booleans, null), lengths that differ or are zero, or a
+        problem found by :func:`swipe_problems`; the message is one line.
+    """
+    xs, ys, ts = _number_array(x, "x"), _number_array(y, "y"), _number_array(t, "t")
+    if not len(xs) == len(ys) == len(ts) or len(ts) == 0:
+        raise SwipeError(f"x, y and t must be lists of the same, non-zero length, got {len(xs)}, "
+                         f"{len(ys)}, {len(ts)} values")
+    problem = swipe_problems(xs, ys, ts, np.array([0, len(ts)], np.int64)).get(0)
+    if problem is not None:
+        raise SwipeError(problem[1])
+    return xs, ys, ts
 
 
 class Curve(NamedTuple):
@@ -417,12 +551,21 @@ def _jsonl_rows(path: Path, registry: LayoutRegistry) -> Iterator[tuple[int, obj
 
 
 def _numbered_lines(f: IO[bytes]) -> Iterator[tuple[int, bytes | _BadRow]]:
-    """``(line number, line)``; a file that cannot be read to its end (a truncated or corrupt
-    ``.gz``) ends with one :class:`_BadRow` on the line after the last one read."""
+    """``(line number, line)``, a leading byte-order mark dropped; a line over
+    :data:`MAX_LINE_BYTES` is a :class:`_BadRow` ("line too long", the rest of it skipped unread
+    into memory); a file that cannot be read to its end (a truncated or corrupt ``.gz``) ends with
+    one :class:`_BadRow` ("unreadable file") on the line after the last one read."""
     lineno = 0
     try:
-        for lineno, text in enumerate(f, 1):  # noqa: B007 - lineno is used after the loop
-            yield lineno, text
+        for lineno, text in enumerate(iter(functools.partial(f.readline, MAX_LINE_BYTES + 1), b""), 1):
+            if lineno == 1 and text.startswith(_BOM):
+                text = text[len(_BOM):]
+            if len(text) > MAX_LINE_BYTES and not text.endswith(b"\n"):
+                while (rest := f.readline(1 << 20)) and not rest.endswith(b"\n"):
+                    pass
+                yield lineno, _BadRow("line too long", f"line longer than {MAX_LINE_BYTES} bytes")
+            else:
+                yield lineno, text
     except (EOFError, zlib.error, gzip.BadGzipFile) as err:
         detail = f"the file ends early or is corrupt ({err}); nothing after this line was read"
         yield lineno + 1, _BadRow("unreadable file", detail)
@@ -434,7 +577,10 @@ _scan_json = json.JSONDecoder().scan_once
 def _loads_fast(text: bytes) -> object:
     """``json.loads`` of one line without its per-call overhead; any error means: use json.loads."""
     decoded = text.decode("utf-8")
-    obj, end = _scan_json(decoded, 0)
+    try:
+        obj, end = _scan_json(decoded, 0)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
     if end != len(decoded) and decoded[end:].strip():
         raise ValueError("trailing data")
     return obj
@@ -474,7 +620,7 @@ def _parse_json_row(
     if obj is None:
         layout = None
         try:
-            obj = json.loads(text)
+            obj = loads_json(text)
         except ValueError as err:
             raise _BadRow("broken JSON", f"broken JSON: {err}") from None
     if not isinstance(obj, dict):
@@ -498,7 +644,7 @@ def _parse_json_row(
                     offset = len(text[:start].decode("utf-8"))
                     _, end = json.JSONDecoder().raw_decode(decoded, offset)
                     raw = decoded[offset:end].encode("utf-8")
-                except ValueError:
+                except (ValueError, RecursionError):
                     raw = None
             layout = registry.from_grid(curve["grid"], raw, f"{path}:{lineno}")
         elif "grid_name" in curve:
@@ -792,18 +938,11 @@ def _finish_chunk(
     if text_points is not None and text_rows:
         rows, points = _merge(text_rows, text_points, rows, points)
     x, y, t, offsets = points
-    starts = offsets[:-1]
-    not_finite = ~(np.isfinite(x) & np.isfinite(y) & np.isfinite(t))
-    decreasing = np.zeros(len(t), bool)
-    decreasing[1:] = t[1:] < t[:-1]
-    decreasing[starts] = False
-    for mask, reason in ((not_finite, "NaN or infinite value"), (decreasing, "time decreases")):
-        if rows and mask.any():
-            for i in np.flatnonzero(np.logical_or.reduceat(mask, starts)):
-                pos, r = rows[i]
-                if reason.startswith("NaN") and not _is_numeric(r):  # null converts to NaN
-                    bad.setdefault(pos, r.problem("non-numeric value", _NON_NUMERIC))
-                bad.setdefault(pos, r.problem(reason))
+    for i, (reason, detail) in sorted(swipe_problems(x, y, t, offsets).items()):
+        pos, r = rows[i]
+        if reason.startswith("NaN") and not _is_numeric(r):  # null converts to NaN
+            bad.setdefault(pos, r.problem("non-numeric value", _NON_NUMERIC))
+        bad.setdefault(pos, r.problem(reason, detail))
     chunk = None
     first_bad = min(bad) if bad else len(items)
     if rows:
@@ -880,10 +1019,14 @@ def _hws_rows(
             if isinstance(raw, _BadRow):
                 if gesture is not None:
                     gesture.fail(raw.reason, raw.detail, lineno)
+                    if raw.reason == "line too long":
+                        continue
                     yield gesture.number, gesture.row(layout)
                     gesture = None
                 else:
                     yield 0, _BadRow(raw.reason, raw.detail, lineno)
+                if raw.reason == "line too long":
+                    continue
                 break
             try:
                 cols = raw.decode("utf-8").split()
@@ -921,14 +1064,18 @@ def _hws_rows(
             except ValueError:
                 gesture.fail("non-numeric value", "non-numeric value", lineno)
             else:
-                if not (kw > 0 and kh > 0):
+                if not (kw >= 1 and kh >= 1):  # pixels: a keyboard under one is a broken line
                     gesture.fail("bad log line", f"keyboard size {cols[2]}x{cols[3]}", lineno)
                 elif gesture.size is not None and gesture.size != (kw, kh):
                     gesture.fail("bad log line", "keyboard size changes within the gesture", lineno)
                 elif cols[10] != gesture.word:
                     gesture.fail("bad log line", "word changes within the gesture", lineno)
                 gesture.size = (kw, kh)
-                gesture.points.append((px, py, pt))
+                if len(gesture.points) < MAX_SWIPE_POINTS:
+                    gesture.points.append((px, py, pt))
+                else:  # memory stays bounded however long the gesture runs
+                    detail = f"over {MAX_SWIPE_POINTS} points; at most {MAX_SWIPE_POINTS} are accepted"
+                    gesture.fail("too many points", detail, lineno)
             if event == "touchend":
                 if gesture.is_err and not include_errors and gesture.problem is None:
                     stats.excluded["marked as error (is_err=1)"] += 1

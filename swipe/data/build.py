@@ -29,6 +29,7 @@ import numpy as np
 from swipe.atomic import atomic_output
 from swipe.config import from_dict, to_dict
 from swipe.formats import (
+    COORD_SCALE,
     DEFAULT_CHUNK_SIZE,
     BadRowError,
     CurveChunk,
@@ -44,8 +45,7 @@ FORMAT_NAME = "swipe-dataset"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 
-# Stored coordinates are int16 in 1/COORD_SCALE px: +-8191.75 px at 0.25 px resolution.
-COORD_SCALE = 4.0
+# Stored coordinates are int16 in 1/COORD_SCALE px (swipe.formats): +-8191.75 px at 0.25 px resolution.
 
 ARRAY_DTYPES = {
     "x": "int16",
@@ -438,24 +438,18 @@ def _write_chunk(
     stats: ReadStats,
     skip_bad_rows: bool,
 ) -> None:
-    """Check what the readers cannot (alphabet, coordinate range), then append a chunk."""
+    """Check what the readers cannot (the alphabet: the readers check the points, coordinate range
+    included, with :func:`swipe.formats.swipe_problems`), then append a chunk."""
     offsets = chunk.offsets
     lengths = np.diff(offsets)
     xq = np.rint(chunk.x * COORD_SCALE)
     yq = np.rint(chunk.y * COORD_SCALE)
-    limit = np.iinfo(np.int16).max
-    out_of_range = (np.abs(xq) > limit) | (np.abs(yq) > limit)
     chars, word_lengths, problems = coder.encode(chunk.words, layout_ids, layouts)
-    if out_of_range.any():
-        for i in np.flatnonzero(np.logical_or.reduceat(out_of_range, offsets[:-1])):
-            problems[i] = problems[i] or f"coordinate out of range (|x|, |y| <= {limit / COORD_SCALE} px)"
     bad = [i for i, problem in enumerate(problems) if problem]
     if bad:
         if not skip_bad_rows:
             raise BadRowError(f"{path}:{chunk.lines[bad[0]]}: {problems[bad[0]]}")
-        for i in bad:
-            reason = "coordinate out of range" if problems[i].startswith("coordinate") else "bad character"  # type: ignore[union-attr]
-            stats.skipped[reason] += 1
+        stats.skipped["bad character"] += len(bad)
         stats.curves -= len(bad)
         keep = np.ones(len(chunk), bool)
         keep[bad] = False

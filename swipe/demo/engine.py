@@ -10,13 +10,13 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from swipe.decoder import DecodeError, load_decoder, make_curve
-from swipe.formats import Curve
+from swipe.formats import MAX_SWIPE_POINTS, Curve, SwipeError, check_swipe
 from swipe.keyboard import Layout, LayoutError, normalize_label
 from swipe.shipped import DecodingSettings
 from swipe.templates import word_polyline
 
-# Most points of one swipe the server accepts (a long, slow swipe logs a few hundred).
-MAX_POINTS = 5000
+# Most points of one swipe the server accepts: as many as any reader of swipes.
+MAX_POINTS = MAX_SWIPE_POINTS
 
 
 class RequestError(ValueError):
@@ -56,19 +56,6 @@ class AttentionView(NamedTuple):
     word: str
     points: list[tuple[float, float]]
     layers: list[list[list[float]]]
-
-
-def _number_list(value: object, name: str) -> np.ndarray:
-    if not isinstance(value, list):
-        raise RequestError(f"'{name}' must be a list of numbers")
-    if len(value) > MAX_POINTS:
-        raise RequestError(f"'{name}' has {len(value)} points; at most {MAX_POINTS} are accepted")
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-        raise RequestError(f"'{name}' must be a list of numbers")
-    array = np.asarray(value, dtype=np.float64)
-    if not np.all(np.isfinite(array)):
-        raise RequestError(f"'{name}' must hold finite numbers")
-    return array
 
 
 def _field(body: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
@@ -122,13 +109,12 @@ class Engine:
     def swipe(self, body: dict[str, Any]) -> Swipe:
         """The swipe of a request body ``{"layout", "x", "y", "t"}``, checked."""
         layout = self.layout(body.get("layout", 0))
-        x, y, t = (_number_list(_field(body, name, list), name) for name in ("x", "y", "t"))
-        if not len(x) == len(y) == len(t):
-            raise RequestError(f"'x', 'y' and 't' differ in length ({len(x)}, {len(y)}, {len(t)})")
+        try:
+            x, y, t = check_swipe(*(_field(body, name, list) for name in ("x", "y", "t")))
+        except SwipeError as err:
+            raise RequestError(str(err)) from None
         if len(x) < 2:
             raise RequestError("a swipe needs at least 2 points")
-        if np.any(np.diff(t) < 0):
-            raise RequestError("'t' must not decrease")
         return Swipe(layout, x.astype(np.float32), y.astype(np.float32), t - t[0])
 
     def word(self, body: dict[str, Any], layout: Layout, writable: bool = True) -> str:
