@@ -403,18 +403,25 @@ def _merged_metadata(members: Sequence[Predictions], weights: Sequence[float], m
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m swipe.aggregate",
-        description=__doc__,
+        description=__doc__.replace("``", "").replace("::\n", ":\n"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    p_fit = sub.add_parser("fit", help="fit ensemble weights on validation predictions")
+    p_fit = sub.add_parser(
+        "fit", help="fit ensemble weights on validation predictions",
+        epilog="example:\n  python -m swipe.aggregate fit val_a.pkl val_b.pkl --out ensemble.json\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     p_fit.add_argument(
         "predictions", nargs="+", type=Path, help="validation predictions files, one per member"
     )
     p_fit.add_argument("--out", type=Path, required=True, help="ensemble weights file (JSON) to write")
     p_fit.add_argument("--method", choices=("auto", *METHODS), default="auto", help="score normalisation")
     p_fit.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
-    p_apply = sub.add_parser("apply", help="merge predictions with fitted ensemble weights")
+    p_apply = sub.add_parser(
+        "apply", help="merge predictions with fitted ensemble weights",
+        epilog="example:\n"
+        "  python -m swipe.aggregate apply ensemble.json test_a.pkl test_b.pkl --out test_ensemble.pkl\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     p_apply.add_argument("ensemble", type=Path, help="ensemble weights file written by fit")
     p_apply.add_argument("predictions", nargs="+", type=Path, help="predictions files, in the fitted order")
     p_apply.add_argument("--out", type=Path, required=True, help="merged predictions file to write")

@@ -1,5 +1,5 @@
 """Score predictions files: Swipe MRR, accuracy@1, recall@4, by word length and by layout.
-(``python evaluate.py``, ``python -m swipe.evaluate`` or ``swipe-evaluate``)
+(python evaluate.py, python -m swipe.evaluate or swipe-evaluate)
 
     python evaluate.py preds.pkl                      # report, and record a row in results.csv
     python evaluate.py preds.pkl more.pkl --no-results # several files, nothing recorded

@@ -133,7 +133,13 @@ def build_lexicon_file(language: str, size: int, out: Path, overwrite: bool,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m swipe.make_lexicon", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m swipe.make_lexicon",
+        description="Build the bundled word lists from the wordfreq package (a data-preparation tool).",
+        epilog="examples (after pip install wordfreq==3.1.1):\n"
+        "  python -m swipe.make_lexicon --overwrite            # en and ru, 50,000 words each\n"
+        "  python -m swipe.make_lexicon --language en --size 80000 --out my_en.tsv\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--language", action="append",
                         help="language to build, a wordfreq code (repeatable; default: the bundled "
                         f"{', '.join(sorted(LANGUAGES))})")

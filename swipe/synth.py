@@ -561,7 +561,12 @@ def resolve_layouts(name_or_file: str) -> list[Layout]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m swipe.synth", description="Write synthetic swipes as Yandex-format jsonl."
+        prog="python -m swipe.synth", description="Write synthetic swipes as Yandex-format jsonl.",
+        epilog="examples:\n"
+        "  python -m swipe.synth --layout hws_fitted --lexicon en --count 1000 --out synth_en.jsonl\n"
+        "  python -m swipe.synth --layout default --layout extra --lexicon ru --count 900 --out ru.jsonl\n"
+        "  python -m swipe.synth --layout hws_fitted --count 1000 --uniform --seed 1 --out rare.jsonl\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--layout", required=True, action="append",
                         help="bundled layout name or grids file (repeatable; a file adds all its layouts)")

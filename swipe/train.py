@@ -1,4 +1,4 @@
-"""Train a swipe decoder (``python train.py``, ``python -m swipe.train`` or ``swipe-train``).
+"""Train a swipe decoder (python train.py, python -m swipe.train or swipe-train).
 
     python train.py                                           # the bundled English quickstart
     python train.py --config configs/base_weighted_en.json    # any config

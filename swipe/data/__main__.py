@@ -58,7 +58,13 @@ def _info(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m swipe.data", description="swipe datasets")
     sub = parser.add_subparsers(dest="command", required=True)
-    build = sub.add_parser("build", help="build a memory-mapped dataset from swipe files")
+    build = sub.add_parser(
+        "build", help="build a memory-mapped dataset from swipe files",
+        description="Build a memory-mapped dataset from swipe files (jsonl, How-We-Swipe .log).",
+        epilog="examples:\n"
+        "  python -m swipe.data build swipe/resources/swipes/hws_real_en_dev.jsonl --out data/real_en\n"
+        "  python -m swipe.data build train.jsonl --out data/train --skip-bad-rows\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     build.add_argument("sources", nargs="+", help="jsonl (Yandex format) and How-We-Swipe .log files")
     build.add_argument("--out", required=True, help="dataset directory to create")
     build.add_argument("--layouts", help="grids file for rows that name their grid (bundled ones are known)")
@@ -68,7 +74,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     build.add_argument("--hws-layout", default="hws_fitted", help="layout for How-We-Swipe coordinates")
     build.add_argument("--quiet", action="store_true", help="no progress bar")
     build.set_defaults(func=_build)
-    info = sub.add_parser("info", help="check a dataset and print its summary")
+    info = sub.add_parser(
+        "info", help="check a dataset and print its summary",
+        description="Check a dataset (its checksums too) and print its summary.",
+        epilog="example:\n  python -m swipe.data info data/real_en\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     info.add_argument("path")
     info.add_argument("--no-verify", action="store_true", help="skip the checksum check")
     info.set_defaults(func=_info)

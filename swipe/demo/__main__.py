@@ -1,4 +1,4 @@
-"""``python -m swipe.demo``: swipe words in the browser and watch a model read them; record swipes."""
+"""python -m swipe.demo: swipe words in the browser and watch a model read them; record swipes."""
 
 from __future__ import annotations
 
@@ -6,9 +6,13 @@ import argparse
 import sys
 from typing import Sequence
 
-from swipe.demo.engine import Engine, RequestError
-from swipe.demo.recorder import PromptList, Recorder, read_word_list, recorded_words
-from swipe.demo.server import DemoServer, serve
+_EXAMPLES = """\
+examples:
+  python -m swipe.demo                                  # en_hws at http://127.0.0.1:8000
+  python -m swipe.demo --model ru_yandex --port 8001    # the Russian model
+  python -m swipe.demo --record-to my_swipes.jsonl      # record: prompts words, appends your swipes
+  python -m swipe.demo --model swipe/resources/models/en_hws_transformer --host 0.0.0.0   # seen from a phone
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m swipe.demo",
         description="Serve a page where you swipe words on the model's keyboard and see its candidates, "
         "the key-centre templates and where the model looked; optionally record your swipes.",
+        epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     arg = parser.add_argument
     arg("--model", default="en_hws", help="shipped model name (en_hws, en_hws_transformer, ru_yandex) or a "
@@ -36,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m swipe.demo``: load the model and serve the page until interrupted; 2 on a user error."""
     args = build_parser().parse_args(argv)
+    from swipe.demo.engine import Engine, RequestError  # loads PyTorch, so not for --help
+    from swipe.demo.recorder import PromptList, Recorder, read_word_list, recorded_words
+    from swipe.demo.server import DemoServer, serve
+
     if args.words is not None and args.record_to is None:
         print("python -m swipe.demo: error: --words needs --record-to", file=sys.stderr)
         return 2
