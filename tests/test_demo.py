@@ -20,9 +20,10 @@ import pytest
 
 import evaluate
 from swipe.data import SwipeDataset, build_dataset
-from swipe.demo import MAX_POINTS, DemoServer, Engine, PromptList, Recorder
+from swipe.demo import MAX_POINTS, DemoServer, Engine, PromptList, Recorder, Swipe
 from swipe.demo.__main__ import main as demo_main
 from swipe.demo.recorder import recorded_words
+from swipe.demo.server import ServerLimits
 from swipe.formats import read_curves
 from swipe.keyboard import bundled_layout
 from swipe.predict import main as predict_main
@@ -57,6 +58,8 @@ def request(server, method, path, body=None, raw=None, headers=None):
     """``(status, answer)`` of one request on a new connection."""
     conn = HTTPConnection(*server.server_address[:2], timeout=60)
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    if method == "POST":
+        headers = {"Content-Type": "application/json", **(headers or {})}
     conn.request(method, path, body=data, headers=headers or {})
     response = conn.getresponse()
     payload = response.read()
@@ -127,6 +130,7 @@ def test_bodies_over_a_megabyte_and_bad_words_are_refused(server):
     # Refused from its headers: the answer comes before the body is sent.
     conn = HTTPConnection(*server.server_address[:2], timeout=60)
     conn.putrequest("POST", "/api/decode")
+    conn.putheader("Content-Type", "application/json")
     conn.putheader("Content-Length", str(2 << 20))
     conn.endheaders()
     response = conn.getresponse()
@@ -134,7 +138,9 @@ def test_bodies_over_a_megabyte_and_bad_words_are_refused(server):
     conn.close()
     # A body cut short (the client stops sending): a 400, not a hung thread.
     with socket.create_connection(server.server_address[:2], timeout=60) as sock:
-        sock.sendall(b"POST /api/decode HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"x\": [1,")
+        host = "{}:{}".format(*server.server_address[:2]).encode()
+        sock.sendall(b"POST /api/decode HTTP/1.1\r\nHost: " + host + b"\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100\r\n\r\n{\"x\": [1,")
         sock.shutdown(socket.SHUT_WR)
         head = sock.makefile("rb").readline()
     assert head.startswith(b"HTTP/1.1 400")
@@ -226,3 +232,121 @@ def test_command_line_errors_are_one_line(capsys, tmp_path):
     assert demo_main(["--model", str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("python -m swipe.demo: error:") and "Traceback" not in "".join(err)
+
+
+# ---- the HTTP surface under hostile use: each refusal leaves everything else working ---------------
+
+
+def zigzag(points=5000):
+    """The longest swipe accepted, zigzagging across the whole coordinate range (a path of 10^8 px)."""
+    x = np.where(np.arange(points) % 2 == 0, -8000.0, 8000.0)
+    return {"layout": 0, "x": x.tolist(), "y": (x / 2).tolist(), "t": np.arange(points, dtype=float).tolist()}
+
+
+@pytest.mark.parametrize(("headers", "status"), [
+    ({"Origin": "http://evil.example"}, 403),
+    ({"Origin": "null"}, 403),
+    ({"Host": "evil.example:{port}"}, 403),  # DNS rebinding: a foreign name resolving here
+    ({"Host": "127.0.0.1:1"}, 403),
+    ({"Content-Type": "text/plain"}, 415),
+    ({"Content-Type": "application/x-www-form-urlencoded"}, 415),
+    ({"Content-Type": "multipart/form-data; boundary=x"}, 415),
+])
+def test_cross_site_posts_are_refused_and_the_recording_file_is_untouched(server, headers, status):
+    port = server.server_address[1]
+    headers = {k: v.format(port=port) for k, v in headers.items()}
+    before = server.recorder.path.read_bytes()
+    device = {"screen_width": 390, "screen_height": 844, "pixel_ratio": 3, "pointer_type": "touch",
+              "scale": 1}
+    body = {**swipe_of("the"), "word": "the", "device": device}
+    answer = request(server, "POST", "/api/record", body, headers=headers)
+    assert answer[0] == status and "\n" not in answer[1]["error"]
+    assert server.recorder.path.read_bytes() == before
+    assert request(server, "GET", "/api/info", headers={k: v for k, v in headers.items()
+                                                       if k != "Content-Type"})[0] in (200, 403)
+    own = {"Origin": f"http://127.0.0.1:{port}"}
+    assert request(server, "POST", "/api/decode", swipe_of("the"), headers=own)[0] == 200
+
+
+@pytest.mark.parametrize("path", ["/static/demo.js%00.png", "/static/%00", "/static/demo.js/", "/static/.",
+                                  "/static/%ff%fe", "/static/demo.js%2500", "/static/" + "a" * 5000])
+def test_odd_static_paths_are_404(server, path):
+    status, answer = request(server, "GET", path)
+    assert status == 404 and "\n" not in answer["error"]
+
+
+def test_a_giant_swipe_is_answered_quickly_and_does_not_delay_others(server):
+    with ThreadPoolExecutor(2) as pool:
+        start = time.monotonic()
+        giant = pool.submit(request, server, "POST", "/api/decode", zigzag())
+        time.sleep(0.05)
+        status, answer = request(server, "POST", "/api/decode", swipe_of("question"))
+        other = time.monotonic() - start
+        assert status == 200 and answer["candidates"][0]["word"] == "question"
+        assert giant.result()[0] == 200
+        assert time.monotonic() - start < 10 and other < 10
+    too_many = {**zigzag(), "x": zigzag(MAX_POINTS + 1)["x"]}
+    assert request(server, "POST", "/api/decode", too_many)[0] == 400
+
+
+@pytest.fixture()
+def strict_server(engine):
+    limits = ServerLimits(max_connections=4, request_seconds=1.0, model_slots=1, model_wait_seconds=2.0)
+    server = DemoServer(("127.0.0.1", 0), engine, quiet=True, limits=limits)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_slow_clients_are_cut_off_at_the_deadline_and_others_are_answered(strict_server):
+    address = strict_server.server_address[:2]
+    host = "{}:{}".format(*address).encode()
+    trickle = socket.create_connection(address, timeout=10)
+    trickle.sendall(b"POST /api/decode HTTP/1.1\r\nHost: " + host + b"\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: 100000\r\n\r\n")
+    start = time.monotonic()
+    closed = None
+    while time.monotonic() - start < 5:
+        try:
+            trickle.sendall(b" ")
+            if trickle.recv(1 << 16, socket.MSG_DONTWAIT) == b"":
+                closed = time.monotonic() - start
+                break
+        except BlockingIOError:
+            pass
+        except OSError:
+            closed = time.monotonic() - start
+            break
+        time.sleep(0.1)
+    trickle.close()
+    assert closed is not None and closed < 3, closed
+    assert request(strict_server, "POST", "/api/decode", swipe_of("the"))[0] == 200
+
+
+def test_connections_over_the_cap_get_a_503_and_idle_ones_are_closed(strict_server):
+    address = strict_server.server_address[:2]
+    idle = [socket.create_connection(address, timeout=10) for _ in range(4)]
+    time.sleep(0.2)
+    with socket.create_connection(address, timeout=10) as extra:
+        assert extra.makefile("rb").readline().startswith(b"HTTP/1.1 503")
+    for sock in idle:  # each closed at its deadline, though its client never sent a byte
+        assert sock.recv(10) == b""
+        sock.close()
+    time.sleep(0.2)
+    assert request(strict_server, "POST", "/api/decode", swipe_of("the"))[0] == 200
+
+
+def test_recorder_starts_each_row_on_a_fresh_line(tmp_path):
+    path = tmp_path / "swipes.jsonl"
+    curve = {"x": [1, 2], "y": [1, 2], "t": [0, 1], "grid_name": "hws_fitted"}
+    good = json.dumps({"word": "the", "curve": curve})
+    path.write_text(good + "\n" + good[:40], encoding="utf-8")  # the last row cut off, no newline
+    recorder = Recorder(path)
+    x = np.linspace(0, 300, 20, dtype=np.float32)
+    swipe = Swipe(bundled_layout("hws_fitted"), x, x / 2, np.arange(20.0))
+    recorder.append(swipe, "word", {"pointer_type": "pen"})
+    recorder.close()
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == good and lines[1] == good[:40] and json.loads(lines[2])["word"] == "word"

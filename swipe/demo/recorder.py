@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from swipe.demo.engine import RequestError, Swipe
-from swipe.formats import _number_list
+from swipe.formats import _number_list, loads_json, numbered_lines
 from swipe.keyboard import Layout, normalize_label
 
 # Pointer types the browser reports (PointerEvent.pointerType).
@@ -70,10 +70,10 @@ def recorded_words(path: str | Path) -> list[str]:
     words = []
     if not Path(path).is_file():
         return words
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
+    with open(path, "rb") as f:
+        for _, line in numbered_lines(f):  # a line too long to read is passed over like any other
             try:
-                word = json.loads(line).get("word")
+                word = loads_json(line).get("word")  # type: ignore[union-attr]
             except (ValueError, AttributeError):
                 continue
             if isinstance(word, str):
@@ -85,7 +85,9 @@ class Recorder:
     """Appends recorded swipes to a jsonl file, one whole line per swipe.
 
     Each append is one ``os.write`` of the full line to a file opened with ``O_APPEND``, under a
-    lock, then ``fsync``: a server killed at any moment leaves whole lines only.
+    lock, then ``fsync``: a server killed at any moment leaves whole lines only. A file whose last
+    line lacks its newline (cut off by another program) gets one before the new line, so that
+    neither row is lost.
 
     Parameters
     ----------
@@ -96,7 +98,7 @@ class Recorder:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         self.count = len(recorded_words(self.path))
 
     def close(self) -> None:
@@ -118,6 +120,9 @@ class Recorder:
         }
         line = (json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
         with self._lock:
+            size = os.fstat(self._fd).st_size
+            if size and os.pread(self._fd, 1, size - 1) != b"\n":
+                line = b"\n" + line  # start on a fresh line
             written = os.write(self._fd, line)
             if written != len(line):
                 raise OSError(f"{self.path}: wrote {written} of {len(line)} bytes")

@@ -12,16 +12,34 @@ Routes::
     POST /api/record        {layout, word, x, y, t, device} -> {recorded}
 
 A bad request gets a 4xx answer whose body is ``{"error": "<one line>"}``; the server goes on.
+
+Only this server's pages may use it: a request must name the server in its ``Host`` (an IP
+address, ``localhost`` or the name it listens on, with its port), an ``Origin``, where a browser
+sends one, must be that same address, and a POST must be ``application/json`` (a form or a
+``text/plain`` POST from another site is refused before its body is read). Each connection has
+:attr:`ServerLimits.request_seconds` for each request, from the end of the previous one (a client
+that trickles its bytes is cut off); at most :attr:`ServerLimits.max_connections` are served at
+once (more get a 503); the model serves :attr:`ServerLimits.model_slots` requests at a time, and a
+request that waits over :attr:`ServerLimits.model_wait_seconds` for it gets a 503. A swipe's work is
+bounded by its points (:data:`swipe.formats.MAX_SWIPE_POINTS`, resampled to the model's
+``max_points``), so no request holds the model for long.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import ipaddress
 import json
+import socket
 import sys
+import threading
+import time
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from swipe.demo.engine import Engine, RequestError
@@ -31,12 +49,72 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_BODY_BYTES = 1 << 20
 _CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                   ".css": "text/css; charset=utf-8", ".png": "image/png", ".svg": "image/svg+xml"}
+_BUSY_BODY = b'{"error":"too many connections; try again"}'
+_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: "
+         + str(len(_BUSY_BODY)).encode() + b"\r\nRetry-After: 1\r\nConnection: close\r\n\r\n" + _BUSY_BODY)
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """What one client may take of the server.
+
+    Attributes
+    ----------
+    max_connections : int
+        Connections served at once; more are answered 503 and closed.
+    request_seconds : float
+        Seconds a connection has for each request (reading it, the model's work, writing the
+        answer), counted from the end of its previous request; then it is closed.
+    model_slots : int
+        Requests that use the model at the same time.
+    model_wait_seconds : float
+        Longest wait for the model; a request that waits longer is answered 503.
+    """
+
+    max_connections: int = 64
+    request_seconds: float = 15.0
+    model_slots: int = 2
+    model_wait_seconds: float = 5.0
 
 
 class _HTTPError(Exception):
     def __init__(self, status: HTTPStatus, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+class _Deadlines:
+    """Shuts connections whose request runs past its deadline: a blocked read or write of that
+    connection then ends at once, whatever the client does."""
+
+    def __init__(self) -> None:
+        self._due: dict[socket.socket, float] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="demo-deadlines", daemon=True)
+        self._thread.start()
+
+    def arm(self, sock: socket.socket, seconds: float) -> None:
+        with self._lock:
+            self._due[sock] = time.monotonic() + seconds
+
+    def disarm(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._due.pop(sock, None)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.1):
+            now = time.monotonic()
+            with self._lock:
+                late = [sock for sock, due in self._due.items() if due <= now]
+                for sock in late:
+                    del self._due[sock]
+            for sock in late:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
 
 class DemoServer(ThreadingHTTPServer):
@@ -54,24 +132,90 @@ class DemoServer(ThreadingHTTPServer):
         The words to prompt when recording.
     quiet : bool
         Log no requests.
+    limits : ServerLimits, optional
+        What one client may take (connections, seconds, the model's time); default ServerLimits().
     """
 
     daemon_threads = True
     request_queue_size = 128  # the default 5 resets connections when many clients connect at once
 
     def __init__(self, address: tuple[str, int], engine: Engine, recorder: Recorder | None = None,
-                 prompts: PromptList | None = None, quiet: bool = False) -> None:
+                 prompts: PromptList | None = None, quiet: bool = False,
+                 limits: ServerLimits | None = None) -> None:
+        if not 0 <= address[1] <= 65535:
+            raise OSError(errno.EINVAL, f"port {address[1]} is not one of 0 to 65535")
         super().__init__(address, DemoHandler)
         self.engine = engine
         self.recorder = recorder
         self.prompts = prompts
         self.quiet = quiet
+        self.limits = limits or ServerLimits()
+        self.deadlines = _Deadlines()
+        self._connections = threading.BoundedSemaphore(self.limits.max_connections)
+        self._model = threading.BoundedSemaphore(self.limits.model_slots)
+        self._names = {"localhost", address[0].lower().strip("[]")}
 
     @property
     def url(self) -> str:
         """The page's address, e.g. ``http://127.0.0.1:8000/``."""
         host, port = self.server_address[:2]
         return f"http://{host}:{port}/"
+
+    def is_own_host(self, host: str) -> bool:
+        """Whether a ``Host`` header names this server: an IP address, ``localhost`` or the name it
+        listens on, with its port (a name that merely resolves here, as in DNS rebinding, does not)."""
+        name, _, port = host.rpartition(":")
+        if not name or "]" in port:  # no port given (port 80), or an IPv6 address without one
+            name, port = host, "80"
+        if port != str(self.server_address[1]):
+            return False
+        name = name.lower().strip("[]")
+        if name in self._names:
+            return True
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        return True
+
+    @contextlib.contextmanager
+    def model_slot(self) -> Iterator[None]:
+        """Hold one of the model's slots; a 503 if none frees within ``model_wait_seconds``."""
+        if not self._model.acquire(timeout=self.limits.model_wait_seconds):
+            raise _HTTPError(HTTPStatus.SERVICE_UNAVAILABLE, "the model is busy; try again")
+        try:
+            yield
+        finally:
+            self._model.release()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._connections.acquire(blocking=False):
+            with contextlib.suppress(OSError):
+                request.setblocking(False)
+                request.sendall(_BUSY)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._connections.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._connections.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection that broke (the client left, or its deadline passed) is no error of ours."""
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
+
+    def server_close(self) -> None:
+        self.deadlines.stop()
+        super().server_close()
 
 
 class DemoHandler(BaseHTTPRequestHandler):
@@ -88,6 +232,20 @@ class DemoHandler(BaseHTTPRequestHandler):
         if not self.server.quiet:
             super().log_message(format, *args)
 
+    def setup(self) -> None:
+        super().setup()
+        self.server.deadlines.arm(self.connection, self.server.limits.request_seconds)
+
+    def handle_one_request(self) -> None:
+        super().handle_one_request()
+        # The next request on this connection gets a deadline of its own.
+        self.server.deadlines.arm(self.connection, self.server.limits.request_seconds)
+
+    def finish(self) -> None:
+        self.server.deadlines.disarm(self.connection)
+        with contextlib.suppress(OSError):  # the client may be gone
+            super().finish()
+
     # ---- dispatch ----------------------------------------------------------------------------
 
     def do_GET(self) -> None:  # noqa: N802 (the base class's naming)
@@ -98,6 +256,7 @@ class DemoHandler(BaseHTTPRequestHandler):
 
     def _answer(self, route: Any) -> None:
         try:
+            self._check_site()
             route()
         except _HTTPError as err:
             if self.command == "POST":  # the body may be left unread: the connection cannot go on
@@ -109,6 +268,23 @@ class DemoHandler(BaseHTTPRequestHandler):
             self.log_error("%s on %s: %s", type(err).__name__, self.path, err)
             error = {"error": f"internal error: {type(err).__name__}"}
             self._send_json(error, HTTPStatus.INTERNAL_SERVER_ERROR)
+
+    def _check_site(self) -> None:
+        """Refuse requests not made to this server (``Host``) or from another site's page
+        (``Origin``), and POSTs of anything but JSON."""
+        host = self.headers.get("Host")
+        if host is None or not self.server.is_own_host(host):
+            raise _HTTPError(HTTPStatus.FORBIDDEN, f"Host {str(host)[:100]!r} is not this server; "
+                             f"open {self.server.url}")
+        origin = self.headers.get("Origin")
+        if origin is not None and origin != f"http://{host}":
+            raise _HTTPError(HTTPStatus.FORBIDDEN, f"requests from {origin[:100]!r} are refused; "
+                             "only this server's own page may use it")
+        if self.command == "POST":
+            kind = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if kind != "application/json":
+                raise _HTTPError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                                 "a POST must be JSON (Content-Type: application/json)")
 
     def _get(self) -> None:
         url = urlsplit(self.path)
@@ -144,11 +320,14 @@ class DemoHandler(BaseHTTPRequestHandler):
             return
         swipe = engine.swipe(body)
         if path == "/api/decode":
-            decoded = engine.decode(swipe)
+            with self.server.model_slot():
+                decoded = engine.decode(swipe)
             self._send_json({"candidates": [{"word": w, "score": round(s, 4)} for w, s in decoded.candidates],
                              "decode_ms": round(decoded.seconds * 1000, 2)})
         elif path == "/api/attention":
-            view = engine.attention(swipe, engine.word(body, swipe.layout))
+            word = engine.word(body, swipe.layout)
+            with self.server.model_slot():
+                view = engine.attention(swipe, word)
             self._send_json(view._asdict())
         else:
             assert self.server.recorder is not None
@@ -204,11 +383,11 @@ class DemoHandler(BaseHTTPRequestHandler):
 
 
 def _static_file(name: str) -> Path:
-    """The file ``name`` inside the static folder; a 404 for anything outside it."""
-    path = (STATIC_DIR / name).resolve()
-    if not name or STATIC_DIR not in path.parents:
+    """The static folder's file called exactly ``name`` (a plain name, no folders); a 404 for any
+    other name, odd characters included."""
+    if name.startswith(".") or name not in {path.name for path in STATIC_DIR.iterdir() if path.is_file()}:
         raise _HTTPError(HTTPStatus.NOT_FOUND, "no such file")
-    return path
+    return STATIC_DIR / name
 
 
 def _int(text: str, name: str) -> int:
