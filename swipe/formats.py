@@ -540,7 +540,7 @@ def _jsonl_rows(path: Path, registry: LayoutRegistry) -> Iterator[tuple[int, obj
     """``(line, _Row | _TextRow | _BadRow)`` for each non-blank line of a jsonl file."""
     # Lines stay bytes until parsed: the inline grid, most of a line, is then never decoded.
     with _open_binary(path) as f:
-        for lineno, text in _numbered_lines(f):
+        for lineno, text in numbered_lines(f):
             if isinstance(text, _BadRow):
                 yield lineno, text
             elif text and not text.isspace():
@@ -550,7 +550,7 @@ def _jsonl_rows(path: Path, registry: LayoutRegistry) -> Iterator[tuple[int, obj
                     yield lineno, bad
 
 
-def _numbered_lines(f: IO[bytes]) -> Iterator[tuple[int, bytes | _BadRow]]:
+def numbered_lines(f: IO[bytes]) -> Iterator[tuple[int, bytes | _BadRow]]:
     """``(line number, line)``, a leading byte-order mark dropped; a line over
     :data:`MAX_LINE_BYTES` is a :class:`_BadRow` ("line too long", the rest of it skipped unread
     into memory); a file that cannot be read to its end (a truncated or corrupt ``.gz``) ends with
@@ -1015,7 +1015,7 @@ def _hws_rows(
     gesture: _Gesture | None = None
     lineno = 0
     with _open_binary(path) as f:
-        for lineno, raw in _numbered_lines(f):
+        for lineno, raw in numbered_lines(f):
             if isinstance(raw, _BadRow):
                 if gesture is not None:
                     gesture.fail(raw.reason, raw.detail, lineno)
