@@ -11,8 +11,10 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from swipe.config import ConfigError
@@ -399,3 +401,110 @@ def test_a_live_writers_temporary_file_is_not_swept(tmp_path):
     foreign = tmp_path / "notes.tmp-1-abcdefgh"  # not one of ours (no leading dot)
     foreign.write_text("")
     assert sweep_stale(tmp_path) == [] and mine.exists() and foreign.exists()
+
+
+# ---- bounded cost: points, path length, line length, nesting ---------------------------------------
+
+
+def test_resampling_to_max_points_equals_resampling_then_thinning():
+    from swipe.data.resample import ResampleConfig, resample_curve
+
+    rng = np.random.default_rng(0)
+    configs = [ResampleConfig("time", 5.0), ResampleConfig("path", 0.1), ResampleConfig("path", 0.1, False)]
+    for n in (2, 7, 60, 300):
+        x, y = rng.uniform(0, 400, n), rng.uniform(0, 200, n)
+        t = np.cumsum(rng.uniform(0, 20, n))
+        for config in configs:
+            full = resample_curve(x, y, t, 300.0, config)  # under MAX_RESAMPLED_POINTS
+            for cap in (3, 16, 128):
+                index = np.round(np.linspace(0, len(full[0]) - 1, cap)).astype(np.int64)
+                expected = [a[index] for a in full] if len(full[0]) > cap else list(full)
+                got = resample_curve(x, y, t, 300.0, config, max_points=cap)
+                for a, b in zip(got, expected, strict=True):
+                    np.testing.assert_array_equal(a, b)
+
+
+def test_a_zigzag_across_the_whole_range_resamples_in_bounded_time():
+    from swipe.data.resample import MAX_RESAMPLED_POINTS, ResampleConfig, resample_curve
+
+    x = np.where(np.arange(5000) % 2 == 0, -8000.0, 8000.0)  # a path of 8e7 px
+    start = time.perf_counter()
+    for max_points in (128, None):
+        got = resample_curve(x, x / 2, np.arange(5000.0), 20.0, ResampleConfig("path", 0.05), max_points)
+        assert len(got[0]) == (max_points or MAX_RESAMPLED_POINTS)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_lines_over_the_limit_are_bad_rows_read_no_further(tmp_path, monkeypatch):
+    import swipe.formats as formats
+
+    monkeypatch.setattr(formats, "MAX_LINE_BYTES", 10_000)
+    path = tmp_path / "long.jsonl.gz"
+    with gzip.open(path, "wb") as f:  # 1 MB in one line without a newline, then good rows
+        f.write(row().encode() + b"\n" + b"[" + b"1," * 500_000 + b"\n" + row().encode() + b"\n")
+    with pytest.raises(BadRowError, match=r"long\.jsonl\.gz:2: line longer than 10000 bytes"):
+        list(read_curves(path))
+    stats = ReadStats()
+    assert [c.line for c in read_curves(path, skip_bad_rows=True, stats=stats)] == [1, 3]
+    assert stats.skipped == {"line too long": 1}
+    log = tmp_path / "long.log"
+    log.write_bytes(b"x" * 20_000)
+    with pytest.raises(BadRowError, match=r"long\.log:1: line longer than"):
+        list(read_curves(log))
+
+
+@pytest.mark.parametrize("nested", [b"[" * 5000 + b"]" * 5000, b'{"a":' * 5000 + b"1" + b"}" * 5000,
+                                    b'{"word": "abc", "curve": ' + b"[" * 5000 + b"]" * 5000 + b"}"])
+def test_deeply_nested_json_is_a_bad_row_not_a_recursion_error(tmp_path, capsys, nested):
+    path = tmp_path / "deep.jsonl"
+    path.write_bytes(row().encode() + b"\n" + nested + b"\n" + row().encode() + b"\n")
+    with pytest.raises(BadRowError, match=r"deep\.jsonl:2: "):
+        list(read_curves(path))
+    stats = ReadStats()
+    assert [c.line for c in read_curves(path, skip_bad_rows=True, stats=stats)] == [1, 3]
+    assert formats_main(["check", str(path)]) == 1
+    assert "deep.jsonl:2: " in capsys.readouterr().out
+    out = tmp_path / "ds"
+    assert data_main(["build", str(path), "--out", str(out), "--quiet", "--skip-bad-rows"]) == 0
+
+
+@pytest.mark.parametrize(("values", "reason"), [
+    ({"t": [0, 1e300, 1e300]}, "time out of range"),  # finite, but inf as float32 once stored
+    ({"t": [1e300, 1e300, 1e300]}, None),  # an absolute clock: times are stored from the first
+    ({"x": [10, 20, 9000]}, "coordinate out of range"),
+    ({"x": [10] * 5001, "y": [1] * 5001, "t": list(range(5001))}, "too many points"),
+])
+def test_check_build_predict_and_make_curve_agree_on_a_swipe(tmp_path, capsys, values, reason):
+    from swipe.decoder import DecodeError, make_curve
+
+    path = write_rows(tmp_path / "a.jsonl", [row(), row(**{**{"x": (10, 20, 30)}, **values})])
+    check = formats_main(["check", str(path)])
+    build = data_main(["build", str(path), "--out", str(tmp_path / "ds"), "--quiet"])
+    curve = {"x": [10, 20, 30], "y": [5, 6, 7], "t": [0, 10, 20], **values}
+    if reason is None:
+        assert check == 0 and build == 0
+        make_curve(curve["x"], curve["y"], curve["t"], "tiny")
+        return
+    assert check == 1 and build == 1
+    assert capsys.readouterr().err.count("a.jsonl:2: ") == 1
+    with pytest.raises(DecodeError):
+        make_curve(curve["x"], curve["y"], curve["t"], "tiny")
+    stats = ReadStats()
+    assert len(list(read_curves(path, skip_bad_rows=True, stats=stats))) == 1 and stats.skipped == {reason: 1}
+
+
+def test_how_we_swipe_logs_with_a_bom_or_a_tiny_keyboard(tmp_path):
+    header = " ".join(["sentence", "timestamp", "keyb_width", "keyb_height", "event", "x_pos", "y_pos",
+                       "x_radius", "y_radius", "angle", "word", "is_err"])
+    events = [f"hi {1000 + 10 * i} 1080 700 {event} {100 + 40 * i} 300 1 1 0 hi 0"
+              for i, event in enumerate(["touchstart", "touchmove", "touchend"])]
+    log = tmp_path / "bom.log"
+    log.write_bytes(b"\xef\xbb\xbf" + "\n".join([header, *events]).encode() + b"\n")
+    assert len(list(read_curves(log))) == 1
+    tiny = tmp_path / "tiny.log"
+    tiny.write_text("\n".join([header, *(e.replace("1080 700", "1e-300 700") for e in events)]) + "\n")
+    with pytest.raises(BadRowError, match=r"tiny\.log:2: gesture 1: keyboard size"):
+        list(read_curves(tiny))
+    out = tmp_path / "out.jsonl"
+    assert formats_main(["convert-hws", str(tiny), "--out", str(out), "--skip-bad-rows"]) == 0
+    assert "Infinity" not in out.read_text()

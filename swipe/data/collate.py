@@ -167,7 +167,8 @@ class SwipeCollator:
     def _resample(self, item: SwipeItem, config: ResampleConfig) -> SwipeItem:
         layout = self.layouts[item.layout_id]
         scale = 1.0 / item.coord_scale
-        x, y, t = resample_curve(item.x * scale, item.y * scale, item.t, layout.key_width, config)
+        x, y, t = resample_curve(item.x * scale, item.y * scale, item.t, layout.key_width, config,
+                                 self.max_points)
         return item._replace(
             x=x * item.coord_scale, y=y * item.coord_scale, t=t, nearest_keys=layout.nearest_keys(x, y)
         )

@@ -10,7 +10,10 @@ data. Resampling every curve the same way, in training and in decoding, hides th
   ``keep_time=False`` the times are replaced by a uniform clock (one ``step`` per 10 ms), so the
   model sees the shape of the path and nothing of its timing.
 
-The first and last points are always kept.
+The first and last points are always kept. A curve is resampled to at most ``max_points``
+points (the model's ``data.max_points``, and never more than :data:`MAX_RESAMPLED_POINTS`): where
+the grid would hold more, only the grid points that thinning to that many would keep are computed,
+so the cost is bounded however long the path is.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ RESAMPLE_MODES = ("time", "path")
 
 # Clock of ``path`` resampling without time: milliseconds per step.
 UNTIMED_STEP_MS = 10.0
+# Most points a resampled curve has, whatever the model's max_points (None included).
+MAX_RESAMPLED_POINTS = 4096
 
 
 @dataclass(frozen=True)
@@ -58,9 +63,22 @@ def _steps_below(end: np.ndarray | float, step: np.ndarray | float) -> np.ndarra
     return np.ceil(np.asarray(end) / step - 1e-9).astype(np.int64)
 
 
-def _grid(end: float, step: float) -> np.ndarray:
-    """``0, step, 2 step, ...`` below ``end``, then ``end`` itself."""
-    return np.append(np.arange(int(_steps_below(end, step)), dtype=np.float64) * step, end)
+def _grid(end: float, step: float, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """``0, step, 2 step, ...`` below ``end``, then ``end`` itself, and the index of each point in
+    that grid; over ``max_points`` points, only those that thinning to ``max_points`` keeps."""
+    size = int(_steps_below(end, step)) + 1
+    index = np.arange(size) if size <= max_points else thin_index(size, max_points)
+    return np.where(index < size - 1, index * step, end), index
+
+
+def thin_index(size: int, max_points: int) -> np.ndarray:
+    """Indices of ``max_points`` of ``size`` points, evenly spaced, the first and last kept."""
+    return np.round(np.linspace(0, size - 1, max_points)).astype(np.int64)
+
+
+def point_cap(max_points: int | None) -> int:
+    """Most points of a resampled curve: ``max_points``, at most :data:`MAX_RESAMPLED_POINTS`."""
+    return MAX_RESAMPLED_POINTS if max_points is None else min(max_points, MAX_RESAMPLED_POINTS)
 
 
 def resampled_lengths(num_points: np.ndarray, extent: np.ndarray, step: np.ndarray | float) -> np.ndarray:
@@ -77,7 +95,7 @@ def resampled_lengths(num_points: np.ndarray, extent: np.ndarray, step: np.ndarr
     """
     num_points = np.asarray(num_points, dtype=np.int64)
     moved = (num_points >= 2) & (np.asarray(extent) > 0)
-    return np.where(moved, _steps_below(extent, step) + 1, num_points)
+    return np.where(moved, np.minimum(_steps_below(extent, step) + 1, MAX_RESAMPLED_POINTS), num_points)
 
 
 def _interpolate(at: np.ndarray, along: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -94,7 +112,8 @@ def _interpolate(at: np.ndarray, along: np.ndarray, values: np.ndarray) -> np.nd
 
 
 def resample_curve(
-    x: np.ndarray, y: np.ndarray, t: np.ndarray, key_width: float, config: ResampleConfig
+    x: np.ndarray, y: np.ndarray, t: np.ndarray, key_width: float, config: ResampleConfig,
+    max_points: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Resample one curve.
 
@@ -107,6 +126,10 @@ def resample_curve(
     key_width : float
         Key width of the curve's layout in pixels (the unit of ``path`` steps).
     config : ResampleConfig
+    max_points : int, optional
+        Keep at most this many of the grid's points (at most :data:`MAX_RESAMPLED_POINTS`),
+        evenly spaced by index, the first and last kept: the points that resampling and then
+        thinning to ``max_points`` would give, without computing the others.
 
     Returns
     -------
@@ -127,12 +150,12 @@ def resample_curve(
         if config.mode == "path" and not config.keep_time:
             t = np.arange(len(x), dtype=np.float64) * UNTIMED_STEP_MS
         return x, y, t
-    at = _grid(along[-1], step)
+    at, index = _grid(along[-1], step, point_cap(max_points))
     new_x, new_y = _interpolate(at, along, x), _interpolate(at, along, y)
     if config.mode == "time":
         new_t = t[0] + at
     elif config.keep_time:
         new_t = _interpolate(at, along, t)
     else:
-        new_t = np.arange(len(at), dtype=np.float64) * UNTIMED_STEP_MS
+        new_t = index * UNTIMED_STEP_MS
     return new_x, new_y, new_t
