@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -270,6 +270,65 @@ def word_polyline(layout: Layout, word: str) -> np.ndarray:
     return key_units(layout, centers[:, 0], centers[:, 1])
 
 
+class TemplateDistances(NamedTuple):
+    """How far a swipe lies from each of several words' templates, per channel (key units).
+
+    Attributes
+    ----------
+    location, shape, ends : numpy.ndarray
+        ``(words,)`` the rigid channels' distances (``ends``: the root of the summed squared start
+        and end distances).
+    elastic_location, elastic_shape : numpy.ndarray or None
+        ``(words,)`` the elastic channels' distances per point; None for a tap.
+    is_tap : bool
+        Whether the swipe is a tap (shorter than ``tap_length``).
+    """
+
+    location: np.ndarray
+    shape: np.ndarray
+    ends: np.ndarray
+    elastic_location: np.ndarray | None
+    elastic_shape: np.ndarray | None
+    is_tap: bool
+
+
+def template_distances(
+    layout: Layout, x: np.ndarray, y: np.ndarray, words: Sequence[str],
+    scoring: TemplateScoring = TemplateScoring(),
+) -> TemplateDistances:
+    """The channels' distances from a swipe (``x``, ``y`` in pixels) to each word's template;
+    see :func:`template_log_likelihoods`."""
+    gesture = key_units(layout, x, y)
+    count = len(words)
+    if count == 0:
+        return TemplateDistances(*(np.zeros(0),) * 5, is_tap=path_length(gesture) < scoring.tap_length)
+    templates = resample_many(pad_polylines([word_polyline(layout, w) for w in words]), scoring.num_points)
+    points = resample(gesture, scoring.num_points)
+    location = np.linalg.norm(templates - points, axis=2).mean(axis=1)
+    shape = np.linalg.norm(normalize_shape(templates) - normalize_shape(points), axis=2).mean(axis=1)
+    ends = np.hypot(np.linalg.norm(templates[:, 0] - points[0], axis=1),
+                    np.linalg.norm(templates[:, -1] - points[-1], axis=1))
+    if path_length(gesture) < scoring.tap_length:
+        return TemplateDistances(location, shape, ends, None, None, is_tap=True)
+    n = scoring.dtw_points
+    query, dtw_templates = resample(gesture, n), resample_many(templates, n)
+    # Both elastic channels in one DTW pass: as drawn, then normalised.
+    queries = np.concatenate([np.broadcast_to(query, (count, n, 2)),
+                              np.broadcast_to(normalize_shape(query), (count, n, 2))])
+    elastic = dtw_distances(queries, np.concatenate([dtw_templates, normalize_shape(dtw_templates)])) / n
+    return TemplateDistances(location, shape, ends, elastic[:count], elastic[count:], is_tap=False)
+
+
+def distances_log_likelihood(distances: TemplateDistances, scoring: TemplateScoring) -> np.ndarray:
+    """The sum of the channels' log-likelihoods of each word, from its distances."""
+    d = distances
+    rigid = rigid_log_likelihood(d.location, d.shape, d.ends, d.is_tap, scoring)
+    if distances.is_tap:
+        return rigid
+    assert distances.elastic_location is not None and distances.elastic_shape is not None
+    return rigid + elastic_log_likelihood(distances.elastic_location, distances.elastic_shape, scoring)
+
+
 def template_log_likelihoods(
     layout: Layout, x: np.ndarray, y: np.ndarray, words: Sequence[str],
     scoring: TemplateScoring = TemplateScoring(),
@@ -294,33 +353,24 @@ def template_log_likelihoods(
     """
     if not words:
         return np.zeros(0)
-    gesture = key_units(layout, x, y)
-    templates = resample_many(pad_polylines([word_polyline(layout, w) for w in words]), scoring.num_points)
-    points = resample(gesture, scoring.num_points)
-    location = np.linalg.norm(templates - points, axis=2).mean(axis=1)
-    shape = np.linalg.norm(normalize_shape(templates) - normalize_shape(points), axis=2).mean(axis=1)
-    ends = np.hypot(np.linalg.norm(templates[:, 0] - points[0], axis=1),
-                    np.linalg.norm(templates[:, -1] - points[-1], axis=1))
-    is_tap = path_length(gesture) < scoring.tap_length
-    rigid = rigid_log_likelihood(location, shape, ends, is_tap, scoring)
-    if is_tap:
-        return rigid
-    n, count = scoring.dtw_points, len(words)
-    query, dtw_templates = resample(gesture, n), resample_many(templates, n)
-    # Both elastic channels in one DTW pass: as drawn, then normalised.
-    queries = np.concatenate([np.broadcast_to(query, (count, n, 2)),
-                              np.broadcast_to(normalize_shape(query), (count, n, 2))])
-    elastic = dtw_distances(queries, np.concatenate([dtw_templates, normalize_shape(dtw_templates)])) / n
-    return rigid + elastic_log_likelihood(elastic[:count], elastic[count:], scoring)
+    return distances_log_likelihood(template_distances(layout, x, y, words, scoring), scoring)
 
 
 @dataclass(frozen=True)
 class TemplateRescorer:
     """Re-ranks a decoder's candidates by their score plus ``weight`` times the template score.
 
-    The template score of a word is :func:`template_log_likelihoods` plus ``prior_weight`` times
-    its log relative frequency in the lexicon (the SHARK2 ranking), so ``weight`` trades the
+    The template score of a word is how well the swipe matches its template, plus ``prior_weight``
+    times its log relative frequency in the lexicon (the SHARK2 ranking), so ``weight`` trades the
     decoder's score against a whole-shape matcher's.
+
+    The match is a mixture of two ways of drawing a word: the usual, sloppy one that
+    :func:`template_log_likelihoods` scores (its widths fitted to real swipes, lenient enough that
+    the templates of "party" and "pay" score almost alike), and, with prior log-odds
+    ``precise_log_odds``, a swipe drawn precisely through the key centres, whose location and end
+    distances have width ``sigma_precise``. A real swipe lies far from every template in the second
+    sense and is ranked as by the first alone; a swipe drawn through the key centres of a word
+    gains up to ``precise_log_odds`` over every word whose template lies off its path.
 
     Attributes
     ----------
@@ -330,17 +380,39 @@ class TemplateRescorer:
         Weight of the word's log relative frequency within the template score.
     scoring : TemplateScoring
         Channel settings.
+    precise_log_odds : float
+        Prior log-odds of a precisely drawn swipe (``-inf``: none are).
+    sigma_precise : float
+        Width, in key units, of the location and end distances of a precisely drawn swipe.
     """
 
     weight: float
     prior_weight: float = 1.0
     scoring: TemplateScoring = TemplateScoring()
+    precise_log_odds: float = 8.0
+    sigma_precise: float = 0.03
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.weight) and self.weight >= 0):
             raise ValueError(f"template weight must be a finite number >= 0, got {self.weight}")
         if not (math.isfinite(self.prior_weight) and self.prior_weight >= 0):
             raise ValueError(f"template prior weight must be a finite number >= 0, got {self.prior_weight}")
+        if math.isnan(self.precise_log_odds) or self.precise_log_odds == math.inf:
+            raise ValueError(f"precise_log_odds must be a number or -inf, got {self.precise_log_odds}")
+        if not (math.isfinite(self.sigma_precise) and self.sigma_precise > 0):
+            raise ValueError(f"sigma_precise must be a positive number, got {self.sigma_precise}")
+
+    def match_log_likelihoods(self, layout: Layout, x: np.ndarray, y: np.ndarray,
+                              words: Sequence[str]) -> np.ndarray:
+        """How well the swipe (``x``, ``y`` in pixels) matches each of ``words`` (which ``layout``
+        can type): the mixture of a sloppy and a precise drawing, higher is better."""
+        distances = template_distances(layout, x, y, words, self.scoring)
+        sloppy = distances_log_likelihood(distances, self.scoring)
+        if self.precise_log_odds == -math.inf:
+            return sloppy
+        precise = self.precise_log_odds + gaussian_log_likelihood(
+            np.hypot(distances.location, distances.ends), self.sigma_precise)
+        return np.logaddexp(sloppy, precise)
 
     def rescore(
         self, candidates: Sequence[Candidate], layout: Layout, x: np.ndarray, y: np.ndarray,
@@ -367,9 +439,8 @@ class TemplateRescorer:
         # template: it goes to the bottom.
         typeable = [i for i, word in enumerate(words) if word and all(map(layout.can_type, word))]
         template = np.full(len(words), -np.inf)
-        template[typeable] = template_log_likelihoods(
-            layout, x, y, [words[i] for i in typeable], self.scoring
-        )
+        if typeable:
+            template[typeable] = self.match_log_likelihoods(layout, x, y, [words[i] for i in typeable])
         if log_priors is not None:
             template = template + self.prior_weight * np.asarray(log_priors, np.float64)
         scores = np.array([score for score, _ in candidates], np.float64) + self.weight * template

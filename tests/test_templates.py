@@ -155,13 +155,33 @@ def test_rescoring_moves_the_word_the_curve_follows_to_the_top() -> None:
     assert TemplateRescorer(0.0).rescore(candidates, LAYOUT, x, y) == candidates
     rescored = TemplateRescorer(1.0).rescore(candidates, LAYOUT, x, y)
     assert [w for _, w in rescored] == ["hello", "help", "world"]
-    want = -1.5 + template_log_likelihoods(LAYOUT, x, y, ["hello"])[0]
+    want = -1.5 + TemplateRescorer(1.0).match_log_likelihoods(LAYOUT, x, y, ["hello"])[0]
     assert rescored[0][0] == pytest.approx(want)
     # The prior enters the template score with its own weight.
     priors = np.array([0.0, -50.0, 0.0])
     rescored = TemplateRescorer(1.0, prior_weight=1.0).rescore(candidates, LAYOUT, x, y, priors)
     assert rescored[0][1] == "help"
     assert TemplateRescorer(1.0, prior_weight=0.0).rescore(candidates, LAYOUT, x, y, priors)[0][1] == "hello"
+
+
+def test_a_swipe_through_the_key_centres_reads_its_word_first() -> None:
+    # "party" and "pay" have close templates (r and t lie near the line from a to y): the channels,
+    # as wide as real swipes need, score them almost alike, and the decoder prefers "pay".
+    x, y = word_curve("party")
+    candidates = [(-1.0, "pay"), (-2.4, "party"), (-2.5, "part")]
+    sloppy = TemplateRescorer(0.5, precise_log_odds=-np.inf).rescore(candidates, LAYOUT, x, y)
+    assert [w for _, w in sloppy][0] == "pay"
+    assert [w for _, w in TemplateRescorer(0.5).rescore(candidates, LAYOUT, x, y)] == ["party", "pay", "part"]
+
+
+def test_the_precise_drawing_leaves_a_sloppy_swipe_ranked_as_before() -> None:
+    rng = np.random.default_rng(3)
+    x, y = word_curve("party")
+    x, y = x + rng.normal(0, 6, len(x)) + 8, y + rng.normal(0, 6, len(y)) - 6
+    words = ["pay", "party", "part", "play", "past"]
+    sloppy = template_log_likelihoods(LAYOUT, x, y, words)
+    mixed = TemplateRescorer(0.5).match_log_likelihoods(LAYOUT, x, y, words)
+    assert mixed == pytest.approx(sloppy, abs=1e-6)
 
 
 def test_words_without_a_template_go_last() -> None:
