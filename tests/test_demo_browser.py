@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 import tempfile
@@ -54,6 +55,7 @@ def start_chromium(profile: Path, width: int = 1000, height: int = 760):
     selenium_manager.SeleniumManager.binary_paths = refuse  # type: ignore[method-assign]
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # for page_errors
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync",
                  f"--window-size={width},{height}", f"--user-data-dir={profile}"):
@@ -83,6 +85,34 @@ def open_page(driver, server) -> None:
     wait_for(lambda: driver.execute_script("return document.body.dataset.ready === '1'"))
 
 
+def page_errors(driver) -> list[str]:
+    """The page's errors since the last call: uncaught exceptions and failed requests (a 404 for
+    an icon, a 400 from the API)."""
+    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def page_point(driver, x: float, y: float) -> tuple[int, int]:
+    """Page pixels of the layout point (``x``, ``y``) on the drawn keyboard."""
+    left, top, scale, view_x, view_y = driver.execute_script(
+        "const r = document.getElementById('keyboard').getBoundingClientRect();"
+        "return [r.left, r.top, state.scale, state.view.x, state.view.y];")
+    return round(left + (x - view_x) * scale), round(top + (y - view_y) * scale)
+
+
+def tap_key(driver, char: str) -> None:
+    """Tap the centre of the key of ``char`` on the displayed keyboard."""
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+
+    layout = bundled_layout(driver.execute_script("return grid().grid_name"))
+    builder = ActionBuilder(driver, duration=0)
+    centre = layout.centers[layout.key_index_for_char(char)]
+    builder.pointer_action.move_to_location(*page_point(driver, *centre))
+    builder.pointer_action.pointer_down()
+    builder.pointer_action.pause(0.08)
+    builder.pointer_action.pointer_up()
+    builder.perform()
+
+
 def swipe_word(driver, word: str, seed: int = 0, points: int = 40) -> None:
     """Swipe ``word`` on the displayed keyboard: a synthetic swipe (swipe.synth) on the page's layout,
     its points converted to page pixels, sent as pointer events at the swipe's own pace."""
@@ -90,13 +120,10 @@ def swipe_word(driver, word: str, seed: int = 0, points: int = 40) -> None:
 
     name = driver.execute_script("return grid().grid_name")
     curve = synthesize_curve(word, bundled_layout(name), np.random.default_rng(seed))
-    left, top, scale = driver.execute_script(
-        "const r = document.getElementById('keyboard').getBoundingClientRect();"
-        "return [r.left, r.top, state.scale];")
     keep = np.unique(np.linspace(0, len(curve.t) - 1, points).round().astype(int))
     builder = ActionBuilder(driver, duration=0)
     pointer = builder.pointer_action
-    at = [(round(left + curve.x[i] * scale), round(top + curve.y[i] * scale)) for i in keep]
+    at = [page_point(driver, curve.x[i], curve.y[i]) for i in keep]
     pointer.move_to_location(*at[0])
     pointer.pointer_down()
     for (x, y), before, i in zip(at[1:], keep, keep[1:], strict=False):
@@ -104,6 +131,10 @@ def swipe_word(driver, word: str, seed: int = 0, points: int = 40) -> None:
         pointer.move_to_location(x, y)
     pointer.pointer_up()
     builder.perform()
+
+
+def page_text(driver, element_id: str) -> str:
+    return driver.execute_script(f"return document.getElementById('{element_id}').textContent")
 
 
 def shown_candidates(driver) -> list[str]:
@@ -132,15 +163,49 @@ def test_a_swiped_word_comes_first_among_the_shown_candidates(driver, engine):
     server = start_server(engine)
     try:
         open_page(driver, server)
+        # The keyboard is drawn to the bottom of its keys: no empty band below them.
+        keys = bundled_layout("hws_fitted").to_grid()["keys"]
+        bottom = max(key["hitbox"]["y"] + key["hitbox"]["h"] for key in keys)
+        assert driver.execute_script("return state.view.y + state.view.h") == pytest.approx(bottom)
+        height = driver.execute_script("return document.getElementById('keyboard').clientHeight")
+        assert height == pytest.approx(driver.execute_script("return state.view.h * state.scale"), abs=1)
         swipe_word(driver, "question")
         words = wait_for(lambda: shown_candidates(driver))
         assert words[0] == "question"
-        timing = driver.execute_script("return document.getElementById('timing').textContent")
-        assert "ms on the server" in timing
+        assert "ms on the server" in page_text(driver, "timing")
         # The top candidate is selected: its template and its attention map are drawn.
         wait_for(lambda: driver.execute_script("return state.attention !== null && state.template !== null"))
         assert driver.execute_script("return state.attention.word") == "question"
         assert driver.execute_script("return state.template.length") == len("question")
+        # No uncaught error, and no failed request (the icon is inline: no /favicon.ico).
+        assert page_errors(driver) == []
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_tap_replaces_the_candidates_and_a_keyboard_switch_clears_them(driver, engine):
+    two_keyboards = copy.copy(engine)
+    two_keyboards.layouts = [*engine.layouts, bundled_layout("qwerty_en")]  # the second is only shown
+    server = start_server(two_keyboards)
+    try:
+        open_page(driver, server)
+        page_errors(driver)
+        swipe_word(driver, "question")
+        wait_for(lambda: shown_candidates(driver)[:1] == ["question"])
+        tap_key(driver, "a")
+        words = wait_for(lambda: (w := shown_candidates(driver)) and w[0] != "question" and w)
+        assert words[0] == "a" and "question" not in words
+        assert "a tap" in page_text(driver, "timing")
+        # Another candidate of the tap: its template and attention come from the tap's points.
+        driver.execute_script("document.querySelectorAll('#candidates button')[1].click()")
+        wait_for(lambda: driver.execute_script("return state.attention && state.attention.word") == words[1])
+        assert page_text(driver, "attention-word") == words[1]
+        driver.execute_script("const s = document.getElementById('layout'); s.value = '1';"
+                              "s.dispatchEvent(new Event('change'));")
+        assert shown_candidates(driver) == [] and page_text(driver, "timing") == ""
+        assert driver.execute_script("return document.getElementById('attention-box').hidden")
+        assert page_errors(driver) == []
     finally:
         server.shutdown()
         server.server_close()
@@ -154,11 +219,21 @@ def test_two_recorded_swipes_read_back_through_formats(driver, engine, tmp_path)
     server = start_server(engine, recorder, PromptList(["world", "people"]))
     try:
         open_page(driver, server)
+        # A bad swipe of "world", taken back: the word is prompted again.
+        wait_for(lambda: driver.find_element(By.ID, "prompt").text == "world")
+        swipe_word(driver, "people", seed=5)
+        wait_for(lambda: driver.find_element(By.ID, "recorded").text == "1 recorded, 0 more to go")
+        driver.find_element(By.ID, "undo").click()
+        wait_for(lambda: driver.find_element(By.ID, "prompt").text == "world")
+        assert path.read_text(encoding="utf-8") == ""
         for n, word in enumerate(["world", "people"], 1):
             wait_for(lambda word=word: driver.find_element(By.ID, "prompt").text == word)
             swipe_word(driver, word, seed=n)
-            wait_for(lambda n=n: driver.find_element(By.ID, "recorded").text == f"{n} recorded")
+            wait_for(lambda n=n: driver.find_element(By.ID, "recorded").text.startswith(f"{n} recorded"))
             wait_for(lambda: shown_candidates(driver))
+        # Every word recorded: done, and further swipes are only decoded.
+        assert driver.find_element(By.ID, "prompt-done").is_displayed()
+        assert not driver.find_element(By.ID, "skip").is_displayed()
     finally:
         server.shutdown()
         server.server_close()

@@ -17,33 +17,54 @@ POINTER_TYPES = ("mouse", "touch", "pen")
 
 
 class PromptList:
-    """The words to prompt, in order, skipping those recorded already.
+    """The words to prompt, in order, each once, passing over those recorded already.
 
     Parameters
     ----------
     words : sequence of str
-        Candidate prompts, most wanted first (a lexicon by frequency, or the user's list).
+        Words to prompt, most wanted first (:func:`words_worth_recording` of a lexicon, or the
+        user's list).
     done : sequence of str
-        Words recorded already (in an earlier session into the same file): prompted last.
+        Words recorded already (in an earlier session into the same file): not prompted.
     """
 
     def __init__(self, words: Sequence[str], done: Sequence[str] = ()) -> None:
         recorded = set(done)
-        fresh = [word for word in words if word not in recorded]
-        self.words = fresh + [word for word in words if word in recorded]
-        self._next: dict[str, int] = {}
+        self.words = [word for word in words if word not in recorded]
+        self._typeable: dict[str, list[str]] = {}  # per layout name: the words it can type
+        self._prompted: dict[str, int] = {}  # per layout name: how many of those were prompted
         self._lock = threading.Lock()
 
     def next(self, layout: Layout) -> str | None:
-        """The next word ``layout`` can type (cycling), or None where it can type none."""
+        """The next word ``layout`` can type, or None once every word was prompted (done)."""
         with self._lock:
-            start = self._next.get(layout.name, 0)
-            for step in range(len(self.words)):
-                i = (start + step) % len(self.words)
-                if all(layout.can_type(char) for char in self.words[i]):
-                    self._next[layout.name] = i + 1
-                    return self.words[i]
-            return None
+            words = self._words_for(layout)
+            i = self._prompted.get(layout.name, 0)
+            self._prompted[layout.name] = min(i + 1, len(words))
+            return words[i] if i < len(words) else None
+
+    def left(self, layout: Layout) -> int:
+        """How many words ``layout`` can type are still to be prompted."""
+        with self._lock:
+            return len(self._words_for(layout)) - self._prompted.get(layout.name, 0)
+
+    def _words_for(self, layout: Layout) -> list[str]:
+        if layout.name not in self._typeable:
+            self._typeable[layout.name] = [w for w in self.words if all(map(layout.can_type, w))]
+        return self._typeable[layout.name]
+
+
+# Pieces of contractions written without the apostrophe ("don" of "don't"): not words to swipe.
+_FRAGMENTS = frozenset("didn doesn isn wasn aren weren couldn wouldn shouldn hasn haven hadn ain mustn "
+                       "needn mightn shan don".split())
+
+
+def words_worth_recording(words: Sequence[str]) -> list[str]:
+    """The words of a lexicon worth prompting, in order: at least three letters, a vowel and two
+    different letters, and not a piece of a contraction ("of", "tv", "iii" and "didn" are left out)."""
+    return [word for word in words
+            if len(word) >= 3 and word.isalpha() and any(c in "aeiouy" for c in word)
+            and len(set(word)) >= 2 and word not in _FRAGMENTS]
 
 
 def read_word_list(path: str | Path) -> list[str]:
@@ -100,6 +121,7 @@ class Recorder:
         self._lock = threading.Lock()
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         self.count = len(recorded_words(self.path))
+        self._appended: list[tuple[int, int, str]] = []  # this session's lines: (start, end, word)
 
     def close(self) -> None:
         """Close the file."""
@@ -127,8 +149,32 @@ class Recorder:
             if written != len(line):
                 raise OSError(f"{self.path}: wrote {written} of {len(line)} bytes")
             os.fsync(self._fd)
+            end = os.fstat(self._fd).st_size
+            self._appended.append((end - len(line), end, word))
             self.count += 1
             return self.count
+
+    def undo(self) -> str:
+        """Remove the last line this recorder appended (a bad swipe); returns its word.
+
+        Raises
+        ------
+        RequestError
+            Nothing was recorded in this session, or the file has changed since the last line was
+            appended (it is left as it is).
+        """
+        with self._lock:
+            if not self._appended:
+                raise RequestError("nothing recorded in this session to undo")
+            start, end, word = self._appended[-1]
+            if os.fstat(self._fd).st_size != end:
+                raise RequestError(f"{self.path} changed since the last swipe was recorded: not undone")
+            os.ftruncate(self._fd, start)
+            os.fsync(self._fd)
+            self._appended.pop()
+            self.count -= 1
+            return word
+
 
 
 def device_info(body: dict[str, Any]) -> dict[str, Any]:

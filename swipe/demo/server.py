@@ -8,8 +8,9 @@ Routes::
     POST /api/decode        {layout, x, y, t} -> {candidates: [{word, score}], decode_ms}
     POST /api/attention     {layout, x, y, t, word} -> {word, points, layers}
     POST /api/template      {layout, word} -> {points}
-    GET  /api/prompt?layout=N          recording: the next word to swipe
+    GET  /api/prompt?layout=N          recording: the next word to swipe (null: done), words left
     POST /api/record        {layout, word, x, y, t, device} -> {recorded}
+    POST /api/undo          {} -> {word, recorded}: the last recorded swipe removed
 
 A bad request gets a 4xx answer whose body is ``{"error": "<one line>"}``; the server goes on.
 
@@ -303,7 +304,8 @@ class DemoHandler(BaseHTTPRequestHandler):
             })
         elif path == "/api/prompt" and self.server.prompts is not None:
             layout = engine.layout(_int(parse_qs(url.query).get("layout", ["0"])[0], "layout"))
-            self._send_json({"word": self.server.prompts.next(layout)})
+            word = self.server.prompts.next(layout)
+            self._send_json({"word": word, "left": self.server.prompts.left(layout)})
         else:
             raise _HTTPError(HTTPStatus.NOT_FOUND, f"no such page: {path}")
 
@@ -311,9 +313,15 @@ class DemoHandler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         engine = self.server.engine
         routes = ("/api/decode", "/api/attention", "/api/template")
-        if path not in routes and not (path == "/api/record" and self.server.recorder is not None):
+        recording = ("/api/record", "/api/undo")
+        if path not in routes and not (path in recording and self.server.recorder is not None):
             raise _HTTPError(HTTPStatus.NOT_FOUND, f"no such page: {path}")
         body = self._read_json()
+        if path == "/api/undo":
+            assert self.server.recorder is not None
+            word = self.server.recorder.undo()
+            self._send_json({"word": word, "recorded": self.server.recorder.count})
+            return
         if path == "/api/template":
             layout = engine.layout(body.get("layout", 0))
             self._send_json({"points": engine.template(layout, engine.word(body, layout))})

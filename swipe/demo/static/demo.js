@@ -3,8 +3,9 @@
 "use strict";
 
 const state = {
-  info: null, layout: 0, scale: 1, trail: [], drawing: false, pointerId: null, pointerType: "mouse",
-  candidates: [], selected: -1, template: null, attention: null, char: 0, layer: -1, prompt: null,
+  info: null, layout: 0, view: null, scale: 1, trail: [], drawing: false, pointerId: null,
+  pointerType: "mouse", swipe: null, candidates: [], selected: -1, template: null, attention: null,
+  char: 0, layer: -1, prompt: null, queue: [], recorded: 0, left: 0, undo: false, seq: 0,
 };
 const SHOWN_CANDIDATES = 8;
 const $ = (id) => document.getElementById(id);
@@ -24,19 +25,31 @@ function status(text) { $("status").textContent = text || ""; }
 
 function grid() { return state.info.layouts[state.layout]; }
 
+// The part of the layout drawn: the keys' bounding box (a grid may leave room below its keys for
+// keys the model does not know, such as the space bar).
+function keysView(g) {
+  if (!g.keys.length) return {x: 0, y: 0, w: g.width, h: g.height};
+  const left = Math.min(...g.keys.map((k) => k.hitbox.x));
+  const top = Math.min(...g.keys.map((k) => k.hitbox.y));
+  const right = Math.max(...g.keys.map((k) => k.hitbox.x + k.hitbox.w));
+  const bottom = Math.max(...g.keys.map((k) => k.hitbox.y + k.hitbox.h));
+  return {x: left, y: top, w: right - left, h: bottom - top};
+}
+
 // ---- drawing ------------------------------------------------------------------------------------
 
 function fit() {
-  const g = grid();
+  const v = state.view = keysView(grid());
   const width = Math.min(window.innerWidth - 24, 1000);
   const height = window.innerHeight * 0.6;
-  state.scale = Math.min(width / g.width, height / g.height);
+  state.scale = Math.min(width / v.w, height / v.h);
   const ratio = window.devicePixelRatio || 1;
-  canvas.style.width = `${g.width * state.scale}px`;
-  canvas.style.height = `${g.height * state.scale}px`;
-  canvas.width = Math.round(g.width * state.scale * ratio);
-  canvas.height = Math.round(g.height * state.scale * ratio);
-  ctx.setTransform(state.scale * ratio, 0, 0, state.scale * ratio, 0, 0);
+  const s = state.scale * ratio;
+  canvas.style.width = `${v.w * state.scale}px`;
+  canvas.style.height = `${v.h * state.scale}px`;
+  canvas.width = Math.round(v.w * s);
+  canvas.height = Math.round(v.h * s);
+  ctx.setTransform(s, 0, 0, s, -v.x * s, -v.y * s);
   draw();
 }
 
@@ -44,8 +57,8 @@ const ACTION_LABELS = {space: "space", shift: "⇧", backspace: "⌫", enter: "�
   globe: "lang"};
 
 function drawKeys() {
-  const g = grid();
-  ctx.clearRect(0, 0, g.width, g.height);
+  const g = grid(), v = state.view;
+  ctx.clearRect(v.x, v.y, v.w, v.h);
   const gap = Math.min(g.width, g.height) * 0.006;
   for (const key of g.keys) {
     const b = key.hitbox;
@@ -120,7 +133,8 @@ function draw() {
 
 function toLayout(event) {
   const rect = canvas.getBoundingClientRect();
-  return {x: (event.clientX - rect.left) / state.scale, y: (event.clientY - rect.top) / state.scale};
+  return {x: state.view.x + (event.clientX - rect.left) / state.scale,
+    y: state.view.y + (event.clientY - rect.top) / state.scale};
 }
 
 function addPoint(event) {
@@ -136,7 +150,8 @@ canvas.addEventListener("pointerdown", (event) => {
   event.preventDefault();
   canvas.setPointerCapture(event.pointerId);
   Object.assign(state, {drawing: true, pointerId: event.pointerId, pointerType: event.pointerType,
-    t0: event.timeStamp, trail: [], template: null, attention: null});
+    t0: event.timeStamp, trail: []});
+  forgetSwipe();
   addPoint(event);
   draw();
 });
@@ -152,10 +167,18 @@ function finish(event) {
   if (!state.drawing || event.pointerId !== state.pointerId) return;
   addPoint(event);
   state.drawing = false;
-  if (state.trail.length >= 2) swiped();
+  if (state.trail.length === 1) {  // a tap: down and up at one place
+    const p = state.trail[0];
+    state.trail.push({x: p.x, y: p.y, t: Math.max(event.timeStamp - state.t0, p.t)});
+  }
+  swiped();
 }
 canvas.addEventListener("pointerup", finish);
 canvas.addEventListener("pointercancel", finish);
+
+function isTap(body) {
+  return body.x.every((x) => x === body.x[0]) && body.y.every((y) => y === body.y[0]);
+}
 
 function swipeBody() {
   const r = (v) => Math.round(v * 100) / 100;
@@ -163,18 +186,37 @@ function swipeBody() {
     t: state.trail.map((p) => r(p.t))};
 }
 
+// Forget the answers about the last swipe (a new swipe begins, or another keyboard is shown); an
+// answer still on its way is dropped when it arrives.
+function forgetSwipe() {
+  Object.assign(state, {seq: state.seq + 1, swipe: null, candidates: [], selected: -1,
+    template: null, attention: null});
+  $("timing").textContent = "";
+  status("");
+  showCandidates();
+  showAttention();
+}
+
 async function swiped() {
-  const body = swipeBody();
+  const body = swipeBody(), seq = state.seq;
+  $("timing").textContent = "decoding…";
   try {
-    if (state.prompt) await record(body);
+    if (state.prompt && isTap(body)) {
+      status(`a tap is not recorded: swipe ${state.prompt}`);
+    } else if (state.prompt) {
+      await record(body);
+    }
     const answer = await api("/api/decode", body);
-    state.candidates = answer.candidates.slice(0, SHOWN_CANDIDATES);
-    $("timing").textContent = `decoded in ${answer.decode_ms.toFixed(1)} ms on the server, ` +
-      `${body.x.length} points`;
-    status("");
+    if (seq !== state.seq) return;
+    Object.assign(state, {swipe: body, candidates: answer.candidates.slice(0, SHOWN_CANDIDATES)});
+    const points = isTap(body) ? "a tap" : `${body.x.length} points`;
+    $("timing").textContent = `decoded in ${answer.decode_ms.toFixed(1)} ms on the server, ${points}` +
+      (state.candidates.length ? "" : ": no candidate");
     showCandidates();
     if (state.candidates.length) await select(0);
   } catch (err) {
+    if (seq !== state.seq) return;
+    $("timing").textContent = "";
     status(err.message);
   }
 }
@@ -191,26 +233,26 @@ function showCandidates() {
     button.dataset.word = c.word;
     button.innerHTML = `<span class="word"></span><span class="score">${c.score.toFixed(2)}</span>`;
     button.firstChild.textContent = c.word;
-    button.addEventListener("click", () => select(i));
+    button.addEventListener("click", () => select(i).catch((err) => status(err.message)));
     const item = document.createElement("li");
     item.append(button);
     list.append(item);
   });
-  if (!state.candidates.length) $("timing").textContent += ": no candidate";
 }
 
+// Show candidate i of the decoded swipe: its template and where the model looked while reading it.
 async function select(i) {
-  state.selected = i;
+  const seq = state.seq, body = state.swipe, word = state.candidates[i].word;
+  Object.assign(state, {selected: i, template: null, attention: null});
   showCandidates();
-  const word = state.candidates[i].word;
-  const body = swipeBody();
+  showAttention();
+  draw();
   const [template, attention] = await Promise.all([
-    api("/api/template", {layout: state.layout, word: word}),
+    api("/api/template", {layout: body.layout, word: word}),
     api("/api/attention", {...body, word: word}),
   ]);
-  state.template = template.points;
-  state.attention = attention;
-  state.char = 0;
+  if (seq !== state.seq || state.selected !== i) return;  // another swipe or candidate since
+  Object.assign(state, {template: template.points, attention: attention, char: 0});
   showAttention();
   draw();
 }
@@ -242,21 +284,44 @@ $("attention-layer").addEventListener("change", (e) => { state.layer = Number(e.
 
 // ---- recording ----------------------------------------------------------------------------------
 
+// Recording: the prompted word (null: done), words put back by an undo (prompted first), and the
+// server's count of words left after those.
+function showPrompt(word) {
+  state.prompt = word;
+  $("prompt-word").hidden = $("skip").hidden = !word;
+  $("prompt-done").hidden = !!word;
+  $("prompt").textContent = word || "";
+  const left = state.left + state.queue.length;
+  $("recorded").textContent = `${state.recorded} recorded` + (word ? `, ${left} more to go` : "");
+  $("undo").hidden = !state.undo;
+}
+
 async function nextPrompt() {
+  if (state.queue.length) return showPrompt(state.queue.shift());
   const answer = await api(`/api/prompt?layout=${state.layout}`);
-  state.prompt = answer.word;
-  $("prompt").textContent = answer.word || "(no word this keyboard can type)";
+  state.left = answer.left;
+  showPrompt(answer.word);
 }
 
 async function record(body) {
   const device = {screen_width: screen.width, screen_height: screen.height,
     pixel_ratio: window.devicePixelRatio || 1, pointer_type: state.pointerType, scale: state.scale};
   const answer = await api("/api/record", {...body, word: state.prompt, device: device});
-  $("recorded").textContent = `${answer.recorded} recorded`;
+  Object.assign(state, {recorded: answer.recorded, undo: true});
   await nextPrompt();
 }
 
+// Take the last recorded swipe back out of the file and prompt its word again.
+async function undo() {
+  const answer = await api("/api/undo", {});
+  if (state.prompt) state.queue.unshift(state.prompt);
+  Object.assign(state, {recorded: answer.recorded, undo: false});
+  showPrompt(answer.word);
+  status(`your swipe of ${answer.word} is removed: swipe it again`);
+}
+
 $("skip").addEventListener("click", () => nextPrompt().catch((err) => status(err.message)));
+$("undo").addEventListener("click", () => undo().catch((err) => status(err.message)));
 
 // ---- start --------------------------------------------------------------------------------------
 
@@ -266,17 +331,15 @@ async function start() {
   const select = $("layout");
   state.info.layouts.forEach((g, i) => select.append(new Option(g.grid_name, String(i))));
   $("layout-box").hidden = state.info.layouts.length < 2;
-  select.addEventListener("change", async () => {
-    Object.assign(state, {layout: Number(select.value), trail: [], template: null, attention: null,
-      candidates: [], selected: -1});
-    showCandidates();
-    showAttention();
+  select.addEventListener("change", () => {
+    Object.assign(state, {layout: Number(select.value), trail: [], queue: [], undo: false});
+    forgetSwipe();
     fit();
-    if (state.info.recording) await nextPrompt();
+    if (state.info.recording) nextPrompt().catch((err) => status(err.message));
   });
   if (state.info.recording) {
     $("prompt-box").hidden = false;
-    $("recorded").textContent = `${state.info.recorded} recorded`;
+    state.recorded = state.info.recorded;
     await nextPrompt();
   }
   fit();
