@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -27,8 +28,22 @@ def _snippets() -> list:
     return cases
 
 
+# What a snippet importing these needs beyond requirements.txt (requirements-export.txt).
+EXTRAS = {"swipe.runtime": ("onnxruntime",), "swipe.onnx_export": ("onnx", "onnxscript", "onnxruntime")}
+
+
+def missing_extras(code: str) -> list[str]:
+    """The packages ``code`` needs (through the modules of EXTRAS it imports) that are not installed."""
+    needed = {name for module, names in EXTRAS.items()
+              if re.search(rf"^\s*(from|import) {re.escape(module)}\b", code, re.M) for name in names}
+    return sorted(name for name in needed if importlib.util.find_spec(name) is None)
+
+
 @pytest.mark.parametrize("code", _snippets())
 def test_python_snippet_runs(code, tmp_path):
+    missing = missing_extras(code)
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} (pip install -r requirements-export.txt)")
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True,
                             text=True, timeout=120)
