@@ -41,11 +41,28 @@ def describe(predictions: Predictions) -> str:
     )
 
 
+def read_scored(path: Path) -> Predictions:
+    """The predictions file ``path``, or an error that says what evaluate.py reads instead."""
+    try:
+        with open(path, "rb") as f:
+            start = f.read(1)
+    except OSError:
+        start = b""  # read_predictions says why
+    if start in (b"{", b"["):
+        raise PredictionsError(
+            f"{path}: JSON, not a predictions file; evaluate.py reads what predict.py writes "
+            "(python predict.py --data SWIPES.jsonl --out FILE.pkl); python -m swipe.runtime prints "
+            "its own accuracy@1"
+        )
+    return read_predictions(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("predictions", nargs="+", type=Path, help="predictions files (preds.pkl)")
+    parser.add_argument("predictions", nargs="+", type=Path,
+                        help="predictions files written by predict.py (preds.pkl) or swipe.aggregate")
     table = parser.add_mutually_exclusive_group()
     table.add_argument("--results", type=Path, default=Path("results.csv"), help="results table (CSV)")
     table.add_argument("--no-results", action="store_true", help="do not record results")
@@ -56,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--misses must be 0 or more, got {args.misses}")
 
     try:
-        loaded = [(path, read_predictions(path)) for path in args.predictions]
+        loaded = [(path, read_scored(path)) for path in args.predictions]
     except PredictionsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
