@@ -44,20 +44,12 @@ from torch import Tensor
 
 from swipe.batch import SwipeBatch
 from swipe.data.resample import ResampleConfig, resampled_lengths
-from swipe.decoding import (
-    GENERATORS,
-    GeneratorError,
-    LexiconTrie,
-    build_generator,
-    generator_options,
-    score_words,
-)
+from swipe.decoding import GENERATORS, GeneratorError, LexiconTrie, generator_options, pipeline
 from swipe.decoding.generators import BeamOptions, GreedyOptions, IncrementalModel
+from swipe.decoding.pipeline import Swipe, merge_views  # noqa: F401 (predict.py and tests import it from here)
 from swipe.formats import Curve, SwipeError, check_swipe
 from swipe.keyboard import Layout
-from swipe.lexicon import Lexicon
 from swipe.progress import progress_bar
-from swipe.shark2 import NoTemplatesError, Shark2Config, Shark2Decoder
 from swipe.shipped import DecodingSettings, read_decoding_settings, resolve_model
 from swipe.templates import TemplateRescorer
 from swipe.tokenizers import CharTokenizer
@@ -141,12 +133,20 @@ class CurvePoints(NamedTuple):
 class CurveSource(Protocol):
     """Curves addressable by index, picklable (workers receive it once).
 
+    ``swipe(index)`` is a curve as logged (pixels, milliseconds), which the decoding pipeline
+    prepares as the model was trained (``layouts``, ``resample``, ``max_points``).
     ``batch(indices, x_scales)`` collates every curve of ``indices`` once per factor of
     ``x_scales``, as drawn on a keyboard that many times as wide (x scaled about the layout's left
     edge), rows grouped by factor: ``len(x_scales) * len(indices)`` rows.
     """
 
+    layouts: list[Layout]
+    max_points: int | None
+    resample: ResampleConfig | None
+
     def __len__(self) -> int: ...
+
+    def swipe(self, index: int) -> Swipe: ...
 
     @property
     def num_points(self) -> np.ndarray: ...
@@ -183,6 +183,12 @@ class _ItemCurves:
         views = [with_x_scaled(item, factor, self.layouts[item.layout_id])
                  for factor in x_scales for item in items]
         return self._collator.swipes(views)
+
+    def swipe(self, index: int) -> Swipe:
+        """Curve ``index`` as logged: pixels and milliseconds from its first point."""
+        item = self._item(index)
+        scale = 1.0 / item.coord_scale
+        return Swipe(item.x * scale, item.y * scale, item.t.astype(np.float64), item.layout_name)
 
     def points(self, index: int, x_scale: float = 1.0) -> CurvePoints:
         """Curve ``index`` as drawn (pixels, before any resampling or thinning), its x scaled by
@@ -373,6 +379,9 @@ class FirstCurves:
     def __init__(self, curves: CurveSource, n: int) -> None:
         self.curves = curves
         self.n = min(n, len(curves))
+        self.layouts = curves.layouts
+        self.max_points = curves.max_points
+        self.resample = curves.resample
 
     def __len__(self) -> int:
         return self.n
@@ -386,6 +395,9 @@ class FirstCurves:
 
     def points(self, index: int, x_scale: float = 1.0) -> CurvePoints:
         return self.curves.points(index, x_scale)
+
+    def swipe(self, index: int) -> Swipe:
+        return self.curves.swipe(index)
 
 
 def make_curve(
@@ -471,155 +483,10 @@ def check_template_candidates(count: int, has_lexicon: bool, name: str = "templa
         raise DecodeError(f"{name} proposes lexicon words: it needs a lexicon")
 
 
-def merge_views(rows: Sequence[Row]) -> Row:
-    """One curve's candidates from several views of it (see ``DecodeJob.x_scales``): each word
-    with its best score over the views, best first (ties: the order first listed), at most as many
-    as the longest view's list."""
-    best: dict[str, float] = {}
-    for row in rows:
-        for score, word in row:
-            if word not in best or score > best[word]:
-                best[word] = score
-    ranked = sorted(best.items(), key=lambda item: -item[1])  # a stable sort keeps first-listed order
-    return [(score, word) for word, score in ranked[: max(map(len, rows), default=0)]]
-
-
-def scoring_below(rows: Sequence[Row], threshold: float) -> list[int]:
-    """Indices of the rows whose best score is below ``threshold`` (or that have no candidate)."""
-    return [j for j, row in enumerate(rows) if not row or row[0][0] < threshold]
-
-
 def reaches_past_keyboard(curve: CurvePoints) -> bool:
-    """Whether ``curve`` reaches more than a key width past its keyboard's right edge, where no key
-    lies: it was logged on a wider keyboard (a phone held sideways, other pixels)."""
-    return bool(len(curve.x) and curve.x.max() > curve.layout.width + curve.layout.key_width)
-
-
-class Search:
-    """The generator (beam or greedy search) with optional template rescoring of what it finds.
-
-    Parameters
-    ----------
-    generator : object
-        A built generator (:func:`swipe.decoding.build_generator`).
-    rescorer : TemplateRescorer or None
-        Re-ranks each view's candidates by how well the curve matches each word's template.
-    device : str
-        Where batches go.
-    """
-
-    def __init__(self, generator: Any, rescorer: TemplateRescorer | None, device: str) -> None:
-        self.generator = generator
-        self.rescorer = rescorer
-        self.device = device
-        self.trie: LexiconTrie | None = generator.trie
-
-    def views(self, curves: CurveSource, indices: Sequence[int], x_scales: Sequence[float]) -> list[Row]:
-        """Candidates of curves ``indices``, each word with its best score over the views ``x_scales``."""
-        # Every view of every curve in one search: one batch costs less than one per view.
-        swipe, pad = curves.batch(indices, x_scales)
-        rows = self.generator.generate(swipe.to(self.device), pad.to(self.device))
-        n = len(indices)
-        views = [rows[v * n : (v + 1) * n] for v in range(len(x_scales))]
-        if self.rescorer is not None:
-            views = [[self.rescore(curves, row, i, scale) for row, i in zip(view, indices, strict=True)]
-                     for view, scale in zip(views, x_scales, strict=True)]
-        if len(views) == 1:
-            return views[0]
-        return [merge_views(curve_rows) for curve_rows in zip(*views, strict=True)]
-
-    def add_views(self, curves: CurveSource, indices: Sequence[int], rows: list[Row], which: list[int],
-                  x_scales: Sequence[float]) -> None:
-        """Merge views ``x_scales`` of curves ``indices[j]``, ``j`` in ``which``, into ``rows[j]``."""
-        if not which or not x_scales:
-            return
-        extra = self.views(curves, [indices[j] for j in which], x_scales)
-        for j, row in zip(which, extra, strict=True):
-            rows[j] = merge_views([rows[j], row])
-
-    def rescore(self, curves: CurveSource, row: Row, index: int, x_scale: float) -> Row:
-        """``row`` of curve ``index`` (seen ``x_scale`` times as wide) re-ranked by the templates."""
-        assert self.rescorer is not None
-        curve = curves.points(index, x_scale)
-        log_priors = None if self.trie is None else self.trie.word_log_probs_of([word for _, word in row])
-        return self.rescorer.rescore(row, curve.layout, curve.x, curve.y, log_priors)
-
-
-class Stage(Protocol):
-    """Improves the candidates ``rows`` of curves ``indices`` in place (after the first search)."""
-
-    def __call__(
-        self, search: Search, curves: CurveSource, indices: Sequence[int], rows: list[Row]
-    ) -> None: ...
-
-
-@dataclasses.dataclass
-class ExtraViews:
-    """Keyboard-width views ``x_scales`` of the curves whose best score is below ``below``."""
-
-    x_scales: tuple[float, ...]
-    below: float
-
-    def __call__(self, search: Search, curves: CurveSource, indices: Sequence[int], rows: list[Row]) -> None:
-        search.add_views(curves, indices, rows, scoring_below(rows, self.below), self.x_scales)
-
-
-@dataclasses.dataclass
-class WideViews:
-    """Views ``x_scales`` of the curves that reach past their keyboard (:func:`reaches_past_keyboard`)."""
-
-    x_scales: tuple[float, ...]
-
-    def __call__(self, search: Search, curves: CurveSource, indices: Sequence[int], rows: list[Row]) -> None:
-        wide = [j for j, i in enumerate(indices) if reaches_past_keyboard(curves.points(i))]
-        search.add_views(curves, indices, rows, wide, self.x_scales)
-
-
-class TemplateCandidates:
-    """For curves whose best score is below ``below``, the SHARK2 template matcher
-    (:mod:`swipe.shark2`) proposes ``count`` lexicon words; those the search did not find are
-    scored by the model as the search would have scored them (the curve as drawn), re-ranked by
-    the templates like the search's words, and merged in (as many as the search returns)."""
-
-    def __init__(self, count: int, below: float) -> None:
-        self.count = count
-        self.below = below
-        self._matchers: dict[str, Shark2Decoder | None] = {}  # per layout name, built at first use
-
-    def __call__(self, search: Search, curves: CurveSource, indices: Sequence[int], rows: list[Row]) -> None:
-        which = scoring_below(rows, self.below)
-        proposals = []
-        for j in which:
-            curve = curves.points(indices[j])
-            matcher = self._matcher(search, curve.layout)
-            found = {word for _, word in rows[j]}
-            words = [] if matcher is None else [word for _, word in matcher.decode(curve.x, curve.y)]
-            proposals.append([word for word in words if word not in found])
-        busy = [k for k, words in enumerate(proposals) if words]
-        if not busy:
-            return
-        swipe, pad = curves.batch([indices[which[k]] for k in busy])
-        gen = search.generator
-        scored = score_words(gen.model, gen.tokenizer, gen.trie, gen.options, swipe.to(search.device),
-                             pad.to(search.device), [proposals[k] for k in busy])
-        for k, extra in zip(busy, scored, strict=True):
-            j = which[k]
-            if search.rescorer is not None:
-                extra = search.rescore(curves, extra, indices[j], 1.0)
-            rows[j] = merge_views([rows[j], extra])[: gen.num_candidates]
-
-    def _matcher(self, search: Search, layout: Layout) -> Shark2Decoder | None:
-        """The template matcher of ``layout``'s curves; None where the layout can type no word of
-        the lexicon (the search still decodes those curves, with no proposals)."""
-        if layout.name not in self._matchers:
-            trie = search.trie
-            assert trie is not None
-            lexicon = Lexicon(trie.words, np.exp(trie.word_log_probs.astype(np.float64)))
-            try:
-                self._matchers[layout.name] = Shark2Decoder(layout, lexicon, Shark2Config(top_k=self.count))
-            except NoTemplatesError:
-                self._matchers[layout.name] = None
-        return self._matchers[layout.name]
+    """Whether ``curve`` reaches more than a key width past its keyboard's right edge
+    (:func:`swipe.decoding.pipeline.reaches_past_keyboard`)."""
+    return pipeline.reaches_past_keyboard(curve.layout, curve.x)
 
 
 class DecodeJob(NamedTuple):
@@ -629,11 +496,11 @@ class DecodeJob(NamedTuple):
     scaled about the layout's left edge) and each word keeps its best score over these views
     (:func:`merge_views`); ``(1.0,)``: as drawn. ``views_below``: decode each curve as drawn first
     and the other ``x_scales`` views only where its best score is below this (they rarely change
-    a word that fits well; :class:`ExtraViews`); None: every view of every curve at once.
-    ``wide_x_scales``: further views only for the curves that reach past their keyboard's right
-    edge (:class:`WideViews`); ``()``: none. ``template_candidates``: for each curve whose best
-    score (after the views) is below ``views_below`` (every curve where that is None), this many
-    words from the template matcher (:class:`TemplateCandidates`); 0: none. Needs a lexicon.
+    a word that fits well); None: every view of every curve at once. ``wide_x_scales``: further
+    views only for the curves that reach past their keyboard's right edge; ``()``: none.
+    ``template_candidates``: for each curve whose best score (after the views) is below
+    ``views_below`` (every curve where that is None), this many words from the template matcher;
+    0: none. Needs a lexicon. The stages themselves are :class:`swipe.decoding.pipeline.Pipeline`'s.
     """
 
     model_loader: ModelLoader
@@ -654,47 +521,52 @@ class DecodeJob(NamedTuple):
         check_x_scales(self.wide_x_scales, "wide_x_scales", empty_ok=True)
         check_views_below(self.views_below, self.x_scales)
         check_template_candidates(self.template_candidates, self.trie is not None)
+        if self.trie is None and self.options.prior_weight:
+            raise GeneratorError(f"generator {self.generator!r}: a word-frequency prior (prior_weight > 0) "
+                                 "needs a lexicon")
 
-    def stages(self) -> list[Stage]:
-        """The stages after the first search, in order."""
-        stages: list[Stage] = []
-        others = tuple(scale for scale in self.x_scales if scale != 1.0)
-        if self.views_below is not None and others:
-            stages.append(ExtraViews(others, self.views_below))
-        if self.wide_x_scales:
-            stages.append(WideViews(self.wide_x_scales))
-        if self.template_candidates:
-            below = math.inf if self.views_below is None else self.views_below
-            stages.append(TemplateCandidates(self.template_candidates, below))
-        return stages
+    def settings(self) -> pipeline.Settings:
+        """The pipeline's settings: the greedy generator is the beam search of one hypothesis."""
+        options = self.options
+        beam = options.beam_size if isinstance(options, BeamOptions) else 1
+        candidates = options.num_candidates if isinstance(options, BeamOptions) else 1
+        rescorer = self.rescorer
+        return pipeline.Settings(
+            beam_size=beam, num_candidates=candidates, prior_weight=options.prior_weight,
+            length_penalty=options.length_penalty, max_length=options.max_length,
+            template_weight=0.0 if rescorer is None else rescorer.weight,
+            template_prior_weight=1.0 if rescorer is None else rescorer.prior_weight,
+            x_scales=tuple(self.x_scales), views_below=self.views_below,
+            wide_x_scales=tuple(self.wide_x_scales), template_candidates=self.template_candidates)
 
 
 class BatchDecoder:
-    """A job with its model, search and stages built: ``decoder(indices)`` decodes those curves
-    of ``job.curves`` (one batch), ``decoder.run(curves, indices)`` those of another source."""
+    """A job with its model and pipeline built: ``decoder(indices)`` decodes those curves of
+    ``job.curves`` (one batch), ``decoder.run(curves, indices)`` those of another source."""
 
     def __init__(self, job: DecodeJob) -> None:
-        parts = job.model_loader(job.device)
-        generator = build_generator(job.generator, job.options, parts.model, parts.tokenizer, job.trie)
-        self.curves = job.curves
-        self.search = Search(generator, job.rescorer, job.device)
-        self.first_views = job.x_scales if job.views_below is None else (1.0,)
-        self.stages = job.stages()
+        from swipe.decoding.torch_backend import TorchBackend
 
-    @property
-    def generator(self) -> Any:
-        """The built generator (beam or greedy search)."""
-        return self.search.generator
+        job.check()
+        parts = job.model_loader(job.device)
+        self.curves = job.curves
+        layouts = job.curves.layouts
+        tokenizer = parts.tokenizer
+        vocabulary = pipeline.Vocabulary(tokenizer.alphabet, tokenizer.eos_id, tokenizer.sos_id)
+        resample = job.curves.resample
+        prep = pipeline.Preprocessing(
+            None if resample is None else pipeline.Resample(resample.mode, resample.step, resample.keep_time),
+            job.curves.max_points)
+        trie = None if job.trie is None else job.trie.flat()
+        self.pipeline = pipeline.Pipeline(TorchBackend(parts.model, layouts, job.device), vocabulary,
+                                          layouts, prep, job.settings(), trie)
 
     def __call__(self, indices: Sequence[int]) -> list[Row]:
         return self.run(self.curves, indices)
 
     def run(self, curves: CurveSource, indices: Sequence[int]) -> list[Row]:
         """Candidates of curves ``indices`` of ``curves``, best first."""
-        rows = self.search.views(curves, indices, self.first_views)
-        for stage in self.stages:
-            stage(self.search, curves, indices, rows)
-        return rows
+        return self.pipeline.decode([curves.swipe(i) for i in indices])
 
 
 # ---- batches and workers ----------------------------------------------------------------------------

@@ -191,16 +191,16 @@ def test_workers_die_with_predict_however_it_ends(tmp_path, how):
 
 
 class FailingCurves(StandinCurves):
-    """Stand-in curves whose batch holding curve ``bad`` fails."""
+    """Stand-in curves whose curve ``bad`` fails to load, and with it its batch."""
 
     def __init__(self, num: int, bad: int) -> None:
         super().__init__(num)
         self.bad = bad
 
-    def batch(self, indices, x_scales=(1.0,)):
-        if self.bad in indices:
+    def swipe(self, index):
+        if index == self.bad:
             raise RuntimeError("a failing batch")
-        return super().batch(indices, x_scales)
+        return super().swipe(index)
 
 
 def test_a_failing_batch_ends_the_workers_too():

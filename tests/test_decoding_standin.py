@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -116,11 +117,13 @@ class StandinLoader:
 
 
 class StandinCurves:
-    """``num`` random curves, each a pure function of its index."""
+    """``num`` random curves on the ``qwerty_en`` layout, each a pure function of its index."""
 
     def __init__(self, num: int, seed: int = 0) -> None:
         self.num = num
         self.seed = seed
+        self.max_points = None
+        self.resample = None
         gen = torch.Generator().manual_seed(seed)
         self._lengths = torch.randint(3, 15, (num,), generator=gen)
 
@@ -128,24 +131,33 @@ class StandinCurves:
         return self.num
 
     @property
+    def layouts(self):
+        from swipe.keyboard import bundled_layout
+
+        return [bundled_layout("qwerty_en")]  # not pickled with the curves: workers load it
+
+    @property
     def num_points(self):
         return self._lengths.numpy()
 
+    def swipe(self, index: int):
+        from swipe.decoding.pipeline import Swipe
+
+        layout = self.layouts[0]
+        gen = np.random.default_rng(self.seed * 100_003 + int(index))
+        n = int(self._lengths[index])
+        x, y = gen.uniform(0, layout.width, n).round(), gen.uniform(0, layout.height, n).round()
+        return Swipe(x, y, np.arange(n) * 20.0, layout.name)
+
     def batch(self, indices, x_scales=(1.0,)):
-        # Random features stand in for curves: every view of a curve is the curve itself.
-        indices = [i for _ in x_scales for i in indices]
-        lengths = self._lengths[list(indices)]
-        t = int(lengths.max())
-        features = torch.zeros(len(indices), t, len(FEATURE_NAMES))
-        for row, i in enumerate(indices):
-            gen = torch.Generator().manual_seed(self.seed * 100_003 + int(i))
-            features[row, : lengths[row]] = torch.randn(int(lengths[row]), len(FEATURE_NAMES), generator=gen)
-        pad = torch.arange(t).unsqueeze(0) >= lengths.unsqueeze(1)
-        swipe = SwipeBatch(
-            coords=torch.zeros(len(indices), t, 2),
-            features=features,
-            nearest_keys=torch.zeros(len(indices), t, dtype=torch.int64),
-            layout_ids=torch.zeros(len(indices), dtype=torch.int64),
-            lengths=lengths,
-        )
-        return swipe, pad
+        from swipe.decoding.pipeline import Preprocessing, preprocess
+        from swipe.decoding.torch_backend import collate_points
+
+        layout = self.layouts[0]
+        curves = [preprocess(self.swipe(i), layout, Preprocessing(None, None), scale)
+                  for scale in x_scales for i in indices]
+        lengths = np.array([len(c) for c in curves], np.int64)
+        points = np.zeros((len(curves), int(lengths.max()), 3), np.float32)
+        for row, c in enumerate(curves):
+            points[row, : len(c)] = c
+        return collate_points(points, lengths, np.zeros(len(curves), np.int64), self.layouts)

@@ -12,13 +12,16 @@ itself, so ``children[nodes] >= 0`` is exactly the set of tokens allowed after `
 from __future__ import annotations
 
 import math
-from typing import Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from swipe.tokenizers import CharTokenizer, TokenizerError
+
+if TYPE_CHECKING:
+    from swipe.decoding.pipeline import Trie
 
 ROOT = 0
 
@@ -299,6 +302,17 @@ class LexiconTrie:
                 is_char = (nxt >= 1) & (nxt < self.num_tokens)
                 nodes = torch.where(is_char, self.step(nodes, nxt), torch.full_like(nodes, -1))
         return out
+
+    def flat(self) -> Trie:
+        """The trie as the decoding pipeline's flat arrays (an ONNX folder's ``lexicon.npz``)."""
+        from swipe.decoding.pipeline import Trie
+
+        end = np.full(self.num_nodes, -np.inf, np.float32)
+        ends = self.word_ids >= 0
+        end[ends] = self.word_log_probs[self.word_ids[ends]]
+        children = self.children.numpy().astype(np.int32)
+        lookahead = self.lookahead.astype(np.float32)
+        return Trie(children, lookahead, end, self.word_ids.astype(np.int32), self.words)
 
     def word_id(self, node: int) -> int:
         """Index into ``words`` of the word ending at ``node``, -1 if none does."""
