@@ -359,3 +359,253 @@ def test_fuzz_configs(tmp_path):
             assert str(err).startswith(f"{path}:"), err
             refused += 1
     assert refused > 150
+
+
+# ---- ONNX export folders (swipe.runtime) ---------------------------------------------------------
+
+
+def tiny_graphs(folder: Path, alphabet: str) -> dict[str, Any]:
+    """Two small hand-made graphs with the interface of an export (an RNN-style state of 3 values),
+    and their ``model.json`` entry."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    v = len(alphabet) + 1
+    weights = helper.make_tensor("w", TensorProto.FLOAT, [3, v], [0.01 * (i % 7) for i in range(3 * v)])
+    axes = helper.make_tensor("axes", TensorProto.INT64, [1], [1])
+    encoder = helper.make_graph(
+        [helper.make_node("ReduceMean", ["points", "axes"], ["memory"], keepdims=0),
+         helper.make_node("Identity", ["memory"], ["hidden"])],
+        "encoder",
+        [helper.make_tensor_value_info("points", TensorProto.FLOAT, ["B", "T", 3]),
+         helper.make_tensor_value_info("lengths", TensorProto.INT64, ["B"]),
+         helper.make_tensor_value_info("layout_ids", TensorProto.INT64, ["B"])],
+        [helper.make_tensor_value_info("memory", TensorProto.FLOAT, ["B", 3]),
+         helper.make_tensor_value_info("hidden", TensorProto.FLOAT, ["B", 3])],
+        [axes])
+    step = helper.make_graph(
+        [helper.make_node("Cast", ["tokens"], ["tokens_f"], to=TensorProto.FLOAT),
+         helper.make_node("Unsqueeze", ["tokens_f", "minus_one"], ["tokens_3"]),
+         helper.make_node("Unsqueeze", ["memory", "one"], ["memory_3"]),
+         helper.make_node("Add", ["hidden", "tokens_3"], ["mixed"]),
+         helper.make_node("Add", ["mixed", "memory_3"], ["new_hidden"]),
+         helper.make_node("MatMul", ["new_hidden", "w"], ["logits"])],
+        "decoder_step",
+        [helper.make_tensor_value_info("tokens", TensorProto.INT64, ["C", "K"]),
+         helper.make_tensor_value_info("memory", TensorProto.FLOAT, ["C", 3]),
+         helper.make_tensor_value_info("hidden", TensorProto.FLOAT, ["C", "K", 3])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["C", "K", v]),
+         helper.make_tensor_value_info("new_hidden", TensorProto.FLOAT, ["C", "K", 3])],
+        [weights, helper.make_tensor("minus_one", TensorProto.INT64, [1], [-1]),
+         helper.make_tensor("one", TensorProto.INT64, [1], [1])])
+    for name, graph in (("encoder", encoder), ("decoder_step", step)):
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+        model.ir_version = 9
+        onnx.save(model, str(folder / f"{name}.onnx"))
+    return {
+        "encoder": {"file": "encoder.onnx", "inputs": ["points", "lengths", "layout_ids"],
+                    "outputs": ["memory", "hidden"]},
+        "decoder_step": {"file": "decoder_step.onnx", "inputs": ["tokens", "memory", "hidden"],
+                         "outputs": ["logits", "new_hidden"], "per_curve_inputs": ["memory"],
+                         "state": [{"input": "hidden", "output": "new_hidden", "shape": [3],
+                                    "init": "encoder"}]},
+    }
+
+
+def tiny_trie(alphabet: str, words: list[str]) -> dict[str, np.ndarray]:
+    """``lexicon.npz`` arrays of ``words`` (token 0 is ``<eos>``, token i the i-th letter)."""
+    children = [[-1] * (len(alphabet) + 1)]
+    ends: dict[int, int] = {}
+    for w, word in enumerate(words):
+        node = 0
+        for char in word:
+            token = alphabet.index(char) + 1
+            if children[node][token] < 0:
+                children[node][token] = len(children)
+                children.append([-1] * (len(alphabet) + 1))
+            node = children[node][token]
+        children[node][0] = node
+        ends[node] = w
+    log_prob = np.log(np.full(len(words), 1.0 / len(words), np.float32))
+    end = np.full(len(children), -np.inf, np.float32)
+    word_ids = np.full(len(children), -1, np.int32)
+    for node, w in ends.items():
+        end[node], word_ids[node] = log_prob[w], w
+    lookahead = np.full(len(children), log_prob[0], np.float32)
+    return {"children": np.array(children, np.int32), "lookahead": lookahead, "end_log_prob": end,
+            "word_ids": word_ids, "words": np.array(words)}
+
+
+@pytest.fixture(scope="module")
+def export_folder(tmp_path_factory) -> Path:
+    """A small but complete export folder: hand-made graphs, a six-word lexicon, the TINY layout."""
+    folder = tmp_path_factory.mktemp("export")
+    alphabet = "abcdef"
+    graphs = tiny_graphs(folder, alphabet)
+    words = ["abc", "bad", "fed", "cab", "dab", "face"]
+    np.savez_compressed(folder / "lexicon.npz", **tiny_trie(alphabet, words))
+    (folder / "layouts.json").write_text(json.dumps([TINY.to_grid()]), encoding="utf-8")
+    decoding = {"beam_size": 4, "num_candidates": None, "prior_weight": 0.5, "length_penalty": 0.5,
+                "max_length": None, "template_weight": 0.0, "template_prior_weight": 1.0, "not_applied": {}}
+    (folder / "decoding.json").write_text(json.dumps(decoding), encoding="utf-8")
+    manifest = {"format": "swipe-onnx", "version": 1, "opset": 18, "family": "rnn", "graphs": graphs,
+                "tokenizer": {"alphabet": alphabet, "eos_id": 0, "sos_id": len(alphabet) + 1,
+                              "num_output_tokens": len(alphabet) + 1},
+                "layouts": ["tiny"], "lexicon": "tiny", "max_length": 6,
+                "preprocessing": {"resample": {"mode": "path", "step": 0.25, "keep_time": False},
+                                  "max_points": 64},
+                "decoding": decoding}
+    (folder / "model.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return folder
+
+
+def tampered(folder: Path, tmp_path: Path, file: str, change: Any) -> Path:
+    """A copy of ``folder`` with ``file`` changed: ``change`` edits its JSON in place (a function),
+    replaces its bytes, or (None) removes it."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    path = copy / file
+    if change is None:
+        path.unlink()
+    elif callable(change):
+        if file.endswith(".npz"):
+            with np.load(path) as arrays:
+                values = {key: arrays[key] for key in arrays.files}
+            change(values)
+            np.savez(path, **values)
+        else:
+            values = json.loads(path.read_text(encoding="utf-8"))
+            change(values)
+            path.write_text(json.dumps(values), encoding="utf-8")
+    else:
+        path.write_bytes(change)
+    return copy
+
+
+def _set(path: str, value: Any) -> Any:
+    """An edit that sets the field at the dotted ``path`` (``del`` for ``...``)."""
+    def edit(values: Any) -> None:
+        *parents, last = path.split(".")
+        for key in parents:
+            values = values[int(key)] if isinstance(values, list) else values[key]
+        if value is ...:
+            del values[last]
+        elif isinstance(values, list):
+            values[int(last)] = value
+        else:
+            values[last] = value
+    return edit
+
+
+FOLDER_CASES = [
+    ("model.json", b"[1, 2]", "model.json: must be a JSON object"),
+    ("model.json", b"{" * 5000, "model.json: not valid JSON"),
+    ("model.json", b"\xff\xfe", "model.json: not valid JSON"),
+    ("model.json", None, "model.json: cannot read"),
+    ("model.json", _set("version", 2), "model.json: format"),
+    ("model.json", _set("tokenizer", "abc"), "model.json: tokenizer: must be an object"),
+    ("model.json", _set("tokenizer.alphabet", 5), "model.json: tokenizer.alphabet: must be text"),
+    ("model.json", _set("tokenizer.alphabet", "aab"), "tokenizer.alphabet: must be distinct"),
+    ("model.json", _set("tokenizer.eos_id", ...), "model.json: tokenizer.eos_id: missing"),
+    ("model.json", _set("tokenizer.eos_id", True), "tokenizer.eos_id: must be a whole number"),
+    ("model.json", _set("tokenizer.sos_id", 99), "tokenizer.sos_id: must be 0 to 8"),
+    ("model.json", _set("max_length", 0), "model.json: max_length: must be 1 to"),
+    ("model.json", _set("max_length", 10**9), "model.json: max_length: must be 1 to"),
+    ("model.json", _set("layouts", []), "model.json: layouts: must name"),
+    ("model.json", _set("layouts", ["tiny", "tiny"]), "model.json: layouts: must be a list of distinct"),
+    ("model.json", _set("layouts", ["qwerty"]), "layouts.json: no layout 'qwerty'"),
+    ("model.json", _set("preprocessing.resample.step", 0), "resample.step: must be a finite"),
+    ("model.json", _set("preprocessing.resample.step", 1e-9), "resample.step: must be a finite"),
+    ("model.json", _set("preprocessing.resample.step", "lots"), "resample.step: must be a num"),
+    ("model.json", _set("preprocessing.resample.mode", "space"), "resample.mode: must be one of"),
+    ("model.json", _set("preprocessing.max_points", 1), "preprocessing.max_points: must be 2 to"),
+    ("model.json", _set("graphs.encoder.file", "../encoder.onnx"), "graphs.encoder.file: must be a .onnx"),
+    ("model.json", _set("graphs.encoder.inputs", ["points"]), "graphs.encoder.inputs: must be"),
+    ("model.json", _set("graphs.encoder.outputs", ["memory", "other"]), "graphs.decoder_step.state[0].init"),
+    ("model.json", _set("graphs.decoder_step.inputs", ["tokens"]), "graphs.decoder_step.inputs: must be"),
+    ("model.json", _set("graphs.decoder_step.outputs", ["logits"]), "graphs.decoder_step.outputs: must be"),
+    ("model.json", _set("graphs.decoder_step.state.0.shape", [10**9]), "state[0].shape: must be positive"),
+    ("model.json", _set("graphs.decoder_step.state.0.shape", [4]), "state[0].shape: [4], but encoder.onnx"),
+    ("model.json", lambda m: m["graphs"]["decoder_step"]["state"][0].update(init="zeros", shape=[4]),
+     "decoder_step.onnx: does not run"),
+    ("model.json", _set("graphs.decoder_step.state.0.init", "ones"), "state[0].init: must be"),
+    ("model.json", _set("graphs.decoder_step.state", "x"), "graphs.decoder_step.state: must be a list"),
+    ("model.json", _set("graphs.encoder.outputs", ["hidden", "memory"]), "encoder.onnx: inputs"),
+    ("decoding.json", None, "decoding.json: cannot read"),
+    ("decoding.json", b"", "decoding.json: not valid JSON"),
+    ("decoding.json", _set("beam_size", 0), "decoding.json: beam_size: must be 1 to"),
+    ("decoding.json", _set("beam_size", "lots"), "decoding.json: beam_size: must be a whole number"),
+    ("decoding.json", _set("beam_size", 2.5), "decoding.json: beam_size: must be a whole number"),
+    ("decoding.json", _set("beam_size", 10**9), "decoding.json: beam_size: must be 1 to"),
+    ("decoding.json", _set("max_length", 0), "decoding.json: max_length: must be 1 to"),
+    ("decoding.json", _set("prior_weight", float("nan")), "decoding.json: prior_weight: must be a finite"),
+    ("decoding.json", _set("length_penalty", "0.5"), "decoding.json: length_penalty: must be a number"),
+    ("decoding.json", _set("num_candidates", -1), "decoding.json: num_candidates: must be 0 to"),
+    ("decoding.json", _set("x_scales", [1, "wide"]), "decoding.json: x_scales: must be"),
+    ("layouts.json", None, "layouts.json: missing"),
+    ("layouts.json", b"{\"tiny\": 5}", "layouts.json: not a layouts file"),
+    ("layouts.json", b"[" * 5000, "layouts.json: not a layouts file"),
+    ("lexicon.npz", None, "lexicon.npz: missing"),
+    ("lexicon.npz", b"PK\x03\x04" + b"\x00" * 50, "lexicon.npz: not a readable .npz"),
+    ("lexicon.npz", b"garbage", "lexicon.npz: not a readable .npz"),
+    ("lexicon.npz", _set("children", ...), "lexicon.npz: children: missing"),
+    ("lexicon.npz", lambda a: a.update(children=a["children"] + 100), "children: node numbers must be"),
+    ("lexicon.npz", lambda a: a.update(children=a["children"] - 5), "children: node numbers must be"),
+    ("lexicon.npz", lambda a: a.update(children=a["children"][:, :3]), "children: must be integers of shape"),
+    ("lexicon.npz", lambda a: a.update(children=a["children"].astype(float)), "children: must be integers"),
+    ("lexicon.npz", lambda a: a.update(lookahead=a["lookahead"][:2]), "lookahead: must be floats of shape"),
+    ("lexicon.npz", lambda a: a.update(end_log_prob=a["end_log_prob"] * np.nan), "end_log_prob: holds NaN"),
+    ("lexicon.npz", lambda a: a.update(word_ids=a["word_ids"] + 50), "word_ids: must be -1 to"),
+    ("encoder.onnx", b"garbage", "encoder.onnx: not a loadable ONNX graph"),
+    ("encoder.onnx", None, "encoder.onnx: missing"),
+    ("decoder_step.onnx", b"\x08\x07" * 100, "decoder_step.onnx: not a loadable ONNX graph"),
+]
+
+
+@pytest.mark.parametrize(("file", "change", "message"), FOLDER_CASES,
+                         ids=[f"{file}-{message[-30:]}" for file, _, message in FOLDER_CASES])
+def test_tampered_export_folders_are_refused_in_one_line_naming_file_and_field(
+        export_folder, tmp_path, file, change, message):
+    from swipe.runtime.folder import OnnxFolderError, read_export_folder
+
+    folder = tampered(export_folder, tmp_path, file, change)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    with pytest.raises(OnnxFolderError) as caught:
+        read_export_folder(folder)
+    text = str(caught.value)
+    assert message in text and "\n" not in text and text.startswith(str(folder)), text
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # nothing written
+
+
+def test_a_good_export_folder_reads_and_decodes(export_folder):
+    from swipe.runtime.folder import read_export_folder
+
+    export = read_export_folder(export_folder)
+    assert export.alphabet == "abcdef" and [layout.name for layout in export.layouts] == ["tiny"]
+    assert export.resample == {"mode": "path", "step": 0.25, "keep_time": False}
+
+
+def test_fuzz_export_folder_files(export_folder, tmp_path):
+    """Random byte edits of each file: the folder is read or refused with OnnxFolderError, nothing else."""
+    from swipe.runtime.folder import OnnxFolderError, read_export_folder
+
+    rng = random.Random(32)
+    refused = 0
+    for i in range(60):
+        file = rng.choice(["model.json", "decoding.json", "layouts.json", "lexicon.npz", "encoder.onnx"])
+        data = bytearray((export_folder / file).read_bytes())
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(len(data)) if data else 0
+            if rng.random() < 0.5:
+                data[at:at + rng.randint(1, 3)] = rng.choice(ODD)
+            else:
+                del data[at:]
+        folder = tampered(export_folder, tmp_path / str(i), file, bytes(data))
+        try:
+            read_export_folder(folder)
+        except OnnxFolderError as err:
+            assert "\n" not in str(err) and file.split(".")[0] in str(err), str(err)
+            refused += 1
+    assert refused > 30
