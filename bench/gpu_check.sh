@@ -5,10 +5,11 @@
 #
 #     bash bench/gpu_check.sh            # from the repository root
 #
+# bench/gpu_run.sh runs the same tests within one call that also trains and exports a model.
 # Exit status: 0 when every check passed, 1 when one failed, 2 when there is no CUDA device.
 set -u
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python}
+PY=${PYTHON:-python3}
 LOGS=$(mktemp -d -t swipe-gpu-check-XXXXXX)
 
 if ! $PY -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then

@@ -8,8 +8,8 @@ write the summary.
     python bench/gpu_run.py summary WORK OUT
 
 ``synth-plan`` writes the recipe's generator settings, times the generator on one core and prints
-how many curves each of ``--jobs`` processes can write in ``--seconds`` and the seed of the recipe's
-validation split. ``config`` copies a training config with some keys set (each value JSON, else a
+how many shards of how many curves ``--jobs`` processes can write in ``--seconds``, and the seed of
+the recipe's validation split. ``config`` copies a training config with some keys set (each value JSON, else a
 string) and reads the result back strictly, so that a mistyped key stops the run before it starts.
 ``summary`` writes ``OUT/summary.md`` from what the run left in ``WORK``.
 """
@@ -36,20 +36,24 @@ if TYPE_CHECKING:
 
 
 class SynthPlan(NamedTuple):
+    """``shards`` files of ``per_shard`` curves, written by ``jobs`` processes in about ``seconds``."""
+
     curves_per_s_per_core: float
     jobs: int
     seconds: float
-    per_job: int
+    shards: int
+    per_shard: int
 
     @property
     def total(self) -> int:
-        return self.per_job * self.jobs
+        return self.shards * self.per_shard
 
 
 def plan_synthesis(
-    seconds: float, jobs: int, generator: SynthConfig, probe: int, max_total: int | None
+    seconds: float, jobs: int, shards_per_job: int, generator: SynthConfig, probe: int, max_total: int | None
 ) -> SynthPlan:
-    """Time ``write_synthetic_jsonl`` on ``probe`` curves and size ``jobs`` equal shards to ``seconds``."""
+    """Time ``write_synthetic_jsonl`` on ``probe`` curves on one core and size equal shards, a few per
+    process (a shard cut off by a time limit then loses only its own curves), to ``seconds``."""
     from swipe.keyboard import bundled_layout
     from swipe.lexicon import load_lexicon
     from swipe.synth import write_synthetic_jsonl
@@ -61,10 +65,11 @@ def plan_synthesis(
         write_synthetic_jsonl(Path(tmp) / "probe.jsonl", layout, lexicon, probe, seed=1, config=generator,
                               inline_grid=False)
         rate = probe / (time.perf_counter() - start)
-    per_job = max(1, int(rate * seconds))
+    shards = jobs * shards_per_job
+    per_shard = max(1, int(rate * seconds / shards_per_job))
     if max_total is not None:
-        per_job = max(1, min(per_job, max_total // jobs))
-    return SynthPlan(rate, jobs, seconds, per_job)
+        per_shard = max(1, min(per_shard, max_total // shards))
+    return SynthPlan(rate, jobs, seconds, shards, per_shard)
 
 
 def _synth_plan(args: argparse.Namespace) -> int:
@@ -75,11 +80,12 @@ def _synth_plan(args: argparse.Namespace) -> int:
     if synthetic is None or synthetic.layouts != ["hws_fitted"] or synthetic.lexicon != "en":
         raise SystemExit(f"error: {args.recipe}: expected synthetic English swipes on hws_fitted")
     args.generator_out.write_text(json.dumps(to_dict(synthetic.generator), indent=1) + "\n")
-    plan = plan_synthesis(args.seconds, args.jobs, synthetic.generator, args.probe, args.max_total)
+    plan = plan_synthesis(args.seconds, args.jobs, args.shards_per_job, synthetic.generator, args.probe,
+                          args.max_total)
     args.plan.write_text(json.dumps(plan._asdict() | {"total": plan.total}, indent=1) + "\n")
-    print(f"{plan.curves_per_s_per_core:,.0f} curves/s on one core: {plan.jobs} x {plan.per_job:,} = "
-          f"{plan.total:,} curves in about {plan.seconds:.0f} s", file=sys.stderr)
-    print(plan.per_job, synthetic.seed + 1)  # the recipe's validation split has its seed + 1
+    print(f"{plan.curves_per_s_per_core:,.0f} curves/s on one core: {plan.shards} x {plan.per_shard:,} = "
+          f"{plan.total:,} curves by {plan.jobs} processes in about {plan.seconds:.0f} s", file=sys.stderr)
+    print(plan.shards, plan.per_shard, synthetic.seed + 1)  # the recipe's validation split has its seed + 1
     return 0
 
 
@@ -191,17 +197,18 @@ def write_summary(work: Path, out: Path) -> str:
     plan = json.loads(_read(work / "synth_plan.json") or "{}")
     if plan:
         lines.append(f"- generator: {plan['curves_per_s_per_core']:,.0f} curves/s on one core; planned "
-                     f"{plan['jobs']} processes x {plan['per_job']:,} = {plan['total']:,} curves "
-                     f"(about {plan['seconds']:.0f} s)")
+                     f"{plan['shards']} shards x {plan['per_shard']:,} = {plan['total']:,} curves by "
+                     f"{plan['jobs']} processes in about {plan['seconds']:.0f} s")
     for split in ("train", "val"):
         count = _num_curves(work / "data" / split)
         lines.append(f"- built {split}: {count:,} curves" if count is not None else f"- built {split}: none")
 
     log = _read(out / "train.log")
     lines += ["", "## Training", "", f"- settings: {json.dumps(settings)}"]
-    train_seconds = [float(p[2]) for p in phases if p[0] == "train"]
-    if train_seconds and train_seconds[0] > 0:
-        lines.append(f"- end to end: {end_to_end_rate(log, settings.get('batch_size', 0), train_seconds[0])}")
+    train_seconds = [float(p[2]) for p in phases if p[0] in ("train", "train_fp32")]
+    if train_seconds and train_seconds[-1] > 0:
+        rate = end_to_end_rate(log, settings.get("batch_size", 0), train_seconds[-1])
+        lines.append(f"- end to end: {rate}")
     lines += [f"- {SHIPPED_VAL}", "", "```", *training_lines(log)[-40:], "```", ""]
     lines += ["## Training throughput (optimizer step on pre-collated batches)", "",
               _read(out / "throughput.md").strip() or "(none)", ""]
@@ -231,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("synth-plan", help="curves per process for a time budget (printed)")
     p.add_argument("--seconds", type=float, required=True, help="time budget of the synthesis")
     p.add_argument("--jobs", type=int, required=True, help="processes writing at once")
+    p.add_argument("--shards-per-job", type=int, default=4, help="files each process writes in turn")
     p.add_argument("--recipe", type=Path, required=True, help="training config with a data.synthetic section")
     p.add_argument("--generator-out", type=Path, required=True,
                    help="JSON file to write the recipe's generator settings to (for python -m swipe.synth)")

@@ -50,8 +50,8 @@ finish() {
     [ -n "$pids" ] && kill $pids 2>/dev/null
     summary
     cat "$OUT/summary.md" 2>/dev/null
-    tar -czf "$OUT/logs.tar.gz" -C "$WORK" logs phases.tsv settings.json env.txt synth_plan.json run.json \
-        run/config.json run/tb 2>/dev/null
+    (cd "$WORK" && tar -czf "$OUT/logs.tar.gz" logs phases.tsv settings.json env.txt synth_plan.json \
+        run*.json run*/config.json run*/tb 2>/dev/null)
     echo "results in $OUT; data and checkpoints in $WORK"
 }
 
@@ -60,20 +60,20 @@ finish() {
 # The training split in equal shards, one per core but one, sized from the generator's speed measured
 # here, and the recipe's own validation split.
 synthesize() {
-    local plan=(--probe 2000) val=4000 per_job val_seed
-    [ "$SCALE" = tiny ] && plan=(--probe 100 --max-total 400) val=100
+    local plan=(--probe 2000) val=4000 shards per_shard val_seed
+    [ "$SCALE" = tiny ] && plan=(--probe 100 --max-total 400 --shards-per-job 1) val=100
     PHASE_LOG=$LOGS/synth_plan.log phase synth_plan 60 $PY bench/gpu_run.py synth-plan --recipe $RECIPE \
         --seconds "$SYNTH_SECONDS" --jobs "$JOBS" --generator-out "$WORK/generator.json" \
         --plan "$WORK/synth_plan.json" "${plan[@]}" || return 1
-    read -r per_job val_seed < <(grep -E '^[0-9]+ [0-9]+$' "$LOGS/synth_plan.log" | tail -n 1)
+    read -r shards per_shard val_seed < <(grep -E '^[0-9]+ [0-9]+ [0-9]+$' "$LOGS/synth_plan.log" | tail -n 1)
     [ -n "${val_seed:-}" ] || { skipped synth "no plan"; return 1; }
     local synth=(-m swipe.synth --layout hws_fitted --lexicon en --config "$WORK/generator.json" --grid-by-name)
     $PY "${synth[@]}" --count $val --seed "$val_seed" --out "$WORK/synth/val.jsonl" >"$LOGS/synth_val.log" 2>&1 &
     local val_pid=$!
     # Shards unfinished at the time limit are dropped (each file appears only when complete).
-    seq 1000 $(( 999 + JOBS )) >"$WORK/synth/seeds.txt"
-    phase synth "$(within $(( SYNTH_SECONDS * 3 / 2 + 20 )) $(( KEEP + 60 )))" xargs -a "$WORK/synth/seeds.txt" \
-        -P "$JOBS" -I{} $PY "${synth[@]}" --count "$per_job" --seed {} --out "$WORK/synth/train-{}.jsonl"
+    seq 1000 $(( 999 + shards )) >"$WORK/synth/seeds.txt"
+    phase synth "$(within $(( SYNTH_SECONDS * 2 + 60 )) $(( KEEP + 60 )))" xargs -a "$WORK/synth/seeds.txt" \
+        -P "$JOBS" -I{} $PY "${synth[@]}" --count "$per_shard" --seed {} --out "$WORK/synth/train-{}.jsonl"
     wait $val_pid
 }
 
@@ -100,12 +100,13 @@ throughput() {
 }
 
 # en_hws's recipe on the built data until 40 s before the deadline (the trainer stops itself in time
-# to save; the phase's limit is a guard).
+# to save; the phase's limit is a guard). Should mixed precision fail before a validation, fp32 gets
+# the time left.
 train() {
-    local sets budget
+    local sets budget precision=auto
     if [ "$SCALE" = full ]; then
         sets=(--set data.num_workers=$(( CPUS > 4 ? CPUS - 2 : 1 )) --set max_steps=1000000
-              --set validation.every_steps=1000 --set schedule.warmup_steps=300 --set schedule.plateau_patience=3)
+              --set schedule.warmup_steps=300)
     else
         sets=(--set data.num_workers=1 --set max_steps=4 --set validation.every_steps=2
               --set validation.max_curves=64 --set schedule.warmup_steps=1)
@@ -114,24 +115,33 @@ train() {
     if [ ! -d "$WORK/data/train" ] || [ ! -d "$WORK/data/val" ]; then
         skipped train "no built data"; return 1
     fi
-    PHASE_LOG=$LOGS/config.log phase config 60 $PY bench/gpu_run.py config $RECIPE "$WORK/run.json" \
-        --set name=gpu_en_hws --set "data.train=$WORK/data/train" --set "data.val=$WORK/data/val" \
-        --set data.synthetic=null --set "data.batch_size=$BATCH" --set "device=$DEVICE" \
-        --set precision=auto --set logging.progress_bar=false "${sets[@]}" || return 1
-    budget=$(left 40)
-    PHASE_LOG=$OUT/train.log phase train $(( budget + 20 )) env PYTHONUNBUFFERED=1 $PY train.py \
-        --config "$WORK/run.json" --run-dir "$WORK/run" --max-minutes "$(awk "BEGIN { print $budget / 60 }")"
+    RUN=$WORK/run
+    while true; do
+        PHASE_LOG=$LOGS/config.log phase config 60 $PY bench/gpu_run.py config $RECIPE "$RUN.json" \
+            --set name=gpu_en_hws --set "data.train=$WORK/data/train" --set "data.val=$WORK/data/val" \
+            --set data.synthetic=null --set "data.batch_size=$BATCH" --set "device=$DEVICE" \
+            --set "precision=$precision" --set logging.progress_bar=false "${sets[@]}" || return 1
+        budget=$(left 40)
+        PHASE_LOG=$OUT/train.log phase "train${RUN#"$WORK"/run}" $(( budget + 20 )) env PYTHONUNBUFFERED=1 \
+            $PY train.py --config "$RUN.json" --run-dir "$RUN" --max-minutes "$(awk "BEGIN { print $budget / 60 }")" &&
+            return 0
+        if [ "$precision" = fp32 ] || [ -f "$RUN/checkpoints/best.pt" ] || [ "$(left 40)" -lt 60 ]; then
+            return 1
+        fi
+        mv "$OUT/train.log" "$LOGS/train_amp.log"
+        precision=fp32 RUN=$WORK/run_fp32
+    done
 }
 
 # The best weights (the last ones when no validation ran), beside en_hws's decoding settings.
 export_model() {
-    local best=$WORK/run/checkpoints/best.pt
-    [ -f "$best" ] || best=$WORK/run/checkpoints/last.pt
+    local best=${RUN:-$WORK/run}/checkpoints/best.pt
+    [ -f "$best" ] || best=${RUN:-$WORK/run}/checkpoints/last.pt
     if [ ! -f "$best" ]; then
         skipped export "no checkpoint"; return 1
     fi
     phase export "$(within 60 5)" $PY -m swipe.export "$best" --out "$OUT/model/model.pt" &&
-        cp $SHIPPED/decoding.json "$WORK/run/config.json" "$OUT/model/"
+        cp $SHIPPED/decoding.json "$RUN/config.json" "$OUT/model/"
 }
 
 # ---- the run ------------------------------------------------------------------------------------
@@ -171,8 +181,9 @@ main() {
     fi
 
     WORK=${SWIPE_GPU_WORK:-$(mktemp -d -t swipe-gpu-run-XXXXXX)}
+    mkdir -p "$OUT/model" "$WORK/logs" "$WORK/synth" "$WORK/data" || return 2
+    OUT=$(cd "$OUT" && pwd) WORK=$(cd "$WORK" && pwd)
     LOGS=$WORK/logs
-    mkdir -p "$OUT/model" "$LOGS" "$WORK/synth" "$WORK/data" || return 2
     TOTAL=$(awk "BEGIN { printf \"%d\", $MINUTES * 60 }")
     DEADLINE=$(( SECONDS + TOTAL ))
     KEEP=$(( TOTAL * 45 / 100 ))  # kept for training and export, however long the preparation takes
