@@ -4,21 +4,12 @@ An exported model holds what decoding needs and nothing of the training state (n
 scheduler or RNG state), with the weights stored in half precision (``fp16``, the default), full
 precision (``fp32``) or as 8-bit integers (``int8``: the weight matrix of every ``nn.Linear`` is
 quantised symmetrically, one fp32 scale per output row; every other tensor is stored in fp16).
-Like a checkpoint it is a ``torch.save`` of plain containers and tensors, read with
-``torch.load(..., weights_only=True)``::
-
-    {"format": "swipe-model", "version": 1, "dtype": "fp16" | "fp32" | "int8",
-     "model": state_dict, "int8_scales": {name: scale per row, ...},
-     "step": int, "config": TrainConfig as a dict, "tokenizer": {"alphabet": ...},
-     "layouts": [grid, ...], "lexicon": str,
-     "provenance": {"run": str, "step": int, "epoch": int, "metrics": {...} | None,
-                    "best": {...} | None, "source_file": str, "source_sha256": str,
-                    "weight_average": {"decay": float, "num_updates": int} | None}}
+Its format, and reading it back, are in :mod:`swipe.model_files`.
 
 The weights are the checkpoint's moving average of them where the run kept one
 (``optim.ema_decay``), else its training weights.
 
-:func:`swipe.training.load_model` loads exported files as it loads checkpoints, with the weights
+:func:`swipe.model_files.load_model` loads exported files as it loads checkpoints, with the weights
 upcast to fp32 for CPU inference::
 
     python -m swipe.export runs/en/checkpoints/best.pt --out en.pt             # fp16
@@ -28,34 +19,39 @@ upcast to fp32 for CPU inference::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from pathlib import Path
-from typing import Any, Collection, Literal, NamedTuple, Sequence
+from typing import Any, Collection, NamedTuple, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from swipe.config import ConfigError
-from swipe.safe_pickle import UnsafeFileError, torch_load
-from swipe.training.checkpoint import (
-    CHECKPOINT_FORMAT,
-    CHECKPOINT_VERSION,
+from swipe.model_files import (
+    DTYPES,
+    EXPORT_FORMAT,
+    EXPORT_VERSION,
     CheckpointError,
-    atomic_save,
+    Dtype,
+    ExportError,
+    ModelInfo,
+    check_exported,
     inference_state,
     model_parts,
+    read_checkpoint_bytes,
+    read_model_info,
     resolve_model_file,
+    restore_state_dict,
 )
+from swipe.models import build_model
+from swipe.training.checkpoint import atomic_save
 
-EXPORT_FORMAT = "swipe-model"
-EXPORT_VERSION = 1
-DTYPES = ("fp16", "fp32", "int8")
-Dtype = Literal["fp16", "fp32", "int8"]
-
-
-class ExportError(ValueError):
-    """The checkpoint cannot be exported as asked, or an exported file is damaged."""
+__all__ = [
+    "ExportResult", "compress_state_dict", "export_checkpoint", "exported_model", "main", "quantize_int8",
+    # Kept here for one release: import these from swipe.model_files.
+    "DTYPES", "EXPORT_FORMAT", "EXPORT_VERSION", "Dtype", "ExportError", "ModelInfo", "check_exported",
+    "read_model_info", "restore_state_dict",
+]
 
 
 class ExportResult(NamedTuple):
@@ -83,38 +79,11 @@ class ExportResult(NamedTuple):
     step: int
 
 
-class ModelInfo(NamedTuple):
-    """The description of an exported model, without its weights (see :func:`read_model_info`).
-
-    Attributes
-    ----------
-    path : Path
-    dtype : str
-    layout_names : tuple of str
-        The model's layouts, in layout-id order.
-    lexicon : str
-        The lexicon it was trained and validated with (``en``, ``ru`` or a path).
-    step : int
-    provenance : dict
-        Run name, step, epoch, validation metrics, best metric, source file name and SHA-256,
-        and the decay and number of updates of the moving average of the weights, if any.
-    """
-
-    path: Path
-    dtype: str
-    layout_names: tuple[str, ...]
-    lexicon: str
-    step: int
-    provenance: dict[str, Any]
-
-
 # ---- weights -------------------------------------------------------------------------------------
 
 
 def _linear_weight_names(checkpoint: dict[str, Any], where: str) -> set[str]:
     """State-dict names of the ``nn.Linear`` weights of the checkpoint's model."""
-    from swipe.models import build_model
-
     try:
         config, tokenizer, layouts = model_parts(checkpoint, f"{where}: config:")
     except ConfigError as err:
@@ -179,50 +148,7 @@ def compress_state_dict(
     return weights, scales
 
 
-def restore_state_dict(exported: dict[str, Any], where: str = "") -> dict[str, Tensor]:
-    """The fp32 ``state_dict`` of a loaded exported file (int8 weights dequantised)."""
-    prefix = f"{where}: " if where else ""
-    scales: dict[str, Tensor] = exported.get("int8_scales") or {}
-    state: dict[str, Tensor] = {}
-    for name, tensor in exported["model"].items():
-        if name in scales:
-            if tensor.dtype != torch.int8 or scales[name].shape != tensor.shape[:1]:
-                raise ExportError(f"{prefix}int8 weight {name!r} does not match its scales")
-            state[name] = tensor.float() * scales[name].float()[:, None]
-        elif tensor.is_floating_point():
-            state[name] = tensor.float()
-        else:
-            state[name] = tensor
-    unknown = set(scales) - set(exported["model"])
-    if unknown:
-        raise ExportError(f"{prefix}scales for unknown weights: {sorted(unknown)}")
-    return state
-
-
-# ---- files ---------------------------------------------------------------------------------------
-
-
-def _read_checkpoint_bytes(path: Path) -> tuple[dict[str, Any], str, int]:
-    """A training checkpoint, the SHA-256 and size of the exact bytes it was loaded from.
-
-    The file is read once into memory, so a checkpoint replaced by a running trainer meanwhile
-    cannot give weights and a hash of two different versions.
-    """
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise CheckpointError(f"{path}: cannot read checkpoint: {err.strerror}") from None
-    try:
-        ckpt = torch_load(data, str(path))
-    except UnsafeFileError as err:
-        raise CheckpointError(str(err)) from None
-    if isinstance(ckpt, dict) and ckpt.get("format") == EXPORT_FORMAT:
-        raise ExportError(f"{path}: already an exported model; export the training checkpoint")
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: not a swipe checkpoint")
-    if ckpt.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint version {ckpt.get('version')} is not supported")
-    return ckpt, hashlib.sha256(data).hexdigest(), len(data)
+# ---- the file -----------------------------------------------------------------------------------
 
 
 def exported_model(checkpoint: dict[str, Any], dtype: Dtype, source_file: str, source_sha256: str,
@@ -294,39 +220,11 @@ def export_checkpoint(
             raise FileExistsError(f"{out}: already exists (pass --overwrite to replace it)")
     if out.is_dir():
         raise ExportError(f"{out}: is a directory; give the file to write")
-    ckpt, sha256, size = _read_checkpoint_bytes(source)
+    ckpt, sha256, size = read_checkpoint_bytes(source)
     contents = exported_model(ckpt, dtype, source.name, sha256, str(source))
     atomic_save(contents, out)
     return ExportResult(out, dtype, out.stat().st_size, size, str(contents["provenance"]["run"]),
                         contents["step"])
-
-
-def read_model_info(path: str | Path) -> ModelInfo:
-    """Describe an exported model without loading its weights into memory (memory-mapped read)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ExportError(f"{path}: no such exported model")
-    try:
-        obj = torch_load(path, str(path), mmap=True)
-    except UnsafeFileError as err:
-        raise ExportError(str(err)) from None
-    check_exported(obj, path)
-    names = tuple(str(grid.get("grid_name", "")) for grid in obj["layouts"])
-    return ModelInfo(path, obj["dtype"], names, obj["lexicon"], int(obj["step"]), obj["provenance"])
-
-
-def check_exported(obj: Any, path: str | Path) -> None:
-    """Raise :class:`ExportError` unless ``obj`` (a loaded file) is an exported model of this version."""
-    if not isinstance(obj, dict) or obj.get("format") != EXPORT_FORMAT:
-        raise ExportError(f"{path}: not an exported swipe model")
-    if obj.get("version") != EXPORT_VERSION:
-        raise ExportError(f"{path}: exported model version {obj.get('version')} is not supported")
-    missing = [k for k in ("dtype", "model", "step", "config", "tokenizer", "layouts", "lexicon",
-                           "provenance") if k not in obj]
-    if missing:
-        raise ExportError(f"{path}: exported model lacks {', '.join(missing)}")
-    if obj["dtype"] not in DTYPES:
-        raise ExportError(f"{path}: unknown dtype {obj['dtype']!r}")
 
 
 # ---- the command line ----------------------------------------------------------------------------

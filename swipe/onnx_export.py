@@ -40,6 +40,7 @@ from swipe.batch import SwipeBatch
 from swipe.data.collate import trajectory_features
 from swipe.decoding.trie import LexiconTrie
 from swipe.keyboard import Layout
+from swipe.model_files import load_model, read_decoding_settings, resolve_model_file, sha256_of
 from swipe.models.attention import key_padding_to_attention_mask
 from swipe.models.decoders import AttentionRNNDecoder, TransformerDecoder
 from swipe.models.encoder_decoder import EncoderDecoder, TransformerLikeEncoderDecoder
@@ -448,7 +449,6 @@ def runtime_settings(model_file: Path) -> dict[str, Any]:
     length penalty, template rescoring), else the beam generator's defaults; the settings it
     does not apply are listed under ``not_applied``."""
     from swipe.decoding.generators import BeamOptions
-    from swipe.shipped import read_decoding_settings
 
     settings = read_decoding_settings(model_file)
     beam = BeamOptions()
@@ -516,11 +516,10 @@ def export_onnx(checkpoint: str | Path, out: str | Path, overwrite: bool = False
     ------
     FileExistsError
         ``out`` holds files and ``overwrite`` is False.
-    OnnxExportError, swipe.training.checkpoint.CheckpointError
+    OnnxExportError, swipe.model_files.CheckpointError
         The model cannot be loaded or exported.
     """
     from swipe.lexicon import load_lexicon
-    from swipe.training.checkpoint import load_model, resolve_model_file
 
     source = resolve_model_file(checkpoint)
     out = Path(out)
@@ -544,8 +543,6 @@ def export_onnx(checkpoint: str | Path, out: str | Path, overwrite: bool = False
 def _write_folder(out: Path, loaded: Any, source: Path, settings: dict[str, Any], trie: LexiconTrie,
                   max_length: int, int8: bool) -> dict[str, int]:
     """Write the graphs, layouts, lexicon, settings, manifest and card into ``out``; their sizes."""
-    from swipe.data.build import sha256_of
-
     model, layouts, tokenizer = loaded.model, list(loaded.layouts), loaded.tokenizer
     # The exporter and the quantiser log warnings that concern other models (torchvision's
     # operators, image models' pre-processing).

@@ -12,20 +12,21 @@ import torch
 
 from swipe.config import from_dict, to_dict
 from swipe.data import SwipeCollator, SwipeDataset, build_dataset
-from swipe.export import ExportError, export_checkpoint, main, read_model_info
+from swipe.export import export_checkpoint, main
 from swipe.keyboard import Layout, bundled_layout
+from swipe.model_files import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    CheckpointError,
+    ExportError,
+    load_model,
+    read_model_info,
+)
 from swipe.models import build_model, preset
 from swipe.predict import main as predict_main
 from swipe.predictions import read_predictions
 from swipe.tokenizers import CharTokenizer
-from swipe.training.checkpoint import (
-    CHECKPOINT_FORMAT,
-    CHECKPOINT_VERSION,
-    CheckpointError,
-    capture_rng_state,
-    layouts_to_grids,
-    load_model,
-)
+from swipe.training.checkpoint import capture_rng_state, layouts_to_grids
 from swipe.training.config import TrainConfig
 
 WORDS = ["the", "they", "then", "hello", "help", "world", "word", "work", "and", "swipe", "sweet", "key"]
@@ -198,3 +199,19 @@ def test_run_and_model_directories_resolve_to_their_files(setup, tmp_path):
     info = read_model_info(folder / "model.pt")
     assert info.layout_names == ("qwerty_en",) and info.lexicon == "en" and info.dtype == "fp16"
     assert info.step == 500 and info.provenance["run"] == "tiny"
+
+
+def test_the_old_import_paths_still_give_the_same_names():
+    from swipe import export, model_files, shipped
+    from swipe.training import checkpoint
+
+    for module, names in [
+        (shipped, ["DecodingSettings", "ModelNotFoundError", "MODELS_DIR", "read_decoding_settings",
+                   "resolve_model", "shipped_model_for_layouts", "list_shipped_models", "shipped_names"]),
+        (export, ["ExportError", "EXPORT_FORMAT", "ModelInfo", "check_exported", "read_model_info",
+                  "restore_state_dict"]),
+        (checkpoint, ["CheckpointError", "CHECKPOINT_FORMAT", "LoadedModel", "load_checkpoint", "load_model",
+                      "model_parts", "resolve_model_file", "inference_state", "find_latest_run"]),
+    ]:
+        for name in names:
+            assert getattr(module, name) is getattr(model_files, name), f"{module.__name__}.{name}"

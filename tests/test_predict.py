@@ -407,7 +407,7 @@ def test_raw_data_finds_the_models_own_layout(project):
 
 
 def test_without_a_run_the_shipped_model_for_the_datas_layout_decodes(tmp_path, monkeypatch, capsys):
-    from swipe import shipped
+    from swipe import model_files as shipped
     from swipe.export import export_checkpoint
 
     monkeypatch.chdir(tmp_path)
@@ -509,7 +509,7 @@ def test_bad_decoding_settings_name_the_file_and_key(project, capsys, settings, 
 
 
 def test_with_data_the_shipped_model_for_its_layout_wins_over_the_latest_run(project, monkeypatch, capsys):
-    from swipe import shipped
+    from swipe import model_files as shipped
     from swipe.export import export_checkpoint
 
     write_checkpoint(project.root / "source.pt", "val.jsonl", seed=5)

@@ -8,22 +8,22 @@ from pathlib import Path
 import pytest
 from test_export import write_curves, write_training_checkpoint
 
-from swipe import shipped
+from swipe import model_files as shipped
 from swipe.data import build_dataset
 from swipe.decoding import GENERATORS, generator_options
 from swipe.export import export_checkpoint
 from swipe.keyboard import bundled_layout
 from swipe.metrics import score_predictions
-from swipe.predict import main as predict_main
-from swipe.predictions import read_predictions
-from swipe.shipped import (
+from swipe.model_files import (
     ShippedModelError,
     list_shipped_models,
+    load_model,
     read_decoding_settings,
     shipped_model_for_layouts,
 )
+from swipe.predict import main as predict_main
+from swipe.predictions import read_predictions
 from swipe.templates import TemplateRescorer
-from swipe.training.checkpoint import load_model
 
 
 @pytest.fixture(scope="module")
@@ -234,8 +234,7 @@ def test_finetune_real_scores_the_held_out_half_as_eval_real_does(tmp_path, caps
 
 def test_finetune_real_can_decode_as_predict_decodes_the_shipped_model(tmp_path, capsys):
     from bench import finetune_real
-    from swipe.shipped import read_decoding_settings
-    from swipe.training.checkpoint import resolve_model_file
+    from swipe.model_files import read_decoding_settings, resolve_model_file
 
     model = resolve_model_file(Path(shipped.__file__).parent / "resources" / "models" / "en_hws")
     settings = read_decoding_settings(model)

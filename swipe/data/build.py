@@ -37,6 +37,7 @@ from swipe.formats import (
     ReadStats,
     iter_curve_chunks,
 )
+from swipe.hashing import sha256_of
 from swipe.keyboard import Layout, LayoutError
 from swipe.progress import progress_bar
 from swipe.tokenizers import CharTokenizer
@@ -176,15 +177,6 @@ class _ArrayWriter:
         self.file.flush()
         os.fsync(self.file.fileno())
         self.file.close()
-
-
-def sha256_of(path: Path) -> str:
-    """SHA-256 of a file's bytes, hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class _CharCoder:

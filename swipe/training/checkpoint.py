@@ -1,17 +1,9 @@
-"""Checkpoints: atomic writes, safe loading, RNG state capture, and rebuilding a trained model.
+"""The trainer's checkpoints: atomic writes, the files and lock of a run directory, RNG state.
 
-A checkpoint is a ``torch.save`` of plain containers, tensors and numbers only, so it loads with
-``torch.load(..., weights_only=True)``. It holds everything a resumed run or a decoder needs::
-
-    {"format": "swipe-checkpoint", "version": 1,
-     "model": state_dict, "optimizer": ..., "scheduler": ..., "early_stopping": ..., "scaler": ...,
-     "step": int, "epoch": int, "batch_in_epoch": int,
-     "rng": [per-rank RNG states], "config": TrainConfig as a dict,
-     "tokenizer": {"alphabet": ...}, "layouts": [grid, ...], "metrics": {...}, "best": {...},
-     "weight_average": {"decay", "num_updates", "model": state_dict} or None}
-
-``model`` holds the weights training continues from; with ``optim.ema_decay`` the moving average of
-them (:mod:`swipe.training.averaging`) is what decoders use (:func:`inference_state`).
+A checkpoint holds everything a resumed run or a decoder needs; its format, and reading it back
+into a model (:func:`~swipe.model_files.load_model`), are in :mod:`swipe.model_files`. ``model``
+holds the weights training continues from; with ``optim.ema_decay`` the moving average of them
+(:mod:`swipe.training.averaging`) is what decoders use (:func:`~swipe.model_files.inference_state`).
 
 Run directory layout::
 
@@ -22,7 +14,8 @@ Run directory layout::
     run_dir/checkpoints/step-00001234.pt  the last K validation checkpoints
     run_dir/tb/                         TensorBoard event files
 
-:func:`load_model` also loads the compact inference files of :mod:`swipe.export`.
+The names that read checkpoints (``load_checkpoint``, ``load_model``, ``resolve_model_file``, ...)
+are kept here for one release; import them from :mod:`swipe.model_files`.
 """
 
 from __future__ import annotations
@@ -31,26 +24,39 @@ import os
 import random
 import re
 import shutil
-import warnings
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from swipe.atomic import atomic_output, sweep_stale
-from swipe.config import ConfigError, from_dict
 from swipe.keyboard import Layout
-from swipe.safe_pickle import UnsafeFileError, torch_load
-from swipe.tokenizers import CharTokenizer
+from swipe.model_files import (
+    BEST_FILE,
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    CHECKPOINTS_DIR,
+    LAST_FILE,
+    CheckpointError,
+    LoadedModel,
+    find_latest_run,
+    inference_state,
+    load_checkpoint,
+    load_model,
+    model_parts,
+    resolve_model_file,
+)
 
-CHECKPOINT_FORMAT = "swipe-checkpoint"
-CHECKPOINT_VERSION = 1
+__all__ = [
+    "STEP_PATTERN", "CheckpointFiles", "RunDirLock", "atomic_copy", "atomic_save", "capture_rng_state",
+    "layouts_to_grids", "restore_rng_state",
+    # Kept here for one release: import these from swipe.model_files.
+    "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "CheckpointError", "LoadedModel", "find_latest_run",
+    "inference_state", "load_checkpoint", "load_model", "model_parts", "resolve_model_file",
+]
+
 STEP_PATTERN = re.compile(r"^step-(\d{8,})\.pt$")
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, unreadable or not a swipe checkpoint."""
 
 
 # ---- files ------------------------------------------------------------------------------------
@@ -79,32 +85,6 @@ def atomic_copy(src: str | Path, dst: str | Path) -> None:
             os.fsync(fout.fileno())
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint safely (``weights_only=True``) and check its format."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint")
-    ckpt = _load(path, map_location)
-    _check_format(ckpt, path)
-    return ckpt
-
-
-def _load(path: Path, map_location: str | torch.device = "cpu") -> Any:
-    """A torch file checked against :data:`swipe.safe_pickle.TORCH_LIMITS`, loaded onto
-    ``map_location`` with ``weights_only=True``."""
-    try:
-        return torch_load(path, str(path), map_location=map_location)
-    except UnsafeFileError as err:
-        raise CheckpointError(f"{path}: cannot load checkpoint: {err.reason}") from None
-
-
-def _check_format(ckpt: Any, path: Path) -> None:
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: not a swipe checkpoint")
-    if ckpt.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint version {ckpt.get('version')} is not supported")
-
-
 class CheckpointFiles:
     """The checkpoint files of one run directory.
 
@@ -117,16 +97,16 @@ class CheckpointFiles:
     """
 
     def __init__(self, run_dir: str | Path, keep_last: int) -> None:
-        self.dir = Path(run_dir) / "checkpoints"
+        self.dir = Path(run_dir) / CHECKPOINTS_DIR
         self.keep_last = keep_last
 
     @property
     def last(self) -> Path:
-        return self.dir / "last.pt"
+        return self.dir / LAST_FILE
 
     @property
     def best(self) -> Path:
-        return self.dir / "best.pt"
+        return self.dir / BEST_FILE
 
     def step_path(self, step: int) -> Path:
         return self.dir / f"step-{step:08d}.pt"
@@ -248,137 +228,7 @@ def restore_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
-# ---- rebuilding a trained model ----------------------------------------------------------------
-
-
-class LoadedModel(NamedTuple):
-    """A trained decoder rebuilt from a checkpoint.
-
-    Attributes
-    ----------
-    model : EncoderDecoder
-        In eval mode, on the requested device.
-    config : TrainConfig
-        The full training configuration of the run.
-    tokenizer : CharTokenizer
-    layouts : list of Layout
-        The model's layouts, in the order of its layout ids.
-    step : int
-        Optimizer steps the weights were trained for.
-    """
-
-    model: torch.nn.Module
-    config: Any
-    tokenizer: CharTokenizer
-    layouts: list[Layout]
-    step: int
-
-
-def model_parts(ckpt: dict[str, Any], where: str = "") -> tuple[Any, CharTokenizer, list[Layout]]:
-    """The training config, tokenizer and layouts stored in a loaded checkpoint."""
-    from swipe.training.config import TrainConfig
-
-    raw = ckpt["config"]
-    try:
-        config = from_dict(TrainConfig, raw, where)
-    except ConfigError as err:
-        # The synthetic-data settings of an older version are not needed to decode: keep the
-        # dataset paths and drop the generator settings rather than refuse the checkpoint.
-        data = raw.get("data")
-        if "data.synthetic" not in str(err) or not isinstance(data, dict) or data.get("train") is None:
-            raise
-        warnings.warn(f"{err}; ignoring the checkpoint's data.synthetic section", stacklevel=2)
-        config = from_dict(TrainConfig, {**raw, "data": {**data, "synthetic": None}}, where)
-    tokenizer = CharTokenizer.from_dict(ckpt["tokenizer"])
-    layouts = [Layout.from_grid(grid) for grid in ckpt["layouts"]]
-    return config, tokenizer, layouts
-
-
-def resolve_model_file(path: str | Path) -> Path:
-    """The model file that ``path`` names.
-
-    A file is itself; a directory gives its ``model.pt`` (an exported model's folder), else
-    ``checkpoints/best.pt``, else ``checkpoints/last.pt`` (a run directory).
-    """
-    path = Path(path)
-    if not path.is_dir():
-        return path
-    if (path / "model.pt").is_file():
-        return path / "model.pt"
-    files = CheckpointFiles(path, 0)
-    return files.best if files.best.is_file() else files.last
-
-
-def inference_state(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """The weights a decoder uses from a training checkpoint: the moving average of the weights
-    when the run kept one (``optim.ema_decay``), else the training weights."""
-    average = ckpt.get("weight_average")
-    return average["model"] if average is not None else ckpt["model"]
-
-
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
-    """Rebuild a trained decoder from a checkpoint or an exported model file alone.
-
-    A checkpoint's moving average of the weights is used where the run kept one
-    (:func:`inference_state`). Exported weights (fp16, int8; see :mod:`swipe.export`) are upcast to fp32.
-
-    Parameters
-    ----------
-    path : path
-        A checkpoint (``last.pt``, ``best.pt``, ``step-*.pt``), an exported model, or a directory
-        (see :func:`resolve_model_file`).
-    device : str or torch.device
-        Where to put the model.
-    """
-    from swipe.export import EXPORT_FORMAT, ExportError, check_exported, restore_state_dict
-    from swipe.models import build_model
-
-    path = resolve_model_file(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint")
-    ckpt = _load(path)
-    if isinstance(ckpt, dict) and ckpt.get("format") == EXPORT_FORMAT:
-        try:
-            check_exported(ckpt, path)
-            state = restore_state_dict(ckpt, str(path))
-        except ExportError as err:
-            raise CheckpointError(str(err)) from None
-    else:
-        _check_format(ckpt, path)
-        state = inference_state(ckpt)
-    try:
-        config, tokenizer, layouts = model_parts(ckpt, f"{path}: config:")
-    except ConfigError as err:
-        raise CheckpointError(str(err)) from None
-    model = build_model(config.model, layouts, tokenizer)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        raise CheckpointError(f"{path}: the weights do not fit the model of its config: {err}") from None
-    model.to(device).eval()
-    return LoadedModel(model, config, tokenizer, layouts, int(ckpt["step"]))
-
-
-def find_latest_run(root: str | Path = "runs") -> Path:
-    """The run directory under ``root`` whose latest checkpoint was written most recently.
-
-    Raises
-    ------
-    FileNotFoundError
-        When no run under ``root`` holds a checkpoint.
-    """
-    root = Path(root)
-    candidates: list[tuple[float, Path]] = []
-    if root.is_dir():
-        for run in root.iterdir():
-            for name in ("last.pt", "best.pt"):
-                ckpt = run / "checkpoints" / name
-                if ckpt.is_file():
-                    candidates.append((ckpt.stat().st_mtime, run))
-                    break
-    if not candidates:
-        raise FileNotFoundError(f"no trained run under {root}/ (train one with `python train.py`)")
-    return max(candidates, key=lambda c: c[0])[1]
+# ---- layouts ----------------------------------------------------------------------------------
 
 
 def layouts_to_grids(layouts: Sequence[Layout]) -> list[dict[str, Any]]:
