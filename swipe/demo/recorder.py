@@ -176,7 +176,6 @@ class Recorder:
             return word
 
 
-
 def device_info(body: dict[str, Any]) -> dict[str, Any]:
     """The ``device`` of a record request, checked: screen size and pixel ratio (numbers), pointer
     type, and the scale of layout pixels to CSS pixels the keyboard was drawn at."""
