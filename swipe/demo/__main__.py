@@ -43,7 +43,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m swipe.demo``: load the model and serve the page until interrupted; 2 on a user error."""
     args = build_parser().parse_args(argv)
     from swipe.demo.engine import Engine, RequestError  # loads PyTorch, so not for --help
-    from swipe.demo.recorder import PromptList, Recorder, read_word_list, recorded_words
+    from swipe.demo.recorder import (
+        PromptList,
+        Recorder,
+        read_word_list,
+        recorded_words,
+        words_worth_recording,
+    )
     from swipe.demo.server import DemoServer, serve
 
     if args.words is not None and args.record_to is None:
@@ -59,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     recorder = prompts = None
     if args.record_to is not None:
         if words is None:
-            words = [word for word in (engine.decoder.lexicon or []) if len(word) > 1]
+            words = words_worth_recording(engine.decoder.lexicon or [])
         try:
             recorder = Recorder(args.record_to)
         except OSError as err:
