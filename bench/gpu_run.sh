@@ -57,8 +57,8 @@ finish() {
 
 # ---- phases -------------------------------------------------------------------------------------
 
-# The training split in equal shards, one per core but one, sized from the generator's speed measured
-# here, and the recipe's own validation split.
+# The training split in equal shards, four for each of the processes (one per core but one), sized
+# from the generator's speed measured here on one core; and the recipe's own validation split.
 synthesize() {
     local plan=(--probe 2000) val=4000 shards per_shard val_seed
     [ "$SCALE" = tiny ] && plan=(--probe 100 --max-total 400 --shards-per-job 1) val=100
@@ -215,5 +215,4 @@ print(f'{gpu}; torch {torch.__version__}, CUDA {torch.version.cuda}; {os.cpu_cou
     return $FAILED
 }
 
-main "$@"
-exit $?
+main "$@"; exit $?  # one line: bash has read the whole script before the run starts
