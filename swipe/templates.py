@@ -414,6 +414,18 @@ class TemplateRescorer:
             np.hypot(distances.location, distances.ends), self.sigma_precise)
         return np.logaddexp(sloppy, precise)
 
+    def may_be_precise(self, layout: Layout, x: np.ndarray, y: np.ndarray) -> bool:
+        """Whether the swipe (``x``, ``y`` in pixels) starts and ends within ``2 sigma_precise`` of
+        key centres, as a precisely drawn swipe does (real swipes hardly ever do): a search that
+        missed its word is worth a template matcher's proposals."""
+        if self.precise_log_odds == -math.inf or len(x) == 0:
+            return False
+        centres = np.asarray(layout.centers, np.float64)
+        centres = key_units(layout, centres[:, 0], centres[:, 1])
+        ends = key_units(layout, np.asarray(x)[[0, -1]], np.asarray(y)[[0, -1]])
+        nearest = np.linalg.norm(centres[None] - ends[:, None], axis=2).min(axis=1)
+        return bool(nearest.max() <= 2 * self.sigma_precise)
+
     def rescore(
         self, candidates: Sequence[Candidate], layout: Layout, x: np.ndarray, y: np.ndarray,
         log_priors: np.ndarray | None = None,

@@ -184,6 +184,14 @@ def test_the_precise_drawing_leaves_a_sloppy_swipe_ranked_as_before() -> None:
     assert mixed == pytest.approx(sloppy, abs=1e-6)
 
 
+def test_only_a_swipe_from_key_centre_to_key_centre_may_be_precise() -> None:
+    rescorer = TemplateRescorer(0.5)
+    assert rescorer.may_be_precise(LAYOUT, *word_curve("hello"))
+    assert rescorer.may_be_precise(LAYOUT, *word_curve("a"))  # a tap on a key's centre
+    assert not rescorer.may_be_precise(LAYOUT, *word_curve("hello", shift=(0.0, 0.2 * LAYOUT.key_height)))
+    assert not TemplateRescorer(0.5, precise_log_odds=-np.inf).may_be_precise(LAYOUT, *word_curve("hello"))
+
+
 def test_words_without_a_template_go_last() -> None:
     candidates = [(-0.5, "naïve"), (-0.7, ""), (-1.0, "hello"), (-2.0, "help")]
     rescored = TemplateRescorer(1.0).rescore(candidates, LAYOUT, *word_curve("hello"), np.zeros(4))
