@@ -526,7 +526,7 @@ FOLDER_CASES = [
     ("model.json", _set("graphs.encoder.outputs", ["memory", "other"]), "graphs.decoder_step.state[0].init"),
     ("model.json", _set("graphs.decoder_step.inputs", ["tokens"]), "graphs.decoder_step.inputs: must be"),
     ("model.json", _set("graphs.decoder_step.outputs", ["logits"]), "graphs.decoder_step.outputs: must be"),
-    ("model.json", _set("graphs.decoder_step.state.0.shape", [10**9]), "state[0].shape: must be positive"),
+    ("model.json", _set("graphs.decoder_step.state.0.shape", [10**9]), "state[0].shape: must be sizes"),
     ("model.json", _set("graphs.decoder_step.state.0.shape", [4]), "state[0].shape: [4], but encoder.onnx"),
     ("model.json", lambda m: m["graphs"]["decoder_step"]["state"][0].update(init="zeros", shape=[4]),
      "decoder_step.onnx: does not run"),
@@ -609,3 +609,28 @@ def test_fuzz_export_folder_files(export_folder, tmp_path):
             assert "\n" not in str(err) and file.split(".")[0] in str(err), str(err)
             refused += 1
     assert refused > 30
+
+
+@pytest.mark.parametrize(("curve", "message"), [
+    ({"x": ["10", 20], "y": [5, 6], "t": [0, 10]}, "lists of numbers"),
+    ({"x": [True, 20], "y": [5, 6], "t": [0, 10]}, "lists of numbers"),
+    ({"x": [1e300, 20], "y": [5, 6], "t": [0, 10]}, "coordinate out of range"),
+    ({"x": [1e12, 20], "y": [5, 6], "t": [0, 10]}, "coordinate out of range"),
+    ({"x": [10, 20], "y": [5, 6], "t": [0, 1e300]}, "lasts over"),
+    ({"x": [10] * 5001, "y": [5] * 5001, "t": list(range(5001))}, "at most 5000"),
+    ({"x": [10, 20], "y": [5, 6], "t": [0, 10], "grid_name": 5}, "'grid_name' must be text"),
+])
+def test_the_runtime_checks_swipes_as_the_readers_do(export_folder, tmp_path, capsys, curve, message):
+    from swipe.runtime.__main__ import main as runtime_main
+
+    good = {"x": [10, 150, 250], "y": [40, 60, 150], "t": [0, 40, 90], "grid_name": "tiny"}
+    path = tmp_path / "swipes.jsonl"
+    path.write_text(json.dumps({"word": "abc", "curve": good}) + "\n" +
+                    json.dumps({"curve": {"grid_name": "tiny", **curve}}) + "\n", encoding="utf-8")
+    assert runtime_main([str(export_folder), str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "swipes.jsonl:2: not a swipe row" in err and message in err and "\n" not in err
+    path.write_text(json.dumps({"word": "abc", "curve": good}) + "\n", encoding="utf-8")
+    assert runtime_main([str(export_folder), str(path)]) == 0
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert row["candidates"] and all(math.isfinite(score) for score, _ in row["candidates"])

@@ -17,7 +17,6 @@ It gives the candidates of ``predict.py`` with the beam generator, ``--prior-wei
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
@@ -25,17 +24,15 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 import onnxruntime as ort
 
+from swipe.formats import SwipeError, check_swipe, loads_json, numbered_lines
 from swipe.keyboard import Layout, load_layouts_file
+from swipe.runtime.folder import OnnxFolderError, read_export_folder
 from swipe.templates import TemplateRescorer
 
 Candidate = tuple[float, str]
 
 # Milliseconds per point of path resampling without time (swipe.data.resample.UNTIMED_STEP_MS).
 UNTIMED_STEP_MS = 10.0
-
-
-class OnnxFolderError(ValueError):
-    """The folder is not an ONNX export this decoder reads, or a swipe cannot be decoded."""
 
 
 class Swipe(NamedTuple):
@@ -151,17 +148,12 @@ class OnnxDecoder:
                  beam_size: int | None = None, prior_weight: float | None = None,
                  length_penalty: float | None = None, template_weight: float | None = None) -> None:
         folder = Path(folder)
-        try:
-            manifest = json.loads((folder / "model.json").read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as err:
-            raise OnnxFolderError(f"{folder}: not an ONNX export: {err}") from None
-        if manifest.get("format") != "swipe-onnx" or manifest.get("version") != 1:
-            raise OnnxFolderError(f"{folder / 'model.json'}: not a version 1 swipe-onnx manifest")
-        self.manifest = manifest
-        settings = json.loads((folder / "decoding.json").read_text(encoding="utf-8"))
         overrides = {"beam_size": beam_size, "prior_weight": prior_weight,
                      "length_penalty": length_penalty, "template_weight": template_weight}
-        settings.update({k: v for k, v in overrides.items() if v is not None})
+        # Every file checked first: a bad one is an OnnxFolderError naming the file and field.
+        self.export = read_export_folder(folder, int8, threads, overrides)
+        manifest = self.manifest = self.export.manifest
+        settings = self.export.decoding
         self.settings = settings
         self.beam_size = int(settings["beam_size"])
         self.num_candidates = int(settings["num_candidates"] or self.beam_size)
@@ -222,8 +214,10 @@ class OnnxDecoder:
         if swipe.layout not in self.layout_ids:
             known = list(self.layout_ids)
             raise OnnxFolderError(f"layout {swipe.layout!r} is not one of the model's {known}")
-        if len(swipe.x) == 0 or not len(swipe.x) == len(swipe.y) == len(swipe.t):
-            raise OnnxFolderError("a swipe needs x, y and t of equal, non-zero length")
+        try:
+            check_swipe(swipe.x, swipe.y, swipe.t)
+        except SwipeError as err:
+            raise OnnxFolderError(str(err)) from None
         x, y, t = swipe.x, swipe.y, swipe.t
         if self.resample is not None:
             key_width = self.layouts[self.layout_ids[swipe.layout]].key_width
@@ -336,16 +330,19 @@ def read_swipes(path: str | Path) -> list[tuple[Swipe, str | None]]:
     """Swipes of a Yandex-style jsonl file (``{"word": ..., "curve": {"x", "y", "t",
     "grid_name"}}`` per line) and their words, if given."""
     out = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
+    with open(path, "rb") as f:
+        for number, line in numbered_lines(f):  # lines over swipe.formats.MAX_LINE_BYTES are refused
+            if not isinstance(line, bytes):
+                raise OnnxFolderError(f"{path}:{number}: {line.detail}")
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
-                curve = row["curve"]
-                swipe = Swipe(np.asarray(curve["x"], np.float64), np.asarray(curve["y"], np.float64),
-                              np.asarray(curve["t"], np.float64), str(curve["grid_name"]))
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+                row = loads_json(line)
+                curve = row["curve"]  # type: ignore[index]
+                x, y, t = check_swipe(curve["x"], curve["y"], curve["t"])
+                if not isinstance(curve["grid_name"], str):
+                    raise TypeError("'grid_name' must be text")
+            except (KeyError, TypeError, ValueError) as err:
                 raise OnnxFolderError(f"{path}:{number}: not a swipe row ({err})") from None
-            out.append((swipe, row.get("word")))
+            out.append((Swipe(x, y, t, curve["grid_name"]), row.get("word")))  # type: ignore[union-attr]
     return out

@@ -332,9 +332,10 @@ def _read_graphs(folder: Path, graphs: _Fields, int8: bool, threads: int) -> tup
         fields.get("input", str), fields.get("output", str)
         init = fields.get("init", str)
         shape = fields.get("shape", list)
-        if not shape or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape) \
-                or math.prod(shape) > MAX_STATE_VALUES:
-            raise fields.error("shape", f"must be positive sizes, at most {MAX_STATE_VALUES} values in all")
+        if not shape or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape) \
+                or math.prod(max(n, 1) for n in shape) > MAX_STATE_VALUES:
+            raise fields.error("shape", f"must be sizes (0 for positions still to come), at most "
+                               f"{MAX_STATE_VALUES} values in all")
         if init not in ("zeros", "encoder") or init == "encoder" and entry["input"] not in encoder_outputs:
             raise fields.error("init", "must be 'zeros' or 'encoder' (an encoder output of the input's name)")
         state_inputs.append(entry["input"])
