@@ -93,12 +93,12 @@ def main() -> int:
                 seconds[name] = min(seconds.get(name, elapsed), elapsed)
         latencies: dict[str, float] = {}
         for name, (job, context) in ways.items():
-            generator = Decoder(job).generator
+            decoder = Decoder(job)
             times = []
             for i in range(min(args.latency_curves, len(curves))):
                 with context():
                     start = time.perf_counter()
-                    generator.generate(*curves.batch([i]))
+                    decoder([i])
                     times.append(1000 * (time.perf_counter() - start))
             latencies[name] = statistics.median(times)
         n = len(curves)

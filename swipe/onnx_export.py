@@ -424,59 +424,40 @@ def quantize_graphs(out: Path) -> None:
 
 
 def trie_arrays(trie: LexiconTrie) -> dict[str, np.ndarray]:
-    """The lexicon trie as the flat arrays of ``lexicon.npz`` (see :mod:`swipe.runtime`).
-
-    ``children[node, token]`` is the child node (-1: none; the ``<eos>`` column of a node that
-    ends a word points at the node itself); ``lookahead[node]`` the best word log-probability
-    below the node; ``end_log_prob[node]`` the log-probability of the word ending there (-inf
-    where none does); ``word_ids[node]`` its index into ``words`` (-1 where none).
-    """
-    children = trie.children.numpy().astype(np.int32)
-    end = np.full(trie.num_nodes, -np.inf, np.float32)
-    ends = trie.word_ids >= 0
-    end[ends] = trie.word_log_probs[trie.word_ids[ends]]
-    return {
-        "children": children,
-        "lookahead": trie.lookahead.astype(np.float32),
-        "end_log_prob": end,
-        "word_ids": trie.word_ids.astype(np.int32),
-        "words": np.array(trie.words),
-    }
+    """The lexicon trie as the flat arrays of ``lexicon.npz``: those of
+    :class:`swipe.decoding.pipeline.Trie` (which reads them back)."""
+    flat = trie.flat()
+    return {"children": flat.children, "lookahead": flat.lookahead, "end_log_prob": flat.end_log_prob,
+            "word_ids": flat.word_ids, "words": np.array(flat.words)}
 
 
 def runtime_settings(model_file: Path) -> dict[str, Any]:
-    """The reference decoder's settings from the model's ``decoding.json`` (beam search, prior,
-    length penalty, template rescoring), else the beam generator's defaults; the settings it
-    does not apply are listed under ``not_applied``."""
+    """The folder's ``decoding.json``: every setting of the decoding pipeline
+    (:class:`swipe.decoding.pipeline.Settings`) from the model's ``decoding.json``, else the beam
+    generator's defaults (the greedy generator is the beam search of one hypothesis)."""
     from swipe.decoding.generators import BeamOptions
 
     settings = read_decoding_settings(model_file)
     beam = BeamOptions()
-    chosen = {
+    chosen: dict[str, Any] = {
         "beam_size": beam.beam_size, "num_candidates": beam.num_candidates,
         "prior_weight": beam.prior_weight, "length_penalty": beam.length_penalty,
         "max_length": beam.max_length, "template_weight": 0.0, "template_prior_weight": 1.0,
+        "x_scales": [1.0], "views_below": None, "wide_x_scales": [], "template_candidates": 0,
     }
-    not_applied: dict[str, Any] = {}
     if settings is not None:
-        if settings.generator != "beam":
-            raise OnnxExportError(f"{model_file.parent}: decoding.json names generator "
-                                  f"{settings.generator!r}; the reference decoder runs beam search")
+        if settings.generator == "greedy":
+            chosen["beam_size"] = chosen["num_candidates"] = 1
         for name in chosen:
-            value = getattr(settings, name)
+            value = getattr(settings, name, None)
             if value is not None:
-                chosen[name] = value
-        for name in ("x_scales", "views_below", "wide_x_scales", "template_candidates"):
-            value = getattr(settings, name)
-            if value is not None:
-                not_applied[name] = list(value) if isinstance(value, tuple) else value
-    return {**chosen, "not_applied": not_applied}
+                chosen[name] = list(value) if isinstance(value, tuple) else value
+    return chosen
 
 
 def _card(manifest: dict[str, Any], files: dict[str, int]) -> str:
     source, settings = manifest["source"], manifest["decoding"]
     sizes = "\n".join(f"| `{name}` | {size / 1e6:.2f} MB |" for name, size in sorted(files.items()))
-    skipped = ", ".join(f"{k} {v}" for k, v in settings["not_applied"].items()) or "none"
     return f"""# {source["run"]}: ONNX graphs
 
 Exported by `python -m swipe.export {source["file"]} --format onnx` from `{source["file"]}`
@@ -485,10 +466,11 @@ Exported by `python -m swipe.export {source["file"]} --format onnx` from `{sourc
 Opset {manifest["opset"]}; graph inputs and outputs in `model.json`, described in `docs/onnx.md`
 of the swipe repository. Decode with `swipe.runtime.OnnxDecoder` (numpy and onnxruntime only).
 
-Decoding settings (`decoding.json`): beam {settings["beam_size"]}, prior weight
+Decoding settings (`decoding.json`, the model's own): beam {settings["beam_size"]}, prior weight
 {settings["prior_weight"]}, length penalty {settings["length_penalty"]}, template weight
-{settings["template_weight"]}. Settings of the model's own `decoding.json` that the reference
-decoder does not apply: {skipped}.
+{settings["template_weight"]}, keyboard-width views {settings["x_scales"]} below score
+{settings["views_below"]}, wide views {settings["wide_x_scales"]}, template candidates
+{settings["template_candidates"]}.
 
 | file | size |
 | --- | --- |
@@ -527,7 +509,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, overwrite: bool = False
         raise OnnxExportError(f"{out}: is a file; --format onnx writes a folder")
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
-            raise FileExistsError(f"{out}: already holds files (pass --overwrite to replace them)")
+            raise FileExistsError(f"{out}: already holds files (overwrite=True replaces them)")
         if not (out / "model.json").is_file():
             raise OnnxExportError(f"{out}: holds files but is not an ONNX export (no model.json); "
                                   "refusing to replace it")

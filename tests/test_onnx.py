@@ -19,6 +19,7 @@ pytest.importorskip("onnxscript")
 from swipe.config import from_dict, to_dict  # noqa: E402
 from swipe.data import build_dataset  # noqa: E402
 from swipe.data.resample import ResampleConfig, resample_curve  # noqa: E402
+from swipe.decoding.pipeline import Resample, resample  # noqa: E402
 from swipe.decoding.trie import LexiconTrie  # noqa: E402
 from swipe.export import main as export_main  # noqa: E402
 from swipe.keyboard import bundled_layout, load_layouts_file  # noqa: E402
@@ -30,7 +31,6 @@ from swipe.predict import main as predict_main  # noqa: E402
 from swipe.predictions import read_predictions  # noqa: E402
 from swipe.resources import REAL_EN_SWIPES  # noqa: E402
 from swipe.runtime import OnnxDecoder, Swipe, read_swipes  # noqa: E402
-from swipe.runtime.decoder import resample  # noqa: E402
 from swipe.tokenizers import CharTokenizer  # noqa: E402
 from swipe.training.checkpoint import (  # noqa: E402
     CHECKPOINT_FORMAT,
@@ -45,8 +45,6 @@ ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "swipe" / "resources" / "models"
 LAYOUT = bundled_layout("hws_fitted")
 TOLERANCE = 1e-4
-# predict.py as the shipped decoding.json says, less what the reference decoder does not do.
-NOT_PORTED_OFF = ["--x-scales", "1", "--wide-x-scales", "none", "--template-candidates", "0"]
 
 
 def tiny_config(family: str, embedder: str = "weighted", cell: str = "lstm", encoder: str = "transformer",
@@ -126,7 +124,7 @@ def check_parity(checkpoint: Path, folder: Path, num_swipes: int, tmp: Path, int
     for start in range(0, num_swipes, 16):
         indices = list(range(start, min(start + 16, num_swipes)))
         swipe, pad = curves.batch(indices)
-        encoded = decoder.encode([swipes[i] for i in indices])
+        encoded = decoder.pipeline.encode([(swipes[i], 1.0) for i in indices])
         valid = encoded["memory_valid"]
         assert np.array_equal(valid, ~pad.numpy())  # the same points, resampled and thinned alike
         with torch.no_grad():
@@ -144,17 +142,16 @@ def check_parity(checkpoint: Path, folder: Path, num_swipes: int, tmp: Path, int
             tokens[:, 0] = tokenizer.sos_id
             for row, ids in enumerate(spelled):
                 tokens[row, 1 : len(ids) + 1] = ids
-            state, onnx_state = None, decoder.initial_state(encoded, len(indices))
+            state, onnx_state = None, None
             for position in range(length):
                 step = model.decode_step(torch.from_numpy(tokens[:, position]), memory, pad, state)
                 state = step.state
-                feeds = {"tokens": tokens[:, position : position + 1],
-                         **{name: encoded[name] for name in decoder.per_curve}, **onnx_state}
-                logits, *new_state = decoder.step.run(None, {n: feeds[n] for n in decoder.step_inputs})
-                onnx_state = {e["input"]: v for e, v in zip(decoder.state, new_state, strict=True)}
+                expected = torch.log_softmax(step.logits, -1).numpy()
+                last = tokens[:, position : position + 1]
+                got, onnx_state = decoder.backend.step(last, encoded, onnx_state)
                 if int8:
-                    return float(np.mean(logits[:, 0].argmax(1) == step.logits.numpy().argmax(1)))
-                worst = max(worst, float(np.abs(logits[:, 0] - step.logits.numpy()).max()))
+                    return float(np.mean(got[:, 0].argmax(1) == expected.argmax(1)))
+                worst = max(worst, float(np.abs(got[:, 0] - expected).max()))
     return worst
 
 
@@ -206,14 +203,18 @@ def predict_candidates(model: Path, data: Path, out: Path, flags: list[str]) -> 
     return read_predictions(out).candidates
 
 
-def test_reference_decoder_equals_predict(shipped_transformer, tmp_path):
-    path, swipes = real_swipes(48, tmp_path)
-    # decoding.json's settings, less the keyboard-width views and template candidates
-    expected = predict_candidates(SHIPPED / "en_hws_transformer", path, tmp_path / "p.pkl", NOT_PORTED_OFF)
-    got = OnnxDecoder(shipped_transformer).decode(swipes)
+def assert_same_candidates(got: list, expected: list) -> None:
+    """Every word of every list the same, scores within 1e-4."""
     assert [[w for _, w in row] for row in got] == [[w for _, w in row] for row in expected]
     for row, expected_row in zip(got, expected, strict=True):
         np.testing.assert_allclose([s for s, _ in row], [s for s, _ in expected_row], atol=1e-4)
+
+
+def test_reference_decoder_equals_predict(shipped_transformer, tmp_path):
+    # The model's decoding.json in both: views, wide views, template candidates and rescoring.
+    path, swipes = real_swipes(48, tmp_path)
+    expected = predict_candidates(SHIPPED / "en_hws_transformer", path, tmp_path / "p.pkl", [])
+    assert_same_candidates(OnnxDecoder(shipped_transformer).decode(swipes), expected)
 
 
 def test_reference_decoder_rnn_without_rescoring(tiny_lstm, tmp_path):
@@ -231,10 +232,11 @@ def test_reference_decoder_rnn_without_rescoring(tiny_lstm, tmp_path):
 @pytest.mark.parametrize("name", ["en_hws", "en_hws_transformer"])
 def test_reference_decoder_equals_predict_on_all_real_swipes(name, tmp_path):
     folder = export(SHIPPED / name, tmp_path / name)
-    expected = predict_candidates(SHIPPED / name, REAL_EN_SWIPES, tmp_path / "p.pkl", NOT_PORTED_OFF)
-    got = OnnxDecoder(folder).decode([swipe for swipe, _ in read_swipes(REAL_EN_SWIPES)])
-    first = np.mean([bool(a) and bool(b) and a[0][1] == b[0][1] for a, b in zip(got, expected, strict=True)])
-    assert first >= 0.99
+    expected = predict_candidates(SHIPPED / name, REAL_EN_SWIPES, tmp_path / "p.pkl", [])
+    swipes = [swipe for swipe, _ in read_swipes(REAL_EN_SWIPES)]
+    decoder = OnnxDecoder(folder)
+    got = [row for start in range(0, len(swipes), 32) for row in decoder.decode(swipes[start : start + 32])]
+    assert_same_candidates(got, expected)
 
 
 def test_decoder_runs_where_torch_cannot_be_imported(shipped_transformer, tmp_path):
@@ -257,7 +259,8 @@ def test_folder_holds_what_an_app_needs(shipped_transformer):
     manifest = json.loads((shipped_transformer / "model.json").read_text())
     step_inputs = manifest["graphs"]["decoder_step"]["inputs"]
     assert step_inputs == ["tokens", "memory_kv", "memory_valid", *(f"self_cache_{i}" for i in range(4))]
-    assert manifest["decoding"]["not_applied"]["x_scales"] == [0.94, 1.0, 1.06]
+    assert manifest["decoding"]["x_scales"] == [0.94, 1.0, 1.06] and "not_applied" not in manifest["decoding"]
+    assert manifest["decoding"]["template_candidates"] == 4 and manifest["decoding"]["views_below"] == -8.0
     assert list(load_layouts_file(shipped_transformer / "layouts.json")) == ["hws_fitted"]
     trie = LexiconTrie.from_lexicon(load_lexicon("en"), CharTokenizer(manifest["tokenizer"]["alphabet"]))
     with np.load(shipped_transformer / "lexicon.npz") as arrays:
@@ -299,6 +302,6 @@ def test_runtime_resampling_equals_the_trainers(config):
         x, y = gen.uniform(0, 500, n), gen.uniform(0, 300, n)
         t = np.cumsum(gen.integers(0, 20, n)).astype(np.float64)
         expected = resample_curve(x, y, t, 40.0, config)
-        got = resample(x, y, t, 40.0, dataclasses.asdict(config))
+        got = resample(x, y, t, 40.0, Resample(**dataclasses.asdict(config)))
         for a, b in zip(got, expected, strict=True):
             np.testing.assert_allclose(a, b, atol=1e-9)
