@@ -508,3 +508,25 @@ def test_how_we_swipe_logs_with_a_bom_or_a_tiny_keyboard(tmp_path):
     out = tmp_path / "out.jsonl"
     assert formats_main(["convert-hws", str(tiny), "--out", str(out), "--skip-bad-rows"]) == 0
     assert "Infinity" not in out.read_text()
+
+
+# ---- one set of checks for a value: train configs and the time guard -------------------------------
+
+
+def test_a_lexicon_path_that_is_not_a_lexicon_is_refused_before_training(tmp_path):
+    not_lexicon = tmp_path / "swipes.jsonl"
+    not_lexicon.write_text(row() + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"cfg\.json: lexicon: .*swipes\.jsonl:1: expected 'word<TAB>"):
+        load_train_config(config_file(tmp_path, lexicon=str(not_lexicon)))
+
+
+@pytest.mark.parametrize("minutes", [float("nan"), float("inf"), 0, -5])
+def test_max_minutes_must_be_a_positive_finite_number(tmp_path, minutes):
+    from swipe.training import train
+
+    with pytest.raises(ConfigError, match="max_minutes: must be a (finite|positive) number"):
+        load_train_config(config_file(tmp_path, max_minutes=minutes))
+    config = load_train_config(config_file(tmp_path))
+    with pytest.raises(ValueError, match="--max-minutes: must be a positive number"):
+        train(config, max_minutes=minutes, run_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()

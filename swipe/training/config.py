@@ -7,6 +7,7 @@ A config file is JSON read with :func:`load_train_config`; an unknown, missing o
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -363,12 +364,18 @@ class TrainConfig:
             raise ValueError("init_from must name a model file or directory")
         if self.keep_last_checkpoints < 0:
             raise FieldError("keep_last_checkpoints", f"must be >= 0, got {self.keep_last_checkpoints}")
-        if self.max_minutes is not None and self.max_minutes <= 0:
-            raise FieldError("max_minutes", f"must be positive or null, got {self.max_minutes}")
+        check_max_minutes(self.max_minutes)
 
     @property
     def resolved_run_dir(self) -> Path:
         return Path(self.run_dir) if self.run_dir is not None else Path("runs") / self.name
+
+
+def check_max_minutes(value: float | None, key: str = "max_minutes") -> None:
+    """Refuse a wall-clock budget that is not a positive, finite number of minutes (NaN would
+    silently turn the time guard off)."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise FieldError(key, f"must be a positive number of minutes or null, got {value}")
 
 
 def load_train_config(path: str | Path) -> TrainConfig:
@@ -397,7 +404,7 @@ def check_config_files(config: TrainConfig, where: str = "") -> None:
         ``"<file>: <key path>: <problem>"``.
     """
     from swipe.keyboard import LayoutError, bundled_layout, load_layouts_file
-    from swipe.lexicon import BUNDLED_LEXICONS
+    from swipe.lexicon import BUNDLED_LEXICONS, LexiconError, load_lexicon
 
     prefix = f"{where} " if where else ""
     lexicons = [("lexicon", config.lexicon)]
@@ -408,6 +415,11 @@ def check_config_files(config: TrainConfig, where: str = "") -> None:
         if name not in BUNDLED_LEXICONS and not Path(name).is_file():
             bundled = ", ".join(BUNDLED_LEXICONS)
             raise ConfigError(f"{prefix}{key}: no lexicon file {name!r} (nor a bundled lexicon: {bundled})")
+        if name not in BUNDLED_LEXICONS:
+            try:  # read now: a file that is not a lexicon would otherwise be found after training
+                load_lexicon(name)
+            except LexiconError as err:
+                raise ConfigError(f"{prefix}{key}: {err}") from None
     extra: dict[str, object] = {}
     if config.data.layouts_file is not None:
         try:

@@ -53,7 +53,13 @@ from swipe.training.checkpoint import (
     resolve_model_file,
     restore_rng_state,
 )
-from swipe.training.config import HIGHER_IS_BETTER, DataConfig, TrainConfig, check_config_files
+from swipe.training.config import (
+    HIGHER_IS_BETTER,
+    DataConfig,
+    TrainConfig,
+    check_config_files,
+    check_max_minutes,
+)
 from swipe.training.datasets import PreparedData, open_data, prepare_data_files, resolve_data_config
 from swipe.training.distributed import (
     DistInfo,
@@ -944,6 +950,7 @@ def train(
     TrainResult
     """
     start_time = time.monotonic()
+    check_max_minutes(max_minutes, "--max-minutes")
     run_dir = Path(run_dir) if run_dir is not None else config.resolved_run_dir
     if config.run_dir is None or Path(config.run_dir) != run_dir:
         config = dataclasses.replace(config, run_dir=str(run_dir))
