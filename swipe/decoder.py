@@ -36,7 +36,7 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol, Sequence
+from typing import Any, Callable, NamedTuple, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -47,6 +47,7 @@ from swipe.data.resample import ResampleConfig, resampled_lengths
 from swipe.decoding import GENERATORS, GeneratorError, LexiconTrie, generator_options, pipeline
 from swipe.decoding.generators import BeamOptions, GreedyOptions, IncrementalModel
 from swipe.decoding.pipeline import Swipe, merge_views  # noqa: F401 (predict.py and tests import it from here)
+from swipe.decoding.user_words import UserWords
 from swipe.formats import Curve, SwipeError, check_swipe
 from swipe.keyboard import Layout
 from swipe.progress import progress_bar
@@ -507,7 +508,7 @@ class DecodeJob(NamedTuple):
     curves: CurveSource
     generator: str
     options: GreedyOptions | BeamOptions
-    trie: LexiconTrie | None
+    trie: LexiconTrie | pipeline.Trie | None  # a flat trie is used as is (user words edit it)
     device: str
     rescorer: TemplateRescorer | None = None
     x_scales: tuple[float, ...] = (1.0,)
@@ -557,7 +558,7 @@ class BatchDecoder:
         prep = pipeline.Preprocessing(
             None if resample is None else pipeline.Resample(resample.mode, resample.step, resample.keep_time),
             job.curves.max_points)
-        trie = None if job.trie is None else job.trie.flat()
+        trie = job.trie.flat() if isinstance(job.trie, LexiconTrie) else job.trie
         self.pipeline = pipeline.Pipeline(TorchBackend(parts.model, layouts, job.device), vocabulary,
                                           layouts, prep, job.settings(), trie)
 
@@ -844,6 +845,9 @@ class Decoder:
         The words the search may return (most frequent first), or None without a lexicon.
     lexicon_name : str or None
         The lexicon's name or file.
+    user_words : UserWords or None
+        The user's words and learned choices on top of the lexicon, and the file they are saved
+        to (``user_words.path``); None without a lexicon.
     settings : DecodingSettings
         The settings in force.
     device : str
@@ -860,6 +864,7 @@ class Decoder:
         num_workers: int,
         batch_size: int,
         max_batch_points: int | None,
+        user_data: str | Path | None = None,
     ) -> None:
         check_speed(num_workers, batch_size, max_batch_points, device)
         self.path = Path(loader.path)
@@ -886,21 +891,65 @@ class Decoder:
         self._decoder: BatchDecoder | None = None
         self._lexicon_words: list[str] | None = None
         self._lock = threading.Lock()
+        self.user_words: UserWords | None = None
+        if self.trie is not None:
+            self.user_words = UserWords(self.trie.flat(), self.tokenizer.alphabet, self.layouts,
+                                        path=user_data)
+        elif user_data is not None:
+            raise DecodeError("user data needs a lexicon (use_lexicon=False was given)")
 
     @property
     def lexicon(self) -> list[str] | None:
         """The lexicon's words, most frequent first (None without a lexicon)."""
-        if self.trie is None:
+        if self.user_words is None:
             return None
         if self._lexicon_words is None:
-            order = np.argsort(-self.trie.word_log_probs, kind="stable")
-            self._lexicon_words = [self.trie.words[i] for i in order]
+            trie = self.user_words.trie
+            live = np.fromiter(trie.word_index().values(), np.int64)
+            order = live[np.argsort(-trie.word_log_probs[live], kind="stable")]
+            self._lexicon_words = [trie.words[i] for i in order]
         return list(self._lexicon_words)
+
+    # -- user words (swipe.decoding.user_words) -----------------------------------------------------
+
+    def add_words(self, words: str | Sequence[str], frequency: float | None = None) -> None:
+        """Let the decoder output ``words`` from the next decode on (saved to ``user_data``).
+
+        Parameters
+        ----------
+        words : str or sequence of str
+        frequency : float, optional
+            Occurrences per billion words (the lexicon files' unit); default: a word of the
+            lexicon keeps its own, another gets the lexicon's median word's.
+
+        Raises
+        ------
+        swipe.decoding.user_words.UserWordError
+            A word has a character the model cannot write or its keyboards cannot type (named).
+        """
+        self._change(lambda user: user.add(words, frequency))
+
+    def remove_words(self, words: str | Sequence[str]) -> None:
+        """Never output ``words`` again (until added or learned); saved to ``user_data``."""
+        self._change(lambda user: user.remove(words))
+
+    def learn(self, word: str) -> None:
+        """Record that the user chose or typed ``word``: similar swipes rank it higher (a word the
+        decoder does not know is added); saved to ``user_data``."""
+        self._change(lambda user: user.learn(word))
+
+    def _change(self, change: Callable[[UserWords], None]) -> None:
+        if self.user_words is None:
+            raise DecodeError("user words need a lexicon (this decoder was loaded with use_lexicon=False)")
+        with self._lock:
+            change(self.user_words)
+            self._lexicon_words = None
 
     def job(self, curves: CurveSource) -> DecodeJob:
         """The :class:`DecodeJob` that decodes ``curves`` with this model and settings."""
         plan = self.plan
-        return DecodeJob(self._loader, curves, plan.generator, plan.options, self.trie, self.device,
+        trie = self.trie if self.user_words is None else self.user_words.trie
+        return DecodeJob(self._loader, curves, plan.generator, plan.options, trie, self.device,
                          plan.rescorer, plan.x_scales, plan.wide_x_scales, plan.views_below,
                          plan.template_candidates)
 
@@ -932,6 +981,8 @@ class Decoder:
             return []
         job = self.job(curves)
         with self._lock:
+            if self.user_words is not None:
+                self.user_words.sync()
             if self.num_workers == 0 and self._decoder is None:
                 self._decoder = BatchDecoder(job)
             rows = decode_job(job, self.batch_size, self.num_workers, self.max_batch_points, progress,
@@ -949,6 +1000,7 @@ def load_decoder(
     num_workers: int = 0,
     batch_size: int = 64,
     max_batch_points: int | None = DEFAULT_MAX_BATCH_POINTS,
+    user_data: str | Path | None = None,
 ) -> Decoder:
     """Load a model for decoding, with the settings ``predict.py`` would use.
 
@@ -972,6 +1024,10 @@ def load_decoder(
         Most curves decoded together.
     max_batch_points : int or None
         Most curves x padded points per batch.
+    user_data : str or Path, optional
+        The user's words, removed words and learned choices (a small JSON file,
+        :class:`swipe.decoding.user_words.UserData`): read if it exists, rewritten atomically
+        at each :meth:`Decoder.add_words`, ``remove_words`` and ``learn``.
 
     Raises
     ------
@@ -992,4 +1048,4 @@ def load_decoder(
         raise DecodeError("lexicon and use_lexicon=False exclude each other")
     else:
         name = None
-    return Decoder(loader, settings, name, device, num_workers, batch_size, max_batch_points)
+    return Decoder(loader, settings, name, device, num_workers, batch_size, max_batch_points, user_data)

@@ -152,16 +152,20 @@ class Trie:
             return cls(arrays["children"], arrays["lookahead"], arrays["end_log_prob"],
                        arrays["word_ids"], arrays["words"].tolist())
 
-    def log_probs_of(self, words: Sequence[str]) -> np.ndarray:
-        """``(len(words),)`` float64 log relative frequencies of words of the trie."""
+    def word_index(self) -> dict[str, int]:
+        """Each word the trie outputs -> its index into ``words`` (user words edit it in place:
+        :mod:`swipe.decoding.user_words`)."""
         if self._index is None:
             self._index = {word: i for i, word in enumerate(self.words)}
-        return self.word_log_probs[[self._index[word] for word in words]].astype(np.float64)
+        return self._index
+
+    def log_probs_of(self, words: Sequence[str]) -> np.ndarray:
+        """``(len(words),)`` float64 log relative frequencies of words of the trie."""
+        index = self.word_index()
+        return self.word_log_probs[[index[word] for word in words]].astype(np.float64)
 
     def __contains__(self, word: str) -> bool:
-        self.log_probs_of([])
-        assert self._index is not None
-        return word in self._index
+        return word in self.word_index()
 
 
 def prior_increments(trie: Trie, nodes: np.ndarray) -> np.ndarray:
@@ -318,12 +322,16 @@ class Pipeline:
         self.settings = settings
         self.trie = trie
         self.num_candidates = settings.num_candidates or settings.beam_size
-        self.max_length = settings.max_length or (
-            trie.max_word_length + 1 if trie is not None else DEFAULT_MAX_LENGTH)
         self.rescorer = (TemplateRescorer(settings.template_weight, settings.template_prior_weight)
                          if settings.template_weight else None)
         self._ids = {c: i + 1 for i, c in enumerate(vocabulary.alphabet)}
         self._matchers: dict[str, Shark2Decoder | None] = {}  # per layout, built at first use
+
+    @property
+    def max_length(self) -> int:
+        """Most output tokens, ``<eos>`` included (read at each search: user words may be longer)."""
+        return self.settings.max_length or (
+            self.trie.max_word_length + 1 if self.trie is not None else DEFAULT_MAX_LENGTH)
 
     def layout(self, swipe: Swipe) -> Layout:
         """The layout ``swipe`` was drawn on (``KeyError`` if the model has no such layout)."""

@@ -1,0 +1,256 @@
+"""User words, removed words, learning and the user data file (swipe.decoding.user_words)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from swipe.decoding.pipeline import Trie
+from swipe.decoding.trie import LexiconTrie
+from swipe.decoding.user_words import (
+    MAX_FILE_BYTES,
+    LearnSettings,
+    UserDataError,
+    UserWordError,
+    UserWords,
+    load_user_data,
+    read_user_data,
+    write_user_data,
+)
+from swipe.keyboard import Layout, bundled_layout
+from swipe.tokenizers import CharTokenizer
+
+ALPHABET = "qwertyuiopasdfghjklzxcvbnm"
+WORDS = {"the": 5e7, "they": 1e6, "then": 2e6, "cat": 3e4, "catch": 2e4, "cattle": 3e3, "dog": 1e4}
+
+
+def make_trie(words: dict[str, float]) -> Trie:
+    """The flat trie of ``words`` with frequencies per billion, as a decoder loads it."""
+    lexicon = LexiconTrie.from_words(list(words), list(words.values()), CharTokenizer(ALPHABET))
+    return lexicon.flat()
+
+
+def user_words(words: dict[str, float] = WORDS, learn: LearnSettings | None = None) -> UserWords:
+    return UserWords(make_trie(words), ALPHABET, [bundled_layout("hws_fitted")], learn or LearnSettings())
+
+
+def reachable(trie: Trie) -> dict[str, tuple[float, float]]:
+    """Every word the search can output: its end log-probability and the look-ahead of its first
+    node (what the prior adds at the first step), by walking the children table from the root."""
+    out: dict[str, tuple[float, float]] = {}
+    stack = [(0, "", math.nan)]
+    while stack:
+        node, prefix, first = stack.pop()
+        if trie.children[node, 0] == node:
+            out[prefix] = (float(trie.end_log_prob[node]), first)
+        for token in np.flatnonzero(trie.children[node, 1:] >= 0) + 1:
+            child = int(trie.children[node, token])
+            stack.append((child, prefix + ALPHABET[token - 1],
+                          float(trie.lookahead[child]) if node == 0 else first))
+    return out
+
+
+def assert_same_search_space(edited: Trie, rebuilt: Trie) -> None:
+    a, b = reachable(edited), reachable(rebuilt)
+    assert sorted(a) == sorted(b)
+    for word in a:
+        np.testing.assert_allclose(a[word], b[word], rtol=1e-5)
+        assert word in edited
+    # Every node the search can reach has the look-ahead of the best word below it.
+    assert set(edited.word_index()) == set(b)
+
+
+def log_probs(user: UserWords) -> dict[str, float]:
+    return {word: float(user.trie.word_log_probs[i]) for word, i in user.trie.word_index().items()}
+
+
+def test_added_and_removed_words_give_the_trie_a_rebuild_would():
+    user = user_words()
+    user.add(["catnip", "zebra"])
+    user.add("dogma", frequency=5e5)
+    user.remove(["catch", "the", "unknown"])
+    # The rebuilt trie of the same words and log-probabilities.
+    expected = log_probs(user)
+    assert set(expected) == {"they", "then", "cat", "cattle", "dog", "catnip", "zebra", "dogma"}
+    assert math.isclose(expected["dogma"], math.log(5e5 / 1e9), rel_tol=1e-6)
+    rebuilt = LexiconTrie.from_words(list(expected), list(np.exp(list(expected.values()))),
+                                     CharTokenizer(ALPHABET)).flat()
+    # from_words normalises; shift to the same scale before comparing.
+    shift = math.log(sum(np.exp(list(expected.values()))))
+    rebuilt.lookahead += shift
+    rebuilt.end_log_prob += shift
+    assert_same_search_space(user.trie, rebuilt)
+    # A removed word that prefixes others keeps them; the prior no longer leads to it.
+    assert "catch" not in user.trie and "cat" in user.trie and "cattle" in user.trie
+
+
+def test_a_word_added_back_after_removal_and_words_added_past_the_spare_rows():
+    user = user_words()
+    user.remove(["dog"])
+    assert "dog" not in reachable(user.trie)
+    user.add(["dog"])
+    assert math.isclose(reachable(user.trie)["dog"][0], user.lexicon_log_probs["dog"], rel_tol=1e-6)
+    many = ["".join(np.random.default_rng(i).choice(list(ALPHABET), 12)) for i in range(500)]
+    rows = len(user.trie.children)
+    user.add(many)  # 6000 new nodes: more than the spare rows
+    assert len(user.trie.children) > rows
+    assert set(many) <= set(reachable(user.trie))
+    assert user.trie.max_word_length == 12
+
+
+def test_the_default_frequency_is_the_lexicons_median_word_and_lexicon_words_keep_theirs():
+    user = user_words()
+    user.add(["zebra", "cat"])
+    median = sorted(user.lexicon_log_probs.values())[len(WORDS) // 2]
+    assert math.isclose(log_probs(user)["zebra"], median, rel_tol=1e-6)
+    assert math.isclose(log_probs(user)["cat"], user.lexicon_log_probs["cat"], rel_tol=1e-6)
+    assert "cat" not in user.added  # a lexicon word added without a frequency changes nothing
+
+
+@pytest.mark.parametrize("word, named", [("Zoe", "'Z'"), ("naïve", "'ï'"), ("two words", "' '"),
+                                         ("", "non-empty")])
+def test_a_word_the_model_cannot_type_is_refused_naming_it_and_the_character(word, named):
+    user = user_words()
+    with pytest.raises(UserWordError, match=named):
+        user.add(["fine", word])
+    assert "fine" not in user.trie  # nothing added when one word is refused
+
+
+def test_learning_ranks_a_chosen_word_higher_fades_and_is_bounded():
+    user = user_words(learn=LearnSettings(weight=0.05, decay=0.9, max_learned=3))
+    before = log_probs(user)
+    user.learn("cattle")
+    user.sync()
+    after = log_probs(user)
+    assert after["cattle"] > before["cattle"] + 1
+    assert after["the"] == before["the"]
+    for word in ["dog", "cat", "they", "then"]:
+        user.learn(word)
+    user.sync()
+    faded = log_probs(user)
+    assert "cattle" not in user.counts and len(user.counts) == 3  # the least recent is forgotten
+    assert math.isclose(faded["cattle"], before["cattle"], rel_tol=1e-6)
+    assert user.count("cat") < user.count("then")  # older choices fade
+    assert faded["then"] > before["then"]
+
+
+def test_learning_a_word_the_decoder_does_not_know_adds_it_and_a_removed_word_comes_back():
+    user = user_words()
+    user.remove("dog")
+    user.learn("dog")
+    user.learn("zorblax")
+    assert "dog" in reachable(user.trie) and "zorblax" in reachable(user.trie)
+    assert "zorblax" in user.added and "dog" not in user.removed
+
+
+def test_user_data_round_trips_and_is_written_atomically(tmp_path):
+    path = tmp_path / "user.json"
+    user = user_words()
+    user.add(["zebra"])
+    user.add(["dogma"], frequency=123.0)
+    user.remove(["catch"])
+    user.learn("cattle")
+    write_user_data(path, user.data())
+    assert [p.name for p in tmp_path.iterdir()] == ["user.json"]
+    saved = json.loads(path.read_text())
+    assert saved["format"] == "swipe-user-data" and saved["added"] == {"zebra": None, "dogma": 123.0}
+    again = user_words()
+    load_user_data(again, path)
+    user.sync()
+    assert log_probs(again) == pytest.approx(log_probs(user))
+    assert again.data() == user.data()
+
+
+@pytest.mark.parametrize("content, says", [
+    (b"{not json", "not JSON"),
+    (b"\xff\xfe", "not JSON"),
+    (b"[" * 100_000 + b"]" * 100_000, "not JSON"),
+    (b'{"format": "other"}', "not a user data file"),
+    (b'{"format": "swipe-user-data", "version": 9}', "version 9"),
+    (b'{"format": "swipe-user-data", "version": 1, "added": {"a": -1}}', "frequency -1"),
+    (b'{"format": "swipe-user-data", "version": 1, "added": {"a": NaN}}', "frequency nan"),
+    (b'{"format": "swipe-user-data", "version": 1, "removed": "abc"}', '"removed"'),
+    (b'{"format": "swipe-user-data", "version": 1, "learned": [["a", 1e300]]}', '"learned"'),
+    (b'{"format": "swipe-user-data", "version": 1, "added": {"Zoe": null}}', "'Z'"),
+])
+def test_a_bad_user_data_file_is_one_line_naming_it_and_is_left_as_it_was(tmp_path, content, says):
+    path = tmp_path / "user.json"
+    path.write_bytes(content)
+    user = user_words()
+    with pytest.raises(UserDataError, match=says) as err:
+        load_user_data(user, path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+    assert path.read_bytes() == content
+
+
+def test_a_huge_user_data_file_is_refused_unread(tmp_path):
+    path = tmp_path / "user.json"
+    with open(path, "wb") as f:
+        f.truncate(MAX_FILE_BYTES + 10)
+    with pytest.raises(UserDataError, match="over 4 MiB"):
+        read_user_data(path)
+
+
+def test_the_module_does_not_import_torch():
+    code = "import sys, swipe.decoding.user_words; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+
+
+def key_centre_curve(layout: Layout, word: str):
+    """A swipe straight through ``word``'s key centres, 10 points a key, 15 ms apart."""
+    from swipe.decoder import make_curve
+    from swipe.templates import word_polyline
+
+    keys = word_polyline(layout, word) * np.array([layout.key_width, layout.key_height])
+    steps = np.linspace(0, 1, 10, endpoint=False)[:, None]
+    segments = [a + (b - a) * steps for a, b in zip(keys[:-1], keys[1:], strict=True)]
+    points = np.concatenate([*segments, keys[-1:]])
+    return make_curve(points[:, 0], points[:, 1], np.arange(len(points)) * 15.0, layout.name)
+
+
+def test_a_real_decoder_outputs_an_added_word_at_once_and_keeps_it_in_its_user_data(tmp_path):
+    import swipe
+
+    path = tmp_path / "user.json"
+    decoder = swipe.load_decoder("en_hws", user_data=path)
+    curve = key_centre_curve(decoder.layouts[0], "zorblax")
+    assert "zorblax" not in [c.word for c in decoder.decode([curve])[0]]
+    decoder.add_words(["zorblax"])
+    assert decoder.decode([curve])[0][0].word == "zorblax"
+    assert "zorblax" in decoder.lexicon
+    decoder.remove_words("zorblax")
+    assert "zorblax" not in [c.word for c in decoder.decode([curve])[0]]
+    decoder.learn("zorblax")
+    assert json.loads(path.read_text())["added"] == {"zorblax": None}
+    reloaded = swipe.load_decoder("en_hws", user_data=path)
+    assert reloaded.decode([curve])[0][0].word == "zorblax"
+    with pytest.raises(UserWordError, match="'Z'"):
+        reloaded.add_words(["Zorblax"])
+
+
+@pytest.mark.slow
+def test_the_onnx_runtime_takes_the_same_user_words_and_file(tmp_path):
+    pytest.importorskip("onnxruntime")
+    import swipe
+    from swipe.export import main as export_main
+    from swipe.model_files import MODELS_DIR
+    from swipe.runtime import OnnxDecoder
+
+    folder = tmp_path / "onnx"
+    assert export_main([str(MODELS_DIR / "en_hws"), "--format", "onnx", "--out", str(folder)]) == 0
+    path = tmp_path / "user.json"
+    swipe.load_decoder("en_hws", user_data=path).add_words(["zorblax"])
+    runtime = OnnxDecoder(folder, user_data=path)
+    curve = key_centre_curve(runtime.layouts[0], "zorblax")
+    found = runtime.decode_one(curve.x, curve.y, curve.t, curve.grid_name)
+    assert found[0][1] == "zorblax"
+    runtime.remove_words(["zorblax"])
+    found = runtime.decode_one(curve.x, curve.y, curve.t, curve.grid_name)
+    assert "zorblax" not in [word for _, word in found]
+    assert json.loads(path.read_text())["added"] == {}
