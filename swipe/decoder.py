@@ -30,6 +30,7 @@ import dataclasses
 import math
 import multiprocessing
 import os
+import re
 import signal
 import sys
 import threading
@@ -1036,6 +1037,8 @@ def load_decoder(
     DecodeError, swipe.decoding.GeneratorError, swipe.config.ConfigError
         A setting is out of range, or the model's ``decoding.json`` is malformed.
     """
+    if not isinstance(device, str) or not re.fullmatch(r"cpu|cuda(:[0-9]+)?", device):
+        raise DecodeError(f"device {device!r}: must be cpu, cuda or cuda:N")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise DecodeError(f"device {device}: CUDA is not available")
     loader = CheckpointLoader(resolve_model(model))
