@@ -36,14 +36,15 @@ from swipe.model_files import (
     ExportError,
     ModelInfo,
     check_exported,
+    check_finite,
     inference_state,
     model_parts,
+    model_skeleton,
     read_checkpoint_bytes,
     read_model_info,
     resolve_model_file,
     restore_state_dict,
 )
-from swipe.models import build_model
 from swipe.training.checkpoint import atomic_save
 
 __all__ = [
@@ -88,7 +89,7 @@ def _linear_weight_names(checkpoint: dict[str, Any], where: str) -> set[str]:
         config, tokenizer, layouts = model_parts(checkpoint, f"{where}: config:")
     except ConfigError as err:
         raise ExportError(str(err)) from None
-    model = build_model(config.model, layouts, tokenizer)
+    model = model_skeleton(config.model, layouts, tokenizer)
     return {f"{name}.weight" if name else "weight"
             for name, module in model.named_modules() if isinstance(module, nn.Linear)}
 
@@ -217,10 +218,11 @@ def export_checkpoint(
         if out.resolve() == source.resolve():
             raise ExportError(f"{out}: is the checkpoint being exported; choose another --out")
         if not overwrite:
-            raise FileExistsError(f"{out}: already exists (pass --overwrite to replace it)")
+            raise FileExistsError(f"{out}: already exists (overwrite=True replaces it)")
     if out.is_dir():
         raise ExportError(f"{out}: is a directory; give the file to write")
     ckpt, sha256, size = read_checkpoint_bytes(source)
+    check_finite(inference_state(ckpt), str(source))
     contents = exported_model(ckpt, dtype, source.name, sha256, str(source))
     atomic_save(contents, out)
     return ExportResult(out, dtype, out.stat().st_size, size, str(contents["provenance"]["run"]),
@@ -257,7 +259,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _main_onnx(args)
     try:
         result = export_checkpoint(args.checkpoint, args.out, args.dtype or "fp16", args.overwrite)
-    except (ExportError, CheckpointError, FileExistsError, FileNotFoundError) as err:
+    except FileExistsError:
+        print(f"swipe.export: error: {args.out}: already exists (pass --overwrite to replace it)",
+              file=sys.stderr)
+        return 2
+    except (ExportError, CheckpointError, FileNotFoundError) as err:
         print(f"swipe.export: error: {err}", file=sys.stderr)
         return 2
     print(
@@ -282,7 +288,11 @@ def _main_onnx(args: argparse.Namespace) -> int:
     print(f"exporting {args.checkpoint} as ONNX graphs into {args.out}/", file=sys.stderr)
     try:
         result = export_onnx(args.checkpoint, args.out, args.overwrite)
-    except (OnnxExportError, ExportError, CheckpointError, FileExistsError, FileNotFoundError) as err:
+    except FileExistsError:
+        print(f"swipe.export: error: {args.out}: already holds files (pass --overwrite to replace them)",
+              file=sys.stderr)
+        return 2
+    except (OnnxExportError, ExportError, CheckpointError, FileNotFoundError) as err:
         print(f"swipe.export: error: {err}", file=sys.stderr)
         return 2
     graphs = {name: size for name, size in result.files.items() if name.endswith(".onnx")}

@@ -34,6 +34,7 @@ A model folder holds ``model.pt``, and optionally ``card.md`` (its model card) a
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import warnings
 from dataclasses import dataclass
@@ -46,18 +47,19 @@ from torch import Tensor
 from swipe.config import ConfigError, from_dict, load_json
 from swipe.hashing import sha256_of
 from swipe.keyboard import Layout
-from swipe.models import build_model
+from swipe.models import EncoderDecoder, ModelConfig, build_model
 from swipe.safe_pickle import UnsafeFileError, torch_load
 from swipe.tokenizers import CharTokenizer
 
 __all__ = [
     "CARD_FILE", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "DECODING_FILE", "DTYPES", "EXPORT_FORMAT",
-    "EXPORT_VERSION", "MODELS_DIR", "MODEL_FILE", "CheckpointBytes", "CheckpointError", "DecodingSettings",
-    "Dtype", "ExportError", "LoadedModel", "ModelInfo", "ModelNotFoundError", "ShippedModel",
-    "ShippedModelError", "check_exported", "find_latest_run", "inference_state", "list_shipped_models",
-    "load_checkpoint", "load_model", "model_parts", "read_checkpoint_bytes", "read_decoding_settings",
-    "read_model_info", "resolve_model", "resolve_model_file", "restore_state_dict", "sha256_of",
-    "shipped_model_for_layouts", "shipped_names",
+    "EXPORT_VERSION", "MODELS_DIR", "MODEL_FILE", "MODEL_SIZE_LIMITS", "CheckpointBytes", "CheckpointError",
+    "DecodingSettings", "Dtype", "ExportError", "LoadedModel", "ModelInfo", "ModelNotFoundError",
+    "ShippedModel", "ShippedModelError", "check_exported", "check_finite", "check_model_size",
+    "find_latest_run", "inference_state", "list_shipped_models", "load_checkpoint", "load_model",
+    "model_parts", "model_skeleton", "read_checkpoint_bytes", "read_decoding_settings", "read_model_info",
+    "resolve_model", "resolve_model_file", "restore_state_dict", "sha256_of", "shipped_model_for_layouts",
+    "shipped_names",
 ]
 
 CHECKPOINT_FORMAT = "swipe-checkpoint"
@@ -74,6 +76,20 @@ DECODING_FILE = "decoding.json"
 CHECKPOINTS_DIR = "checkpoints"
 BEST_FILE = "best.pt"
 LAST_FILE = "last.pt"
+
+# The largest sizes a model file's config may ask for, checked before the model is built, so a
+# damaged or hostile file cannot make a reader allocate more than the weights the file holds.
+MODEL_SIZE_LIMITS: dict[str, int] = {
+    "d_model": 4096,
+    "num_encoder_layers": 48,
+    "num_decoder_layers": 48,
+    "num_heads": 64,
+    "dim_feedforward": 16384,
+    "conv_kernel_size": 255,
+    "encoder_hidden_size": 4096,
+    "decoder_hidden_size": 4096,
+    "attention_size": 4096,
+}
 
 
 class CheckpointError(RuntimeError):
@@ -311,6 +327,8 @@ def restore_state_dict(exported: dict[str, Any], where: str = "") -> dict[str, T
     scales: dict[str, Tensor] = exported.get("int8_scales") or {}
     state: dict[str, Tensor] = {}
     for name, tensor in exported["model"].items():
+        if not isinstance(tensor, Tensor):
+            raise ExportError(f"{prefix}weight {name!r} is not a tensor")
         if name in scales:
             if tensor.dtype != torch.int8 or scales[name].shape != tensor.shape[:1]:
                 raise ExportError(f"{prefix}int8 weight {name!r} does not match its scales")
@@ -351,8 +369,38 @@ class LoadedModel(NamedTuple):
     step: int
 
 
+def check_model_size(config: ModelConfig, where: str = "") -> None:
+    """Raise :class:`~swipe.config.ConfigError` naming the first size of ``config`` over
+    :data:`MODEL_SIZE_LIMITS` (``where``, e.g. ``"path: config:"``, starts the message)."""
+    section = config.family
+    arch = config.transformer if section == "transformer" else config.rnn
+    for field in dataclasses.fields(arch):
+        limit = MODEL_SIZE_LIMITS.get(field.name)
+        value = getattr(arch, field.name)
+        if limit is not None and value > limit:
+            message = f"model.{section}.{field.name}: {value} is over the limit of {limit} for a model file"
+            raise ConfigError(f"{where} {message}" if where else message)
+
+
+def check_finite(state: dict[str, Tensor], where: str) -> None:
+    """Raise :class:`CheckpointError` naming the first floating-point tensor of ``state`` that
+    holds a NaN or an infinity."""
+    for name, tensor in state.items():
+        floating = isinstance(tensor, Tensor) and tensor.is_floating_point()
+        if floating and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{where}: weight {name!r} holds NaN or infinite values; "
+                                  "the file is damaged or the run diverged")
+
+
 def model_parts(ckpt: dict[str, Any], where: str = "") -> tuple[Any, CharTokenizer, list[Layout]]:
-    """The training config, tokenizer and layouts stored in a loaded checkpoint or exported model."""
+    """The training config, tokenizer and layouts stored in a loaded checkpoint or exported model.
+
+    Raises
+    ------
+    swipe.config.ConfigError
+        The config is not a valid training config, or asks for a model over
+        :data:`MODEL_SIZE_LIMITS`.
+    """
     # Imported here: the package swipe.training also holds the trainer, which writes checkpoints
     # with this module.
     from swipe.training.config import TrainConfig
@@ -368,6 +416,7 @@ def model_parts(ckpt: dict[str, Any], where: str = "") -> tuple[Any, CharTokeniz
             raise
         warnings.warn(f"{err}; ignoring the checkpoint's data.synthetic section", stacklevel=2)
         config = from_dict(TrainConfig, {**raw, "data": {**data, "synthetic": None}}, where)
+    check_model_size(config.model, where)
     tokenizer = CharTokenizer.from_dict(ckpt["tokenizer"])
     layouts = [Layout.from_grid(grid) for grid in ckpt["layouts"]]
     return config, tokenizer, layouts
@@ -409,6 +458,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
         config, tokenizer, layouts = model_parts(ckpt, f"{path}: config:")
     except ConfigError as err:
         raise CheckpointError(str(err)) from None
+    _check_fit(model_skeleton(config.model, layouts, tokenizer).state_dict(), state, path)
+    check_finite(state, str(path))
     model = build_model(config.model, layouts, tokenizer)
     try:
         model.load_state_dict(state)
@@ -416,6 +467,27 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
         raise CheckpointError(f"{path}: the weights do not fit the model of its config: {err}") from None
     model.to(device).eval()
     return LoadedModel(model, config, tokenizer, layouts, int(ckpt["step"]))
+
+
+def model_skeleton(config: ModelConfig, layouts: list[Layout], tokenizer: CharTokenizer) -> EncoderDecoder:
+    """The model of ``config`` on the meta device: its modules and weight shapes, without memory."""
+    with torch.device("meta"):
+        return build_model(config, layouts, tokenizer)
+
+
+def _check_fit(expected: dict[str, Tensor], state: dict[str, Tensor], path: Path) -> None:
+    """Raise :class:`CheckpointError` unless ``state`` has the names and shapes of ``expected``."""
+    problems = [f"{name} is not a tensor" for name, value in state.items() if not isinstance(value, Tensor)]
+    if problems:
+        raise CheckpointError(f"{path}: {problems[0]}")
+    problems = [f"{name} missing" for name in expected if name not in state]
+    problems += [f"{name} unexpected" for name in state if name not in expected]
+    problems += [f"{name} is {tuple(state[name].shape)}, not {tuple(tensor.shape)}"
+                 for name, tensor in expected.items() if name in state and state[name].shape != tensor.shape]
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise CheckpointError(f"{path}: the weights do not fit the model of its config: "
+                              f"{'; '.join(problems[:3])}{more}")
 
 
 # ---- decoding settings ---------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from swipe.keyboard import Layout, bundled_layout
 from swipe.model_files import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
+    MODEL_SIZE_LIMITS,
     CheckpointError,
     ExportError,
     load_model,
@@ -215,3 +216,62 @@ def test_the_old_import_paths_still_give_the_same_names():
     ]:
         for name in names:
             assert getattr(module, name) is getattr(model_files, name), f"{module.__name__}.{name}"
+
+
+def tampered(source: Path, out: Path, change) -> Path:
+    """A copy of the torch file ``source`` with ``change`` applied to its contents."""
+    contents = torch.load(source, weights_only=True)
+    change(contents)
+    torch.save(contents, out)
+    return out
+
+
+def test_a_config_asking_for_a_huge_model_is_refused_before_anything_is_built(setup, tmp_path):
+    root, _, _ = setup
+    exported = export_checkpoint(root / "best.pt", tmp_path / "model.pt").path
+
+    def huge(contents):
+        contents["config"]["model"]["transformer"]["d_model"] = 10**7
+
+    for source in (root / "best.pt", exported):
+        path = tampered(source, tmp_path / f"huge-{source.name}", huge)
+        said = rf"huge-{source.name}: config: model\.transformer\.d_model: 10000000 is over the limit of 4096"
+        with pytest.raises(CheckpointError, match=said):
+            load_model(path)
+    with pytest.raises(ExportError, match="d_model: 10000000 is over the limit"):
+        export_checkpoint(tmp_path / "huge-best.pt", tmp_path / "int8.pt", dtype="int8")
+    assert MODEL_SIZE_LIMITS["d_model"] == 4096
+
+
+def test_weights_that_do_not_fit_their_config_are_refused_before_the_model_is_built(setup, tmp_path):
+    root, _, _ = setup
+
+    def wider(contents):
+        contents["config"]["model"]["transformer"]["d_model"] = 128  # the weights are 64 wide
+
+    path = tampered(root / "best.pt", tmp_path / "wider.pt", wider)
+    with pytest.raises(CheckpointError, match=r"wider\.pt: the weights do not fit the model of its config: "
+                       r".* is \(\d+, 64\), not \(\d+, 128\)"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_weights_holding_nan_or_infinity_are_refused_naming_the_tensor(setup, tmp_path, bad):
+    root, _, _ = setup
+    exported = export_checkpoint(root / "best.pt", tmp_path / "model.pt", dtype="int8").path
+    name = "decoder.output.weight"
+
+    def spoil(contents):
+        if contents["format"] == "swipe-model":
+            contents["int8_scales"][name][3] = bad  # a scale of an int8 weight: spoils its row
+        else:
+            contents["model"][name][3, 5] = bad
+
+    for source in (root / "best.pt", exported):
+        path = tampered(source, tmp_path / f"bad-{source.name}", spoil)
+        said = rf"bad-{source.name}: weight '{name}' holds NaN or infinite values"
+        with pytest.raises(CheckpointError, match=said):
+            load_model(path)
+    with pytest.raises(CheckpointError, match=rf"bad-best\.pt: weight '{name}' holds NaN"):
+        export_checkpoint(tmp_path / "bad-best.pt", tmp_path / "out.pt")
+    assert not (tmp_path / "out.pt").exists()
