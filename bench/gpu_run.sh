@@ -10,8 +10,8 @@
 #     bash bench/gpu_run.sh --dry-run --out /tmp/gpu-dry     # the same steps, tiny, on the CPU (1-3 min)
 #
 # Settings (environment): SWIPE_GPU_SCALE full|tiny (--dry-run: tiny, on the CPU);
-# SWIPE_GPU_MINUTES, the whole run (8.5; tiny 10); SWIPE_GPU_SYNTH_SECONDS, the synthesis (60);
-# SWIPE_GPU_BATCH (512); SWIPE_GPU_INIT shipped|scratch (shipped: continue en_hws's weights);
+# SWIPE_GPU_MINUTES, the whole run (8.5; tiny 10); SWIPE_GPU_SYNTH_SECONDS, the synthesis (60; tiny:
+# at most 400 swipes); SWIPE_GPU_BATCH (512); SWIPE_GPU_INIT shipped|scratch (shipped: en_hws's weights);
 # SWIPE_GPU_DEVICE cuda|cpu (full: cuda; cpu runs the full-scale steps on a CPU, slowly);
 # SWIPE_GPU_WORK, where data and checkpoints go (default: a new temporary folder); PYTHON (python3).
 #
@@ -169,7 +169,7 @@ main() {
     case $SCALE in
         full) MINUTES=${SWIPE_GPU_MINUTES:-8.5} SYNTH_SECONDS=${SWIPE_GPU_SYNTH_SECONDS:-60}
               BATCH=${SWIPE_GPU_BATCH:-512} DEVICE=${SWIPE_GPU_DEVICE:-cuda} ;;
-        tiny) MINUTES=${SWIPE_GPU_MINUTES:-10} SYNTH_SECONDS=${SWIPE_GPU_SYNTH_SECONDS:-1}
+        tiny) MINUTES=${SWIPE_GPU_MINUTES:-10} SYNTH_SECONDS=${SWIPE_GPU_SYNTH_SECONDS:-10}
               BATCH=${SWIPE_GPU_BATCH:-32} DEVICE=${SWIPE_GPU_DEVICE:-cpu} ;;
         *) echo "error: SWIPE_GPU_SCALE must be full or tiny, not $SCALE" >&2; return 2 ;;
     esac

@@ -51,7 +51,7 @@ def test_dry_run_brings_back_the_model_the_log_and_the_tables(tmp_path):
     for phase in ("tests", "synth_plan", "synth", "build_val", "build", "throughput_32", "config", "train",
                   "export"):
         assert f"| {phase} | ok |" in summary, summary
-    assert "- built train: 400 curves" in summary and "- built val: 100 curves" in summary
+    assert "- built train: 400 curves" in summary and "- built val: 100 curves" in summary, summary
 
 
 def test_a_mistyped_training_key_stops_the_run_before_it_starts(tmp_path):
