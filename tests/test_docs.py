@@ -46,7 +46,7 @@ def test_python_snippet_runs(code, tmp_path):
         pytest.skip(f"needs {', '.join(missing)} (pip install -r requirements-export.txt)")
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True,
-                            text=True, timeout=120)
+                            text=True, timeout=600)  # an ONNX export takes minutes on a busy machine
     assert result.returncode == 0, f"snippet failed:\n{code}\n--- stderr ---\n{result.stderr[-3000:]}"
 
 
