@@ -236,16 +236,26 @@ def _megabytes(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
 
 
+_EXAMPLES = """\
+examples:
+  python -m swipe.export runs/quickstart_en --out quickstart.pt               # the run's best.pt, fp16
+  python -m swipe.export runs/quickstart_en --out quickstart_int8.pt --dtype int8
+  python -m swipe.export swipe/resources/models/en_hws_transformer --format onnx --out en_onnx
+"""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m swipe.export``: write a compact inference file from a training checkpoint, or
     the ONNX folder of a checkpoint or exported model (``--format onnx``)."""
     parser = argparse.ArgumentParser(
         prog="python -m swipe.export",
         description="Write a compact inference file (weights, config, tokenizer, layouts, lexicon name, "
-        "provenance) from a training checkpoint; load it with swipe.training.load_model or "
+        "provenance) from a training checkpoint; load it with swipe.load_decoder or "
         "predict.py --checkpoint. With --format onnx, write a folder of ONNX graphs (fp32 and int8), "
         "layouts, tokenizer, lexicon trie and decoding settings for apps without PyTorch "
         "(docs/onnx.md; needs the packages of requirements-export.txt).",
+        epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("checkpoint", help="training checkpoint, or a run directory (its best.pt); "
                         "with --format onnx also an exported model.pt or its folder")
