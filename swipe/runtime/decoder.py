@@ -28,6 +28,7 @@ from swipe.decoding.pipeline import (
     Vocabulary,
     log_softmax,
 )
+from swipe.decoding.user_words import UserWords
 from swipe.formats import SwipeError, check_swipe, loads_json, numbered_lines
 from swipe.keyboard import Layout
 from swipe.runtime.folder import OnnxFolderError, read_export_folder
@@ -106,12 +107,15 @@ class OnnxDecoder:
         Default: the folder's ``decoding.json``.
     beam_size, prior_weight, length_penalty, template_weight : optional
         Override those of the settings.
+    user_data : path, optional
+        The user's words, removed words and learned choices (:mod:`swipe.decoding.user_words`):
+        read if the file exists, written again after each ``add_words``, ``remove_words``, ``learn``.
     """
 
     def __init__(self, folder: str | Path, int8: bool = False, threads: int = 1,
                  settings: Settings | None = None, beam_size: int | None = None,
                  prior_weight: float | None = None, length_penalty: float | None = None,
-                 template_weight: float | None = None) -> None:
+                 template_weight: float | None = None, user_data: str | Path | None = None) -> None:
         folder = Path(folder)
         overrides = {"beam_size": beam_size, "prior_weight": prior_weight,
                      "length_penalty": length_penalty, "template_weight": template_weight}
@@ -130,6 +134,7 @@ class OnnxDecoder:
             raise OnnxFolderError(f"{folder / 'lexicon.npz'}: no words: export the model again")
         trie = Trie(lexicon["children"], lexicon["lookahead"], lexicon["end_log_prob"], lexicon["word_ids"],
                     lexicon["words"].tolist())
+        self.user_words = UserWords(trie, export.alphabet, self.layouts, path=user_data)
         self.backend = OnnxBackend(export.encoder, export.decoder_step, self.manifest["graphs"])
         self.pipeline = Pipeline(self.backend, vocabulary, self.layouts, prep, self.settings, trie)
 
@@ -148,7 +153,20 @@ class OnnxDecoder:
                 check_swipe(swipe.x, swipe.y, swipe.t)
             except SwipeError as err:
                 raise OnnxFolderError(str(err)) from None
+        self.user_words.sync()
         return self.pipeline.decode(swipes)
+
+    def add_words(self, words: str | Sequence[str], frequency: float | None = None) -> None:
+        """As :meth:`swipe.Decoder.add_words`: ``words`` can be output from the next decode on."""
+        self.user_words.add(words, frequency)
+
+    def remove_words(self, words: str | Sequence[str]) -> None:
+        """As :meth:`swipe.Decoder.remove_words`."""
+        self.user_words.remove(words)
+
+    def learn(self, word: str) -> None:
+        """As :meth:`swipe.Decoder.learn`: similar swipes rank ``word`` higher."""
+        self.user_words.learn(word)
 
 
 def read_swipes(path: str | Path) -> list[tuple[Swipe, str | None]]:
