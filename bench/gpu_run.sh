@@ -122,6 +122,7 @@ train() {
             --set data.synthetic=null --set "data.batch_size=$BATCH" --set "device=$DEVICE" \
             --set "precision=$precision" --set logging.progress_bar=false "${sets[@]}" || return 1
         budget=$(left 40)
+        [ "$budget" -ge 30 ] || { skipped "train${RUN#"$WORK"/run}" "no time left"; return 1; }
         PHASE_LOG=$OUT/train.log phase "train${RUN#"$WORK"/run}" $(( budget + 20 )) env PYTHONUNBUFFERED=1 \
             $PY train.py --config "$RUN.json" --run-dir "$RUN" --max-minutes "$(awk "BEGIN { print $budget / 60 }")" &&
             return 0
