@@ -15,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from swipe.cli import command_line
 from swipe.metrics import find_misses, format_misses, format_report, score_predictions
 from swipe.predictions import Predictions, PredictionsError, read_predictions
 from swipe.results import ResultsError, canonical_json, record_result
@@ -57,6 +58,7 @@ def read_scored(path: Path) -> Predictions:
     return read_predictions(path)
 
 
+@command_line("evaluate.py")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

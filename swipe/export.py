@@ -26,6 +26,7 @@ from typing import Any, Collection, NamedTuple, Sequence
 import torch
 from torch import Tensor, nn
 
+from swipe.cli import command_line
 from swipe.config import ConfigError
 from swipe.model_files import (
     DTYPES,
@@ -244,6 +245,7 @@ examples:
 """
 
 
+@command_line("python -m swipe.export")
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m swipe.export``: write a compact inference file from a training checkpoint, or
     the ONNX folder of a checkpoint or exported model (``--format onnx``)."""

@@ -43,6 +43,7 @@ from typing import IO, Iterable, Iterator, Mapping, NamedTuple, Sequence
 import numpy as np
 
 from swipe.atomic import atomic_output
+from swipe.cli import command_line
 from swipe.keyboard import Layout, LayoutError, bundled_layout, load_layouts_file, normalize_label
 
 # Curves per chunk: numeric checks and conversions run over whole chunks, not per curve.
@@ -1189,6 +1190,7 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+@command_line("python -m swipe.formats")
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m swipe.formats", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -1208,6 +1210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:  # output into a closed pipe: see swipe.cli
+        raise
     except (BadRowError, LayoutError, FileExistsError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

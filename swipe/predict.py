@@ -17,6 +17,7 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 from swipe.atomic import atomic_output
+from swipe.cli import command_line
 from swipe.config import to_dict
 from swipe.data.build import sha256_of
 from swipe.decoder import (  # noqa: F401 (names the bench scripts import from here)
@@ -426,6 +427,7 @@ def _metadata(decoder: Decoder, checkpoint: Path, data: _Data) -> dict[str, Any]
 # ---- main ----------------------------------------------------------------------------------------
 
 
+@command_line("predict.py")
 def main(argv: Sequence[str] | None = None) -> int:
     """``predict.py``: decode a data split into ``preds.pkl`` (and optionally a submission CSV)."""
     from swipe.config import ConfigError

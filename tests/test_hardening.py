@@ -530,3 +530,28 @@ def test_max_minutes_must_be_a_positive_finite_number(tmp_path, minutes):
     with pytest.raises(ValueError, match="--max-minutes: must be a positive number"):
         train(config, max_minutes=minutes, run_dir=tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+# ---- command lines: Ctrl-C and closed pipes ----------------------------------------------------------
+
+
+def test_ctrl_c_is_one_line_and_exit_130(capsys):
+    from swipe.cli import command_line
+
+    @command_line("tool")
+    def main(argv=None):
+        raise KeyboardInterrupt
+
+    assert main([]) == 130
+    assert capsys.readouterr().err == "tool: interrupted\n"
+
+
+def test_a_closed_pipe_ends_a_command_quietly(tmp_path):
+    path = write_rows(tmp_path / "a.jsonl", [row()] * 3)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "swipe.formats", "check", *[str(path)] * 2000],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert proc.stdout.readline().startswith(str(path).encode())
+    proc.stdout.close()  # as `| head -1` does
+    assert proc.wait(timeout=120) == 141
+    assert proc.stderr.read() == b""

@@ -7,6 +7,7 @@ import sys
 import time
 from typing import Sequence
 
+from swipe.cli import command_line
 from swipe.data.build import DatasetError, build_dataset
 from swipe.data.dataset import SwipeDataset
 from swipe.formats import BadRowError
@@ -55,6 +56,7 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+@command_line("python -m swipe.data")
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m swipe.data", description="swipe datasets")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -85,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:  # output into a closed pipe: see swipe.cli
+        raise
     except (BadRowError, DatasetError, LayoutError, TokenizerError, FileExistsError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -19,6 +19,8 @@ import sys
 import time
 from typing import Sequence
 
+from swipe.cli import command_line
+
 INSTALL_HINT = "onnxruntime is not installed: pip install -r requirements-export.txt"
 
 
@@ -35,6 +37,7 @@ def peak_resident_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+@command_line("python -m swipe.runtime")
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m swipe.runtime", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
