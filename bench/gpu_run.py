@@ -210,6 +210,9 @@ def write_summary(work: Path, out: Path) -> str:
         rate = end_to_end_rate(log, settings.get("batch_size", 0), train_seconds[-1])
         lines.append(f"- end to end: {rate}")
     lines += [f"- {SHIPPED_VAL}", "", "```", *training_lines(log)[-40:], "```", ""]
+    real = [line for line in _read(work / "logs" / "real.log").splitlines() if line.startswith("|")]
+    lines += ["## Real swipes: a first look (beam 8, prior 0.3; en_hws beside the new model)", "",
+              *(real or ["(not decoded)"]), ""]
     lines += ["## Training throughput (optimizer step on pre-collated batches)", "",
               _read(out / "throughput.md").strip() or "(none)", ""]
     model = out / "model" / "model.pt"

@@ -49,8 +49,9 @@ def test_dry_run_brings_back_the_model_the_log_and_the_tables(tmp_path):
     assert "| cpu (1 threads) | fp32 | 32 |" in (out / "throughput.md").read_text()
     summary = (out / "summary.md").read_text()
     for phase in ("tests", "synth_plan", "synth", "build_val", "build", "throughput_32", "config", "train",
-                  "export"):
+                  "export", "real"):
         assert f"| {phase} | ok |" in summary, summary
+    assert "| swipe/resources/models/en_hws | 5586 | beam | beam=8 prior=0.3 |" in summary, summary
     assert "- built train: 400 curves" in summary and "- built val: 100 curves" in summary, summary
 
 
