@@ -82,6 +82,10 @@ def load_json(cls: type[T], path: str | Path) -> T:
         raise ConfigError(f"{path}: cannot read config: {err.strerror}") from None
     except json.JSONDecodeError as err:
         raise ConfigError(f"{path}: line {err.lineno}: invalid JSON: {err.msg}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid JSON: nested too deeply") from None
     return from_dict(cls, data, f"{path}:")
 
 

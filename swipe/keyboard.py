@@ -353,14 +353,21 @@ def load_layouts_file(path: str | Path) -> dict[str, Layout]:
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, ValueError) as err:  # unreadable, not UTF-8, not JSON
         raise LayoutError(f"{path}: cannot read layouts: {err}") from None
+    except RecursionError:
+        raise LayoutError(f"{path}: cannot read layouts: JSON nested too deeply") from None
+    grid_list = isinstance(data, list) and all(isinstance(g, dict) for g in data)
+    if not (isinstance(data, dict) or grid_list):
+        raise LayoutError(f"{path}: a layouts file is an object of grids by name or a list of grids")
     grids = data.items() if isinstance(data, dict) else ((g.get("grid_name"), g) for g in data)
     layouts = {}
     for name, grid in grids:
         try:
+            if not isinstance(grid, dict):
+                raise LayoutError(f"grid {name!r} is not an object")
             layouts[name] = Layout.from_grid(grid, name=name)
-        except LayoutError as err:
+        except (LayoutError, TypeError, ValueError) as err:
             raise LayoutError(f"{path}: {err}") from None
     return layouts
 
