@@ -11,11 +11,10 @@ A :class:`Decoder` decodes exactly as ``predict.py`` does with the same model an
 work is done by pieces that also serve ``predict.py`` and the benchmarks:
 
 - a curve source (:class:`MemoryCurves` for curves in memory, :class:`DatasetCurves` for a built
-  dataset) collates any of its curves, also as drawn on wider or narrower keyboards;
-- a :class:`Search` (the beam or greedy generator, with optional template rescoring) decodes a
-  batch of curves in one or several views;
-- stages (:class:`ExtraViews`, :class:`WideViews`, :class:`TemplateCandidates`) each improve the
-  candidates of the curves they apply to; :class:`BatchDecoder` runs the search, then the stages;
+  dataset) gives any of its curves as logged;
+- :class:`BatchDecoder` decodes a batch of them with the one decoding pipeline
+  (:mod:`swipe.decoding.pipeline`: beam search, views, template candidates and rescoring, also
+  run by :mod:`swipe.runtime`) on the PyTorch backend (:mod:`swipe.decoding.torch_backend`);
 - :func:`decode_job` splits the curves into batches of similar length and decodes them in this
   process or in worker processes (which die with their parent however it ends).
 
