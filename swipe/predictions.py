@@ -58,6 +58,28 @@ METADATA_KEYS: dict[str, type | tuple[type, ...]] = {
 }
 
 
+def _numbers(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and all(_number(v) for v in value)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# Optional metadata keys that the tools read (absent from files written before they existed), and
+# what each must be where present: a file with odd ones is refused when read, not in a report.
+OPTIONAL_METADATA: dict[str, tuple[str, Any]] = {
+    "x_scales": ("a list of numbers", _numbers),
+    "wide_x_scales": ("a list of numbers", _numbers),
+    "views_below": ("a number or null", lambda v: v is None or _number(v)),
+    "template_candidates": ("a whole number >= 0 or null", lambda v: v is None or (
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0)),
+    "template_rescoring": ("null or {weight, prior_weight} numbers", lambda v: v is None or (
+        isinstance(v, Mapping) and _number(v.get("weight")) and _number(v.get("prior_weight")))),
+    "lexicon": ("a name or null", lambda v: v is None or isinstance(v, str)),
+}
+
+
 class PredictionsError(ValueError):
     """A predictions file or object is malformed, unsafe or cannot be read or written."""
 
@@ -109,6 +131,12 @@ class Predictions:
             if not isinstance(self.metadata[key], types):
                 expected = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
                 raise PredictionsError(f"metadata.{key}: expected {expected}, got {self.metadata[key]!r}")
+        if not all(isinstance(name, str) for name in self.metadata["layout_names"]):
+            raise PredictionsError("metadata.layout_names: expected layout names")
+        for key, (expected, valid) in OPTIONAL_METADATA.items():
+            if key in self.metadata and not valid(self.metadata[key]):
+                shown = str(self.metadata[key])[:60]
+                raise PredictionsError(f"metadata.{key}: expected {expected}, got {shown}")
         self.metadata = _plain(dict(self.metadata), "metadata")
 
     def __len__(self) -> int:

@@ -555,3 +555,27 @@ def test_a_closed_pipe_ends_a_command_quietly(tmp_path):
     proc.stdout.close()  # as `| head -1` does
     assert proc.wait(timeout=120) == 141
     assert proc.stderr.read() == b""
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("x_scales", 5), ("x_scales", [1, "a"]), ("wide_x_scales", "wide"), ("views_below", True),
+    ("template_candidates", -1), ("template_rescoring", {"weight": "a"}), ("layout_names", [1])])
+def test_odd_optional_metadata_in_a_predictions_file_is_refused_when_read(tmp_path, capsys, key, value):
+    import pickle
+
+    import evaluate
+    from swipe.predictions import Predictions, read_predictions, write_predictions
+
+    metadata = {"model": {}, "weights": "", "weights_sha256": "", "generator": "beam",
+                "generator_options": {}, "layout_names": ["tiny"], "data_file": "a.jsonl", "split": "a",
+                "x_scales": [1.0]}
+    path = tmp_path / "preds.pkl"
+    write_predictions(path, Predictions([[(-1.0, "abc")]], ["abc"], ["tiny"], metadata))
+    assert evaluate.main([str(path), "--no-results"]) == 0
+    data = pickle.loads(path.read_bytes())
+    data["metadata"][key] = value
+    path.write_bytes(pickle.dumps(data))
+    assert evaluate.main([str(path), "--no-results"]) == 1
+    assert f"preds.pkl: metadata.{key}: expected" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=f"metadata.{key}"):
+        read_predictions(path)
