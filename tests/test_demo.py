@@ -285,7 +285,7 @@ def test_a_giant_swipe_is_answered_quickly_and_does_not_delay_others(server):
         other = time.monotonic() - start
         assert status == 200 and answer["candidates"][0]["word"] == "question"
         assert giant.result()[0] == 200
-        assert time.monotonic() - start < 10 and other < 10
+        assert time.monotonic() - start < 5 and other < 5  # resampling 10^8 px alone took 10 s
     too_many = {**zigzag(), "x": zigzag(MAX_POINTS + 1)["x"]}
     assert request(server, "POST", "/api/decode", too_many)[0] == 400
 
