@@ -1134,6 +1134,8 @@ def write_curves(curves: Iterable[Curve], path: str | Path, overwrite: bool = Fa
         Curves written.
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a folder; curves are written to a file")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
     count = 0
@@ -1192,9 +1194,16 @@ def _check(args: argparse.Namespace) -> int:
 
 @command_line("python -m swipe.formats")
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m swipe.formats", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m swipe.formats",
+        description="Swipe data formats: check Yandex-style jsonl and How-We-Swipe .log files; convert "
+        "How-We-Swipe logs to jsonl.")
     sub = parser.add_subparsers(dest="command", required=True)
-    conv = sub.add_parser("convert-hws", help="convert How-We-Swipe .log files to jsonl")
+    conv = sub.add_parser(
+        "convert-hws", help="convert How-We-Swipe .log files to jsonl",
+        epilog="example (your logs):\n"
+        "  python -m swipe.formats convert-hws s1.log s2.log --out hws.jsonl --skip-bad-rows\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     conv.add_argument("logs", nargs="+", help="How-We-Swipe .log files")
     conv.add_argument("--out", required=True, help="output jsonl file")
     conv.add_argument("--layout", default="hws_fitted", help="layout to scale coordinates onto")
@@ -1203,7 +1212,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     conv.add_argument("--skip-bad-rows", action="store_true", help="skip and count bad gestures")
     conv.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     conv.set_defaults(func=_convert_hws)
-    check = sub.add_parser("check", help="read files, count curves and bad rows by reason")
+    check = sub.add_parser(
+        "check", help="read files, count curves and bad rows by reason",
+        epilog="example:\n  python -m swipe.formats check swipe/resources/swipes/hws_real_en_dev.jsonl\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     check.add_argument("files", nargs="+")
     check.add_argument("--layouts", help="grids file for rows that name their grid")
     check.set_defaults(func=_check)

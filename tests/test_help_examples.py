@@ -30,8 +30,6 @@ COMMANDS = {
     "-m swipe.demo": "swipe.demo.__main__",
     "-m swipe.runtime": "swipe.runtime.__main__",
 }
-# Commands whose --help still lacks examples or shows markup (being reworked).
-NOT_YET = {"-m swipe.formats"}
 # Commands whose --help must not wait for PyTorch (or need onnxruntime) to load.
 LIGHT_HELPS = ("swipe.runtime", "swipe.demo")
 # Runs that train.py's examples make, which other examples read.
@@ -115,8 +113,6 @@ def test_every_example_in_every_help_names_what_exists():
 def test_every_help_has_examples_and_reads_as_plain_text():
     helps = all_helps()
     for key, text in helps.items():
-        if key[0] in NOT_YET:
-            continue
         subs = [sub for sub in helps if len(sub) == 2 and sub[0] == key[0]]
         if len(key) == 2 or not subs:  # a command's examples may be in each of its subcommands' helps
             assert examples(text), f"{' '.join(key)} --help has no example"
