@@ -461,6 +461,8 @@ def run(args: argparse.Namespace) -> Predictions:
     settings = chosen.settings
     plan = plan_decoding(settings, not args.no_lexicon, _FLAGS)  # flag errors before the model loads
     for path in (args.out, args.csv):
+        if path is not None and Path(path).is_dir():
+            raise FileExistsError(f"{path}: is a folder; --out and --csv take a file name")
         if path is not None and Path(path).exists() and not args.overwrite:
             raise FileExistsError(f"{path}: already exists (pass --overwrite to replace it)")
     print(f"model: {choice.path} ({choice.why})", file=sys.stderr)

@@ -287,6 +287,8 @@ def write_predictions(path: str | Path, predictions: Predictions, overwrite: boo
         Replace an existing file; without it an existing file is an error.
     """
     path = Path(path)
+    if path.is_dir():
+        raise PredictionsError(f"{path}: is a folder; predictions are written to a file")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path}: already exists (pass overwrite=True / --overwrite to replace it)")
     payload = pickle.dumps(predictions.to_dict(), protocol=4)

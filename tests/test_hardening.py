@@ -579,3 +579,19 @@ def test_odd_optional_metadata_in_a_predictions_file_is_refused_when_read(tmp_pa
     assert f"preds.pkl: metadata.{key}: expected" in capsys.readouterr().err
     with pytest.raises(ValueError, match=f"metadata.{key}"):
         read_predictions(path)
+
+
+def test_an_out_that_is_a_folder_is_one_line(tmp_path, capsys):
+    from swipe.predict import main as predict_main
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    data = write_rows(tmp_path / "a.jsonl", [row()])
+    args = ["--checkpoint", "en_hws", "--data", str(data), "--out", str(folder), "--overwrite"]
+    assert predict_main(args) == 2
+    assert "out: is a folder; --out and --csv take a file name" in capsys.readouterr().err
+    log = tmp_path / "a.log"
+    log.write_text("")
+    assert formats_main(["convert-hws", str(log), "--out", str(folder), "--overwrite"]) == 1
+    assert "out: is a folder" in capsys.readouterr().err
+    assert list(folder.iterdir()) == []
