@@ -77,8 +77,9 @@ CHECKPOINTS_DIR = "checkpoints"
 BEST_FILE = "best.pt"
 LAST_FILE = "last.pt"
 
-# The largest sizes a model file's config may ask for, checked before the model is built, so a
-# damaged or hostile file cannot make a reader allocate more than the weights the file holds.
+# The largest sizes a model file's config may ask for, checked before the model's shapes are
+# worked out (model_skeleton); the weights are then checked against those shapes before the model
+# is allocated, so a damaged or hostile file cannot make a reader allocate more than it holds.
 MODEL_SIZE_LIMITS: dict[str, int] = {
     "d_model": 4096,
     "num_encoder_layers": 48,
