@@ -106,6 +106,9 @@ def test_decode_attention_and_template_of_a_swipe(server, engine):
 
 @pytest.mark.parametrize(("body", "reason"), [
     (b"{not json", "bad JSON"),
+    (b"[" * 100_000, "nested too deeply"),
+    (b'{"x": ' + b"[" * 5000 + b"]" * 5000 + b"}", "nested too deeply"),
+    (b"\xff\xfe", "bad JSON"),
     (b"[1, 2]", "JSON object"),
     (json.dumps({"x": "1,2", "y": [1, 2], "t": [0, 1]}).encode(), "'x' must be a list"),
     (json.dumps({"x": [1, "a"], "y": [1, 2], "t": [0, 1]}).encode(), "lists of numbers: 'x'"),
@@ -351,3 +354,14 @@ def test_recorder_starts_each_row_on_a_fresh_line(tmp_path):
     recorder.close()
     lines = path.read_text(encoding="utf-8").splitlines()
     assert lines[0] == good and lines[1] == good[:40] and json.loads(lines[2])["word"] == "word"
+
+
+@pytest.mark.parametrize("headers", [b"".join(b"X-%d: 1\r\n" % i for i in range(200)),
+                                     b"X-Big: " + b"a" * 100_000 + b"\r\n"])
+def test_giant_headers_are_refused_and_others_answered(server, headers):
+    host = "{}:{}".format(*server.server_address[:2]).encode()
+    with socket.create_connection(server.server_address[:2], timeout=30) as sock:
+        sock.sendall(b"GET /api/info HTTP/1.1\r\nHost: " + host + b"\r\n" + headers + b"\r\n")
+        status = sock.makefile("rb").readline()
+    assert status.split()[1] in (b"400", b"431"), status
+    assert request(server, "POST", "/api/decode", swipe_of("the"))[0] == 200

@@ -45,6 +45,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from swipe.demo.engine import Engine, RequestError
 from swipe.demo.recorder import PromptList, Recorder, device_info
+from swipe.formats import loads_json
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_BODY_BYTES = 1 << 20
@@ -362,8 +363,8 @@ class DemoHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             raise RequestError(f"body of {len(raw)} bytes; Content-Length said {int(length)}")
         try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as err:
+            body = loads_json(raw)
+        except ValueError as err:  # not JSON, not UTF-8, nested too deeply
             raise RequestError(f"bad JSON: {err}") from None
         if not isinstance(body, dict):
             raise RequestError("the body must be a JSON object")
