@@ -50,6 +50,7 @@ from swipe.keyboard import Layout
 from swipe.models import EncoderDecoder, ModelConfig, build_model
 from swipe.safe_pickle import UnsafeFileError, torch_load
 from swipe.tokenizers import CharTokenizer
+from swipe.training.config import TrainConfig
 
 __all__ = [
     "CARD_FILE", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "DECODING_FILE", "DTYPES", "EXPORT_FORMAT",
@@ -402,10 +403,6 @@ def model_parts(ckpt: dict[str, Any], where: str = "") -> tuple[Any, CharTokeniz
         The config is not a valid training config, or asks for a model over
         :data:`MODEL_SIZE_LIMITS`.
     """
-    # Imported here: the package swipe.training also holds the trainer, which writes checkpoints
-    # with this module.
-    from swipe.training.config import TrainConfig
-
     raw = ckpt["config"]
     try:
         config = from_dict(TrainConfig, raw, where)

@@ -32,7 +32,8 @@ def imported_modules(name: str, path: Path, is_package: bool, modules: Collectio
     """The package's modules that ``name`` imports, at module level or inside functions.
 
     ``from a.b import c`` imports ``a.b`` (a package: its ``__init__``) and ``a.b.c`` where that is
-    a module.
+    a module, and with them the ``__init__`` of every package above (``a``); a module's own
+    packages are left out, as they are already running when it is imported.
     """
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
     skipped = _type_checking_only(tree)
@@ -49,7 +50,9 @@ def imported_modules(name: str, path: Path, is_package: bool, modules: Collectio
                 base = ".".join(here[: len(here) - node.level + 1] + ([base] if base else []))
             found.add(base)
             found.update(f"{base}.{alias.name}" for alias in node.names)
-    return {m for m in found if m in modules and m != name}
+    # Importing ``a.b.c`` first runs the ``__init__`` of ``a`` and ``a.b``.
+    found |= {".".join(m.split(".")[:i]) for m in found for i in range(1, m.count(".") + 1)}
+    return {m for m in found if m in modules and m != name and not name.startswith(m + ".")}
 
 
 def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:

@@ -7,64 +7,49 @@ From Python (a notebook, a script)::
 
     from swipe.training import load_model, find_latest_run
     loaded = load_model(find_latest_run() / "checkpoints" / "best.pt")
+
+Names are imported on first use, so importing one module of the package (``swipe.training.config``)
+does not load the trainer.
 """
 
-from swipe.training.checkpoint import (
-    CheckpointError,
-    LoadedModel,
-    find_latest_run,
-    load_checkpoint,
-    load_model,
-)
-from swipe.training.config import (
-    DataConfig,
-    LoggingConfig,
-    LossConfig,
-    OptimConfig,
-    ScheduleConfig,
-    SyntheticConfig,
-    TrainConfig,
-    ValidationConfig,
-    load_train_config,
-)
-from swipe.training.datasets import DataError, PreparedData
-from swipe.training.schedule import EarlyStopping, WarmupPlateauScheduler
-from swipe.training.trainer import (
-    QUICKSTART_CONFIG,
-    NonFiniteLossError,
-    Trainer,
-    TrainingError,
-    TrainResult,
-    ValidationMetrics,
-    load_config_for_run,
-    train,
-)
+from __future__ import annotations
 
-__all__ = [
-    "QUICKSTART_CONFIG",
-    "CheckpointError",
-    "DataConfig",
-    "DataError",
-    "EarlyStopping",
-    "LoadedModel",
-    "LoggingConfig",
-    "LossConfig",
-    "NonFiniteLossError",
-    "OptimConfig",
-    "PreparedData",
-    "ScheduleConfig",
-    "SyntheticConfig",
-    "TrainConfig",
-    "TrainResult",
-    "Trainer",
-    "TrainingError",
-    "ValidationConfig",
-    "ValidationMetrics",
-    "WarmupPlateauScheduler",
-    "find_latest_run",
-    "load_checkpoint",
-    "load_config_for_run",
-    "load_model",
-    "load_train_config",
-    "train",
-]
+import importlib
+from typing import Any
+
+_WHERE = {
+    "CheckpointError": "checkpoint",
+    "DataConfig": "config",
+    "DataError": "datasets",
+    "EarlyStopping": "schedule",
+    "LoadedModel": "checkpoint",
+    "LoggingConfig": "config",
+    "LossConfig": "config",
+    "NonFiniteLossError": "trainer",
+    "OptimConfig": "config",
+    "PreparedData": "datasets",
+    "QUICKSTART_CONFIG": "trainer",
+    "ScheduleConfig": "config",
+    "SyntheticConfig": "config",
+    "TrainConfig": "config",
+    "TrainResult": "trainer",
+    "Trainer": "trainer",
+    "TrainingError": "trainer",
+    "ValidationConfig": "config",
+    "ValidationMetrics": "trainer",
+    "WarmupPlateauScheduler": "schedule",
+    "find_latest_run": "checkpoint",
+    "load_checkpoint": "checkpoint",
+    "load_config_for_run": "trainer",
+    "load_model": "checkpoint",
+    "load_train_config": "config",
+    "train": "trainer",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'swipe.training' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"swipe.training.{_WHERE[name]}"), name)
