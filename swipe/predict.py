@@ -259,9 +259,12 @@ def _validation_data(loaded: Any, checkpoint: Path) -> Path:
 
 def _row_lines(path: Path) -> list[int]:
     """The line numbers of a jsonl file's rows (its non-blank lines)."""
+    from swipe.formats import numbered_lines
+
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        return [lineno for lineno, text in enumerate(f, 1) if text.strip()]
+    with opener(path, "rb") as f:  # lines as the reader sees them: bounded, one too long still a row
+        return [lineno for lineno, text in numbered_lines(f)
+                if (text.strip() if isinstance(text, bytes) else text.reason == "line too long")]
 
 
 def _read_data(args: argparse.Namespace, decoder: Decoder, data: Path) -> _Data:

@@ -595,3 +595,19 @@ def test_an_out_that_is_a_folder_is_one_line(tmp_path, capsys):
     assert formats_main(["convert-hws", str(log), "--out", str(folder), "--overwrite"]) == 1
     assert "out: is a folder" in capsys.readouterr().err
     assert list(folder.iterdir()) == []
+
+
+def test_predict_csv_keeps_a_row_for_a_line_too_long(tmp_path, monkeypatch):
+    import swipe.formats as formats
+    from swipe.predict import main as predict_main
+
+    monkeypatch.setattr(formats, "MAX_LINE_BYTES", 10_000)
+    curve = {"x": [40, 120, 300], "y": [600, 640, 610], "t": [0, 50, 100], "grid_name": "hws_fitted"}
+    good = json.dumps({"word": "the", "curve": curve})
+    data = write_rows(tmp_path / "a.jsonl", [good, "[" + "1," * 20_000, good])
+    out, csv = tmp_path / "p.pkl", tmp_path / "p.csv"
+    assert predict_main(["--checkpoint", "en_hws", "--data", str(data), "--out", str(out), "--csv", str(csv),
+                         "--skip-bad-rows", "--beam-size", "2", "--x-scales", "1", "--wide-x-scales", "none",
+                         "--template-candidates", "0", "--quiet"]) == 0
+    rows = csv.read_text().splitlines()
+    assert len(rows) == 3 and rows[1] == ",,," and rows[0] != ",,," and rows[2] != ",,,"
