@@ -597,6 +597,7 @@ def test_an_out_that_is_a_folder_is_one_line(tmp_path, capsys):
     assert list(folder.iterdir()) == []
 
 
+@pytest.mark.slow  # loads and runs the shipped model
 def test_predict_csv_keeps_a_row_for_a_line_too_long(tmp_path, monkeypatch):
     import swipe.formats as formats
     from swipe.predict import main as predict_main
