@@ -301,7 +301,8 @@ def test_runtime_resampling_equals_the_trainers(config):
     for n in (1, 2, 7, 60):
         x, y = gen.uniform(0, 500, n), gen.uniform(0, 300, n)
         t = np.cumsum(gen.integers(0, 20, n)).astype(np.float64)
-        expected = resample_curve(x, y, t, 40.0, config)
-        got = resample(x, y, t, 40.0, Resample(**dataclasses.asdict(config)))
-        for a, b in zip(got, expected, strict=True):
-            np.testing.assert_allclose(a, b, atol=1e-9)
+        for max_points in (None, 5):  # bounded: only the points thinning keeps
+            expected = resample_curve(x, y, t, 40.0, config, max_points)
+            got = resample(x, y, t, 40.0, Resample(**dataclasses.asdict(config)), max_points)
+            for a, b in zip(got, expected, strict=True):
+                np.testing.assert_allclose(a, b, atol=1e-9)

@@ -40,6 +40,8 @@ Row = list[Candidate]  # one swipe's candidates, best first
 DEFAULT_MAX_LENGTH = 40
 # Milliseconds per point of path resampling without time (swipe.data.resample.UNTIMED_STEP_MS).
 UNTIMED_STEP_MS = 10.0
+# Most points a resampled swipe has (swipe.data.resample.MAX_RESAMPLED_POINTS).
+MAX_RESAMPLED_POINTS = 4096
 
 
 class Swipe(NamedTuple):
@@ -72,9 +74,11 @@ def _interpolate(at: np.ndarray, along: np.ndarray, values: np.ndarray) -> np.nd
     return values[left] + np.clip(weight, 0.0, 1.0) * (values[left + 1] - values[left])
 
 
-def resample(x: np.ndarray, y: np.ndarray, t: np.ndarray, key_width: float,
-             config: Resample) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The points of :func:`swipe.data.resample.resample_curve` (first and last kept)."""
+def resample(x: np.ndarray, y: np.ndarray, t: np.ndarray, key_width: float, config: Resample,
+             max_points: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The points of :func:`swipe.data.resample.resample_curve` (first and last kept): at most
+    ``max_points`` (and :data:`MAX_RESAMPLED_POINTS`) of them, as :func:`thin` keeps them; only
+    those are computed, so a giant swipe costs no more than a short one."""
     x, y, t = (np.asarray(v, np.float64) for v in (x, y, t))
     if config.mode == "time":
         along, step = t - t[0], config.step
@@ -84,13 +88,17 @@ def resample(x: np.ndarray, y: np.ndarray, t: np.ndarray, key_width: float,
     untimed = config.mode == "path" and not config.keep_time
     if len(x) < 2 or along[-1] <= 0:
         return x, y, (np.arange(len(x)) * UNTIMED_STEP_MS if untimed else t)
-    count = int(np.ceil(along[-1] / step - 1e-9))
-    at = np.append(np.arange(count) * step, along[-1])
+    count = int(np.ceil(along[-1] / step - 1e-9))  # points before the last one
+    cap = MAX_RESAMPLED_POINTS if max_points is None else min(max_points, MAX_RESAMPLED_POINTS)
+    index = np.arange(count + 1)
+    if count + 1 > cap:  # only the points thinning keeps
+        index = np.round(np.linspace(0, count, cap)).astype(np.int64)
+    at = np.where(index < count, index * step, along[-1])
     new_x, new_y = _interpolate(at, along, x), _interpolate(at, along, y)
     if config.mode == "time":
         new_t = t[0] + at
     elif untimed:
-        new_t = np.arange(len(at)) * UNTIMED_STEP_MS
+        new_t = index * UNTIMED_STEP_MS
     else:
         new_t = _interpolate(at, along, t)
     return new_x, new_y, new_t
@@ -115,7 +123,7 @@ def preprocess(swipe: Swipe, layout: Layout, prep: Preprocessing, x_scale: float
     keyboard ``x_scale`` times as wide."""
     x, y, t = np.asarray(swipe.x, np.float64) * x_scale, swipe.y, swipe.t
     if prep.resample is not None:
-        x, y, t = resample(x, y, t, layout.key_width, prep.resample)
+        x, y, t = resample(x, y, t, layout.key_width, prep.resample, prep.max_points)
     points = np.stack([x, np.asarray(y, np.float64), np.asarray(t, np.float64) - t[0]], axis=1)
     return thin(points.astype(np.float32), prep.max_points)
 
@@ -356,7 +364,12 @@ class Pipeline:
             self.add_views(swipes, rows, wide, s.wide_x_scales)
         if s.template_candidates:
             below = math.inf if s.views_below is None else s.views_below
-            self.add_template_candidates(swipes, rows, scoring_below(rows, below), memory)
+            # Also the swipes drawn through key centres: a beam that missed such a word is rare but
+            # the templates know it.
+            precise = {j for j, swipe in enumerate(swipes) if self.rescorer is not None
+                       and self.rescorer.may_be_precise(self.layout(swipe), swipe.x, swipe.y)}
+            which = sorted(set(scoring_below(rows, below)) | precise)
+            self.add_template_candidates(swipes, rows, which, memory)
         return rows
 
     def views(self, swipes: Sequence[Swipe], x_scales: Sequence[float]) -> tuple[list[Row], Any]:
