@@ -920,7 +920,8 @@ class Decoder:
         words : str or sequence of str
         frequency : float, optional
             Occurrences per billion words (the lexicon files' unit); default: a word of the
-            lexicon keeps its own, another gets the lexicon's median word's.
+            lexicon keeps its own, another gets that of the word 10 % down the lexicon (rank
+            5,000 of 50,000; about 16,000 per billion in English).
 
         Raises
         ------

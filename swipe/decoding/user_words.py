@@ -19,9 +19,13 @@
   small JSON file (see :class:`UserData`), written atomically.
 
 Frequencies are in occurrences per billion words, the unit of the bundled lexicon files
-(``swipe/resources/lexicons/*.tsv``). A user word added without one gets :data:`DEFAULT_RANK`'s
-frequency: the lexicon's median word, a typical mid-rank word, so that it can be swiped but does
-not take the swipes of the common words near it.
+(``swipe/resources/lexicons/*.tsv``). A user word added without one gets the frequency of the
+lexicon word at :data:`DEFAULT_RANK` (the word 10 % down the list: rank 5,000 of the 50,000 English
+words, about 16,000 per billion): a word the user took the trouble to add is one they type, yet
+rarer than the common words near it. Measured on real swipes (``bench/user_words.py held-out``):
+93 dev words taken out of the lexicon and added back this way decode as well as with their own
+frequencies, nearly (0.71 vs 0.74 accuracy@1; 0.58 at the median word's frequency), and the other
+swipes do not change.
 """
 
 from __future__ import annotations
@@ -40,9 +44,9 @@ from swipe.atomic import atomic_output
 from swipe.decoding.pipeline import Trie
 from swipe.keyboard import Layout
 
-# A word added without a frequency gets that of the lexicon word at this quantile of rank (0.5:
-# the median word; in the English lexicon about 1,300 per billion, e.g. "boundaries").
-DEFAULT_RANK = 0.5
+# A word added without a frequency gets that of the lexicon word this far down the list, most
+# frequent first (0.1: rank 5,000 of 50,000).
+DEFAULT_RANK = 0.1
 # Most characters of a user word.
 MAX_WORD_LENGTH = 40
 # Most user words (added) and removed words a user data file may hold.
@@ -144,6 +148,7 @@ class TrieEditor:
         self.num_nodes = len(trie.children)
         self.all_ids = dict(trie.word_index())  # every word ever held -> its index
         self._own = False  # whether the arrays are this editor's copies
+        self._paths: dict[str, np.ndarray] = {}  # reweigh()'s words' nodes, root first
         self._reserve(SPARE_NODES)
 
     def _reserve(self, count: int) -> None:
@@ -194,6 +199,7 @@ class TrieEditor:
         touched: dict[int, int] = {}  # node -> depth
         for word, log_prob in zip(words, log_probs, strict=True):
             live = log_prob > -math.inf
+            self._paths.pop(word, None)
             nodes = self.path(word, create=live)
             if len(nodes) != len(word) + 1:  # not in the trie, nothing to remove
                 continue
@@ -213,18 +219,36 @@ class TrieEditor:
             else:
                 index.pop(word, None)
             touched.update((node, depth) for depth, node in enumerate(nodes))
-        self._repair(touched)
+        self._repair(np.fromiter(touched, np.int64, len(touched)),
+                     np.fromiter(touched.values(), np.int64, len(touched)))
         if any(log_prob == -math.inf for log_prob in log_probs):
             self._prune(words)
 
-    def _repair(self, touched: dict[int, int]) -> None:
-        """Recompute the look-ahead (best word log-probability below) of ``touched`` nodes,
-        deepest first: each from its own word and its children's look-ahead."""
-        if not touched:
+    def reweigh(self, words: Sequence[str], log_probs: np.ndarray) -> None:
+        """New finite log-probabilities for words the trie outputs: :meth:`set_words` in a few
+        array operations (each word's path is looked up once and kept)."""
+        if not words:
             return
         t = self.trie
-        nodes = np.fromiter(touched, np.int64, len(touched))
-        depths = np.fromiter(touched.values(), np.int64, len(touched))
+        paths = []
+        for word in words:
+            if word not in self._paths:
+                self._paths[word] = np.asarray(self.path(word, create=False), np.int64)
+            paths.append(self._paths[word])
+        log_probs = np.asarray(log_probs, np.float32)
+        t.end_log_prob[[path[-1] for path in paths]] = log_probs
+        t.word_log_probs[[self.all_ids[word] for word in words]] = log_probs
+        nodes = np.concatenate(paths)
+        depths = np.concatenate([np.arange(len(path)) for path in paths])
+        nodes, first = np.unique(nodes, return_index=True)
+        self._repair(nodes, depths[first])
+
+    def _repair(self, nodes: np.ndarray, depths: np.ndarray) -> None:
+        """Recompute the look-ahead (best word log-probability below) of ``nodes`` at ``depths``,
+        deepest first: each from its own word and its children's look-ahead."""
+        if not len(nodes):
+            return
+        t = self.trie
         for depth in range(int(depths.max()), -1, -1):
             at = nodes[depths == depth]
             child = t.children[at, 1:]
@@ -269,13 +293,13 @@ class UserWords:
         self.editor = TrieEditor(trie, alphabet)
         index = trie.word_index()
         self.lexicon_log_probs = {word: float(trie.word_log_probs[i]) for word, i in index.items()}
-        values = np.sort(np.fromiter(self.lexicon_log_probs.values(), np.float64))
+        values = np.sort(np.fromiter(self.lexicon_log_probs.values(), np.float64))[::-1]
         self.default_log_prob = float(values[int(DEFAULT_RANK * (len(values) - 1))]) if len(values) else -10.0
         self.added: dict[str, float | None] = {}
         self.removed: set[str] = set()
         self.counts: OrderedDict[str, tuple[float, int]] = OrderedDict()  # word -> (count, at event)
         self.events = 0
-        self._boosted: set[str] = set()  # words whose trie log-probability holds a boost
+        self._synced = 0  # the learn event the trie's boosts are of
         self.path = None
         if path is not None and Path(path).exists():
             load_user_data(self, path)
@@ -291,7 +315,7 @@ class UserWords:
         """Let the decoder output ``words`` (checked first: none is added if one is refused).
 
         ``frequency``: occurrences per billion words; None: a word of the lexicon keeps its own,
-        another gets the lexicon's median word's."""
+        another gets that of the lexicon word at :data:`DEFAULT_RANK`."""
         if frequency is not None and not (math.isfinite(frequency) and frequency > 0):
             raise UserWordError(f"frequency must be a positive number (per billion words), got {frequency}")
         words = [check_spelling(word, self.alphabet, self.layouts) for word in _as_list(words)]
@@ -367,10 +391,16 @@ class UserWords:
 
     def sync(self) -> None:
         """Bring every learned word's decayed boost into the trie (called before each decode)."""
-        words = list(self._boosted | set(self.counts))
-        if words:
-            self._apply(words)
-        self._boosted = set(self.counts)
+        if self._synced == self.events:
+            return
+        words = list(self.counts)
+        s = self.learn_settings
+        base = np.array([self.base_log_prob(word) for word in words])
+        count, at = np.array([self.counts[word] for word in words]).reshape(-1, 2).T
+        boost = s.weight * (1.0 - s.decay) * count * s.decay ** (self.events - at)
+        with np.errstate(divide="ignore"):
+            self.editor.reweigh(words, np.logaddexp(base, np.log(boost)))
+        self._synced = self.events
 
     # -- the file ------------------------------------------------------------------------------------
 
@@ -395,6 +425,7 @@ class UserWords:
         for word, count in data.learned[-self.learn_settings.max_learned:]:
             if word not in self.removed and (word in self.added or word in self.lexicon_log_probs):
                 self.counts[word] = (float(count), self.events)
+        self._synced = -1  # the loaded boosts are not in the trie yet
         self.sync()
 
 

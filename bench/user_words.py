@@ -1,0 +1,183 @@
+"""User words and learning, measured: how fast a word is added, whether learning helps a typist,
+and whether words added back as user words decode from their real swipes.
+
+    nice -n 10 python bench/user_words.py latency
+    nice -n 10 python bench/user_words.py learning --limit 200 > /tmp/learning.log 2>&1 &
+    nice -n 10 python bench/user_words.py held-out
+
+``latency``: milliseconds to add one new word to the shipped model's lexicon (median and worst of
+200 words), to remove one, and to learn one and bring the boosts into the trie (``sync``).
+
+``learning``: a typist swiping the real English dev swipes in their order: each swipe is decoded,
+then its word is learned (:meth:`swipe.Decoder.learn`, as a keyboard does when the user keeps or
+picks a word). One decoder per ``--weights`` value; weight 0 is no learning (all swipes decoded at
+once, as ``predict.py`` does). The table gives accuracy@1 over all swipes and each half, and the
+swipes learning won or lost against no learning.
+
+``held-out``: the dev words of lexicon rank ``--from-rank`` or later (mid and low frequency, each
+with real swipes) are taken out of the lexicon (a word list written without them), then added back
+with :meth:`swipe.Decoder.add_words` at the default frequency (the lexicon's median word). The table
+gives accuracy@1 on their swipes and on all other swipes, against the full lexicon.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from swipe.decoder import Decoder, load_decoder  # noqa: E402
+from swipe.decoding.user_words import LearnSettings, UserWords  # noqa: E402
+from swipe.formats import Curve, read_curves  # noqa: E402
+
+DEV = ROOT / "swipe" / "resources" / "swipes" / "hws_real_en_dev.jsonl"
+LEXICON = ROOT / "swipe" / "resources" / "lexicons" / "en.tsv"
+
+
+def dev_curves(limit: int | None) -> list[Curve]:
+    curves = list(read_curves(DEV))
+    return curves[:limit] if limit else curves
+
+
+def latency(model: str) -> None:
+    decoder = load_decoder(model)
+    assert decoder.user_words is not None
+    user = decoder.user_words
+    rng = np.random.default_rng(0)
+    letters = list("qwertyuiopasdfghjklzxcvbnm")
+    words = ["".join(rng.choice(letters, int(rng.integers(4, 12)))) for _ in range(200)]
+    rows = []
+    for name, action in [("add one new word (Decoder.add_words)", lambda w: decoder.add_words([w])),
+                         ("remove it again (Decoder.remove_words)", lambda w: decoder.remove_words([w])),
+                         ("learn it (Decoder.learn)", lambda w: decoder.learn(w)),
+                         ("learn, then sync 200 learned words", lambda w: (decoder.learn(w), user.sync()))]:
+        times = []
+        for word in words:
+            start = time.perf_counter()
+            action(word)
+            times.append(1000 * (time.perf_counter() - start))
+        rows.append((name, statistics.median(times), max(times)))
+    print(f"model {model}: {len(user.trie.word_index())} words, trie rows {len(user.trie.children)}")
+    print(f"| {'action':60} | median ms | worst ms |")
+    print(f"| {'-' * 60} | --------: | -------: |")
+    for name, median, worst in rows:
+        print(f"| {name:60} | {median:9.3f} | {worst:8.3f} |")
+
+
+def learning(model: str, limit: int | None, weights: Sequence[float], decay: float) -> None:
+    curves = dev_curves(limit)
+    decoders: list[Decoder] = []
+    for weight in weights:
+        decoder = load_decoder(model)
+        assert decoder.user_words is not None
+        decoder.user_words.learn_settings = LearnSettings(weight=weight, decay=decay)
+        decoders.append(decoder)
+    right = np.zeros((len(weights), len(curves)), bool)
+    start = time.time()
+    for k, weight in enumerate(weights):
+        if weight == 0:  # no learning: every swipe decodes alone, as predict.py decodes them
+            right[k] = [bool(c) and c[0].word == curve.word for c, curve in zip(
+                decoders[k].decode(curves), curves, strict=True)]
+    print(f"no learning: {time.time() - start:.0f} s", flush=True)
+    for i, curve in enumerate(curves):
+        for k, decoder in enumerate(decoders):
+            if weights[k] == 0:
+                continue
+            (candidates,) = decoder.decode([curve])
+            right[k, i] = bool(candidates) and candidates[0].word == curve.word
+            decoder.learn(curve.word)
+        if (i + 1) % 50 == 0:
+            print(f"{i + 1}/{len(curves)} swipes, {time.time() - start:.0f} s: "
+                  + ", ".join(f"w={w}: {right[k, : i + 1].mean():.4f}" for k, w in enumerate(weights)),
+                  flush=True)
+    half = len(curves) // 2
+    base = right[weights.index(0.0)] if 0.0 in weights else None
+    print(f"\n{len(curves)} real swipes of {DEV.name} in order, decode then learn; "
+          f"decay {decay} per learn event")
+    print("| learn weight | acc@1 | first half | second half | won | lost |")
+    print("| -----------: | ----: | ---------: | ----------: | --: | ---: |")
+    for k, weight in enumerate(weights):
+        won = lost = "-"
+        if base is not None:
+            won, lost = str(int((right[k] & ~base).sum())), str(int((~right[k] & base).sum()))
+        print(f"| {weight:12g} | {right[k].mean():.4f} | {right[k, :half].mean():10.4f} | "
+              f"{right[k, half:].mean():11.4f} | {won:>3} | {lost:>4} |")
+
+
+def lexicon_rows() -> list[tuple[str, str]]:
+    rows = []
+    for line in LEXICON.read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            word, frequency = line.split("\t")[:2]
+            rows.append((word, frequency))
+    return rows
+
+
+def held_out(model: str, from_rank: int, limit: int | None, frequency: float | None) -> None:
+    curves = dev_curves(limit)
+    rows = lexicon_rows()
+    rank = {word: r for r, (word, _) in enumerate(rows)}
+    chosen = sorted({c.word for c in curves if c.word in rank and rank[c.word] >= from_rank})
+    held = [i for i, c in enumerate(curves) if c.word in chosen]
+    others = [i for i in range(len(curves)) if i not in set(held)]
+    full = load_decoder(model)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "en_without.tsv"
+        path.write_text("".join(f"{w}\t{f}\n" for w, f in rows if w not in set(chosen)), encoding="utf-8")
+        reduced = load_decoder(model, lexicon=str(path))
+        before = [c[0].word if c else "" for c in reduced.decode([curves[i] for i in held])]
+        start = time.perf_counter()
+        reduced.add_words(chosen, frequency)
+        added_ms = 1000 * (time.perf_counter() - start)
+        assert isinstance(reduced.user_words, UserWords)
+        default = np.exp(reduced.user_words.default_log_prob) * 1e9 if frequency is None else frequency
+    top = {name: [c[0].word if c else "" for c in decoder.decode(curves)]
+           for name, decoder in [("full lexicon", full), ("held out, added back as user words", reduced)]}
+    print(f"{len(chosen)} dev words of lexicon rank >= {from_rank} held out ({len(held)} of {len(curves)} "
+          f"real swipes); added back in {added_ms:.1f} ms at frequency "
+          f"({default:.0f} per billion)")
+    not_back = np.mean([before[k] == curves[i].word for k, i in enumerate(held)])
+    print(f"held out, not added back: {not_back:.4f} acc@1 on their swipes")
+    print("| lexicon | acc@1 held-out words' swipes | acc@1 other swipes |")
+    print("| ------- | ---------------------------: | -----------------: |")
+    for name, words in top.items():
+        on_held = np.mean([words[i] == curves[i].word for i in held])
+        on_others = np.mean([words[i] == curves[i].word for i in others])
+        print(f"| {name} | {on_held:.4f} | {on_others:.4f} |")
+    print("words:", " ".join(chosen))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     epilog="example: python bench/user_words.py learning --limit 200",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=["latency", "learning", "held-out"])
+    parser.add_argument("--model", default="en_hws")
+    parser.add_argument("--limit", type=int, default=None, help="the first N dev swipes only")
+    parser.add_argument("--weights", default="0,0.05", help="learning: learn weights, 0 = no learning")
+    parser.add_argument("--decay", type=float, default=LearnSettings().decay)
+    parser.add_argument("--from-rank", type=int, default=5000, help="held-out: lowest lexicon rank held out")
+    parser.add_argument("--frequency", type=float, default=None,
+                        help="held-out: add the words back at this frequency per billion")
+    args = parser.parse_args(argv)
+    if args.what == "latency":
+        latency(args.model)
+    elif args.what == "learning":
+        learning(args.model, args.limit, [float(w) for w in args.weights.split(",")], args.decay)
+    else:
+        held_out(args.model, args.from_rank, args.limit, args.frequency)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
