@@ -2,7 +2,9 @@
 
 Every row decodes the same way: beam search with the lexicon trie, prior and length penalty, then
 template rescoring, as the model's decoding.json says, less its keyboard-width views and template
-candidates (which the reference decoder does not do). Printed per row: the model files' size;
+candidates (``bench/bench_pipeline.py`` times the default decoding against this plain one; the
+peak memory below is of ``python -m swipe.runtime``, which decodes with the whole decoding.json).
+Printed per row: the model files' size;
 single-swipe latency p50/p95 (one thread, the whole pipeline from raw points to ranked words);
 throughput (batches of --batch-size, one thread); the peak resident memory of a process that
 decodes the swipes one by one (for ONNX, ``python -m swipe.runtime``, which never imports torch);
@@ -15,6 +17,7 @@ accuracy@1 and Swipe MRR on all the swipes.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import subprocess
 import sys
@@ -102,6 +105,9 @@ def bench_onnx(folder: Path, data: Path, int8: bool, latency_swipes: int,
     from swipe.runtime import OnnxDecoder, read_swipes
 
     decoder = OnnxDecoder(folder, int8=int8, threads=1)
+    plain = dataclasses.replace(decoder.settings, x_scales=(1.0,), views_below=None, wide_x_scales=(),
+                                template_candidates=0)  # as bench_pytorch decodes
+    decoder = OnnxDecoder(folder, int8=int8, threads=1, settings=plain)
     swipes = [swipe for swipe, _ in read_swipes(data)]
     seconds = single_swipe_seconds(decoder.decode, swipes, latency_swipes)
     start = time.perf_counter()
