@@ -116,3 +116,17 @@ def test_the_runtime_without_onnxruntime_says_what_to_install(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stderr) == (
         2, "swipe.runtime: error: onnxruntime is not installed: pip install -r requirements-export.txt\n")
+
+
+@pytest.mark.skipif(any(importlib.util.find_spec(name) is None for name in EXPORT_REQUIREMENTS),
+                    reason="needs onnx, onnxscript, onnxruntime (pip install -r requirements-export.txt)")
+def test_an_export_over_files_names_the_way_to_replace_them_for_python_and_for_the_shell(tmp_path):
+    from swipe.onnx_export import export_onnx
+
+    (tmp_path / "en_onnx").mkdir()
+    (tmp_path / "en_onnx" / "model.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(FileExistsError, match=r"overwrite=True replaces them"):
+        export_onnx("en_hws_transformer", tmp_path / "en_onnx")
+    done = run("-m", "swipe.export", "en_hws_transformer", "--format", "onnx", "--out", "en_onnx",
+               cwd=tmp_path)
+    assert done.returncode == 2 and "pass --overwrite" in done.stderr, done.stderr
