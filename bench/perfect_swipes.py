@@ -12,11 +12,12 @@ The swipes are decoded with the model's shipped settings (its ``decoding.json``)
 and the demo decode them.
 
 A word is *geometrically distinct* when no more frequent lexicon word has a key-centre template
-within ``--distinct-within`` key widths of its own (the mean distance between the two polylines,
-each resampled to 32 equidistant points): ``to`` and ``too``, ``top`` and ``tip`` (all on the top
-row, in order) have the same template, so only frequency can separate them and the less frequent
-one is not counted. The table gives the share of distinct words read first, and of all words; the
-distinct words not read first follow, with what was read instead.
+within ``--distinct-within`` key widths of its own all along (the largest distance between
+corresponding points of the two polylines, each resampled to 32 equidistant points): ``to`` and
+``too``, ``top`` and ``tip`` (all on the top row, in order) have the same template, so only
+frequency can separate them and the less frequent one is not counted. The table gives the share
+of distinct words read first, and of all words; the distinct words not read first follow, with
+what was read instead.
 """
 
 from __future__ import annotations
@@ -86,12 +87,13 @@ def templates(layout: Layout, words: Sequence[str]) -> np.ndarray:
 
 def nearest_more_frequent(layout: Layout, lexicon: Sequence[str], count: int) -> list[tuple[float, str]]:
     """For each of the first ``count`` words of ``lexicon`` (most frequent first), the distance to
-    the nearest template of a more frequent word, and that word (``(inf, "")`` for the first)."""
+    the nearest template of a more frequent word (the largest distance between corresponding
+    points), and that word (``(inf, "")`` for the first)."""
     words = list(lexicon[:count])
     shapes = templates(layout, words).reshape(len(words), -1)
     nearest = [(float("inf"), "")]
     for i in range(1, len(words)):
-        gap = np.linalg.norm((shapes[:i] - shapes[i]).reshape(i, TEMPLATE_POINTS, 2), axis=2).mean(axis=1)
+        gap = np.linalg.norm((shapes[:i] - shapes[i]).reshape(i, TEMPLATE_POINTS, 2), axis=2).max(axis=1)
         j = int(gap.argmin())
         nearest.append((float(gap[j]), words[j]))
     return nearest
@@ -113,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--words", type=int, default=2000, help="most frequent words swiped (default 2000)")
     parser.add_argument("--distinct-within", type=float, default=0.25, metavar="KEYS",
                         help="a word whose template lies within this many key widths of a more "
-                        "frequent word's is not geometrically distinct (default 0.25)")
+                        "frequent word's all along is not geometrically distinct (default 0.25)")
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args(argv)
 
