@@ -177,8 +177,10 @@ def test_a_swiped_word_comes_first_among_the_shown_candidates(driver, engine):
         wait_for(lambda: driver.execute_script("return state.attention !== null && state.template !== null"))
         assert driver.execute_script("return state.attention.word") == "question"
         assert driver.execute_script("return state.template.length") == len("question")
-        # No uncaught error, and no failed request (the icon is inline: no /favicon.ico).
+        # No uncaught error and no failed request; the icon is inline, so no /favicon.ico is asked.
         assert page_errors(driver) == []
+        icon = driver.execute_script("return document.querySelector('link[rel=icon]').href")
+        assert icon.startswith("data:image/svg+xml,")
     finally:
         server.shutdown()
         server.server_close()
