@@ -157,11 +157,22 @@ def held_out(model: str, from_rank: int, limit: int | None, frequency: float | N
     print("words:", " ".join(chosen))
 
 
+def verbatim(model: str, from_rank: int, limit: int | None) -> None:
+    curves = dev_curves(limit)
+    rank = {word: r for r, (word, _) in enumerate(lexicon_rows())}
+    rare = [i for i, c in enumerate(curves) if c.word not in rank or rank[c.word] >= from_rank]
+    typed = load_decoder(model).verbatim(curves)
+    right = np.array([t == c.word for t, c in zip(typed, curves, strict=True)])
+    print(f"the verbatim string (Decoder.verbatim, no lexicon) is the swiped word on {right.mean():.4f} "
+          f"of {len(curves)} dev swipes, {right[rare].mean():.4f} of the {len(rare)} swipes of words "
+          f"of lexicon rank >= {from_rank} or outside it")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      epilog="example: python bench/user_words.py learning --limit 200",
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["latency", "learning", "held-out"])
+    parser.add_argument("what", choices=["latency", "learning", "held-out", "verbatim"])
     parser.add_argument("--model", default="en_hws")
     parser.add_argument("--limit", type=int, default=None, help="the first N dev swipes only")
     parser.add_argument("--weights", default="0,0.05", help="learning: learn weights, 0 = no learning")
@@ -174,6 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         latency(args.model)
     elif args.what == "learning":
         learning(args.model, args.limit, [float(w) for w in args.weights.split(",")], args.decay)
+    elif args.what == "verbatim":
+        verbatim(args.model, args.from_rank, args.limit)
     else:
         held_out(args.model, args.from_rank, args.limit, args.frequency)
     return 0

@@ -47,7 +47,7 @@ from swipe.data.resample import ResampleConfig, resampled_lengths
 from swipe.decoding import GENERATORS, GeneratorError, LexiconTrie, generator_options, pipeline
 from swipe.decoding.generators import BeamOptions, GreedyOptions, IncrementalModel
 from swipe.decoding.pipeline import Swipe, merge_views  # noqa: F401 (predict.py and tests import it from here)
-from swipe.decoding.user_words import UserWords
+from swipe.decoding.user_words import UserWords, verbatim
 from swipe.formats import Curve, SwipeError, check_swipe
 from swipe.keyboard import Layout
 from swipe.progress import progress_bar
@@ -938,6 +938,16 @@ class Decoder:
         """Record that the user chose or typed ``word``: similar swipes rank it higher (a word the
         decoder does not know is added); saved to ``user_data``."""
         self._change(lambda user: user.learn(word))
+
+    def verbatim(self, curves: Sequence[Curve]) -> list[str]:
+        """Each curve's best string by the network alone, without the lexicon: the word as typed
+        verbatim, for a keyboard to offer apart from the candidates (and to pass to
+        :meth:`add_words` when the user picks it)."""
+        source = self.curves(curves)
+        with self._lock:
+            if self._decoder is None:
+                self._decoder = BatchDecoder(self.job(source))
+            return verbatim(self._decoder.pipeline, [source.swipe(i) for i in range(len(source))])
 
     def _change(self, change: Callable[[UserWords], None]) -> None:
         if self.user_words is None:

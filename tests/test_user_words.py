@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from swipe.decoding.pipeline import Trie
+from swipe.decoding.pipeline import Swipe, Trie
 from swipe.decoding.trie import LexiconTrie
 from swipe.decoding.user_words import (
     MAX_FILE_BYTES,
@@ -237,6 +237,8 @@ def test_a_real_decoder_outputs_an_added_word_at_once_and_keeps_it_in_its_user_d
     assert reloaded.decode([curve])[0][0].word == "zorblax"
     with pytest.raises(UserWordError, match="'Z'"):
         reloaded.add_words(["Zorblax"])
+    (typed,) = reloaded.verbatim([curve])  # the network alone: any string of its alphabet
+    assert typed and set(typed) <= set(reloaded.tokenizer.alphabet)
 
 
 @pytest.mark.slow
@@ -250,9 +252,11 @@ def test_the_onnx_runtime_takes_the_same_user_words_and_file(tmp_path):
     folder = tmp_path / "onnx"
     assert export_main([str(MODELS_DIR / "en_hws"), "--format", "onnx", "--out", str(folder)]) == 0
     path = tmp_path / "user.json"
-    swipe.load_decoder("en_hws", user_data=path).add_words(["zorblax"])
+    decoder = swipe.load_decoder("en_hws", user_data=path)
+    decoder.add_words(["zorblax"])
     runtime = OnnxDecoder(folder, user_data=path)
     curve = key_centre_curve(runtime.layouts[0], "zorblax")
+    assert runtime.verbatim([Swipe(curve.x, curve.y, curve.t, curve.grid_name)]) == decoder.verbatim([curve])
     found = runtime.decode_one(curve.x, curve.y, curve.t, curve.grid_name)
     assert found[0][1] == "zorblax"
     runtime.remove_words(["zorblax"])

@@ -41,7 +41,7 @@ from typing import Iterable, NamedTuple, Sequence
 import numpy as np
 
 from swipe.atomic import atomic_output
-from swipe.decoding.pipeline import Trie
+from swipe.decoding.pipeline import Pipeline, Settings, Swipe, Trie
 from swipe.keyboard import Layout
 
 # A word added without a frequency gets that of the lexicon word this far down the list, most
@@ -55,6 +55,8 @@ MAX_USER_WORDS = 20_000
 MAX_FILE_BYTES = 4 << 20
 # Spare trie nodes reserved when the trie is first edited (more are made by doubling).
 SPARE_NODES = 4096
+# Hypotheses of the verbatim search.
+VERBATIM_BEAM = 4
 FORMAT = "swipe-user-data"
 VERSION = 1
 
@@ -429,6 +431,16 @@ class UserWords:
                 self.counts[word] = (float(count), self.events)
         self._synced = -1  # the loaded boosts are not in the trie yet
         self.sync()
+
+
+def verbatim(pipeline: Pipeline, swipes: Sequence[Swipe]) -> list[str]:
+    """Each swipe's best string by the network alone, without the lexicon, its prior or templates:
+    the word as typed verbatim, which a keyboard may offer apart from the lexicon's candidates (and
+    add with :meth:`UserWords.add` when the user picks it)."""
+    settings = Settings(beam_size=VERBATIM_BEAM, num_candidates=1,
+                        length_penalty=pipeline.settings.length_penalty)
+    free = Pipeline(pipeline.backend, pipeline.vocabulary, pipeline.layouts, pipeline.prep, settings, None)
+    return [row[0][1] if row else "" for row in free.decode(swipes)]
 
 
 def _as_list(words: Iterable[str]) -> list[str]:

@@ -28,7 +28,7 @@ from swipe.decoding.pipeline import (
     Vocabulary,
     log_softmax,
 )
-from swipe.decoding.user_words import UserWords
+from swipe.decoding.user_words import UserWords, verbatim
 from swipe.formats import SwipeError, check_swipe, loads_json, numbered_lines
 from swipe.keyboard import Layout
 from swipe.runtime.folder import OnnxFolderError, read_export_folder
@@ -167,6 +167,10 @@ class OnnxDecoder:
     def learn(self, word: str) -> None:
         """As :meth:`swipe.Decoder.learn`: similar swipes rank ``word`` higher."""
         self.user_words.learn(word)
+
+    def verbatim(self, swipes: Sequence[Swipe]) -> list[str]:
+        """As :meth:`swipe.Decoder.verbatim`: each swipe's best string without the lexicon."""
+        return verbatim(self.pipeline, swipes)
 
 
 def read_swipes(path: str | Path) -> list[tuple[Swipe, str | None]]:
