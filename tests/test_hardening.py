@@ -141,14 +141,15 @@ except PredictionsError as err:
 
 
 def bounded(path: Path) -> str:
-    """Read ``path`` in a fresh process: it must be refused in under a second with under 100 MB
-    of extra memory (the growth of the peak resident size)."""
+    """Read ``path`` in a fresh process: it must be refused in seconds (a fraction of one on an idle
+    machine; 5 allowed on a busy shared one) with under 100 MB of extra memory (the growth of the
+    peak resident size)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-c", MEASURE, str(path)], env=env, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout, proc.stderr
     seconds, grown, message = proc.stdout.split(" ", 2)
-    assert float(seconds) < 1.0 and int(grown) < 100e6, (seconds, grown)
+    assert float(seconds) < 5.0 and int(grown) < 100e6, (seconds, grown)
     return message
 
 
