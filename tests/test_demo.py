@@ -365,3 +365,24 @@ def test_giant_headers_are_refused_and_others_answered(server, headers):
         status = sock.makefile("rb").readline()
     assert status.split()[1] in (b"400", b"431"), status
     assert request(server, "POST", "/api/decode", swipe_of("the"))[0] == 200
+
+
+def test_fuzz_request_bodies_get_an_answer_never_a_500(server):
+    import random
+
+    rng = random.Random(32)
+    valid = json.dumps({**swipe_of("the"), "word": "the"}).encode()
+    odd = [b"\xff", b"\x00", b"{", b"]", b"[", b'"', b",", b"\\", b"-", b"e", b"1e999", b"true", b"null",
+           b" "]
+    before = server.recorder.path.read_bytes()
+    for _ in range(40):
+        body = bytearray(valid)
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(len(body))
+            body[at:at + rng.randint(0, 8)] = rng.choice(odd)
+        path = rng.choice(["/api/decode", "/api/attention", "/api/template", "/api/record"])
+        status, answer = request(server, "POST", path, raw=bytes(body))
+        assert status in (200, 400), (status, answer, bytes(body)[:80])
+        assert status == 200 or "\n" not in answer["error"]
+    assert server.recorder.path.read_bytes() == before  # no device: nothing recorded
+    assert request(server, "POST", "/api/decode", swipe_of("the"))[0] == 200
