@@ -38,6 +38,7 @@ from typing import Literal, NamedTuple, Sequence
 
 import numpy as np
 
+from swipe.cli import command_line
 from swipe.config import ConfigError, load_json, to_dict
 from swipe.metrics import SWIPE_MRR_WEIGHTS, score_predictions, unique_words
 from swipe.predictions import (
@@ -400,6 +401,7 @@ def _merged_metadata(members: Sequence[Predictions], weights: Sequence[float], m
     }
 
 
+@command_line("python -m swipe.aggregate")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m swipe.aggregate",

@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
+from swipe.cli import command_line
 from swipe.keyboard import Layout, LayoutError, bundled_layout, load_layouts_file, normalize_label
 
 
@@ -132,6 +133,7 @@ def build_lexicon_file(language: str, size: int, out: Path, overwrite: bool,
     return len(words)
 
 
+@command_line("python -m swipe.make_lexicon")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m swipe.make_lexicon",

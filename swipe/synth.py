@@ -35,6 +35,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from swipe.atomic import atomic_output
+from swipe.cli import command_line
 from swipe.config import ConfigError, load_json
 from swipe.keyboard import Layout, LayoutError, bundled_layout, load_layouts_file
 from swipe.lexicon import Lexicon, LexiconError, load_lexicon
@@ -559,6 +560,7 @@ def resolve_layouts(name_or_file: str) -> list[Layout]:
     return [bundled_layout(name_or_file)]
 
 
+@command_line("python -m swipe.synth")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m swipe.synth", description="Write synthetic swipes as Yandex-format jsonl.",
