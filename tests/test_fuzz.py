@@ -634,3 +634,14 @@ def test_the_runtime_checks_swipes_as_the_readers_do(export_folder, tmp_path, ca
     assert runtime_main([str(export_folder), str(path)]) == 0
     (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert row["candidates"] and all(math.isfinite(score) for score, _ in row["candidates"])
+
+
+def test_the_runtime_reads_rows_with_an_inline_grid_as_the_readers_do(export_folder, tmp_path, capsys):
+    from swipe.runtime.__main__ import main as runtime_main
+
+    path = tmp_path / "inline.jsonl"
+    curve = {"x": [10, 150, 250], "y": [40, 60, 150], "t": [0, 40, 90], "grid": TINY.to_grid()}
+    path.write_text(json.dumps({"word": "abc", "curve": curve}) + "\n", encoding="utf-8")
+    assert len(list(read_curves(path))) == 1
+    assert runtime_main([str(export_folder), str(path)]) == 0
+    assert json.loads(capsys.readouterr().out)["candidates"]

@@ -175,7 +175,8 @@ class OnnxDecoder:
 
 def read_swipes(path: str | Path) -> list[tuple[Swipe, str | None]]:
     """Swipes of a Yandex-style jsonl file (``{"word": ..., "curve": {"x", "y", "t",
-    "grid_name"}}`` per line) and their words, if given."""
+    "grid_name"}}`` per line, or the layout inline as ``"grid"``, named by its ``grid_name``) and
+    their words, if given."""
     out = []
     with open(path, "rb") as f:
         for number, line in numbered_lines(f):  # lines over swipe.formats.MAX_LINE_BYTES are refused
@@ -187,9 +188,10 @@ def read_swipes(path: str | Path) -> list[tuple[Swipe, str | None]]:
                 row = loads_json(line)
                 curve = row["curve"]  # type: ignore[index]
                 x, y, t = check_swipe(curve["x"], curve["y"], curve["t"])
-                if not isinstance(curve["grid_name"], str):
+                name = curve["grid_name"] if "grid_name" in curve else curve["grid"]["grid_name"]
+                if not isinstance(name, str):
                     raise TypeError("'grid_name' must be text")
             except (KeyError, TypeError, ValueError) as err:
                 raise OnnxFolderError(f"{path}:{number}: not a swipe row ({err})") from None
-            out.append((Swipe(x, y, t, curve["grid_name"]), row.get("word")))  # type: ignore[union-attr]
+            out.append((Swipe(x, y, t, name), row.get("word")))  # type: ignore[union-attr]
     return out
