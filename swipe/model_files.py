@@ -1,6 +1,6 @@
 """Model files and folders: find one by name, file or folder, and read it into a model.
 
-Everything that reads a model from disk reads it here; the writers (:mod:`swipe.export`,
+Everything that reads a model from disk reads it here; the writers (:mod:`swipe.pt_export`,
 :mod:`swipe.onnx_export`, the trainer's :mod:`swipe.training.checkpoint`) build on this module.
 Both files are a ``torch.save`` of plain containers and tensors, read with
 ``torch.load(..., weights_only=True)``.

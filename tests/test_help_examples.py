@@ -31,7 +31,7 @@ COMMANDS = {
     "-m swipe.runtime": "swipe.runtime.__main__",
 }
 # Commands whose --help must not wait for PyTorch (or need onnxruntime) to load.
-LIGHT_HELPS = ("swipe.runtime", "swipe.demo")
+LIGHT_HELPS = ("swipe.runtime", "swipe.demo", "swipe.export")
 # Runs that train.py's examples make, which other examples read.
 RUNS = {"runs/quickstart_en"}
 # Options whose value is a file the command writes (it need not exist).
