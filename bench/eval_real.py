@@ -53,6 +53,7 @@ from bench.common import REAL_EN_SWIPES, dataset_dir  # noqa: E402
 from swipe.decoding import BeamOptions, GreedyOptions, LexiconTrie  # noqa: E402
 from swipe.lexicon import load_lexicon  # noqa: E402
 from swipe.metrics import SWIPE_MRR_WEIGHTS, Scores, target_rank  # noqa: E402
+from swipe.model_files import resolve_model_file  # noqa: E402
 from swipe.predict import (  # noqa: E402
     CheckpointLoader,
     DatasetCurves,
@@ -65,7 +66,6 @@ from swipe.predict import (  # noqa: E402
     decode,
 )
 from swipe.templates import TemplateRescorer  # noqa: E402
-from swipe.training.checkpoint import resolve_model_file  # noqa: E402
 
 DEFAULT_LENGTH_PENALTY = BeamOptions().length_penalty
 

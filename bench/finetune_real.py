@@ -39,7 +39,7 @@ from bench.eval_real import Row, Setting, evaluate_model, settings_grid  # noqa:
 from swipe.config import from_dict, to_dict  # noqa: E402
 from swipe.data import build_dataset  # noqa: E402
 from swipe.decoding import BeamOptions  # noqa: E402
-from swipe.shipped import read_decoding_settings  # noqa: E402
+from swipe.model_files import read_decoding_settings, resolve_model_file  # noqa: E402
 from swipe.training import (  # noqa: E402
     CheckpointError,
     DataError,
@@ -48,7 +48,6 @@ from swipe.training import (  # noqa: E402
     load_model,
     train,
 )
-from swipe.training.checkpoint import resolve_model_file  # noqa: E402
 
 DEFAULT_MODEL = ROOT / "swipe" / "resources" / "models" / "en_hws"
 

@@ -50,8 +50,8 @@ from swipe.decoding.pipeline import Swipe, merge_views  # noqa: F401 (predict.py
 from swipe.decoding.user_words import UserWords, verbatim
 from swipe.formats import Curve, SwipeError, check_swipe
 from swipe.keyboard import Layout
+from swipe.model_files import DecodingSettings, read_decoding_settings, resolve_model
 from swipe.progress import progress_bar
-from swipe.shipped import DecodingSettings, read_decoding_settings, resolve_model
 from swipe.templates import TemplateRescorer
 from swipe.tokenizers import CharTokenizer
 
@@ -107,7 +107,7 @@ class CheckpointLoader:
     def load(self, device: str) -> Any:
         """The full ``LoadedModel`` (model, config, tokenizer, layouts, step)."""
         if device not in self._loaded:
-            from swipe.training.checkpoint import load_model
+            from swipe.model_files import load_model
 
             self._loaded[device] = load_model(self.path, device)
         return self._loaded[device]
@@ -749,7 +749,7 @@ GENERATOR_SETTINGS = ("beam_size", "num_candidates", "prior_weight", "length_pen
 
 
 class DecodingPlan(NamedTuple):
-    """:class:`~swipe.shipped.DecodingSettings` turned into what a :class:`DecodeJob` takes, checked."""
+    """:class:`~swipe.model_files.DecodingSettings` turned into what a :class:`DecodeJob` takes, checked."""
 
     generator: str
     options: GreedyOptions | BeamOptions
@@ -1042,7 +1042,7 @@ def load_decoder(
 
     Raises
     ------
-    swipe.shipped.ModelNotFoundError
+    swipe.model_files.ModelNotFoundError
         ``model`` is neither a model file or folder nor a shipped model's name.
     DecodeError, swipe.decoding.GeneratorError, swipe.config.ConfigError
         A setting is out of range, or the model's ``decoding.json`` is malformed.

@@ -1,7 +1,7 @@
 """``predict.py``: decode a data file with a trained model into ``preds.pkl`` (and a submission CSV).
 
 A command line over :mod:`swipe.decoder`: it chooses the model and the data, reads the flags into
-:class:`~swipe.shipped.DecodingSettings`, says what it is about to do, and writes the outputs.
+:class:`~swipe.model_files.DecodingSettings`, says what it is about to do, and writes the outputs.
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ from swipe.decoder import (  # noqa: F401 (names the bench scripts import from h
 )
 from swipe.decoding import GENERATORS, GeneratorError
 from swipe.decoding.generators import Candidate
+from swipe.model_files import DecodingSettings
 from swipe.predictions import Predictions, write_predictions
-from swipe.shipped import DecodingSettings
 
 # Older names, kept for the scripts under bench/ (and their runs of older revisions).
 decode = decode_job
@@ -192,8 +192,7 @@ def _data_layout_names(data: Path, args: argparse.Namespace) -> set[str]:
 
 
 def _latest_run(args: argparse.Namespace, why: str) -> ModelChoice | None:
-    from swipe.shipped import resolve_model
-    from swipe.training.checkpoint import find_latest_run
+    from swipe.model_files import find_latest_run, resolve_model
 
     try:
         run = find_latest_run(args.runs_dir)
@@ -204,7 +203,7 @@ def _latest_run(args: argparse.Namespace, why: str) -> ModelChoice | None:
 
 def choose_model(args: argparse.Namespace) -> ModelChoice:
     """The model ``predict.py`` decodes with (see its ``--help``)."""
-    from swipe.shipped import ModelNotFoundError, resolve_model, shipped_model_for_layouts
+    from swipe.model_files import ModelNotFoundError, resolve_model, shipped_model_for_layouts
 
     if args.checkpoint is not None:
         try:
@@ -331,7 +330,7 @@ def settings_from_flags(args: argparse.Namespace, model: Path) -> ChosenSettings
     """The decoding settings of the flags given, else the model's ``decoding.json``, else the
     defaults."""
     from swipe.config import ConfigError
-    from swipe.shipped import DECODING_FILE, read_decoding_settings
+    from swipe.model_files import DECODING_FILE, read_decoding_settings
 
     try:
         recommended = None if args.no_lexicon else read_decoding_settings(model)  # chosen with a lexicon
@@ -438,8 +437,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from swipe.formats import BadRowError
     from swipe.keyboard import LayoutError
     from swipe.lexicon import LexiconError
+    from swipe.model_files import CheckpointError
     from swipe.predictions import PredictionsError
-    from swipe.training.checkpoint import CheckpointError
 
     args = build_parser().parse_args(argv)
     expected = (DecodeError, GeneratorError, FileExistsError, FileNotFoundError, DatasetError, BadRowError,

@@ -106,7 +106,8 @@ def test_no_module_imports_itself_back():
 
 def test_reading_model_files_needs_none_of_their_writers():
     below = reachable(import_graph(), "swipe.model_files")
-    writers = {"swipe.export", "swipe.pt_export", "swipe.onnx_export", "swipe.training.checkpoint", "swipe.training.trainer"}
+    writers = {"swipe.export", "swipe.pt_export", "swipe.onnx_export", "swipe.training.checkpoint",
+               "swipe.training.trainer"}
     assert not below & writers
 
 

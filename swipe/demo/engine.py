@@ -12,7 +12,7 @@ import numpy as np
 from swipe.decoder import DecodeError, load_decoder, make_curve
 from swipe.formats import MAX_SWIPE_POINTS, Curve, SwipeError, check_swipe
 from swipe.keyboard import Layout, LayoutError, normalize_label
-from swipe.shipped import DecodingSettings
+from swipe.model_files import DecodingSettings
 from swipe.templates import word_polyline
 
 # Most points of one swipe the server accepts: as many as any reader of swipes.
