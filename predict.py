@@ -3,7 +3,7 @@
 
 import sys
 
-from swipe.predict import main
+from swipe.cli import run_command
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command("swipe.predict", "predict.py"))

@@ -3,7 +3,7 @@
 
 import sys
 
-from swipe.train import main
+from swipe.cli import run_command
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command("swipe.train", "train.py"))

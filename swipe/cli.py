@@ -9,6 +9,7 @@ written are left as the writers leave them on any exception: whole or not at all
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import signal
 import sys
@@ -44,3 +45,14 @@ def command_line(prog: str) -> Callable[[Main], Main]:
         return run
 
     return decorate
+
+
+def run_command(module: str, prog: str) -> int:
+    """Import ``module`` and run its ``main()``: for the scripts at the top of the clone, so that
+    Ctrl-C while the imports load (PyTorch takes seconds) ends as Ctrl-C in ``main`` does."""
+    try:
+        main = importlib.import_module(module).main
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    return main(None)
