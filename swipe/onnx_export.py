@@ -40,7 +40,7 @@ from swipe.batch import SwipeBatch
 from swipe.data.collate import trajectory_features
 from swipe.decoding.trie import LexiconTrie
 from swipe.keyboard import Layout
-from swipe.model_files import load_model, read_decoding_settings, resolve_model_file, sha256_of
+from swipe.model_files import load_model, read_decoding_settings, resolve_model, sha256_of
 from swipe.models.attention import key_padding_to_attention_mask
 from swipe.models.decoders import AttentionRNNDecoder, TransformerDecoder
 from swipe.models.encoder_decoder import EncoderDecoder, TransformerLikeEncoderDecoder
@@ -484,8 +484,9 @@ def export_onnx(checkpoint: str | Path, out: str | Path, overwrite: bool = False
 
     Parameters
     ----------
-    checkpoint : path
-        A training checkpoint, an exported ``model.pt``, or a folder holding one.
+    checkpoint : path or str
+        A training checkpoint, an exported ``model.pt``, a folder holding one, or a shipped
+        model's name (``en_hws``).
     out : path
         The folder to write; it must not exist or be empty unless ``overwrite``. It is written
         beside its place and moved there at the end, so an interrupted export leaves nothing.
@@ -503,7 +504,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, overwrite: bool = False
     """
     from swipe.lexicon import load_lexicon
 
-    source = resolve_model_file(checkpoint)
+    source = resolve_model(checkpoint)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OnnxExportError(f"{out}: is a file; --format onnx writes a folder")

@@ -279,6 +279,15 @@ def test_export_refuses_a_folder_with_files_and_a_dtype(shipped_transformer, cap
     assert "--dtype is for .pt files" in capsys.readouterr().err
 
 
+
+def test_export_takes_a_shipped_models_name(shipped_transformer, capsys):
+    # The name resolves as predict.py --checkpoint resolves it: here onto a folder that holds files.
+    assert export_main(["en_hws_transformer", "--format", "onnx", "--out", str(shipped_transformer)]) == 2
+    assert "already holds files" in capsys.readouterr().err
+    assert export_main(["en_hwz", "--format", "onnx", "--out", str(shipped_transformer / "x")]) == 2
+    assert "en_hwz: no such checkpoint, model folder or shipped model (shipped models: en_hws" in \
+        capsys.readouterr().err
+
 def test_overwrite_replaces_an_export_as_a_whole_and_nothing_else(tiny_lstm, tmp_path):
     checkpoint, _ = tiny_lstm
     out = export(checkpoint, tmp_path / "onnx")
