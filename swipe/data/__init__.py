@@ -13,36 +13,37 @@ or from Python::
     ds = SwipeDataset("data/train")
     loader = DataLoader(ds, batch_sampler=LengthBucketBatchSampler(ds.num_points, 256),
                         collate_fn=SwipeCollator(ds.layouts, ds.tokenizer), num_workers=2)
+
+Names are imported on first use, so ``swipe.data.resample`` (numpy only) imports without torch.
 """
 
-from swipe.data.build import (
-    COORD_SCALE,
-    FORMAT_VERSION,
-    ArrayInfo,
-    DatasetError,
-    Manifest,
-    SourceFile,
-    build_dataset,
-    read_manifest,
-)
-from swipe.data.collate import MIN_DT, SwipeCollator, trajectory_features
-from swipe.data.dataset import SwipeDataset, SwipeItem, with_x_scaled
-from swipe.data.sampler import LengthBucketBatchSampler
+from __future__ import annotations
 
-__all__ = [
-    "COORD_SCALE",
-    "FORMAT_VERSION",
-    "MIN_DT",
-    "ArrayInfo",
-    "DatasetError",
-    "LengthBucketBatchSampler",
-    "Manifest",
-    "SourceFile",
-    "SwipeCollator",
-    "SwipeDataset",
-    "SwipeItem",
-    "build_dataset",
-    "read_manifest",
-    "trajectory_features",
-    "with_x_scaled",
-]
+import importlib
+from typing import Any
+
+_WHERE = {
+    "ArrayInfo": "build",
+    "COORD_SCALE": "build",
+    "DatasetError": "build",
+    "FORMAT_VERSION": "build",
+    "LengthBucketBatchSampler": "sampler",
+    "MIN_DT": "collate",
+    "Manifest": "build",
+    "SourceFile": "build",
+    "SwipeCollator": "collate",
+    "SwipeDataset": "dataset",
+    "SwipeItem": "dataset",
+    "build_dataset": "build",
+    "read_manifest": "build",
+    "trajectory_features": "collate",
+    "with_x_scaled": "dataset",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'swipe.data' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"swipe.data.{_WHERE[name]}"), name)

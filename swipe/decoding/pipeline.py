@@ -28,6 +28,7 @@ from typing import Any, NamedTuple, Protocol, Sequence
 
 import numpy as np
 
+from swipe.data.resample import resample_curve, thin_index
 from swipe.keyboard import Layout
 from swipe.lexicon import Lexicon
 from swipe.shark2 import NoTemplatesError, Shark2Config, Shark2Decoder
@@ -38,10 +39,6 @@ Row = list[Candidate]  # one swipe's candidates, best first
 
 # Longest output (tokens, <eos> included) when there is no lexicon to bound it.
 DEFAULT_MAX_LENGTH = 40
-# Milliseconds per point of path resampling without time (swipe.data.resample.UNTIMED_STEP_MS).
-UNTIMED_STEP_MS = 10.0
-# Most points a resampled swipe has (swipe.data.resample.MAX_RESAMPLED_POINTS).
-MAX_RESAMPLED_POINTS = 4096
 
 
 class Swipe(NamedTuple):
@@ -65,50 +62,18 @@ class Resample(NamedTuple):
     keep_time: bool = False
 
 
-def _interpolate(at: np.ndarray, along: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Linear interpolation of ``values`` given at the non-decreasing ``along`` (where ``along``
-    repeats, points before it move towards the first repeated point, points after from the last)."""
-    left = np.clip(np.searchsorted(along, at, side="right") - 1, 0, len(along) - 2)
-    span = along[left + 1] - along[left]
-    weight = np.divide(at - along[left], span, out=np.ones_like(at), where=span > 0)
-    return values[left] + np.clip(weight, 0.0, 1.0) * (values[left + 1] - values[left])
-
-
 def resample(x: np.ndarray, y: np.ndarray, t: np.ndarray, key_width: float, config: Resample,
              max_points: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The points of :func:`swipe.data.resample.resample_curve` (first and last kept): at most
-    ``max_points`` (and :data:`MAX_RESAMPLED_POINTS`) of them, as :func:`thin` keeps them; only
-    those are computed, so a giant swipe costs no more than a short one."""
-    x, y, t = (np.asarray(v, np.float64) for v in (x, y, t))
-    if config.mode == "time":
-        along, step = t - t[0], config.step
-    else:
-        along = np.concatenate([[0.0], np.cumsum(np.hypot(np.diff(x), np.diff(y)))])
-        step = config.step * key_width
-    untimed = config.mode == "path" and not config.keep_time
-    if len(x) < 2 or along[-1] <= 0:
-        return x, y, (np.arange(len(x)) * UNTIMED_STEP_MS if untimed else t)
-    count = int(np.ceil(along[-1] / step - 1e-9))  # points before the last one
-    cap = MAX_RESAMPLED_POINTS if max_points is None else min(max_points, MAX_RESAMPLED_POINTS)
-    index = np.arange(count + 1)
-    if count + 1 > cap:  # only the points thinning keeps
-        index = np.round(np.linspace(0, count, cap)).astype(np.int64)
-    at = np.where(index < count, index * step, along[-1])
-    new_x, new_y = _interpolate(at, along, x), _interpolate(at, along, y)
-    if config.mode == "time":
-        new_t = t[0] + at
-    elif untimed:
-        new_t = index * UNTIMED_STEP_MS
-    else:
-        new_t = _interpolate(at, along, t)
-    return new_x, new_y, new_t
+    """The points the model was trained on: :func:`swipe.data.resample.resample_curve` (at most
+    ``max_points`` of them, computing no others), with the runtime's :class:`Resample`."""
+    return resample_curve(x, y, t, key_width, config, max_points)  # reads mode, step, keep_time
 
 
 def thin(points: np.ndarray, max_points: int | None) -> np.ndarray:
     """At most ``max_points`` of ``points`` ``(n, 3)``, evenly spaced by index, ends kept."""
     if max_points is None or len(points) <= max_points:
         return points
-    return points[np.round(np.linspace(0, len(points) - 1, max_points)).astype(np.int64)]
+    return points[thin_index(len(points), max_points)]
 
 
 class Preprocessing(NamedTuple):
