@@ -37,8 +37,10 @@ randomly initialised: speeds are representative, candidates are not, and its sea
 few steps (short words). A trained model decodes longer words, which costs the naive search
 (quadratic in the length) much more than the cached one (linear): ``--min-word-length N``
 restricts every search (cached, naive and latency) to the lexicon's words of at least ``N``
-letters, which makes a random model decode words of about a trained model's length (the workers
-row is then left out: ``predict.py`` has no such option). The header gives the average length of
+letters, which makes a random model decode words of about a trained model's length. ``predict.py``
+has no such option, so the workers row is then left out and the cached row times the PyTorch
+generator (the search training's validation runs, tested equal to ``predict.py``'s) with a logits
+processor instead of ``predict.py``'s pipeline. The header gives the average length of
 the top candidates and of the target words.
 """
 
