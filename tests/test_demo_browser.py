@@ -42,9 +42,10 @@ def missing_browser() -> str | None:
     return None
 
 
-def start_chromium(profile: Path, width: int = 1000, height: int = 760):
+def start_chromium(profile: Path, width: int = 1000, height: int = 760, network_log: bool = False):
     """Headless Chromium from the system packages, its profile in folder ``profile``; nothing is
-    downloaded (Selenium Manager, which would fetch a browser or driver, is never asked)."""
+    downloaded (Selenium Manager, which would fetch a browser or driver, is never asked). With
+    ``network_log``, ``driver.get_log("performance")`` holds the page's network events."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common import selenium_manager
@@ -55,7 +56,8 @@ def start_chromium(profile: Path, width: int = 1000, height: int = 760):
     selenium_manager.SeleniumManager.binary_paths = refuse  # type: ignore[method-assign]
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # for page_errors
+    logs = {"browser": "ALL", "performance": "ALL"} if network_log else {"browser": "ALL"}
+    options.set_capability("goog:loggingPrefs", logs)  # for page_errors
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync",
                  f"--window-size={width},{height}", f"--user-data-dir={profile}"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Sequence
 
 _EXAMPLES = """\
@@ -11,6 +12,7 @@ examples:
   python -m swipe.demo                                  # en_hws at http://127.0.0.1:8000
   python -m swipe.demo --model ru_yandex --port 8001    # the Russian model
   python -m swipe.demo --record-to my_swipes.jsonl      # record: prompts words, appends your swipes
+  python -m swipe.demo --onnx en_onnx                   # also decode in the browser (npm ci --prefix js)
   python -m swipe.demo --model swipe/resources/models/en_hws_transformer --host 0.0.0.0   # seen from a phone
 """
 
@@ -35,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
                      "with its word to this jsonl file (Yandex-style, the keyboard inline)")
     rec.add_argument("--words", metavar="FILE", help="words to prompt, one a line (default: the model's "
                      "lexicon, most frequent first)")
+    arg("--onnx", metavar="DIR", help="offer decoding in this browser: the page loads the ONNX folder DIR "
+        "(python -m swipe.export NAME --format onnx --out DIR; a DIR that does not exist is exported from "
+        "--model first, which needs requirements-export.txt) and onnxruntime-web from js/ "
+        "(npm ci --prefix js)")
     arg("--quiet", action="store_true", help="log no requests")
     return parser
 
@@ -55,6 +61,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.words is not None and args.record_to is None:
         print("python -m swipe.demo: error: --words needs --record-to", file=sys.stderr)
         return 2
+    browser = None
+    if args.onnx is not None:
+        from swipe.demo.ondevice import BrowserFiles, prepare_onnx_folder
+
+        if (code := prepare_onnx_folder(args.model, args.onnx)) != 0:
+            return code
+        browser = BrowserFiles(Path(args.onnx))
+        if (missing := browser.missing()) is not None:
+            print(f"decoding in the browser is off: {missing}", file=sys.stderr)
     try:
         words = read_word_list(args.words) if args.words is not None else None
         print(f"loading model {args.model}", file=sys.stderr)
@@ -74,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prompts = PromptList(words, recorded_words(args.record_to))
         print(f"recording to {args.record_to} ({recorder.count} swipes there already)", file=sys.stderr)
     try:
-        server = DemoServer((args.host, args.port), engine, recorder, prompts, args.quiet)
+        server = DemoServer((args.host, args.port), engine, recorder, prompts, args.quiet, browser=browser)
     except OSError as err:
         print(f"python -m swipe.demo: error: cannot listen on {args.host}:{args.port}: {err.strerror}",
               file=sys.stderr)

@@ -11,6 +11,7 @@ Routes::
     GET  /api/prompt?layout=N          recording: the next word to swipe (null: done), words left
     POST /api/record        {layout, word, x, y, t, device} -> {recorded}
     POST /api/undo          {} -> {word, recorded}: the last recorded swipe removed
+    GET  /onnx/<file>, /ort/<file>, /js/<file>   decoding in the browser (swipe.demo.ondevice)
 
 A bad request gets a 4xx answer whose body is ``{"error": "<one line>"}``; the server goes on.
 
@@ -44,13 +45,16 @@ from typing import Any, Iterator
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from swipe.demo.engine import Engine, RequestError
+from swipe.demo.ondevice import BrowserFiles
 from swipe.demo.recorder import PromptList, Recorder, device_info
 from swipe.formats import loads_json
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_BODY_BYTES = 1 << 20
 _CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-                  ".css": "text/css; charset=utf-8", ".png": "image/png", ".svg": "image/svg+xml"}
+                  ".mjs": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
+                  ".png": "image/png", ".svg": "image/svg+xml", ".wasm": "application/wasm",
+                  ".json": "application/json; charset=utf-8"}
 _BUSY_BODY = b'{"error":"too many connections; try again"}'
 _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: "
          + str(len(_BUSY_BODY)).encode() + b"\r\nRetry-After: 1\r\nConnection: close\r\n\r\n" + _BUSY_BODY)
@@ -136,6 +140,9 @@ class DemoServer(ThreadingHTTPServer):
         Log no requests.
     limits : ServerLimits, optional
         What one client may take (connections, seconds, the model's time); default ServerLimits().
+    browser : BrowserFiles, optional
+        Serve the files a page needs to decode in the browser (an ONNX folder, onnxruntime-web,
+        the JavaScript decoder); None: the page decodes on the server only.
     """
 
     daemon_threads = True
@@ -143,7 +150,7 @@ class DemoServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], engine: Engine, recorder: Recorder | None = None,
                  prompts: PromptList | None = None, quiet: bool = False,
-                 limits: ServerLimits | None = None) -> None:
+                 limits: ServerLimits | None = None, browser: BrowserFiles | None = None) -> None:
         if not 0 <= address[1] <= 65535:
             raise OSError(errno.EINVAL, f"port {address[1]} is not one of 0 to 65535")
         super().__init__(address, DemoHandler)
@@ -152,6 +159,7 @@ class DemoServer(ThreadingHTTPServer):
         self.prompts = prompts
         self.quiet = quiet
         self.limits = limits or ServerLimits()
+        self.browser = browser
         self.deadlines = _Deadlines()
         self._connections = threading.BoundedSemaphore(self.limits.max_connections)
         self._model = threading.BoundedSemaphore(self.limits.model_slots)
@@ -302,7 +310,10 @@ class DemoHandler(BaseHTTPRequestHandler):
                 "layouts": [layout.to_grid() for layout in engine.layouts],
                 "recording": self.server.recorder is not None,
                 "recorded": self.server.recorder.count if self.server.recorder is not None else 0,
+                "ondevice": self.server.browser.info() if self.server.browser is not None else None,
             })
+        elif self.server.browser is not None and (file := self.server.browser.file(path)) is not None:
+            self._send_file(file)
         elif path == "/api/prompt" and self.server.prompts is not None:
             layout = engine.layout(_int(parse_qs(url.query).get("layout", ["0"])[0], "layout"))
             word = self.server.prompts.next(layout)

@@ -6,6 +6,7 @@ const state = {
   info: null, layout: 0, view: null, scale: 1, trail: [], drawing: false, pointerId: null,
   pointerType: "mouse", swipe: null, candidates: [], selected: -1, template: null, attention: null,
   char: 0, layer: -1, prompt: null, queue: [], recorded: 0, left: 0, undo: false, seq: 0,
+  decoder: "server",
 };
 const SHOWN_CANDIDATES = 8;
 const $ = (id) => document.getElementById(id);
@@ -20,6 +21,26 @@ async function api(path, body) {
   if (!response.ok) throw new Error(answer.error || response.statusText);
   return answer;
 }
+
+// Where swipes are decoded: state.decoder names one of these. "server" posts the swipe to the server;
+// static/ondevice.mjs adds "browser" (decoded in this page: no point leaves it). decode(body) answers
+// {candidates: [{word, score}], ms, where}; explain(body, word) {template, attention} (attention: null
+// where the decoder has none).
+const decoders = {
+  server: {
+    async decode(body) {
+      const answer = await api("/api/decode", body);
+      return {candidates: answer.candidates, ms: answer.decode_ms, where: "on the server"};
+    },
+    async explain(body, word) {
+      const [template, attention] = await Promise.all([
+        api("/api/template", {layout: body.layout, word: word}),
+        api("/api/attention", {...body, word: word}),
+      ]);
+      return {template: template.points, attention: attention};
+    },
+  },
+};
 
 function status(text) { $("status").textContent = text || ""; }
 
@@ -206,11 +227,11 @@ async function swiped() {
     } else if (state.prompt) {
       await record(body);
     }
-    const answer = await api("/api/decode", body);
+    const answer = await decoders[state.decoder].decode(body);
     if (seq !== state.seq) return;
     Object.assign(state, {swipe: body, candidates: answer.candidates.slice(0, SHOWN_CANDIDATES)});
     const points = isTap(body) ? "a tap" : `${body.x.length} points`;
-    $("timing").textContent = `decoded in ${answer.decode_ms.toFixed(1)} ms on the server, ${points}` +
+    $("timing").textContent = `decoded in ${answer.ms.toFixed(1)} ms ${answer.where}, ${points}` +
       (state.candidates.length ? "" : ": no candidate");
     showCandidates();
     if (state.candidates.length) await select(0);
@@ -247,12 +268,9 @@ async function select(i) {
   showCandidates();
   showAttention();
   draw();
-  const [template, attention] = await Promise.all([
-    api("/api/template", {layout: body.layout, word: word}),
-    api("/api/attention", {...body, word: word}),
-  ]);
+  const {template, attention} = await decoders[state.decoder].explain(body, word);
   if (seq !== state.seq || state.selected !== i) return;  // another swipe or candidate since
-  Object.assign(state, {template: template.points, attention: attention, char: 0});
+  Object.assign(state, {template: template, attention: attention, char: 0});
   showAttention();
   draw();
 }
@@ -342,6 +360,7 @@ async function start() {
     state.recorded = state.info.recorded;
     await nextPrompt();
   }
+  if (state.info.ondevice && !state.info.recording) await (await import("/static/ondevice.mjs")).offer();
   fit();
   window.addEventListener("resize", fit);
   document.body.dataset.ready = "1";
