@@ -1,0 +1,75 @@
+#!/usr/bin/env node
+// Decode the swipes of a jsonl file with an ONNX export folder, in Node: one JSON line per swipe,
+// its candidates best first ([{"word", "score"}, ...]).
+//
+//   node js/bin/decode.mjs FOLDER SWIPES.jsonl [--batch N] [--settings '{"beam_size": 8}'] [--int8]
+//
+// SWIPES.jsonl: rows {"curve": {"x": [...], "y": [...], "t": [...], "grid_name": "..."}}, as
+// python -m swipe.runtime reads them.
+
+import { readFile } from "node:fs/promises";
+import { parseArgs } from "node:util";
+import * as ort from "onnxruntime-node";
+import { loadDecoder } from "../src/index.mjs";
+
+const usage = "usage: node js/bin/decode.mjs FOLDER SWIPES.jsonl [--batch N] [--settings JSON] [--int8]\n"
+  + "example: node js/bin/decode.mjs en_onnx swipe/resources/swipes/hws_real_en_dev.jsonl --batch 16";
+
+function fail(message) {
+  process.stderr.write(`decode.mjs: error: ${message}\n${usage}\n`);
+  process.exit(2);
+}
+
+let args;
+try {
+  args = parseArgs({
+    allowPositionals: true,
+    options: { batch: { type: "string", default: "1" }, settings: { type: "string", default: "{}" },
+      int8: { type: "boolean", default: false }, help: { type: "boolean", short: "h" } },
+  });
+} catch (err) {
+  fail(err.message);
+}
+if (args.values.help) {
+  process.stdout.write(`${usage}\n`);
+  process.exit(0);
+}
+if (args.positionals.length !== 2) fail("give the export folder and a jsonl file of swipes");
+const [folder, path] = args.positionals;
+const batch = Number(args.values.batch);
+if (!(Number.isInteger(batch) && batch >= 1)) fail(`--batch must be a whole number from 1, not ${args.values.batch}`);
+let settings;
+try {
+  settings = JSON.parse(args.values.settings);
+} catch (err) {
+  fail(`--settings is not a JSON object (${err.message})`);
+}
+
+const swipes = [];
+let text;
+try {
+  text = await readFile(path, "utf8");
+} catch (err) {
+  fail(`${path}: cannot read it (${err.code ?? err.message})`);
+}
+text.split("\n").forEach((line, i) => {
+  if (!line.trim()) return;
+  try {
+    const { curve } = JSON.parse(line);
+    swipes.push({ x: curve.x, y: curve.y, t: curve.t, layout: curve.grid_name ?? curve.grid.grid_name });
+  } catch (err) {
+    fail(`${path}:${i + 1}: not a swipe row (${err.message})`);
+  }
+});
+
+try {
+  const decoder = await loadDecoder(folder, { ort, int8: args.values.int8, settings });
+  for (let start = 0; start < swipes.length; start += batch) {
+    for (const row of await decoder.decodeMany(swipes.slice(start, start + batch))) {
+      process.stdout.write(`${JSON.stringify(row)}\n`);
+    }
+  }
+} catch (err) {
+  process.stderr.write(`decode.mjs: error: ${err.message}\n`);
+  process.exit(1);
+}

@@ -1,0 +1,79 @@
+// The reference decoder of an ONNX export folder (swipe/runtime/decoder.py's OnnxDecoder).
+
+import { OnnxBackend } from "./backend.mjs";
+import { OnnxFolderError, folderReader, readExportFolder } from "./folder.mjs";
+import { Pipeline, readSettings } from "./pipeline.mjs";
+import { SwipeError, checkSwipe } from "./swipe.mjs";
+import { Trie } from "./trie.mjs";
+
+/** Decodes swipes with an ONNX folder; made by loadDecoder. */
+export class OnnxDecoder {
+  constructor(exported, pipeline) {
+    this.export = exported;
+    this.manifest = exported.manifest;
+    this.settings = pipeline.settings;
+    this.layouts = new Map(exported.layouts.map((layout) => [layout.name, layout]));
+    this.pipeline = pipeline;
+  }
+
+  /**
+   * The candidates of one swipe, best first.
+   * @param {{x: number[], y: number[], t: number[], layout: string}} swipe  pixels of its layout, ms
+   * @returns {Promise<{word: string, score: number}[]>}  higher scores are better
+   */
+  async decode(swipe) {
+    const [row] = await this.decodeRows([swipe]);
+    return row.map(([score, word]) => ({ word, score }));
+  }
+
+  /** The candidates of each swipe (decoded as one batch), as decode's. */
+  async decodeMany(swipes) {
+    const rows = await this.decodeRows(swipes);
+    return rows.map((row) => row.map(([score, word]) => ({ word, score })));
+  }
+
+  /** Each swipe's candidates as the pipeline's rows: [score, word] pairs, best first. */
+  async decodeRows(swipes) {
+    const checked = swipes.map((swipe) => {
+      if (!this.pipeline.layoutIds.has(swipe.layout)) {
+        throw new OnnxFolderError(`layout '${swipe.layout}' is not one of the model's [${[...this.layouts.keys()].join(", ")}]`);
+      }
+      try {
+        return { ...checkSwipe(swipe.x, swipe.y, swipe.t), layout: swipe.layout };
+      } catch (err) {
+        throw err instanceof SwipeError ? new OnnxFolderError(err.message) : err;
+      }
+    });
+    return this.pipeline.decode(checked);
+  }
+}
+
+/**
+ * Load the decoder of an ONNX export folder (`python -m swipe.export MODEL --format onnx --out DIR`).
+ *
+ * @param source  the folder: a path in Node, a URL in a browser, or async (name) => Uint8Array
+ * @param options  {ort, int8 = false, threads = 1, settings = {}}: `ort` the onnxruntime module
+ *   (onnxruntime-node or onnxruntime-web); `settings` overrides of decoding.json's values
+ *   (beam_size, prior_weight, length_penalty, template_weight, ...)
+ * @returns {Promise<OnnxDecoder>}
+ * @throws {OnnxFolderError}  the first problem of the folder, one line naming the file and field
+ */
+export async function loadDecoder(source, { ort, int8 = false, threads = 1, settings = {} } = {}) {
+  if (!ort?.InferenceSession) throw new TypeError("loadDecoder: pass the onnxruntime module as { ort }");
+  const where = typeof source === "function" ? "" : `${source}`.replace(/\/?$/, "/");
+  let exported;
+  try {
+    exported = await readExportFolder(ort, folderReader(source), { int8, threads, overrides: settings });
+  } catch (err) {
+    throw err instanceof OnnxFolderError ? new OnnxFolderError(`${where}${err.message}`) : err;
+  }
+  const chosen = readSettings(exported.decoding);
+  const numTokens = [...exported.alphabet].length + 1;
+  const vocabulary = { alphabet: exported.alphabet, eosId: exported.eosId, sosId: exported.sosId };
+  const prep = { resample: exported.resample, maxPoints: exported.maxPoints };
+  const trie = Trie.fromArrays(exported.lexicon);
+  const backend = new OnnxBackend(ort, exported.encoder, exported.decoderStep, exported.manifest.graphs, numTokens);
+  const templates = chosen.template_weight || chosen.template_candidates ? await import("./templates.mjs") : null;
+  const pipeline = new Pipeline(backend, vocabulary, exported.layouts, prep, chosen, trie, templates);
+  return new OnnxDecoder(exported, pipeline);
+}
