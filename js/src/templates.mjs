@@ -1,0 +1,785 @@
+// Word templates on a keyboard and how well a swipe matches them, after SHARK2 (Kristensson and
+// Zhai, UIST 2004): the JavaScript port of swipe/templates.py (TemplateScoring, TemplateRescorer)
+// and swipe/shark2.py (Shark2Config, Shark2Decoder, NoTemplatesError).
+//
+// A word's template is the polyline through its key centres. A swipe and a template, both
+// resampled to equidistant points, are compared through channels, each a Gaussian log-likelihood
+// -d**2 / (2 sigma**2) of a distance d (key units: x in key widths, y in key heights):
+//   location (mean distance between corresponding points), shape (the same after both curves are
+//   centred and scaled to unit size), ends (first and last points to the word's first and last
+//   keys), elastic location and elastic shape (dynamic-time-warping distances per point).
+// A tap (a swipe shorter than tapLength) is scored by location alone.
+//
+// The arithmetic is numpy's, operation by operation, so that the results equal the Python
+// package's: float32 where numpy computes in float32 (Math.fround after every operation), numpy's
+// pairwise summation where it sums along a contiguous axis and a running sum where it reduces
+// along another axis, glibc's hypot, and numpy's stable argsort (ties keep their order, NaN last).
+//
+// The matcher keeps, per lexicon word, only its keys, its template's two end points and its prior;
+// a word's resampled template is computed when a swipe's start and end reach it (the Python
+// matcher precomputes every template), with the same arithmetic, so the results are the same.
+
+const f32 = Math.fround;
+
+// ---- numpy's arithmetic ----------------------------------------------------------------------
+
+/** numpy's pairwise sum of `n` values `a[start + i * stride]` (float64, or float32 with `single`). */
+export function pairwiseSum(a, start, n, stride = 1, single = false) {
+  const r = single ? f32 : (v) => v;
+  if (n < 8) {
+    let res = 0;
+    for (let i = 0; i < n; i++) res = r(res + a[start + i * stride]);
+    return res;
+  }
+  if (n <= 128) {
+    const acc = new Array(8);
+    for (let j = 0; j < 8; j++) acc[j] = a[start + j * stride];
+    let i = 8;
+    for (; i < n - (n % 8); i += 8) {
+      for (let j = 0; j < 8; j++) acc[j] = r(acc[j] + a[start + (i + j) * stride]);
+    }
+    let res = r(r(r(acc[0] + acc[1]) + r(acc[2] + acc[3])) + r(r(acc[4] + acc[5]) + r(acc[6] + acc[7])));
+    for (; i < n; i++) res = r(res + a[start + i * stride]);
+    return res;
+  }
+  let n2 = Math.floor(n / 2);
+  n2 -= n2 % 8;
+  return r(pairwiseSum(a, start, n2, stride, single) + pairwiseSum(a, start + n2 * stride, n - n2, stride, single));
+}
+
+/** glibc's hypot (numpy's np.hypot on float64): Borges' corrected algorithm, without FMA. */
+export function hypot(x, y) {
+  if (!Number.isFinite(x) || !Number.isFinite(y)) {
+    return Number.isNaN(x) || Number.isNaN(y) ? (Math.abs(x) === Infinity || Math.abs(y) === Infinity ? Infinity : NaN) : Infinity;
+  }
+  x = Math.abs(x);
+  y = Math.abs(y);
+  const ax = x < y ? y : x;
+  const ay = x < y ? x : y;
+  if (ax > 2 ** 511) {
+    if (ay <= ax * 2 ** -54) return ax + ay;
+    return hypotKernel(ax * 2 ** -600, ay * 2 ** -600) / 2 ** -600;
+  }
+  if (ay < 2 ** -511) {
+    if (ax >= ay / 2 ** -54) return ax + ay;
+    return hypotKernel(ax / 2 ** -600, ay / 2 ** -600) * 2 ** -600;
+  }
+  if (ay <= ax * 2 ** -54) return ax + ay;
+  return hypotKernel(ax, ay);
+}
+
+function hypotKernel(ax, ay) {
+  let h = Math.sqrt(ax * ax + ay * ay);
+  let t1, t2;
+  if (h <= 2.0 * ay) {
+    const delta = h - ay;
+    t1 = ax * (2.0 * delta - ax);
+    t2 = (delta - 2.0 * (ax - ay)) * delta;
+  } else {
+    const delta = h - ax;
+    t1 = 2.0 * delta * (ax - 2.0 * ay);
+    t2 = (4.0 * delta - ay) * ay + delta * delta;
+  }
+  h -= (t1 + t2) / (2.0 * h);
+  return h;
+}
+
+/** np.hypot on float32 values (glibc's hypotf: the root of the double sum, rounded). */
+function hypotf(x, y) {
+  return f32(Math.sqrt(x * x + y * y));
+}
+
+/** np.logaddexp on float64. */
+export function logaddexp(x, y) {
+  if (x === y) return x + Math.LN2;
+  const tmp = x - y;
+  if (tmp > 0) return x + Math.log1p(Math.exp(-tmp));
+  if (tmp <= 0) return y + Math.log1p(Math.exp(tmp));
+  return tmp;
+}
+
+/**
+ * Indices that sort `scores` best (highest) first: np.argsort(-scores, kind="stable") (equal
+ * scores keep their order, NaN last).
+ */
+export function argsortDescending(scores, count = scores.length) {
+  const order = Array.from({ length: count }, (_, i) => i);
+  const key = (i) => (Number.isNaN(scores[i]) ? 1 : 0);
+  order.sort((a, b) => {
+    const na = key(a), nb = key(b);
+    if (na || nb) return na - nb;
+    const sa = scores[a], sb = scores[b];
+    return sa > sb ? -1 : sa < sb ? 1 : 0;
+  });
+  return order;
+}
+
+/** np.linspace(0, 1, n). */
+function linspace01(n) {
+  const step = 1.0 / (n - 1);
+  const out = new Float64Array(n);
+  for (let j = 0; j < n; j++) out[j] = j * step;
+  out[n - 1] = 1.0;
+  return out;
+}
+
+const linspaceCache = new Map();
+function unitSteps(n) {
+  if (!linspaceCache.has(n)) linspaceCache.set(n, linspace01(n));
+  return linspaceCache.get(n);
+}
+
+// ---- geometry ----------------------------------------------------------------------------------
+
+/** Pixel coordinates as interleaved x, y float64 in key widths / key heights. */
+export function keyUnits(layout, x, y) {
+  const out = new Float64Array(2 * x.length);
+  for (let i = 0; i < x.length; i++) {
+    out[2 * i] = Number(x[i]) / layout.keyWidth;
+    out[2 * i + 1] = Number(y[i]) / layout.keyHeight;
+  }
+  return out;
+}
+
+/** The layout's key centres (float32 pixels) in key units, interleaved x, y. */
+function centresInKeyUnits(layout) {
+  const c = layout.centers;
+  const out = new Float64Array(c.length);
+  for (let k = 0; k < c.length; k += 2) {
+    out[k] = c[k] / layout.keyWidth;
+    out[k + 1] = c[k + 1] / layout.keyHeight;
+  }
+  return out;
+}
+
+/** Total length of the polyline through interleaved points (np.linalg.norm(np.diff).sum()). */
+export function pathLength(points) {
+  const count = points.length / 2;
+  if (count < 2) return 0;
+  const seg = new Float64Array(count - 1);
+  for (let i = 0; i < count - 1; i++) {
+    const dx = points[2 * i + 2] - points[2 * i], dy = points[2 * i + 3] - points[2 * i + 1];
+    seg[i] = Math.sqrt(dx * dx + dy * dy);
+  }
+  return pairwiseSum(seg, 0, count - 1);
+}
+
+/**
+ * A polyline's cumulative lengths along `most` vertices (its `count` vertices, then its last one
+ * repeated, as pad_polylines stacks polylines of different lengths).
+ */
+function cumulative(verts, count, most) {
+  const cum = new Float64Array(most);
+  let total = 0;
+  for (let k = 1; k < count; k++) {
+    const dx = verts[2 * k] - verts[2 * k - 2], dy = verts[2 * k + 1] - verts[2 * k - 1];
+    total += Math.sqrt(dx * dx + dy * dy);
+    cum[k] = total;
+  }
+  for (let k = count; k < most; k++) cum[k] = total;
+  return cum;
+}
+
+/**
+ * One row of resample_many: `n` equidistant points along the polyline of `count` vertices
+ * (interleaved float64, padded to `most` vertices), as row `row` of a batch whose longest path is
+ * `longest` (numpy offsets each row by row * (longest + 1) in one global search). Writes the
+ * points in float64 to `out` at `at`; `onlyEnds` computes the first and last points only.
+ */
+function resampleRow(verts, count, most, n, row, longest, out, at = 0, onlyEnds = false) {
+  const vx = (k) => verts[2 * Math.min(k, count - 1)];
+  const vy = (k) => verts[2 * Math.min(k, count - 1) + 1];
+  if (most === 1) {
+    for (let j = 0; j < n; j++) {
+      out[at + 2 * j] = verts[0];
+      out[at + 2 * j + 1] = verts[1];
+    }
+    return;
+  }
+  const cum = cumulative(verts, count, most);
+  const total = cum[most - 1];
+  const offset = row * (longest + 1.0);
+  const steps = unitSteps(n);
+  let pos = 0; // vertices with cum + offset <= target + offset
+  for (let j = 0; j < n; j++) {
+    if (onlyEnds && j !== 0 && j !== n - 1) continue;
+    const target = steps[j] * total;
+    const shifted = target + offset;
+    if (onlyEnds) pos = 0;
+    while (pos < most && cum[pos] + offset <= shifted) pos++;
+    const col = Math.min(Math.max(pos - 1, 0), most - 2);
+    const segLen = segmentLength(verts, count, col);
+    let frac = segLen > 0 ? (target - cum[col]) / segLen : 0.0;
+    frac = Math.min(Math.max(frac, 0.0), 1.0);
+    out[at + 2 * j] = vx(col) * (1.0 - frac) + vx(col + 1) * frac;
+    out[at + 2 * j + 1] = vy(col) * (1.0 - frac) + vy(col + 1) * frac;
+  }
+}
+
+function segmentLength(verts, count, k) {
+  if (k + 1 >= count) return 0;
+  const dx = verts[2 * k + 2] - verts[2 * k], dy = verts[2 * k + 3] - verts[2 * k + 1];
+  return Math.sqrt(dx * dx + dy * dy);
+}
+
+/** The path length resample_many sees for a polyline (its cumulative sum of segment lengths). */
+function resampledPathLength(verts, count) {
+  let total = 0;
+  for (let k = 1; k < count; k++) {
+    const dx = verts[2 * k] - verts[2 * k - 2], dy = verts[2 * k + 1] - verts[2 * k - 1];
+    total += Math.sqrt(dx * dx + dy * dy);
+  }
+  return total;
+}
+
+/**
+ * `n` points spaced equally along the polyline through interleaved `points` (float64, as
+ * swipe.templates.resample).
+ */
+export function resample(points, n) {
+  if (n < 2) throw new RangeError(`resampling needs at least 2 points, got n=${n}`);
+  const count = points.length / 2;
+  if (!(count >= 1) || !Number.isInteger(count)) throw new RangeError("expected a non-empty list of (x, y) points");
+  const out = new Float64Array(2 * n);
+  resampleRow(points, count, count, n, 0, resampledPathLength(points, count), out);
+  return out;
+}
+
+/**
+ * normalize_shape of one curve of `n` interleaved points at `at`: centred on its centroid (a
+ * running sum, as numpy's mean along that axis) and scaled so that the larger bounding-box side
+ * is 1. float32 arithmetic with `single`.
+ */
+function normalizeShape(points, n, at = 0, single = false, out = null) {
+  const r = single ? f32 : (v) => v;
+  out ??= single ? new Float32Array(2 * n) : new Float64Array(2 * n);
+  let sx = 0, sy = 0;
+  let minX = Infinity, maxX = -Infinity, minY = Infinity, maxY = -Infinity;
+  for (let i = 0; i < n; i++) {
+    const px = points[at + 2 * i], py = points[at + 2 * i + 1];
+    sx = r(sx + px);
+    sy = r(sy + py);
+    if (px < minX) minX = px;
+    if (px > maxX) maxX = px;
+    if (py < minY) minY = py;
+    if (py > maxY) maxY = py;
+  }
+  const mx = r(sx / n), my = r(sy / n);
+  const size = Math.max(r(maxX - minX), r(maxY - minY));
+  const scale = size > r(1e-9) ? size : 1.0; // numpy compares float32 with the float32 of 1e-9
+  for (let i = 0; i < n; i++) {
+    out[2 * i] = r(r(points[at + 2 * i] - mx) / scale);
+    out[2 * i + 1] = r(r(points[at + 2 * i + 1] - my) / scale);
+  }
+  return out;
+}
+
+/**
+ * Mean distance between corresponding points of two curves of `n` interleaved points
+ * (np.linalg.norm(a - b, axis=-1).mean(axis=-1)), in float32 arithmetic with `single`.
+ */
+function meanDistance(a, atA, b, atB, n, single, scratch) {
+  if (single) {
+    for (let i = 0; i < n; i++) {
+      const dx = f32(a[atA + 2 * i] - b[atB + 2 * i]), dy = f32(a[atA + 2 * i + 1] - b[atB + 2 * i + 1]);
+      scratch[i] = f32(Math.sqrt(f32(f32(dx * dx) + f32(dy * dy))));
+    }
+    return f32(pairwiseSum(scratch, 0, n, 1, true) / n);
+  }
+  for (let i = 0; i < n; i++) {
+    const dx = a[atA + 2 * i] - b[atB + 2 * i], dy = a[atA + 2 * i + 1] - b[atB + 2 * i + 1];
+    scratch[i] = Math.sqrt(dx * dx + dy * dy);
+  }
+  return pairwiseSum(scratch, 0, n) / n;
+}
+
+/**
+ * DTW distance between two float32 curves of `n` and `m` interleaved points (query at `atQ`,
+ * template at `atT`): Euclidean local cost, steps (1, 0), (0, 1) and (1, 1); float32 arithmetic
+ * as swipe.templates.dtw_distances.
+ */
+function dtwDistance(query, atQ, n, template, atT, m, scratch) {
+  const { prev, running } = scratch;
+  let sum = 0;
+  const qx0 = query[atQ], qy0 = query[atQ + 1];
+  for (let j = 0; j < m; j++) {
+    sum = f32(sum + hypotf(f32(qx0 - template[atT + 2 * j]), f32(qy0 - template[atT + 2 * j + 1])));
+    prev[j] = sum;
+  }
+  for (let i = 1; i < n; i++) {
+    const qx = query[atQ + 2 * i], qy = query[atQ + 2 * i + 1];
+    sum = 0;
+    for (let j = 0; j < m; j++) {
+      sum = f32(sum + hypotf(f32(qx - template[atT + 2 * j]), f32(qy - template[atT + 2 * j + 1])));
+      running[j] = sum;
+    }
+    let best = Infinity;
+    let before = 0;
+    let left = Infinity; // row i - 1 at column j - 1
+    for (let j = 0; j < m; j++) {
+      const up = prev[j];
+      const v = f32(Math.min(up, left) - before);
+      if (v < best || Number.isNaN(v)) best = v;
+      before = running[j];
+      left = up;
+      prev[j] = f32(running[j] + best);
+    }
+  }
+  return prev[m - 1];
+}
+
+function dtwScratch(m) {
+  return { prev: new Float32Array(m), running: new Float32Array(m) };
+}
+
+/** `-(distance / sigma)**2 / 2` in float64: a channel's score. */
+export function gaussianLogLikelihood(distance, sigma) {
+  const q = distance / sigma;
+  return -0.5 * (q * q);
+}
+
+// ---- scoring words -------------------------------------------------------------------------------
+
+/** Settings of the template channels (distances in key units); swipe.templates.TemplateScoring. */
+export class TemplateScoring {
+  constructor({
+    numPoints = 64, dtwPoints = 32, sigmaLocation = 5.0, sigmaShape = 0.08, sigmaEnds = 0.5,
+    sigmaElasticLocation = 0.28, sigmaElasticShape = 0.035, sigmaTap = 0.5, tapLength = 0.5,
+  } = {}) {
+    Object.assign(this, {
+      numPoints, dtwPoints, sigmaLocation, sigmaShape, sigmaEnds, sigmaElasticLocation,
+      sigmaElasticShape, sigmaTap, tapLength,
+    });
+    if (!(numPoints >= 2 && dtwPoints >= 2)) {
+      throw new RangeError(`numPoints and dtwPoints must be at least 2, got ${numPoints} and ${dtwPoints}`);
+    }
+    for (const name of ["sigmaLocation", "sigmaShape", "sigmaEnds", "sigmaElasticLocation", "sigmaElasticShape", "sigmaTap"]) {
+      if (!(this[name] > 0)) throw new RangeError(`${name} must be positive, got ${this[name]}`);
+    }
+    if (!(tapLength >= 0)) throw new RangeError(`tapLength must be >= 0 (0: no taps), got ${tapLength}`);
+    Object.freeze(this);
+  }
+}
+
+/** The location, shape and end channels' log-likelihood (a tap's: location alone, width sigmaTap). */
+export function rigidLogLikelihood(location, shape, ends, isTap, scoring) {
+  if (isTap) return gaussianLogLikelihood(location, scoring.sigmaTap);
+  return gaussianLogLikelihood(location, scoring.sigmaLocation)
+    + gaussianLogLikelihood(shape, scoring.sigmaShape)
+    + gaussianLogLikelihood(ends, scoring.sigmaEnds);
+}
+
+/** The elastic (DTW per point) channels' log-likelihood. */
+export function elasticLogLikelihood(elasticLocation, elasticShape, scoring) {
+  return gaussianLogLikelihood(elasticLocation, scoring.sigmaElasticLocation)
+    + gaussianLogLikelihood(elasticShape, scoring.sigmaElasticShape);
+}
+
+/** Key indices of `word`'s letters (the layout must type them all). */
+function wordKeys(layout, word) {
+  return Array.from(word, (c) => layout.keyIndexForChar(c));
+}
+
+/** Interleaved key centres (key units) of `keys`, from the layout's key-unit centres. */
+function polyline(centres, keys) {
+  const out = new Float64Array(2 * keys.length);
+  keys.forEach((k, i) => {
+    out[2 * i] = centres[2 * k];
+    out[2 * i + 1] = centres[2 * k + 1];
+  });
+  return out;
+}
+
+/**
+ * The channels' distances from a swipe (x, y in pixels) to each word's template
+ * (swipe.templates.template_distances): {location, shape, ends, elasticLocation, elasticShape
+ * (Float64Array, or null for a tap), isTap}.
+ */
+export function templateDistances(layout, x, y, words, scoring = new TemplateScoring()) {
+  const gesture = keyUnits(layout, x, y);
+  const isTap = pathLength(gesture) < scoring.tapLength;
+  const count = words.length;
+  if (count === 0) {
+    const none = new Float64Array(0);
+    return { location: none, shape: none, ends: none, elasticLocation: none, elasticShape: none, isTap };
+  }
+  const n = scoring.numPoints;
+  const centres = centresInKeyUnits(layout);
+  const lines = words.map((w) => polyline(centres, wordKeys(layout, w)));
+  const most = Math.max(...lines.map((l) => l.length / 2));
+  const longest = Math.max(...lines.map((l) => resampledPathLength(l, l.length / 2)));
+  const templates = new Float64Array(count * 2 * n);
+  lines.forEach((l, r) => resampleRow(l, l.length / 2, most, n, r, longest, templates, r * 2 * n));
+  const points = resample(gesture, n);
+  const pointShape = normalizeShape(points, n);
+  const location = new Float64Array(count), shape = new Float64Array(count), ends = new Float64Array(count);
+  const scratch = new Float64Array(n);
+  const shapeOut = new Float64Array(2 * n);
+  for (let r = 0; r < count; r++) {
+    const at = r * 2 * n;
+    location[r] = meanDistance(templates, at, points, 0, n, false, scratch);
+    normalizeShape(templates, n, at, false, shapeOut);
+    shape[r] = meanDistance(shapeOut, 0, pointShape, 0, n, false, scratch);
+    const sx = templates[at] - points[0], sy = templates[at + 1] - points[1];
+    const ex = templates[at + 2 * n - 2] - points[2 * n - 2], ey = templates[at + 2 * n - 1] - points[2 * n - 1];
+    ends[r] = hypot(Math.sqrt(sx * sx + sy * sy), Math.sqrt(ex * ex + ey * ey));
+  }
+  if (isTap) return { location, shape, ends, elasticLocation: null, elasticShape: null, isTap };
+  const m = scoring.dtwPoints;
+  const query = resample(gesture, m);
+  const queryShape = Float32Array.from(normalizeShape(query, m));
+  const query32 = Float32Array.from(query);
+  let longestDtw = 0;
+  for (let r = 0; r < count; r++) {
+    longestDtw = Math.max(longestDtw, resampledPathLength(templates.subarray(r * 2 * n, (r + 1) * 2 * n), n));
+  }
+  const dtwTemplate = new Float64Array(2 * m);
+  const dtwShape = new Float64Array(2 * m);
+  const dtw32 = new Float32Array(2 * m);
+  const elasticLocation = new Float64Array(count), elasticShape = new Float64Array(count);
+  const dtwWork = dtwScratch(m);
+  for (let r = 0; r < count; r++) {
+    resampleRow(templates.subarray(r * 2 * n, (r + 1) * 2 * n), n, n, m, r, longestDtw, dtwTemplate);
+    dtw32.set(dtwTemplate);
+    elasticLocation[r] = f32(dtwDistance(query32, 0, m, dtw32, 0, m, dtwWork) / m);
+    normalizeShape(dtwTemplate, m, 0, false, dtwShape);
+    dtw32.set(dtwShape);
+    elasticShape[r] = f32(dtwDistance(queryShape, 0, m, dtw32, 0, m, dtwWork) / m);
+  }
+  return { location, shape, ends, elasticLocation, elasticShape, isTap };
+}
+
+/** The sum of the channels' log-likelihoods of each word, from its distances. */
+export function distancesLogLikelihood(d, scoring) {
+  const out = new Float64Array(d.location.length);
+  for (let i = 0; i < out.length; i++) {
+    out[i] = rigidLogLikelihood(d.location[i], d.shape[i], d.ends[i], d.isTap, scoring);
+    if (!d.isTap) out[i] += elasticLogLikelihood(d.elasticLocation[i], d.elasticShape[i], scoring);
+  }
+  return out;
+}
+
+/** How well a swipe matches each word's template: the sum of the channels' log-likelihoods. */
+export function templateLogLikelihoods(layout, x, y, words, scoring = new TemplateScoring()) {
+  if (!words.length) return new Float64Array(0);
+  return distancesLogLikelihood(templateDistances(layout, x, y, words, scoring), scoring);
+}
+
+/**
+ * Re-ranks a decoder's candidates by their score plus `weight` times the template score (how well
+ * the swipe matches the word's template, a mixture of a sloppy and a precise drawing, plus
+ * `priorWeight` times the word's log relative frequency); swipe.templates.TemplateRescorer.
+ */
+export class TemplateRescorer {
+  constructor(weight, priorWeight = 1.0, { scoring = new TemplateScoring(), preciseLogOdds = 8.0, sigmaPrecise = 0.03 } = {}) {
+    if (!(Number.isFinite(weight) && weight >= 0)) {
+      throw new RangeError(`template weight must be a finite number >= 0, got ${weight}`);
+    }
+    if (!(Number.isFinite(priorWeight) && priorWeight >= 0)) {
+      throw new RangeError(`template prior weight must be a finite number >= 0, got ${priorWeight}`);
+    }
+    if (Number.isNaN(preciseLogOdds) || preciseLogOdds === Infinity) {
+      throw new RangeError(`preciseLogOdds must be a number or -Infinity, got ${preciseLogOdds}`);
+    }
+    if (!(Number.isFinite(sigmaPrecise) && sigmaPrecise > 0)) {
+      throw new RangeError(`sigmaPrecise must be a positive number, got ${sigmaPrecise}`);
+    }
+    Object.assign(this, { weight, priorWeight, scoring, preciseLogOdds, sigmaPrecise });
+    Object.freeze(this);
+  }
+
+  /** How well the swipe (pixels) matches each of `words` (which the layout can type), higher is better. */
+  matchLogLikelihoods(layout, x, y, words) {
+    const distances = templateDistances(layout, x, y, words, this.scoring);
+    const sloppy = distancesLogLikelihood(distances, this.scoring);
+    if (this.preciseLogOdds === -Infinity) return sloppy;
+    return sloppy.map((s, i) => logaddexp(s, this.preciseLogOdds
+      + gaussianLogLikelihood(hypot(distances.location[i], distances.ends[i]), this.sigmaPrecise)));
+  }
+
+  /**
+   * Whether the swipe (pixels) starts and ends within 2 sigmaPrecise of key centres, as a
+   * precisely drawn swipe does: a search that missed its word is worth the matcher's proposals.
+   */
+  mayBePrecise(layout, x, y) {
+    if (this.preciseLogOdds === -Infinity || x.length === 0) return false;
+    const centres = centresInKeyUnits(layout);
+    const ends = keyUnits(layout, [x[0], x[x.length - 1]], [y[0], y[y.length - 1]]);
+    let farthest = -Infinity;
+    for (let e = 0; e < 2; e++) {
+      let nearest = Infinity;
+      for (let k = 0; k < centres.length; k += 2) {
+        const dx = centres[k] - ends[2 * e], dy = centres[k + 1] - ends[2 * e + 1];
+        nearest = Math.min(nearest, Math.sqrt(dx * dx + dy * dy));
+      }
+      farthest = Math.max(farthest, nearest);
+    }
+    return farthest <= 2 * this.sigmaPrecise;
+  }
+
+  /**
+   * `candidates` ([score, word] pairs) of one swipe with new scores, best first (ties keep their
+   * order; words the layout cannot type, and empty ones, score -Infinity and come last).
+   * `logPriors`: each candidate's log relative frequency, or null (no prior term).
+   */
+  rescore(candidates, layout, x, y, logPriors = null) {
+    if (this.weight === 0 || candidates.length === 0) return candidates.map(([s, w]) => [s, w]);
+    const words = candidates.map(([, word]) => word);
+    const typeable = [];
+    words.forEach((word, i) => {
+      if (word && Array.from(word).every((c) => layout.canType(c))) typeable.push(i);
+    });
+    const template = new Float64Array(words.length).fill(-Infinity);
+    if (typeable.length) {
+      const match = this.matchLogLikelihoods(layout, x, y, typeable.map((i) => words[i]));
+      typeable.forEach((i, k) => { template[i] = match[k]; });
+    }
+    const scores = new Float64Array(words.length);
+    for (let i = 0; i < words.length; i++) {
+      const t = logPriors == null ? template[i] : template[i] + this.priorWeight * Number(logPriors[i]);
+      scores[i] = candidates[i][0] + this.weight * t;
+    }
+    return argsortDescending(scores).map((i) => [scores[i], words[i]]);
+  }
+}
+
+// ---- the SHARK2-style matcher --------------------------------------------------------------------
+
+/** The layout can type no word of the lexicon. */
+export class NoTemplatesError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "NoTemplatesError";
+  }
+}
+
+/** Settings of Shark2Decoder (distances in key units); swipe.shark2.Shark2Config. */
+export class Shark2Config {
+  constructor({
+    numPoints = 64, dtwPoints = 32, startRadius = 1.0, endRadius = 2.0, sigmaLocation = 5.0,
+    sigmaShape = 0.08, sigmaEnds = 0.5, sigmaElasticLocation = 0.28, sigmaElasticShape = 0.035,
+    priorWeight = 1.0, rescoreTop = 100, sigmaTap = 0.5, tapLength = 0.5, topK = 10,
+  } = {}) {
+    Object.assign(this, {
+      numPoints, dtwPoints, startRadius, endRadius, sigmaLocation, sigmaShape, sigmaEnds,
+      sigmaElasticLocation, sigmaElasticShape, priorWeight, rescoreTop, sigmaTap, tapLength, topK,
+    });
+    this.scoring = new TemplateScoring({
+      numPoints, dtwPoints, sigmaLocation, sigmaShape, sigmaEnds, sigmaElasticLocation,
+      sigmaElasticShape, sigmaTap, tapLength,
+    });
+    if (!(startRadius > 0 && endRadius > 0)) {
+      throw new RangeError(`startRadius and endRadius must be positive, got ${startRadius} and ${endRadius}`);
+    }
+    if (rescoreTop < 1 || topK < 1) throw new RangeError("rescoreTop and topK must be at least 1");
+    Object.freeze(this);
+  }
+}
+
+/**
+ * Ranks lexicon words for a swipe with location, shape, end, elastic and frequency channels;
+ * swipe.shark2.Shark2Decoder.
+ *
+ * `lexicon`: {words: string[], frequencies: number[] | Float64Array, name?: string}. Throws
+ * NoTemplatesError where the layout can type none of its words.
+ */
+export class Shark2Decoder {
+  constructor(layout, lexicon, config = new Shark2Config()) {
+    this.layout = layout;
+    this.config = config instanceof Shark2Config ? config : new Shark2Config(config);
+    this.templates = buildTemplates(layout, lexicon, this.config.numPoints);
+    this._longestDtw = null;
+  }
+
+  /** Word `r`'s template: `numPoints` float32 points in key units (interleaved), into `out` at `at`. */
+  template(r, out = new Float32Array(2 * this.config.numPoints), at = 0) {
+    const t = this.templates;
+    const n = this.config.numPoints;
+    const verts = polyline(t.centres, t.keys.subarray(t.keyStart[r], t.keyStart[r + 1]));
+    const points = new Float64Array(2 * n);
+    resampleRow(verts, verts.length / 2, t.most, n, r, t.longest, points);
+    for (let i = 0; i < 2 * n; i++) out[at + i] = points[i];
+    return out;
+  }
+
+  /**
+   * The cheap channels' distances for the words that pass start/end pruning with these radii:
+   * {index (template rows), start, end, location, shape, logPrior, isTap}.
+   */
+  channelDistances(x, y, startRadius, endRadius) {
+    const cfg = this.config;
+    const t = this.templates;
+    const n = cfg.numPoints;
+    const gesture = keyUnits(this.layout, x, y);
+    const isTap = pathLength(gesture) < cfg.tapLength;
+    const points = Float32Array.from(resample(gesture, n));
+    const px0 = points[0], py0 = points[1], px1 = points[2 * n - 2], py1 = points[2 * n - 1];
+    const distance = (ends, r, px, py) => {
+      const dx = f32(ends[2 * r] - px), dy = f32(ends[2 * r + 1] - py);
+      return f32(Math.sqrt(f32(f32(dx * dx) + f32(dy * dy))));
+    };
+    // numpy compares float32 distances with the radii rounded to float32.
+    const startLimit = f32(startRadius), endLimit = f32(endRadius);
+    const index = [], start = [], end = [];
+    for (let r = 0; r < t.words.length; r++) {
+      const s = distance(t.starts, r, px0, py0);
+      if (!(s <= startLimit)) continue;
+      const e = distance(t.ends, r, px1, py1);
+      if (!(e <= endLimit)) continue;
+      index.push(r);
+      start.push(s);
+      end.push(e);
+    }
+    const count = index.length;
+    const location = new Float32Array(count), shape = new Float32Array(count), logPrior = new Float64Array(count);
+    const pointShape = isTap ? null : normalizeShape(points, n, 0, true);
+    const template = new Float32Array(2 * n), templateShape = new Float32Array(2 * n), scratch = new Float32Array(n);
+    index.forEach((r, c) => {
+      this.template(r, template);
+      location[c] = meanDistance(template, 0, points, 0, n, true, scratch);
+      if (!isTap) {
+        normalizeShape(template, n, 0, true, templateShape);
+        shape[c] = meanDistance(templateShape, 0, pointShape, 0, n, true, scratch);
+      }
+      logPrior[c] = t.logPrior[r];
+    });
+    return { index, start: Float32Array.from(start), end: Float32Array.from(end), location, shape, logPrior, isTap };
+  }
+
+  /** DTW distances per point between the swipe (pixels) and the templates of words `index`. */
+  elasticDistances(x, y, index) {
+    const cfg = this.config;
+    const n = cfg.dtwPoints, m = cfg.numPoints;
+    const query = resample(keyUnits(this.layout, x, y), n);
+    const query32 = Float32Array.from(query);
+    const queryShape = Float32Array.from(normalizeShape(query, n));
+    const longest = this.longestTemplatePath();
+    const template = new Float32Array(2 * m), dtw = new Float32Array(2 * n), dtw64 = new Float64Array(2 * n);
+    const dtwShape = new Float32Array(2 * n);
+    const work = dtwScratch(n);
+    const location = new Float32Array(index.length), shape = new Float32Array(index.length);
+    index.forEach((r, c) => {
+      this.template(r, template);
+      if (n === m) {
+        dtw.set(template);
+      } else {
+        resampleRow(template, m, m, n, r, longest, dtw64);
+        dtw.set(dtw64);
+      }
+      normalizeShape(dtw, n, 0, true, dtwShape);
+      location[c] = f32(dtwDistance(query32, 0, n, dtw, 0, n, work) / n);
+      shape[c] = f32(dtwDistance(queryShape, 0, n, dtwShape, 0, n, work) / n);
+    });
+    return { location, shape };
+  }
+
+  /**
+   * The longest path of any word's resampled template (resample_many offsets its rows by it when
+   * the elastic channels resample the templates again); computed once, at the first need.
+   */
+  longestTemplatePath() {
+    if (this._longestDtw === null) {
+      const template = new Float32Array(2 * this.config.numPoints);
+      let longest = 0;
+      for (let r = 0; r < this.templates.words.length; r++) {
+        this.template(r, template);
+        longest = Math.max(longest, resampledPathLength(template, this.config.numPoints));
+      }
+      this._longestDtw = longest;
+    }
+    return this._longestDtw;
+  }
+
+  /**
+   * The topK best [score, word] candidates for a swipe given in pixels. If no word passes
+   * pruning, the radii are doubled (up to three times) before giving up.
+   */
+  decode(x, y) {
+    const cfg = this.config;
+    let startRadius = cfg.startRadius, endRadius = cfg.endRadius;
+    let distances;
+    for (let attempt = 0; attempt < 4; attempt++) {
+      distances = this.channelDistances(x, y, startRadius, endRadius);
+      if (distances.index.length) break;
+      startRadius *= 2;
+      endRadius *= 2;
+    }
+    const d = distances;
+    const scores = new Float64Array(d.index.length);
+    for (let c = 0; c < scores.length; c++) {
+      const ends = hypot(d.start[c], d.end[c]);
+      scores[c] = rigidLogLikelihood(d.location[c], d.shape[c], ends, d.isTap, cfg.scoring) + cfg.priorWeight * d.logPrior[c];
+    }
+    const words = this.templates.words;
+    if (d.isTap) return topCandidates(scores, words, d.index, cfg.topK);
+    const keep = argsortDescending(scores).slice(0, cfg.rescoreTop);
+    const kept = keep.map((c) => d.index[c]);
+    const elastic = this.elasticDistances(x, y, kept);
+    const rescored = Float64Array.from(keep, (c, i) => scores[c]
+      + elasticLogLikelihood(elastic.location[i], elastic.shape[i], cfg.scoring));
+    return topCandidates(rescored, words, kept, cfg.topK);
+  }
+}
+
+/** The `k` best [score, word] pairs, best first (equal scores keep their order in `index`). */
+function topCandidates(scores, words, index, k) {
+  return argsortDescending(scores).slice(0, k).map((b) => [scores[b], words[index[b]]]);
+}
+
+/**
+ * Every typeable lexicon word, compactly: its keys, its template's first and last points (float32
+ * key units) and its log prior; templates are resampled from the keys when needed
+ * (swipe.shark2.build_templates keeps them all).
+ */
+function buildTemplates(layout, lexicon, n) {
+  const centres = centresInKeyUnits(layout);
+  const keyOf = new Map(); // character -> key index, -1 where the layout has none
+  const words = [], freqs = [], keyStart = [0], keyList = [];
+  let skipped = 0;
+  const frequencies = lexicon.frequencies;
+  lexicon.words.forEach((word, i) => {
+    const keys = [];
+    for (const c of word) {
+      if (!keyOf.has(c)) keyOf.set(c, layout.canType(c) ? layout.keyIndexForChar(c) : -1);
+      keys.push(keyOf.get(c));
+    }
+    if (!keys.length || keys.includes(-1)) {
+      skipped++;
+      return;
+    }
+    words.push(word);
+    freqs.push(Number(frequencies[i]));
+    keyList.push(...keys);
+    keyStart.push(keyList.length);
+  });
+  if (!words.length) {
+    throw new NoTemplatesError(`lexicon '${lexicon.name ?? ""}': layout '${layout.name}' cannot type any of its words`);
+  }
+  const keys = Uint8Array.from(keyList);
+  const count = words.length;
+  let most = 1, longest = 0;
+  for (let r = 0; r < count; r++) {
+    const verts = polyline(centres, keys.subarray(keyStart[r], keyStart[r + 1]));
+    most = Math.max(most, verts.length / 2);
+    longest = Math.max(longest, resampledPathLength(verts, verts.length / 2));
+  }
+  const starts = new Float32Array(2 * count), ends = new Float32Array(2 * count);
+  const endPoints = new Float64Array(2 * n);
+  for (let r = 0; r < count; r++) {
+    const verts = polyline(centres, keys.subarray(keyStart[r], keyStart[r + 1]));
+    resampleRow(verts, verts.length / 2, most, n, r, longest, endPoints, 0, true);
+    starts[2 * r] = endPoints[0];
+    starts[2 * r + 1] = endPoints[1];
+    ends[2 * r] = endPoints[2 * n - 2];
+    ends[2 * r + 1] = endPoints[2 * n - 1];
+  }
+  // Zero frequencies are raised to the smallest positive one, so that no log prior is -Infinity.
+  const freq = Float64Array.from(freqs);
+  let smallest = Infinity;
+  for (const f of freq) if (f > 0 && f < smallest) smallest = f;
+  const floor = smallest === Infinity ? 1.0 : smallest;
+  for (let r = 0; r < count; r++) freq[r] = Math.max(freq[r], floor);
+  const total = pairwiseSum(freq, 0, count);
+  const logPrior = freq.map((f) => Math.log(f / total));
+  return { words, logPrior, keys, keyStart: Uint32Array.from(keyStart), starts, ends, most, longest, centres, skipped };
+}
