@@ -1,0 +1,96 @@
+"""The JavaScript decoder (js/, on onnxruntime-node) gives swipe.runtime's candidates: every word of
+every list equal, scores within 1e-4, on real swipes with each model's own decoding settings.
+
+Needs Node and the JavaScript package (``npm ci --prefix js``); skipped without them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+from swipe.export import main as export_main  # noqa: E402
+from swipe.resources import REAL_EN_SWIPES  # noqa: E402
+from swipe.runtime import OnnxDecoder, read_swipes  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+JS = ROOT / "js"
+NODE = shutil.which("node")
+TOLERANCE = 1e-4
+BATCH = 8  # swipes per decode call, the same on both sides (graph shapes, hence rounding, alike)
+
+pytestmark = pytest.mark.skipif(
+    NODE is None or not (JS / "node_modules" / "onnxruntime-node").is_dir(),
+    reason="needs node and the JavaScript package: install it with `npm ci --prefix js`")
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory) -> dict[str, Path]:
+    """ONNX folders of the shipped models, exported on first use."""
+    root = tmp_path_factory.mktemp("onnx")
+    made: dict[str, Path] = {}
+
+    class Folders(dict):
+        def __missing__(self, name: str) -> Path:
+            assert export_main([name, "--format", "onnx", "--out", str(root / name)]) == 0
+            made[name] = root / name
+            return made[name]
+
+    return Folders()
+
+
+def run_js(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
+    """``node js/bin/decode.mjs ARGS``."""
+    assert NODE is not None
+    return subprocess.run([NODE, str(JS / "bin" / "decode.mjs"), *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def js_candidates(folder: Path, swipes: Path) -> list[list[tuple[float, str]]]:
+    """Each swipe's candidates from the JavaScript decoder in Node."""
+    done = run_js(str(folder), str(swipes), "--batch", str(BATCH))
+    assert done.returncode == 0, done.stderr
+    return [[(c["score"], c["word"]) for c in json.loads(line)] for line in done.stdout.splitlines()]
+
+
+def check_parity(folder: Path, lines: list[str], tmp: Path) -> None:
+    path = tmp / "swipes.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    swipes = [swipe for swipe, _ in read_swipes(path)]
+    decoder = OnnxDecoder(folder)
+    expected = [row for start in range(0, len(swipes), BATCH)
+                for row in decoder.decode(swipes[start:start + BATCH])]
+    got = js_candidates(folder, path)
+    assert len(got) == len(expected)
+    for i, (want, have) in enumerate(zip(expected, got, strict=True)):
+        words = [word for _, word in want]
+        assert [word for _, word in have] == words, f"swipe {i}: {have[:5]} != {want[:5]}"
+        worst = max((abs(a - b) for (a, _), (b, _) in zip(have, want, strict=True)), default=0.0)
+        assert worst <= TOLERANCE, f"swipe {i}: scores differ by {worst:.2e}"
+
+
+def test_js_decoder_equals_the_runtime_on_real_swipes(folders, tmp_path):
+    lines = REAL_EN_SWIPES.read_text(encoding="utf-8").splitlines()
+    check_parity(folders["en_hws"], lines[::17][:48], tmp_path)  # spread over the 800
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["en_hws", "en_hws_transformer"])
+def test_js_decoder_equals_the_runtime_on_all_real_swipes(folders, model, tmp_path):
+    check_parity(folders[model], REAL_EN_SWIPES.read_text(encoding="utf-8").splitlines(), tmp_path)
+
+
+def test_js_decoder_names_a_bad_folder_in_one_line(tmp_path):
+    manifest = {"format": "swipe-onnx", "version": 1, "tokenizer": {"alphabet": 3}}
+    (tmp_path / "model.json").write_text(json.dumps(manifest))
+    (tmp_path / "swipes.jsonl").write_text('{"curve": {"x": [1], "y": [1], "t": [0], "grid_name": "a"}}\n')
+    done = run_js(str(tmp_path), str(tmp_path / "swipes.jsonl"), timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (f"decode.mjs: error: {tmp_path}/model.json: tokenizer.alphabet: "
+                                   "must be a string, not 3")
