@@ -10,13 +10,14 @@ function files() { return state.info.ondevice; }
 function here(path) { return new URL(path, location.href).href; }
 
 // Load onnxruntime-web, the decoder module and the model from the demo server; one WebAssembly
-// thread, no worker (so the page needs no cross-origin isolation).
-export async function loadBrowserDecoder(where = files()) {
+// thread, no worker (so the page needs no cross-origin isolation). options go to loadDecoder
+// ({int8: true}: the int8 graphs).
+export async function loadBrowserDecoder(where = files(), options = {}) {
   if (where.missing) throw new Error(where.missing);
   const ort = await import(here(where.ort));
   Object.assign(ort.env.wasm, {wasmPaths: here(where.wasm), numThreads: 1, proxy: false});
   const {loadDecoder} = await import(here(where.module));
-  return loadDecoder(here(where.model), {ort});
+  return loadDecoder(here(where.model), {...options, ort});
 }
 
 // Bytes this page has fetched of the model, onnxruntime-web and the decoder module.

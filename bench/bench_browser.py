@@ -1,0 +1,159 @@
+"""Decoding in the browser: latency per swipe in headless Chromium and the bytes the page downloads,
+next to the Python runtime's latency on the same swipes.
+
+The demo server (``python -m swipe.demo --onnx DIR``) serves the page, the ONNX folder,
+onnxruntime-web and the JavaScript decoder; the page loads them (download timed and counted:
+bytes of each file fetched, and what gzip would make of them) and decodes the real English
+swipes one at a time after a warm-up, timed in the page (``performance.now()``). swipe.runtime
+(native onnxruntime, one thread) decodes the same swipes in this process, one at a time. Printed:
+p50 / p95 / max latency per runtime, how often the two agree, and the download table.
+
+    nice python bench/bench_browser.py                       # en_hws, the first 100 dev swipes
+    nice python bench/bench_browser.py --limit 800 --onnx /tmp/en_hws_onnx --int8
+
+Needs Chromium and chromedriver (/usr/bin), selenium, onnx (requirements-export.txt) and
+onnxruntime-web (npm ci --prefix js).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from bench.common import REAL_EN_SWIPES  # noqa: E402
+
+WARM_UP = 10  # swipes decoded before timing
+
+_PAGE_SCRIPT = """
+const [swipes, warmUp, int8, done] = arguments;
+import('/static/ondevice.mjs').then(async (m) => {
+  const start = performance.now();
+  const decoder = await m.loadBrowserDecoder(undefined, {int8: int8});
+  const loadMs = performance.now() - start;
+  const files = performance.getEntriesByType('resource').filter((e) => /\\/(onnx|ort|js)\\//.test(e.name))
+    .map((e) => [new URL(e.name).pathname, e.encodedBodySize]);
+  for (const s of swipes.slice(0, warmUp)) await decoder.decode(s);
+  const ms = [], words = [];
+  for (const s of swipes) {
+    const t0 = performance.now();
+    const row = await decoder.decode(s);
+    ms.push(performance.now() - t0);
+    words.push(row.map((c) => c.word));
+  }
+  done({loadMs, files, ms, words});
+}).catch((err) => done({error: String(err.stack || err)}));
+"""
+
+
+def python_runtime(onnx: Path, swipes: list[Any], int8: bool) -> tuple[np.ndarray, list[list[str]]]:
+    """Milliseconds per swipe and the candidates' words of swipe.runtime, one swipe at a time."""
+    from swipe.runtime import OnnxDecoder
+
+    decoder = OnnxDecoder(onnx, int8=int8, threads=1)
+    for s in swipes[:WARM_UP]:
+        decoder.decode_one(s.x, s.y, s.t, s.layout)
+    ms, words = [], []
+    for s in swipes:
+        start = time.perf_counter()
+        row = decoder.decode_one(s.x, s.y, s.t, s.layout)
+        ms.append((time.perf_counter() - start) * 1000)
+        words.append([w for _, w in row])
+    return np.array(ms), words
+
+
+def browser(onnx: Path, swipes: list[Any], int8: bool) -> dict[str, Any]:
+    """The page's figures: load time, files fetched with their sizes, ms per swipe, words."""
+    from test_demo_browser import missing_browser, open_page, start_chromium
+
+    from swipe.demo import DemoServer, Engine
+    from swipe.demo.ondevice import BrowserFiles
+
+    reason = missing_browser() or BrowserFiles(onnx).missing()
+    if reason is not None:
+        sys.exit(f"bench_browser: {reason}")
+    server = DemoServer(("127.0.0.1", 0), Engine("en_hws"), quiet=True, browser=BrowserFiles(onnx))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    profile = tempfile.TemporaryDirectory(prefix="swipe-chromium-")
+    driver = start_chromium(Path(profile.name))
+    try:
+        driver.set_script_timeout(3600)
+        open_page(driver, server)
+        rows = [{"x": list(map(float, s.x)), "y": list(map(float, s.y)), "t": list(map(float, s.t)),
+                 "layout": s.layout} for s in swipes]
+        out = driver.execute_async_script(_PAGE_SCRIPT, rows, WARM_UP, int8)
+    finally:
+        driver.quit()
+        server.shutdown()
+        server.server_close()
+        profile.cleanup()
+    if "error" in out:
+        sys.exit(f"bench_browser: the page failed: {out['error']}")
+    return out
+
+
+def gzip_size(path: Path) -> int:
+    return len(gzip.compress(path.read_bytes(), compresslevel=6))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     epilog="example: nice python bench/bench_browser.py --limit 48")
+    parser.add_argument("--model", default="en_hws", help="shipped model name or model file (default en_hws)")
+    parser.add_argument("--onnx", type=Path, help="the model's ONNX folder (default: exported into a "
+                        "temporary one)")
+    parser.add_argument("--limit", type=int, default=100, help="decode the first N dev swipes (default 100)")
+    parser.add_argument("--int8", action="store_true", help="the int8 graphs (default fp32)")
+    args = parser.parse_args(argv)
+    from swipe.demo.ondevice import BrowserFiles
+    from swipe.runtime import read_swipes
+
+    swipes = [s for s, _ in read_swipes(REAL_EN_SWIPES)][:args.limit]
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx = args.onnx
+        if onnx is None:
+            onnx = Path(tmp) / "onnx"
+            subprocess.run([sys.executable, "-m", "swipe.export", args.model, "--format", "onnx",
+                            "--out", str(onnx)], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+        py_ms, py_words = python_runtime(onnx, swipes, args.int8)
+        page = browser(onnx, swipes, args.int8)
+        import onnxruntime
+
+        files = BrowserFiles(onnx)
+        graphs = "int8" if args.int8 else "fp32"
+        js_ms = np.array(page["ms"])
+        print(f"{args.model} ({graphs} graphs), {len(swipes)} real English swipes "
+              f"(swipe/resources/swipes/hws_real_en_dev.jsonl), one at a time after {WARM_UP}, one thread")
+        print("| runtime | p50 ms | p95 ms | max ms |\n| --- | ---: | ---: | ---: |")
+        for name, ms in ((f"swipe.runtime, onnxruntime {onnxruntime.__version__} (native)", py_ms),
+                         ("headless Chromium, onnxruntime-web (WebAssembly)", js_ms)):
+            print(f"| {name} | {np.percentile(ms, 50):.1f} | {np.percentile(ms, 95):.1f} | {ms.max():.0f} |")
+        same = sum(a == b for a, b in zip(page["words"], py_words, strict=True))
+        top = sum(a[:1] == b[:1] for a, b in zip(page["words"], py_words, strict=True))
+        print(f"\nsame candidate list: {same}/{len(swipes)}; same first word: {top}/{len(swipes)}; "
+              f"page's p50 / Python's p50 = {np.percentile(js_ms, 50) / np.percentile(py_ms, 50):.2f}")
+        print(f"\npage load (fetch + compile + sessions): {page['loadMs'] / 1000:.1f} s\n")
+        print("| file fetched by the page | bytes | gzip -6 bytes |\n| --- | ---: | ---: |")
+        total = total_gz = 0
+        for path, size in sorted(page["files"]):
+            local = files.file(path)
+            gz = gzip_size(local) if local is not None else 0
+            total, total_gz = total + size, total_gz + gz
+            print(f"| {path} | {size:,} | {gz:,} |")
+        print(f"| all | {total:,} | {total_gz:,} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
