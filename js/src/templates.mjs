@@ -23,28 +23,54 @@ const f32 = Math.fround;
 
 // ---- numpy's arithmetic ----------------------------------------------------------------------
 
-/** numpy's pairwise sum of `n` values `a[start + i * stride]` (float64, or float32 with `single`). */
-export function pairwiseSum(a, start, n, stride = 1, single = false) {
-  const r = single ? f32 : (v) => v;
+/** numpy's pairwise sum of `n` float64 values `a[start ..]`. */
+export function pairwiseSum(a, start, n) {
   if (n < 8) {
     let res = 0;
-    for (let i = 0; i < n; i++) res = r(res + a[start + i * stride]);
+    for (let i = 0; i < n; i++) res += a[start + i];
     return res;
   }
   if (n <= 128) {
-    const acc = new Array(8);
-    for (let j = 0; j < 8; j++) acc[j] = a[start + j * stride];
+    let r0 = a[start], r1 = a[start + 1], r2 = a[start + 2], r3 = a[start + 3];
+    let r4 = a[start + 4], r5 = a[start + 5], r6 = a[start + 6], r7 = a[start + 7];
     let i = 8;
     for (; i < n - (n % 8); i += 8) {
-      for (let j = 0; j < 8; j++) acc[j] = r(acc[j] + a[start + (i + j) * stride]);
+      const k = start + i;
+      r0 += a[k]; r1 += a[k + 1]; r2 += a[k + 2]; r3 += a[k + 3];
+      r4 += a[k + 4]; r5 += a[k + 5]; r6 += a[k + 6]; r7 += a[k + 7];
     }
-    let res = r(r(r(acc[0] + acc[1]) + r(acc[2] + acc[3])) + r(r(acc[4] + acc[5]) + r(acc[6] + acc[7])));
-    for (; i < n; i++) res = r(res + a[start + i * stride]);
+    let res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7));
+    for (; i < n; i++) res += a[start + i];
     return res;
   }
   let n2 = Math.floor(n / 2);
   n2 -= n2 % 8;
-  return r(pairwiseSum(a, start, n2, stride, single) + pairwiseSum(a, start + n2 * stride, n - n2, stride, single));
+  return pairwiseSum(a, start, n2) + pairwiseSum(a, start + n2, n - n2);
+}
+
+/** numpy's pairwise sum of `n` float32 values `a[start ..]`, in float32 arithmetic. */
+export function pairwiseSum32(a, start, n) {
+  if (n < 8) {
+    let res = 0;
+    for (let i = 0; i < n; i++) res = f32(res + a[start + i]);
+    return res;
+  }
+  if (n <= 128) {
+    let r0 = a[start], r1 = a[start + 1], r2 = a[start + 2], r3 = a[start + 3];
+    let r4 = a[start + 4], r5 = a[start + 5], r6 = a[start + 6], r7 = a[start + 7];
+    let i = 8;
+    for (; i < n - (n % 8); i += 8) {
+      const k = start + i;
+      r0 = f32(r0 + a[k]); r1 = f32(r1 + a[k + 1]); r2 = f32(r2 + a[k + 2]); r3 = f32(r3 + a[k + 3]);
+      r4 = f32(r4 + a[k + 4]); r5 = f32(r5 + a[k + 5]); r6 = f32(r6 + a[k + 6]); r7 = f32(r7 + a[k + 7]);
+    }
+    let res = f32(f32(f32(r0 + r1) + f32(r2 + r3)) + f32(f32(r4 + r5) + f32(r6 + r7)));
+    for (; i < n; i++) res = f32(res + a[start + i]);
+    return res;
+  }
+  let n2 = Math.floor(n / 2);
+  n2 -= n2 % 8;
+  return f32(pairwiseSum32(a, start, n2) + pairwiseSum32(a, start + n2, n - n2));
 }
 
 /** glibc's hypot (numpy's np.hypot on float64): Borges' corrected algorithm, without FMA. */
@@ -124,9 +150,13 @@ function linspace01(n) {
 }
 
 const linspaceCache = new Map();
+let lastSteps = linspace01(64);
 function unitSteps(n) {
-  if (!linspaceCache.has(n)) linspaceCache.set(n, linspace01(n));
-  return linspaceCache.get(n);
+  if (lastSteps.length !== n) {
+    if (!linspaceCache.has(n)) linspaceCache.set(n, linspace01(n));
+    lastSteps = linspaceCache.get(n);
+  }
+  return lastSteps;
 }
 
 // ---- geometry ----------------------------------------------------------------------------------
@@ -165,30 +195,15 @@ export function pathLength(points) {
 }
 
 /**
- * A polyline's cumulative lengths along `most` vertices (its `count` vertices, then its last one
- * repeated, as pad_polylines stacks polylines of different lengths).
- */
-function cumulative(verts, count, most) {
-  const cum = new Float64Array(most);
-  let total = 0;
-  for (let k = 1; k < count; k++) {
-    const dx = verts[2 * k] - verts[2 * k - 2], dy = verts[2 * k + 1] - verts[2 * k - 1];
-    total += Math.sqrt(dx * dx + dy * dy);
-    cum[k] = total;
-  }
-  for (let k = count; k < most; k++) cum[k] = total;
-  return cum;
-}
-
-/**
  * One row of resample_many: `n` equidistant points along the polyline of `count` vertices
- * (interleaved float64, padded to `most` vertices), as row `row` of a batch whose longest path is
- * `longest` (numpy offsets each row by row * (longest + 1) in one global search). Writes the
- * points in float64 to `out` at `at`; `onlyEnds` computes the first and last points only.
+ * (interleaved float64), padded to `most` vertices by repeating its last one (pad_polylines), as
+ * row `row` of a batch whose longest path is `longest` (numpy offsets each row by
+ * row * (longest + 1) to search all rows at once, which rounds the comparisons). Writes the points
+ * in float64 (or float32 where `out` is a Float32Array) to `out` at `at`; `onlyEnds`: the first
+ * and last points only. `cum`, `seg`: scratch arrays of at least `most` values.
  */
-function resampleRow(verts, count, most, n, row, longest, out, at = 0, onlyEnds = false) {
-  const vx = (k) => verts[2 * Math.min(k, count - 1)];
-  const vy = (k) => verts[2 * Math.min(k, count - 1) + 1];
+function resampleRow(verts, count, most, n, row, longest, out, at = 0, onlyEnds = false,
+  cum = new Float64Array(most), seg = new Float64Array(most)) {
   if (most === 1) {
     for (let j = 0; j < n; j++) {
       out[at + 2 * j] = verts[0];
@@ -196,30 +211,35 @@ function resampleRow(verts, count, most, n, row, longest, out, at = 0, onlyEnds 
     }
     return;
   }
-  const cum = cumulative(verts, count, most);
-  const total = cum[most - 1];
+  let total = 0;
+  cum[0] = 0;
+  for (let k = 0; k < most - 1; k++) {
+    let length = 0;
+    if (k + 1 < count) {
+      const dx = verts[2 * k + 2] - verts[2 * k], dy = verts[2 * k + 3] - verts[2 * k + 1];
+      length = Math.sqrt(dx * dx + dy * dy);
+    }
+    seg[k] = length;
+    total += length;
+    cum[k + 1] = total;
+  }
   const offset = row * (longest + 1.0);
   const steps = unitSteps(n);
+  const last = count - 1;
   let pos = 0; // vertices with cum + offset <= target + offset
   for (let j = 0; j < n; j++) {
-    if (onlyEnds && j !== 0 && j !== n - 1) continue;
+    if (onlyEnds && j === 1) j = n - 1;
     const target = steps[j] * total;
     const shifted = target + offset;
-    if (onlyEnds) pos = 0;
     while (pos < most && cum[pos] + offset <= shifted) pos++;
-    const col = Math.min(Math.max(pos - 1, 0), most - 2);
-    const segLen = segmentLength(verts, count, col);
-    let frac = segLen > 0 ? (target - cum[col]) / segLen : 0.0;
-    frac = Math.min(Math.max(frac, 0.0), 1.0);
-    out[at + 2 * j] = vx(col) * (1.0 - frac) + vx(col + 1) * frac;
-    out[at + 2 * j + 1] = vy(col) * (1.0 - frac) + vy(col + 1) * frac;
+    const col = pos < 1 ? 0 : pos - 1 > most - 2 ? most - 2 : pos - 1;
+    const length = seg[col];
+    let frac = length > 0 ? (target - cum[col]) / length : 0.0;
+    frac = frac < 0 ? 0.0 : frac > 1 ? 1.0 : frac;
+    const a = 2 * (col < last ? col : last), b = 2 * (col + 1 < last ? col + 1 : last);
+    out[at + 2 * j] = verts[a] * (1.0 - frac) + verts[b] * frac;
+    out[at + 2 * j + 1] = verts[a + 1] * (1.0 - frac) + verts[b + 1] * frac;
   }
-}
-
-function segmentLength(verts, count, k) {
-  if (k + 1 >= count) return 0;
-  const dx = verts[2 * k + 2] - verts[2 * k], dy = verts[2 * k + 3] - verts[2 * k + 1];
-  return Math.sqrt(dx * dx + dy * dy);
 }
 
 /** The path length resample_many sees for a polyline (its cumulative sum of segment lengths). */
@@ -246,51 +266,73 @@ export function resample(points, n) {
 }
 
 /**
- * normalize_shape of one curve of `n` interleaved points at `at`: centred on its centroid (a
- * running sum, as numpy's mean along that axis) and scaled so that the larger bounding-box side
- * is 1. float32 arithmetic with `single`.
+ * normalize_shape of one curve of `n` interleaved float64 points at `at`: centred on its centroid
+ * (a running sum, as numpy's mean along that axis) and scaled so that the larger bounding-box side
+ * is 1.
  */
-function normalizeShape(points, n, at = 0, single = false, out = null) {
-  const r = single ? f32 : (v) => v;
-  out ??= single ? new Float32Array(2 * n) : new Float64Array(2 * n);
+function normalizeShape(points, n, at = 0, out = new Float64Array(2 * n)) {
   let sx = 0, sy = 0;
   let minX = Infinity, maxX = -Infinity, minY = Infinity, maxY = -Infinity;
   for (let i = 0; i < n; i++) {
     const px = points[at + 2 * i], py = points[at + 2 * i + 1];
-    sx = r(sx + px);
-    sy = r(sy + py);
+    sx += px;
+    sy += py;
     if (px < minX) minX = px;
     if (px > maxX) maxX = px;
     if (py < minY) minY = py;
     if (py > maxY) maxY = py;
   }
-  const mx = r(sx / n), my = r(sy / n);
-  const size = Math.max(r(maxX - minX), r(maxY - minY));
-  const scale = size > r(1e-9) ? size : 1.0; // numpy compares float32 with the float32 of 1e-9
+  const mx = sx / n, my = sy / n;
+  const size = Math.max(maxX - minX, maxY - minY);
+  const scale = size > 1e-9 ? size : 1.0;
   for (let i = 0; i < n; i++) {
-    out[2 * i] = r(r(points[at + 2 * i] - mx) / scale);
-    out[2 * i + 1] = r(r(points[at + 2 * i + 1] - my) / scale);
+    out[2 * i] = (points[at + 2 * i] - mx) / scale;
+    out[2 * i + 1] = (points[at + 2 * i + 1] - my) / scale;
   }
   return out;
 }
 
-/**
- * Mean distance between corresponding points of two curves of `n` interleaved points
- * (np.linalg.norm(a - b, axis=-1).mean(axis=-1)), in float32 arithmetic with `single`.
- */
-function meanDistance(a, atA, b, atB, n, single, scratch) {
-  if (single) {
-    for (let i = 0; i < n; i++) {
-      const dx = f32(a[atA + 2 * i] - b[atB + 2 * i]), dy = f32(a[atA + 2 * i + 1] - b[atB + 2 * i + 1]);
-      scratch[i] = f32(Math.sqrt(f32(f32(dx * dx) + f32(dy * dy))));
-    }
-    return f32(pairwiseSum(scratch, 0, n, 1, true) / n);
+/** normalizeShape of a float32 curve, in float32 arithmetic. */
+function normalizeShape32(points, n, at = 0, out = new Float32Array(2 * n)) {
+  let sx = 0, sy = 0;
+  let minX = Infinity, maxX = -Infinity, minY = Infinity, maxY = -Infinity;
+  for (let i = 0; i < n; i++) {
+    const px = points[at + 2 * i], py = points[at + 2 * i + 1];
+    sx = f32(sx + px);
+    sy = f32(sy + py);
+    if (px < minX) minX = px;
+    if (px > maxX) maxX = px;
+    if (py < minY) minY = py;
+    if (py > maxY) maxY = py;
   }
+  const mx = f32(sx / n), my = f32(sy / n);
+  const size = Math.max(f32(maxX - minX), f32(maxY - minY));
+  const scale = size > TINY_SIZE_32 ? size : 1.0; // numpy compares float32 with 1e-9 as float32
+  for (let i = 0; i < n; i++) {
+    out[2 * i] = f32(points[at + 2 * i] - mx) / scale; // stored as float32: rounded once more
+    out[2 * i + 1] = f32(points[at + 2 * i + 1] - my) / scale;
+  }
+  return out;
+}
+
+const TINY_SIZE_32 = f32(1e-9);
+
+/** Mean distance between corresponding points of two float64 curves of `n` interleaved points. */
+function meanDistance(a, atA, b, atB, n, scratch) {
   for (let i = 0; i < n; i++) {
     const dx = a[atA + 2 * i] - b[atB + 2 * i], dy = a[atA + 2 * i + 1] - b[atB + 2 * i + 1];
     scratch[i] = Math.sqrt(dx * dx + dy * dy);
   }
   return pairwiseSum(scratch, 0, n) / n;
+}
+
+/** meanDistance of float32 curves, in float32 arithmetic (`scratch` a Float32Array). */
+function meanDistance32(a, atA, b, atB, n, scratch) {
+  for (let i = 0; i < n; i++) {
+    const dx = f32(a[atA + 2 * i] - b[atB + 2 * i]), dy = f32(a[atA + 2 * i + 1] - b[atB + 2 * i + 1]);
+    scratch[i] = Math.sqrt(f32(f32(dx * dx) + f32(dy * dy))); // stored as float32: rounded
+  }
+  return f32(pairwiseSum32(scratch, 0, n) / n);
 }
 
 /**
@@ -417,9 +459,9 @@ export function templateDistances(layout, x, y, words, scoring = new TemplateSco
   const shapeOut = new Float64Array(2 * n);
   for (let r = 0; r < count; r++) {
     const at = r * 2 * n;
-    location[r] = meanDistance(templates, at, points, 0, n, false, scratch);
-    normalizeShape(templates, n, at, false, shapeOut);
-    shape[r] = meanDistance(shapeOut, 0, pointShape, 0, n, false, scratch);
+    location[r] = meanDistance(templates, at, points, 0, n, scratch);
+    normalizeShape(templates, n, at, shapeOut);
+    shape[r] = meanDistance(shapeOut, 0, pointShape, 0, n, scratch);
     const sx = templates[at] - points[0], sy = templates[at + 1] - points[1];
     const ex = templates[at + 2 * n - 2] - points[2 * n - 2], ey = templates[at + 2 * n - 1] - points[2 * n - 1];
     ends[r] = hypot(Math.sqrt(sx * sx + sy * sy), Math.sqrt(ex * ex + ey * ey));
@@ -442,7 +484,7 @@ export function templateDistances(layout, x, y, words, scoring = new TemplateSco
     resampleRow(templates.subarray(r * 2 * n, (r + 1) * 2 * n), n, n, m, r, longestDtw, dtwTemplate);
     dtw32.set(dtwTemplate);
     elasticLocation[r] = f32(dtwDistance(query32, 0, m, dtw32, 0, m, dtwWork) / m);
-    normalizeShape(dtwTemplate, m, 0, false, dtwShape);
+    normalizeShape(dtwTemplate, m, 0, dtwShape);
     dtw32.set(dtwShape);
     elasticShape[r] = f32(dtwDistance(queryShape, 0, m, dtw32, 0, m, dtwWork) / m);
   }
@@ -588,16 +630,29 @@ export class Shark2Decoder {
     this.layout = layout;
     this.config = config instanceof Shark2Config ? config : new Shark2Config(config);
     this.templates = buildTemplates(layout, lexicon, this.config.numPoints);
-    this._longestDtw = null;
+    this._longestTemplatePath = null;
+    const most = this.templates.most, n = this.config.numPoints;
+    this._scratch = {
+      verts: new Float64Array(2 * Math.max(most, n)), cum: new Float64Array(Math.max(most, n)),
+      seg: new Float64Array(Math.max(most, n)), points: new Float64Array(2 * Math.max(n, this.config.dtwPoints)),
+    };
   }
 
-  /** Word `r`'s template: `numPoints` float32 points in key units (interleaved), into `out` at `at`. */
+  /**
+   * Word `r`'s template (row `r` of the Python matcher's templates): `numPoints` float32 points in
+   * key units, interleaved, written to `out` at `at`.
+   */
   template(r, out = new Float32Array(2 * this.config.numPoints), at = 0) {
     const t = this.templates;
-    const n = this.config.numPoints;
-    const verts = polyline(t.centres, t.keys.subarray(t.keyStart[r], t.keyStart[r + 1]));
-    const points = new Float64Array(2 * n);
-    resampleRow(verts, verts.length / 2, t.most, n, r, t.longest, points);
+    const { verts, cum, seg } = this._scratch;
+    const first = t.keyStart[r], count = t.keyStart[r + 1] - first;
+    for (let i = 0; i < count; i++) {
+      const k = t.keys[first + i];
+      verts[2 * i] = t.centres[2 * k];
+      verts[2 * i + 1] = t.centres[2 * k + 1];
+    }
+    const n = this.config.numPoints, points = this._scratch.points;
+    resampleRow(verts, count, t.most, n, r, t.longest, points, 0, false, cum, seg);
     for (let i = 0; i < 2 * n; i++) out[at + i] = points[i];
     return out;
   }
@@ -614,17 +669,17 @@ export class Shark2Decoder {
     const isTap = pathLength(gesture) < cfg.tapLength;
     const points = Float32Array.from(resample(gesture, n));
     const px0 = points[0], py0 = points[1], px1 = points[2 * n - 2], py1 = points[2 * n - 1];
-    const distance = (ends, r, px, py) => {
-      const dx = f32(ends[2 * r] - px), dy = f32(ends[2 * r + 1] - py);
-      return f32(Math.sqrt(f32(f32(dx * dx) + f32(dy * dy))));
-    };
     // numpy compares float32 distances with the radii rounded to float32.
     const startLimit = f32(startRadius), endLimit = f32(endRadius);
     const index = [], start = [], end = [];
+    const { starts, ends } = t;
     for (let r = 0; r < t.words.length; r++) {
-      const s = distance(t.starts, r, px0, py0);
+      let dx = f32(starts[2 * r] - px0), dy = f32(starts[2 * r + 1] - py0);
+      const s = f32(Math.sqrt(f32(f32(dx * dx) + f32(dy * dy))));
       if (!(s <= startLimit)) continue;
-      const e = distance(t.ends, r, px1, py1);
+      dx = f32(ends[2 * r] - px1);
+      dy = f32(ends[2 * r + 1] - py1);
+      const e = f32(Math.sqrt(f32(f32(dx * dx) + f32(dy * dy))));
       if (!(e <= endLimit)) continue;
       index.push(r);
       start.push(s);
@@ -632,17 +687,18 @@ export class Shark2Decoder {
     }
     const count = index.length;
     const location = new Float32Array(count), shape = new Float32Array(count), logPrior = new Float64Array(count);
-    const pointShape = isTap ? null : normalizeShape(points, n, 0, true);
+    const pointShape = isTap ? null : normalizeShape32(points, n);
     const template = new Float32Array(2 * n), templateShape = new Float32Array(2 * n), scratch = new Float32Array(n);
-    index.forEach((r, c) => {
+    for (let c = 0; c < count; c++) {
+      const r = index[c];
       this.template(r, template);
-      location[c] = meanDistance(template, 0, points, 0, n, true, scratch);
+      location[c] = meanDistance32(template, 0, points, 0, n, scratch);
       if (!isTap) {
-        normalizeShape(template, n, 0, true, templateShape);
-        shape[c] = meanDistance(templateShape, 0, pointShape, 0, n, true, scratch);
+        normalizeShape32(template, n, 0, templateShape);
+        shape[c] = meanDistance32(templateShape, 0, pointShape, 0, n, scratch);
       }
       logPrior[c] = t.logPrior[r];
-    });
+    }
     return { index, start: Float32Array.from(start), end: Float32Array.from(end), location, shape, logPrior, isTap };
   }
 
@@ -653,20 +709,22 @@ export class Shark2Decoder {
     const query = resample(keyUnits(this.layout, x, y), n);
     const query32 = Float32Array.from(query);
     const queryShape = Float32Array.from(normalizeShape(query, n));
-    const longest = this.longestTemplatePath();
-    const template = new Float32Array(2 * m), dtw = new Float32Array(2 * n), dtw64 = new Float64Array(2 * n);
-    const dtwShape = new Float32Array(2 * n);
+    const longest = n === m ? 0 : this.longestTemplatePath();
+    const template = new Float32Array(2 * m), dtw = new Float32Array(2 * n), dtwShape = new Float32Array(2 * n);
+    const { cum, seg } = this._scratch;
+    const template64 = new Float64Array(2 * m), dtw64 = new Float64Array(2 * n);
     const work = dtwScratch(n);
     const location = new Float32Array(index.length), shape = new Float32Array(index.length);
     index.forEach((r, c) => {
-      this.template(r, template);
       if (n === m) {
-        dtw.set(template);
+        this.template(r, dtw);
       } else {
-        resampleRow(template, m, m, n, r, longest, dtw64);
+        this.template(r, template);
+        template64.set(template);
+        resampleRow(template64, m, m, n, r, longest, dtw64, 0, false, cum, seg);
         dtw.set(dtw64);
       }
-      normalizeShape(dtw, n, 0, true, dtwShape);
+      normalizeShape32(dtw, n, 0, dtwShape);
       location[c] = f32(dtwDistance(query32, 0, n, dtw, 0, n, work) / n);
       shape[c] = f32(dtwDistance(queryShape, 0, n, dtwShape, 0, n, work) / n);
     });
@@ -674,20 +732,26 @@ export class Shark2Decoder {
   }
 
   /**
-   * The longest path of any word's resampled template (resample_many offsets its rows by it when
-   * the elastic channels resample the templates again); computed once, at the first need.
+   * The longest path of any word's template: the Python matcher resamples all templates again for
+   * the elastic channels in one batch, whose rows are offset by it. Computed at the first need.
    */
   longestTemplatePath() {
-    if (this._longestDtw === null) {
-      const template = new Float32Array(2 * this.config.numPoints);
+    if (this._longestTemplatePath === null) {
+      const n = this.config.numPoints;
+      const template = new Float32Array(2 * n);
       let longest = 0;
       for (let r = 0; r < this.templates.words.length; r++) {
         this.template(r, template);
-        longest = Math.max(longest, resampledPathLength(template, this.config.numPoints));
+        let total = 0;
+        for (let k = 1; k < n; k++) {
+          const dx = template[2 * k] - template[2 * k - 2], dy = template[2 * k + 1] - template[2 * k - 1];
+          total += Math.sqrt(dx * dx + dy * dy);
+        }
+        if (total > longest) longest = total;
       }
-      this._longestDtw = longest;
+      this._longestTemplatePath = longest;
     }
-    return this._longestDtw;
+    return this._longestTemplatePath;
   }
 
   /**
@@ -737,41 +801,60 @@ function buildTemplates(layout, lexicon, n) {
   const words = [], freqs = [], keyStart = [0], keyList = [];
   let skipped = 0;
   const frequencies = lexicon.frequencies;
+  const keys = [];
   lexicon.words.forEach((word, i) => {
-    const keys = [];
+    keys.length = 0;
+    let typeable = true;
     for (const c of word) {
-      if (!keyOf.has(c)) keyOf.set(c, layout.canType(c) ? layout.keyIndexForChar(c) : -1);
-      keys.push(keyOf.get(c));
+      let k = keyOf.get(c);
+      if (k === undefined) {
+        k = layout.canType(c) ? layout.keyIndexForChar(c) : -1;
+        keyOf.set(c, k);
+      }
+      if (k < 0) typeable = false;
+      keys.push(k);
     }
-    if (!keys.length || keys.includes(-1)) {
+    if (!keys.length || !typeable) {
       skipped++;
       return;
     }
     words.push(word);
     freqs.push(Number(frequencies[i]));
-    keyList.push(...keys);
+    for (const k of keys) keyList.push(k);
     keyStart.push(keyList.length);
   });
   if (!words.length) {
     throw new NoTemplatesError(`lexicon '${lexicon.name ?? ""}': layout '${layout.name}' cannot type any of its words`);
   }
-  const keys = Uint8Array.from(keyList);
+  const keyArray = Uint8Array.from(keyList);
+  const starts = Uint32Array.from(keyStart);
   const count = words.length;
   let most = 1, longest = 0;
   for (let r = 0; r < count; r++) {
-    const verts = polyline(centres, keys.subarray(keyStart[r], keyStart[r + 1]));
-    most = Math.max(most, verts.length / 2);
-    longest = Math.max(longest, resampledPathLength(verts, verts.length / 2));
+    most = Math.max(most, starts[r + 1] - starts[r]);
+    let total = 0;
+    for (let i = starts[r] + 1; i < starts[r + 1]; i++) {
+      const a = keyArray[i - 1], b = keyArray[i];
+      const dx = centres[2 * b] - centres[2 * a], dy = centres[2 * b + 1] - centres[2 * a + 1];
+      total += Math.sqrt(dx * dx + dy * dy);
+    }
+    if (total > longest) longest = total;
   }
-  const starts = new Float32Array(2 * count), ends = new Float32Array(2 * count);
-  const endPoints = new Float64Array(2 * n);
+  const firstPoints = new Float32Array(2 * count), lastPoints = new Float32Array(2 * count);
+  const ends = new Float64Array(2 * n), verts = new Float64Array(2 * most);
+  const cum = new Float64Array(most), seg = new Float64Array(most);
   for (let r = 0; r < count; r++) {
-    const verts = polyline(centres, keys.subarray(keyStart[r], keyStart[r + 1]));
-    resampleRow(verts, verts.length / 2, most, n, r, longest, endPoints, 0, true);
-    starts[2 * r] = endPoints[0];
-    starts[2 * r + 1] = endPoints[1];
-    ends[2 * r] = endPoints[2 * n - 2];
-    ends[2 * r + 1] = endPoints[2 * n - 1];
+    const size = starts[r + 1] - starts[r];
+    for (let i = 0; i < size; i++) {
+      const k = keyArray[starts[r] + i];
+      verts[2 * i] = centres[2 * k];
+      verts[2 * i + 1] = centres[2 * k + 1];
+    }
+    resampleRow(verts, size, most, n, r, longest, ends, 0, true, cum, seg);
+    firstPoints[2 * r] = ends[0];
+    firstPoints[2 * r + 1] = ends[1];
+    lastPoints[2 * r] = ends[2 * n - 2];
+    lastPoints[2 * r + 1] = ends[2 * n - 1];
   }
   // Zero frequencies are raised to the smallest positive one, so that no log prior is -Infinity.
   const freq = Float64Array.from(freqs);
@@ -781,5 +864,8 @@ function buildTemplates(layout, lexicon, n) {
   for (let r = 0; r < count; r++) freq[r] = Math.max(freq[r], floor);
   const total = pairwiseSum(freq, 0, count);
   const logPrior = freq.map((f) => Math.log(f / total));
-  return { words, logPrior, keys, keyStart: Uint32Array.from(keyStart), starts, ends, most, longest, centres, skipped };
+  return {
+    words, logPrior, keys: keyArray, keyStart: starts, starts: firstPoints, ends: lastPoints, most, longest,
+    centres, skipped,
+  };
 }
