@@ -242,11 +242,22 @@ function resampleRow(verts, count, most, n, row, longest, out, at = 0, onlyEnds 
   }
 }
 
-/** The path length resample_many sees for a polyline (its cumulative sum of segment lengths). */
-function resampledPathLength(verts, count) {
+/** The path length resample_many sees for a polyline (its running sum of segment lengths). */
+function pathThrough(verts, count) {
   let total = 0;
   for (let k = 1; k < count; k++) {
     const dx = verts[2 * k] - verts[2 * k - 2], dy = verts[2 * k + 1] - verts[2 * k - 1];
+    total += Math.sqrt(dx * dx + dy * dy);
+  }
+  return total;
+}
+
+/** pathThrough the key centres `keys[from .. to)` (interleaved `centres`). */
+function keyPathLength(centres, keys, from, to) {
+  let total = 0;
+  for (let i = from + 1; i < to; i++) {
+    const a = keys[i - 1], b = keys[i];
+    const dx = centres[2 * b] - centres[2 * a], dy = centres[2 * b + 1] - centres[2 * a + 1];
     total += Math.sqrt(dx * dx + dy * dy);
   }
   return total;
@@ -261,7 +272,7 @@ export function resample(points, n) {
   const count = points.length / 2;
   if (!(count >= 1) || !Number.isInteger(count)) throw new RangeError("expected a non-empty list of (x, y) points");
   const out = new Float64Array(2 * n);
-  resampleRow(points, count, count, n, 0, resampledPathLength(points, count), out);
+  resampleRow(points, count, count, n, 0, pathThrough(points, count), out);
   return out;
 }
 
@@ -449,7 +460,7 @@ export function templateDistances(layout, x, y, words, scoring = new TemplateSco
   const centres = centresInKeyUnits(layout);
   const lines = words.map((w) => polyline(centres, wordKeys(layout, w)));
   const most = Math.max(...lines.map((l) => l.length / 2));
-  const longest = Math.max(...lines.map((l) => resampledPathLength(l, l.length / 2)));
+  const longest = Math.max(...lines.map((l) => pathThrough(l, l.length / 2)));
   const templates = new Float64Array(count * 2 * n);
   lines.forEach((l, r) => resampleRow(l, l.length / 2, most, n, r, longest, templates, r * 2 * n));
   const points = resample(gesture, n);
@@ -473,7 +484,7 @@ export function templateDistances(layout, x, y, words, scoring = new TemplateSco
   const query32 = Float32Array.from(query);
   let longestDtw = 0;
   for (let r = 0; r < count; r++) {
-    longestDtw = Math.max(longestDtw, resampledPathLength(templates.subarray(r * 2 * n, (r + 1) * 2 * n), n));
+    longestDtw = Math.max(longestDtw, pathThrough(templates.subarray(r * 2 * n, (r + 1) * 2 * n), n));
   }
   const dtwTemplate = new Float64Array(2 * m);
   const dtwShape = new Float64Array(2 * m);
@@ -733,21 +744,32 @@ export class Shark2Decoder {
 
   /**
    * The longest path of any word's template: the Python matcher resamples all templates again for
-   * the elastic channels in one batch, whose rows are offset by it. Computed at the first need.
+   * the elastic channels in one batch, whose rows are offset by it. Computed at the first need,
+   * resampling only the words whose key-centre path is at least as long (a template's points lie
+   * on that path, so its own path is no longer, but for rounding).
    */
   longestTemplatePath() {
     if (this._longestTemplatePath === null) {
-      const n = this.config.numPoints;
+      const t = this.templates, n = this.config.numPoints, count = t.words.length;
+      const keyPath = new Float64Array(count);
+      let first = 0;
+      for (let r = 0; r < count; r++) {
+        keyPath[r] = keyPathLength(t.centres, t.keys, t.keyStart[r], t.keyStart[r + 1]);
+        if (keyPath[r] > keyPath[first]) first = r;
+      }
       const template = new Float32Array(2 * n);
-      let longest = 0;
-      for (let r = 0; r < this.templates.words.length; r++) {
+      const templatePath = (r) => {
         this.template(r, template);
         let total = 0;
         for (let k = 1; k < n; k++) {
           const dx = template[2 * k] - template[2 * k - 2], dy = template[2 * k + 1] - template[2 * k - 1];
           total += Math.sqrt(dx * dx + dy * dy);
         }
-        if (total > longest) longest = total;
+        return total;
+      };
+      let longest = templatePath(first);
+      for (let r = 0; r < count; r++) {
+        if (r !== first && keyPath[r] * (1 + 1e-9) + 1e-9 >= longest) longest = Math.max(longest, templatePath(r));
       }
       this._longestTemplatePath = longest;
     }
@@ -832,13 +854,7 @@ function buildTemplates(layout, lexicon, n) {
   let most = 1, longest = 0;
   for (let r = 0; r < count; r++) {
     most = Math.max(most, starts[r + 1] - starts[r]);
-    let total = 0;
-    for (let i = starts[r] + 1; i < starts[r + 1]; i++) {
-      const a = keyArray[i - 1], b = keyArray[i];
-      const dx = centres[2 * b] - centres[2 * a], dy = centres[2 * b + 1] - centres[2 * a + 1];
-      total += Math.sqrt(dx * dx + dy * dy);
-    }
-    if (total > longest) longest = total;
+    longest = Math.max(longest, keyPathLength(centres, keyArray, starts[r], starts[r + 1]));
   }
   const firstPoints = new Float32Array(2 * count), lastPoints = new Float32Array(2 * count);
   const ends = new Float64Array(2 * n), verts = new Float64Array(2 * most);
