@@ -47,7 +47,7 @@ from swipe.data.resample import ResampleConfig, resampled_lengths
 from swipe.decoding import GENERATORS, GeneratorError, LexiconTrie, generator_options, pipeline
 from swipe.decoding.generators import BeamOptions, GreedyOptions, IncrementalModel
 from swipe.decoding.pipeline import Swipe, merge_views  # noqa: F401 (predict.py and tests import it from here)
-from swipe.decoding.user_words import UserWords, verbatim
+from swipe.decoding.user_words import Candidate, UserWords, VerbatimSettings, offer_verbatim, verbatim
 from swipe.formats import Curve, SwipeError, check_swipe
 from swipe.keyboard import Layout
 from swipe.model_files import DecodingSettings, read_decoding_settings, resolve_model
@@ -65,13 +65,6 @@ COORD_SCALE = 4.0
 
 class DecodeError(ValueError):
     """Decoding cannot run as asked (a bad setting, a curve on a layout the model does not know)."""
-
-
-class Candidate(NamedTuple):
-    """A decoded word and its score (a log-probability; higher is better)."""
-
-    score: float
-    word: str
 
 
 Row = list[tuple[float, str]]  # one curve's candidates, best first
@@ -848,6 +841,8 @@ class Decoder:
     user_words : UserWords or None
         The user's words and learned choices on top of the lexicon, and the file they are saved
         to (``user_words.path``); None without a lexicon.
+    verbatim_settings : VerbatimSettings or None
+        When :meth:`decode` offers the verbatim candidate (None: never).
     settings : DecodingSettings
         The settings in force.
     device : str
@@ -865,6 +860,7 @@ class Decoder:
         batch_size: int,
         max_batch_points: int | None,
         user_data: str | Path | None = None,
+        verbatim: VerbatimSettings | None = None,
     ) -> None:
         check_speed(num_workers, batch_size, max_batch_points, device)
         self.path = Path(loader.path)
@@ -897,6 +893,9 @@ class Decoder:
                                         path=user_data)
         elif user_data is not None:
             raise DecodeError("user data needs a lexicon (use_lexicon=False was given)")
+        if verbatim is not None and self.trie is None:
+            raise DecodeError("the verbatim candidate needs a lexicon (use_lexicon=False was given)")
+        self.verbatim_settings = verbatim
 
     @property
     def lexicon(self) -> list[str] | None:
@@ -945,9 +944,13 @@ class Decoder:
         :meth:`add_words` when the user picks it)."""
         source = self.curves(curves)
         with self._lock:
-            if self._decoder is None:
-                self._decoder = BatchDecoder(self.job(source))
-            return verbatim(self._decoder.pipeline, [source.swipe(i) for i in range(len(source))])
+            return verbatim(self._pipeline(source), [source.swipe(i) for i in range(len(source))])
+
+    def _pipeline(self, curves: CurveSource) -> pipeline.Pipeline:
+        """The pipeline of this process's decoder (made now if the decodes ran in workers)."""
+        if self._decoder is None:
+            self._decoder = BatchDecoder(self.job(curves))
+        return self._decoder.pipeline
 
     def _change(self, change: Callable[[UserWords], None]) -> None:
         if self.user_words is None:
@@ -970,7 +973,8 @@ class Decoder:
         return MemoryCurves(curves, self.layouts, self.tokenizer, data.max_points, data.resample)
 
     def decode(self, curves: Sequence[Curve], progress: bool = False) -> list[list[Candidate]]:
-        """Each curve's candidates, best first, in input order.
+        """Each curve's candidates, best first, in input order (with the verbatim candidate,
+        ``in_lexicon`` False, where :attr:`verbatim_settings` offer it).
 
         Parameters
         ----------
@@ -998,7 +1002,10 @@ class Decoder:
                 self._decoder = BatchDecoder(job)
             rows = decode_job(job, self.batch_size, self.num_workers, self.max_batch_points, progress,
                               decoder=self._decoder)
-        return [[Candidate(score, word) for score, word in row] for row in rows]
+            if self.verbatim_settings is None:
+                return [[Candidate(score, word) for score, word in row] for row in rows]
+            swipes = [curves.swipe(i) for i in range(len(curves))]
+            return offer_verbatim(self._pipeline(curves), swipes, rows, self.verbatim_settings)
 
 
 def load_decoder(
@@ -1012,6 +1019,7 @@ def load_decoder(
     batch_size: int = 64,
     max_batch_points: int | None = DEFAULT_MAX_BATCH_POINTS,
     user_data: str | Path | None = None,
+    verbatim: VerbatimSettings | None = None,
 ) -> Decoder:
     """Load a model for decoding, with the settings ``predict.py`` would use.
 
@@ -1039,6 +1047,10 @@ def load_decoder(
         The user's words, removed words and learned choices (a small JSON file,
         :class:`swipe.decoding.user_words.UserData`): read if it exists, rewritten atomically
         at each :meth:`Decoder.add_words`, ``remove_words`` and ``learn``.
+    verbatim : VerbatimSettings, optional
+        Offer the network's best string without the lexicon among the candidates where no
+        lexicon word scores well (``VerbatimSettings()``: second, as measured for ``en_hws``);
+        None (default): the candidates are ``predict.py``'s.
 
     Raises
     ------
@@ -1061,4 +1073,5 @@ def load_decoder(
         raise DecodeError("lexicon and use_lexicon=False exclude each other")
     else:
         name = None
-    return Decoder(loader, settings, name, device, num_workers, batch_size, max_batch_points, user_data)
+    return Decoder(loader, settings, name, device, num_workers, batch_size, max_batch_points, user_data,
+                   verbatim)

@@ -4,6 +4,7 @@ the recorder and its file."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import socket
@@ -20,6 +21,7 @@ import pytest
 
 import evaluate
 from swipe.data import SwipeDataset, build_dataset
+from swipe.decoding.user_words import VerbatimSettings
 from swipe.demo import MAX_POINTS, DemoServer, Engine, PromptList, Recorder, Swipe
 from swipe.demo.__main__ import main as demo_main
 from swipe.demo.recorder import recorded_words
@@ -29,6 +31,7 @@ from swipe.keyboard import bundled_layout
 from swipe.predict import main as predict_main
 from swipe.shipped import DecodingSettings
 from swipe.synth import synthesize_curve
+from swipe.templates import word_polyline
 
 ROOT = Path(__file__).resolve().parent.parent
 WORDS = ["hello", "world", "the", "keyboard", "swipe", "quick"]
@@ -236,6 +239,59 @@ def test_command_line_errors_are_one_line(capsys, tmp_path):
     assert demo_main(["--model", str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("python -m swipe.demo: error:") and "Traceback" not in "".join(err)
+    (tmp_path / "words.json").write_text("[]")
+    assert demo_main(["--user-data", str(tmp_path / "words.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("python -m swipe.demo: error:") and "words.json" in err[-1]
+
+
+def key_centre_swipe(engine, word):
+    """A swipe straight through ``word``'s key centres on the model's first layout (a request body)."""
+    layout = engine.layouts[0]
+    keys = word_polyline(layout, word) * np.array([layout.key_width, layout.key_height])
+    steps = np.linspace(0, 1, 10, endpoint=False)[:, None]
+    segments = [a + (b - a) * steps for a, b in zip(keys[:-1], keys[1:], strict=True)]
+    points = np.concatenate([*segments, keys[-1:]])
+    return {"layout": 0, "x": points[:, 0].tolist(), "y": points[:, 1].tolist(),
+            "t": (np.arange(len(points)) * 15.0).tolist()}
+
+
+def test_added_word_decodes_first_picked_word_is_learned_verbatim_string_is_flagged(server, engine):
+    # This engine's narrow beam scores differently from the model's settings: offer it at any score.
+    engine.decoder.verbatim_settings = VerbatimSettings(lexicon_below=math.inf)
+    status, answer = request(server, "POST", "/api/decode", key_centre_swipe(engine, "kubernetes"))
+    engine.decoder.verbatim_settings = VerbatimSettings()
+    assert status == 200 and [c["in_lexicon"] for c in answer["candidates"][:3]] == [True, False, True]
+    _, answer = request(server, "POST", "/api/decode", swipe_of("hello"))
+    assert all(c["in_lexicon"] for c in answer["candidates"])  # a word scores well: no verbatim
+    _, answer = request(server, "POST", "/api/decode", swipe_of("swipeable"))
+    assert "swipeable" not in [c["word"] for c in answer["candidates"]]
+    assert request(server, "POST", "/api/words", {"word": "swipeable"}) == (200, {"added": "swipeable"})
+    _, answer = request(server, "POST", "/api/decode", swipe_of("swipeable"))
+    assert answer["candidates"][0]["word"] == "swipeable" and answer["candidates"][0]["in_lexicon"]
+    status, answer = request(server, "POST", "/api/words", {"word": "zorb1ax"})
+    assert status == 400 and "'1'" in answer["error"] and "\n" not in answer["error"]
+    assert request(server, "POST", "/api/words", {"word": 3})[0] == 400
+    assert request(server, "POST", "/api/learn", {"word": "swipeable"}) == (200, {"learned": "swipeable"})
+    assert engine.decoder.user_words.count("swipeable") == 1.0
+    assert request(server, "POST", "/api/learn", {})[1] == {"error": "missing field 'word'"}
+    # The same site checks as every POST: another site's page can neither add nor learn.
+    evil = {"Origin": "http://evil.example"}
+    assert request(server, "POST", "/api/words", {"word": "qqzzqq"}, headers=evil)[0] == 403
+    plain = {"Content-Type": "text/plain"}
+    assert request(server, "POST", "/api/learn", {"word": "qqzzqq"}, headers=plain)[0] == 415
+    assert "qqzzqq" not in engine.decoder.lexicon
+    engine.decoder.remove_words(["swipeable"])
+
+
+def test_user_data_is_kept_in_the_file_given(tmp_path):
+    path = tmp_path / "words.json"
+    engine = Engine("en_hws", settings=DecodingSettings("beam", beam_size=4), user_data=path)
+    engine.add_word({"word": "zorblax"})
+    assert json.loads(path.read_text())["added"] == {"zorblax": None}
+    path.write_text("{broken")
+    with pytest.raises(ValueError, match="words.json"):
+        Engine("en_hws", user_data=path)
 
 
 # ---- the HTTP surface under hostile use: each refusal leaves everything else working ---------------
@@ -380,7 +436,8 @@ def test_fuzz_request_bodies_get_an_answer_never_a_500(server):
         for _ in range(rng.randint(1, 4)):
             at = rng.randrange(len(body))
             body[at:at + rng.randint(0, 8)] = rng.choice(odd)
-        path = rng.choice(["/api/decode", "/api/attention", "/api/template", "/api/record"])
+        path = rng.choice(["/api/decode", "/api/attention", "/api/template", "/api/record", "/api/learn",
+                           "/api/words"])
         status, answer = request(server, "POST", path, raw=bytes(body))
         assert status in (200, 400), (status, answer, bytes(body)[:80])
         assert status == 200 or "\n" not in answer["error"]

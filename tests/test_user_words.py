@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from swipe.decoding.pipeline import Swipe, Trie
+from swipe.decoding.pipeline import Pipeline, Preprocessing, Settings, Swipe, Trie, Vocabulary
 from swipe.decoding.trie import LexiconTrie
 from swipe.decoding.user_words import (
     MAX_FILE_BYTES,
@@ -19,7 +19,10 @@ from swipe.decoding.user_words import (
     UserDataError,
     UserWordError,
     UserWords,
+    VerbatimCandidate,
+    VerbatimSettings,
     load_user_data,
+    offer_verbatim,
     read_user_data,
     write_user_data,
 )
@@ -202,6 +205,76 @@ def test_a_huge_user_data_file_is_refused_unread(tmp_path):
         read_user_data(path)
 
 
+class SpellingBackend:
+    """A network that reads swipe ``j`` (its first x is ``j``) as ``strings[j]``: each character
+    (then <eos>) at log-probability ``log(sure)``, the rest spread over the other tokens."""
+
+    def __init__(self, strings: list[str], sure: float) -> None:
+        self.targets = [[ALPHABET.index(c) + 1 for c in s] + [0] for s in strings]
+        self.sure = sure
+
+    def encode(self, points, lengths, layout_ids):
+        return points[:, 0, 0].astype(np.int64)
+
+    def take(self, memory, curves):
+        return memory[curves]
+
+    def step(self, tokens, memory, state):
+        position = np.zeros(tokens.shape, np.int64) if state is None else state
+        v = len(ALPHABET) + 1
+        out = np.full((*tokens.shape, v), math.log((1 - self.sure) / (v - 1)), np.float32)
+        for c, k in np.ndindex(*tokens.shape):
+            target = self.targets[int(memory[c])]
+            out[c, k, target[min(int(position[c, k]), len(target) - 1)]] = math.log(self.sure)
+        return out, position + 1
+
+    def reorder(self, state, curves, parents):
+        rows = np.arange(len(parents)) if curves is None else curves
+        return state[rows[:, None], np.maximum(parents, 0)]
+
+
+def spelling_pipeline(strings: list[str], sure: float = 0.95) -> tuple[Pipeline, list[Swipe]]:
+    """A pipeline over WORDS whose network spells ``strings`` (one swipe each)."""
+    layout = bundled_layout("hws_fitted")
+    pipeline = Pipeline(SpellingBackend(strings, sure), Vocabulary(ALPHABET, 0, len(ALPHABET) + 1), [layout],
+                        Preprocessing(None, None), Settings(length_penalty=0.75), make_trie(WORDS))
+    swipes = [Swipe(np.array([j, 50.0]), np.array([10.0, 20.0]), np.array([0.0, 100.0]), layout.name)
+              for j in range(len(strings))]
+    return pipeline, swipes
+
+
+def test_the_verbatim_candidate_comes_second_only_where_no_lexicon_word_scores_well():
+    pipeline, swipes = spelling_pipeline(["zorblax", "zorblax", "cattle", "zorblax"])
+    rows = [[(-12.0, "cat"), (-13.0, "catch")], [(-3.0, "cat")], [(-12.0, "cat")], []]
+    got = offer_verbatim(pipeline, swipes, rows, VerbatimSettings())
+    # Second, flagged, nothing dropped; the lexicon's best stays first.
+    assert [c.word for c in got[0]] == ["cat", "zorblax", "catch"]
+    assert [c.in_lexicon for c in got[0]] == [True, False, True]
+    assert isinstance(got[0][1], VerbatimCandidate) and got[0][1].score > -0.3
+    score, word = got[0][1]  # still a (score, word) pair
+    assert word == "zorblax" and got[0][0] == (-12.0, "cat")
+    assert got[1] == [(-3.0, "cat")]  # a lexicon word scores well: none
+    assert [c.word for c in got[2]] == ["cat"]  # the string is a lexicon word: none
+    assert [(c.word, c.in_lexicon) for c in got[3]] == [("zorblax", False)]  # no candidate: it alone
+    first = offer_verbatim(pipeline, swipes, rows, VerbatimSettings(position=0))
+    assert first[0][0].word == "zorblax" and not first[0][0].in_lexicon
+    assert offer_verbatim(pipeline, swipes, rows, None) == rows  # off: the rows as they were
+    assert all(c.in_lexicon for row in offer_verbatim(pipeline, swipes, rows, None) for c in row)
+
+
+def test_an_unsure_verbatim_string_and_a_user_word_are_not_offered():
+    pipeline, swipes = spelling_pipeline(["zorblax"], sure=0.5)
+    rows = [[(-12.0, "cat")]]
+    assert offer_verbatim(pipeline, swipes, rows, VerbatimSettings()) == rows
+    anyway = VerbatimSettings(verbatim_above=-math.inf)
+    assert offer_verbatim(pipeline, swipes, rows, anyway)[0][1].word == "zorblax"
+    pipeline, swipes = spelling_pipeline(["zorblax"])
+    UserWords(pipeline.trie, ALPHABET, [bundled_layout("hws_fitted")]).add(["zorblax"])
+    assert offer_verbatim(pipeline, swipes, rows, VerbatimSettings()) == rows  # the decoder outputs it
+    with pytest.raises(ValueError, match="position"):
+        VerbatimSettings(position=-1)
+
+
 def test_the_module_does_not_import_torch():
     code = "import sys, swipe.decoding.user_words; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
@@ -241,6 +314,24 @@ def test_a_real_decoder_outputs_an_added_word_at_once_and_keeps_it_in_its_user_d
     assert typed and set(typed) <= set(reloaded.tokenizer.alphabet)
 
 
+def test_a_real_decoder_offers_the_verbatim_string_second_and_learns_it_when_picked():
+    import swipe
+
+    decoder = swipe.load_decoder("en_hws", verbatim=VerbatimSettings())
+    curve = key_centre_curve(decoder.layouts[0], "kubernetes")
+    (row,) = decoder.decode([curve])
+    (typed,) = decoder.verbatim([curve])
+    assert [c.in_lexicon for c in row[:3]] == [True, False, True] and row[1].word == typed
+    assert typed not in decoder.lexicon and row[0].score < VerbatimSettings().lexicon_below
+    decoder.verbatim_settings = None  # off (load_decoder's default): the lexicon's candidates only
+    assert decoder.decode([curve])[0] == [c for c in row if c.in_lexicon]
+    (hello,) = decoder.decode([key_centre_curve(decoder.layouts[0], "hello")])
+    decoder.verbatim_settings = VerbatimSettings()
+    assert decoder.decode([key_centre_curve(decoder.layouts[0], "hello")]) == [hello]  # scores well
+    decoder.learn(typed)  # the user picked it: now a word of theirs, first
+    assert [(c.word, c.in_lexicon) for c in decoder.decode([curve])[0][:1]] == [(typed, True)]
+
+
 @pytest.mark.slow
 def test_the_onnx_runtime_takes_the_same_user_words_and_file(tmp_path):
     pytest.importorskip("onnxruntime")
@@ -263,3 +354,9 @@ def test_the_onnx_runtime_takes_the_same_user_words_and_file(tmp_path):
     found = runtime.decode_one(curve.x, curve.y, curve.t, curve.grid_name)
     assert "zorblax" not in [word for _, word in found]
     assert json.loads(path.read_text())["added"] == {}
+    # The verbatim candidate: the same string, place and flag as the PyTorch decoder's.
+    runtime.verbatim_settings = decoder.verbatim_settings = VerbatimSettings()
+    curve = key_centre_curve(runtime.layouts[0], "kubernetes")
+    want = [(c.word, c.in_lexicon) for c in decoder.decode([curve])[0]]
+    got = [(c.word, c.in_lexicon) for c in runtime.decode_one(curve.x, curve.y, curve.t, curve.grid_name)]
+    assert got == want and want[1][1] is False

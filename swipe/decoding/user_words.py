@@ -17,6 +17,10 @@
   At most ``max_learned`` words are remembered (the least recently learned is forgotten).
 - **User data file**: :func:`read_user_data` and :func:`write_user_data` keep all of it in one
   small JSON file (see :class:`UserData`), written atomically.
+- **Verbatim candidate**: :func:`offer_verbatim` adds the network's best string without the
+  lexicon (:func:`verbatim`) to a swipe's candidates, second, where no lexicon word scores well and
+  the network is sure of its string (:class:`VerbatimSettings`): a word the lexicon lacks can
+  still be typed, picked, and learned.
 
 Frequencies are in occurrences per billion words, the unit of the bundled lexicon files
 (``swipe/resources/lexicons/*.tsv``). A user word added without one gets the frequency of the
@@ -41,7 +45,7 @@ from typing import Iterable, NamedTuple, Sequence
 import numpy as np
 
 from swipe.atomic import atomic_output
-from swipe.decoding.pipeline import Pipeline, Settings, Swipe, Trie
+from swipe.decoding.pipeline import Pipeline, Row, Settings, Swipe, Trie
 from swipe.keyboard import Layout
 
 # A word added without a frequency gets that of the lexicon word this far down the list, most
@@ -433,14 +437,91 @@ class UserWords:
         self.sync()
 
 
-def verbatim(pipeline: Pipeline, swipes: Sequence[Swipe]) -> list[str]:
-    """Each swipe's best string by the network alone, without the lexicon, its prior or templates:
-    the word as typed verbatim, which a keyboard may offer apart from the lexicon's candidates (and
-    add with :meth:`UserWords.add` when the user picks it)."""
+class Candidate(NamedTuple):
+    """A decoded word and its score (a log-probability; higher is better); ``in_lexicon`` is
+    True: a word of the lexicon or the user's words (:class:`VerbatimCandidate`: False)."""
+
+    score: float
+    word: str
+    in_lexicon = True
+
+
+class VerbatimCandidate(Candidate):
+    """The network's best string without the lexicon, offered as typed (``in_lexicon`` False)."""
+
+    __slots__ = ()
+    in_lexicon = False
+
+
+@dataclass(frozen=True)
+class VerbatimSettings:
+    """When and where :func:`offer_verbatim` offers the verbatim candidate.
+
+    Chosen for ``en_hws`` on the 800 real dev swipes and the swipes of 93 dev words held out of
+    the lexicon, each half's choice checked on the other (``bench/user_words.py verbatim``).
+
+    Attributes
+    ----------
+    lexicon_below : float
+        Offered only where the best lexicon candidate scores below this (or there is none);
+        the pipeline's own mark of a swipe no word fits well (``en_hws``'s ``views_below``).
+    verbatim_above : float
+        ... and the verbatim string scores above this (the network is sure of it).
+    position : int
+        Its place among the candidates (1: second; the best lexicon word stays first, so
+        accuracy@1 never changes).
+    """
+
+    lexicon_below: float = -8.0
+    verbatim_above: float = -0.3
+    position: int = 1
+
+    def __post_init__(self) -> None:
+        if math.isnan(self.lexicon_below) or math.isnan(self.verbatim_above):
+            raise ValueError("verbatim thresholds must be numbers (inf: always, -inf: never)")
+        if self.position < 0:
+            raise ValueError(f"verbatim position must be 0 or more, got {self.position}")
+
+
+def verbatim_rows(pipeline: Pipeline, swipes: Sequence[Swipe]) -> list[Row]:
+    """Each swipe's best string by the network alone, without the lexicon, its prior or
+    templates, and its score: ``[(score, string)]``, or ``[]`` where the search ends none."""
     settings = Settings(beam_size=VERBATIM_BEAM, num_candidates=1,
                         length_penalty=pipeline.settings.length_penalty)
     free = Pipeline(pipeline.backend, pipeline.vocabulary, pipeline.layouts, pipeline.prep, settings, None)
-    return [row[0][1] if row else "" for row in free.decode(swipes)]
+    return free.decode(swipes)
+
+
+def verbatim(pipeline: Pipeline, swipes: Sequence[Swipe]) -> list[str]:
+    """Each swipe's best string by the network alone (:func:`verbatim_rows`; "" where none): the
+    word as typed verbatim, which a keyboard may offer apart from the lexicon's candidates (and
+    add with :meth:`UserWords.add` when the user picks it)."""
+    return [row[0][1] if row else "" for row in verbatim_rows(pipeline, swipes)]
+
+
+def offer_verbatim(pipeline: Pipeline, swipes: Sequence[Swipe], rows: Sequence[Row],
+                   settings: VerbatimSettings | None) -> list[list[Candidate]]:
+    """``rows`` (the pipeline's candidates of ``swipes``) as :class:`Candidate` rows, with the
+    verbatim candidate of each swipe that :class:`VerbatimSettings` say needs one.
+
+    A swipe gets one where its best candidate scores below ``settings.lexicon_below`` (or it has
+    none): there the network's best string without the lexicon (:func:`verbatim_rows`, searched
+    for those swipes only) is inserted at ``settings.position`` (no candidate is dropped) if it
+    scores above ``settings.verbatim_above`` and the decoder does not output it as a word.
+    ``settings`` None: none is offered.
+    """
+    out = [[Candidate(float(score), word) for score, word in row] for row in rows]
+    if settings is None or pipeline.trie is None:
+        return out
+    which = [j for j, row in enumerate(rows) if not row or row[0][0] < settings.lexicon_below]
+    if not which:
+        return out
+    words = pipeline.trie.word_index()
+    for j, found in zip(which, verbatim_rows(pipeline, [swipes[j] for j in which]), strict=True):
+        if found and found[0][1] and found[0][0] > settings.verbatim_above and found[0][1] not in words:
+            score, word = found[0]
+            out[j].insert(min(settings.position, len(out[j])), VerbatimCandidate(float(score), word))
+    return out
 
 
 def _as_list(words: Iterable[str]) -> list[str]:

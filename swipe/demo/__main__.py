@@ -12,6 +12,7 @@ examples:
   python -m swipe.demo                                  # en_hws at http://127.0.0.1:8000
   python -m swipe.demo --model ru_yandex --port 8001    # the Russian model
   python -m swipe.demo --record-to my_swipes.jsonl      # record: prompts words, appends your swipes
+  python -m swipe.demo --user-data my_words.json        # keep the words you add and pick in a file
   python -m swipe.demo --onnx en_onnx                   # also decode in the browser (npm ci --prefix js)
   python -m swipe.demo --model swipe/resources/models/en_hws_transformer --host 0.0.0.0   # seen from a phone
 """
@@ -32,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     arg("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     arg("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     arg("--device", default="cpu", help="cpu or cuda (default cpu)")
+    arg("--user-data", metavar="FILE", help="keep the words you add and the candidates you pick in this "
+        "file (read if it exists, rewritten atomically at each change; default: in memory until the "
+        "server stops)")
     rec = parser.add_argument_group("recording")
     rec.add_argument("--record-to", metavar="FILE", help="record mode: prompt words and append each swipe "
                      "with its word to this jsonl file (Yandex-style, the keyboard inline)")
@@ -73,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         words = read_word_list(args.words) if args.words is not None else None
         print(f"loading model {args.model}", file=sys.stderr)
-        engine = Engine(args.model, args.device)
+        engine = Engine(args.model, args.device, user_data=args.user_data)
     except (OSError, ValueError, RequestError) as err:
         print(f"python -m swipe.demo: error: {err}", file=sys.stderr)
         return 2

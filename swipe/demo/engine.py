@@ -1,5 +1,6 @@
 """What the demo's server asks of a model: decode a swipe, show where the model looked, draw a word's
-template, prompt words to record. Every request is checked here; a bad one is a :class:`RequestError`."""
+template, learn a chosen word, add a word, prompt words to record. Every request is checked here; a bad
+one is a :class:`RequestError`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from swipe.decoder import DecodeError, load_decoder, make_curve
+from swipe.decoding.user_words import Candidate, UserWordError, VerbatimSettings
 from swipe.formats import MAX_SWIPE_POINTS, Curve, SwipeError, check_swipe
 from swipe.keyboard import Layout, LayoutError, normalize_label
 from swipe.model_files import DecodingSettings
@@ -33,9 +35,10 @@ class Swipe(NamedTuple):
 
 
 class Decoded(NamedTuple):
-    """A swipe's candidates, best first, as ``(word, score)``, and the decoding time in seconds."""
+    """A swipe's candidates, best first (the verbatim candidate among them, ``in_lexicon`` False,
+    where no lexicon word scores well), and the decoding time in seconds."""
 
-    candidates: list[tuple[str, float]]
+    candidates: list[Candidate]
     seconds: float
 
 
@@ -80,12 +83,17 @@ class Engine:
         Where the model runs.
     settings : DecodingSettings, optional
         How to decode; default: the model's ``decoding.json`` (see :func:`swipe.load_decoder`).
+    user_data : str or Path, optional
+        The file that keeps the words added and learned (:mod:`swipe.decoding.user_words`); None:
+        they are kept in memory only, until the server stops.
     """
 
     def __init__(
-        self, model: str | Path, device: str = "cpu", settings: DecodingSettings | None = None
+        self, model: str | Path, device: str = "cpu", settings: DecodingSettings | None = None,
+        user_data: str | Path | None = None,
     ) -> None:
-        self.decoder = load_decoder(model, settings=settings, device=device)
+        self.decoder = load_decoder(model, settings=settings, device=device, user_data=user_data,
+                                    verbatim=VerbatimSettings())
         self.name = str(model)
         self.layouts: list[Layout] = list(self.decoder.layouts)
         self.model = self.decoder.model
@@ -138,7 +146,23 @@ class Engine:
             (row,) = self.decoder.decode([self._curve(swipe)])
         except DecodeError as err:
             raise RequestError(str(err)) from None
-        return Decoded([(c.word, float(c.score)) for c in row], time.perf_counter() - start)
+        return Decoded(row, time.perf_counter() - start)
+
+    def learn(self, body: dict[str, Any]) -> str:
+        """Learn the ``word`` of a request body (the user picked it; a new word is added)."""
+        return self._user_word(body, self.decoder.learn)
+
+    def add_word(self, body: dict[str, Any]) -> str:
+        """Add the ``word`` of a request body to the words the decoder outputs."""
+        return self._user_word(body, self.decoder.add_words)
+
+    def _user_word(self, body: dict[str, Any], change: Any) -> str:
+        word = normalize_label(_field(body, "word", str))
+        try:
+            change(word)
+        except (UserWordError, DecodeError) as err:
+            raise RequestError(str(err)) from None
+        return word
 
     def attention(self, swipe: Swipe, word: str) -> AttentionView:
         """Where the model looked, point by point, while reading ``word`` from ``swipe``."""

@@ -5,9 +5,11 @@ Routes::
     GET  /                  the page (static/index.html)
     GET  /static/<file>     its scripts and styles
     GET  /api/info          the model: name, layouts (grids), whether it records
-    POST /api/decode        {layout, x, y, t} -> {candidates: [{word, score}], decode_ms}
+    POST /api/decode        {layout, x, y, t} -> {candidates: [{word, score, in_lexicon}], decode_ms}
     POST /api/attention     {layout, x, y, t, word} -> {word, points, layers}
     POST /api/template      {layout, word} -> {points}
+    POST /api/learn         {word} -> {learned}: the user picked the word; it ranks higher from now on
+    POST /api/words         {word} -> {added}: the decoder outputs the word from now on
     GET  /api/prompt?layout=N          recording: the next word to swipe (null: done), words left
     POST /api/record        {layout, word, x, y, t, device} -> {recorded}
     POST /api/undo          {} -> {word, recorded}: the last recorded swipe removed
@@ -324,7 +326,7 @@ class DemoHandler(BaseHTTPRequestHandler):
     def _post(self) -> None:
         path = urlsplit(self.path).path
         engine = self.server.engine
-        routes = ("/api/decode", "/api/attention", "/api/template")
+        routes = ("/api/decode", "/api/attention", "/api/template", "/api/learn", "/api/words")
         recording = ("/api/record", "/api/undo")
         if path not in routes and not (path in recording and self.server.recorder is not None):
             raise _HTTPError(HTTPStatus.NOT_FOUND, f"no such page: {path}")
@@ -334,6 +336,11 @@ class DemoHandler(BaseHTTPRequestHandler):
             word = self.server.recorder.undo()
             self._send_json({"word": word, "recorded": self.server.recorder.count})
             return
+        if path in ("/api/learn", "/api/words"):
+            with self.server.model_slot():
+                word = engine.learn(body) if path == "/api/learn" else engine.add_word(body)
+            self._send_json({"learned" if path == "/api/learn" else "added": word})
+            return
         if path == "/api/template":
             layout = engine.layout(body.get("layout", 0))
             self._send_json({"points": engine.template(layout, engine.word(body, layout))})
@@ -342,7 +349,9 @@ class DemoHandler(BaseHTTPRequestHandler):
         if path == "/api/decode":
             with self.server.model_slot():
                 decoded = engine.decode(swipe)
-            self._send_json({"candidates": [{"word": w, "score": round(s, 4)} for w, s in decoded.candidates],
+            candidates = [{"word": c.word, "score": round(c.score, 4), "in_lexicon": c.in_lexicon}
+                          for c in decoded.candidates]
+            self._send_json({"candidates": candidates,
                              "decode_ms": round(decoded.seconds * 1000, 2)})
         elif path == "/api/attention":
             word = engine.word(body, swipe.layout)

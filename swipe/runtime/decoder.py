@@ -18,7 +18,6 @@ import numpy as np
 import onnxruntime as ort
 
 from swipe.decoding.pipeline import (
-    Candidate,
     Pipeline,
     Preprocessing,
     Resample,
@@ -28,7 +27,7 @@ from swipe.decoding.pipeline import (
     Vocabulary,
     log_softmax,
 )
-from swipe.decoding.user_words import UserWords, verbatim
+from swipe.decoding.user_words import Candidate, UserWords, VerbatimSettings, offer_verbatim, verbatim
 from swipe.formats import SwipeError, check_swipe, loads_json, numbered_lines
 from swipe.keyboard import Layout
 from swipe.runtime.folder import OnnxFolderError, read_export_folder
@@ -110,12 +109,15 @@ class OnnxDecoder:
     user_data : path, optional
         The user's words, removed words and learned choices (:mod:`swipe.decoding.user_words`):
         read if the file exists, written again after each ``add_words``, ``remove_words``, ``learn``.
+    verbatim : VerbatimSettings, optional
+        Offer the verbatim candidate, as :func:`swipe.load_decoder` (None: never).
     """
 
     def __init__(self, folder: str | Path, int8: bool = False, threads: int = 1,
                  settings: Settings | None = None, beam_size: int | None = None,
                  prior_weight: float | None = None, length_penalty: float | None = None,
-                 template_weight: float | None = None, user_data: str | Path | None = None) -> None:
+                 template_weight: float | None = None, user_data: str | Path | None = None,
+                 verbatim: VerbatimSettings | None = None) -> None:
         folder = Path(folder)
         overrides = {"beam_size": beam_size, "prior_weight": prior_weight,
                      "length_penalty": length_penalty, "template_weight": template_weight}
@@ -137,6 +139,7 @@ class OnnxDecoder:
         self.user_words = UserWords(trie, export.alphabet, self.layouts, path=user_data)
         self.backend = OnnxBackend(export.encoder, export.decoder_step, self.manifest["graphs"])
         self.pipeline = Pipeline(self.backend, vocabulary, self.layouts, prep, self.settings, trie)
+        self.verbatim_settings = verbatim
 
     def decode_one(self, x: Sequence[float], y: Sequence[float], t: Sequence[float],
                    layout: str) -> list[Candidate]:
@@ -144,7 +147,9 @@ class OnnxDecoder:
         return self.decode([Swipe(np.asarray(x), np.asarray(y), np.asarray(t), layout)])[0]
 
     def decode(self, swipes: Sequence[Swipe]) -> list[list[Candidate]]:
-        """The candidates of each swipe, best first (``(score, word)``, higher is better)."""
+        """The candidates of each swipe, best first: ``(score, word)`` :class:`Candidate`
+        tuples, higher is better (the verbatim candidate, ``in_lexicon`` False, where
+        ``verbatim`` settings offer it)."""
         for swipe in swipes:
             if swipe.layout not in self.pipeline.layout_ids:
                 known = list(self.pipeline.layout_ids)
@@ -154,7 +159,7 @@ class OnnxDecoder:
             except SwipeError as err:
                 raise OnnxFolderError(str(err)) from None
         self.user_words.sync()
-        return self.pipeline.decode(swipes)
+        return offer_verbatim(self.pipeline, swipes, self.pipeline.decode(swipes), self.verbatim_settings)
 
     def add_words(self, words: str | Sequence[str], frequency: float | None = None) -> None:
         """As :meth:`swipe.Decoder.add_words`: ``words`` can be output from the next decode on."""
