@@ -6,6 +6,7 @@ Needs Node and the JavaScript package (``npm ci --prefix js``); skipped without 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -94,3 +95,16 @@ def test_js_decoder_names_a_bad_folder_in_one_line(tmp_path):
     assert done.returncode == 1
     assert done.stderr.strip() == (f"decode.mjs: error: {tmp_path}/model.json: tokenizer.alphabet: "
                                    "must be a string, not 3")
+
+
+def test_the_docs_node_example_runs(folders):
+    """docs/javascript.md's example, given a real swipe, prints its word first."""
+    text = (ROOT / "docs" / "javascript.md").read_text(encoding="utf-8")
+    code = re.search(r"^```js\n(.*?)^```", text, re.MULTILINE | re.DOTALL).group(1)
+    row = json.loads(REAL_EN_SWIPES.read_text(encoding="utf-8").splitlines()[0])
+    points = "".join(f"const {axis} = {json.dumps(row['curve'][axis])};\n" for axis in "xyt")
+    code = points + code.replace('"en_onnx"', json.dumps(str(folders["en_hws"])))
+    done = subprocess.run([NODE, "--input-type=module", "-e", code], cwd=JS, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"word: '{row['word']}'" in done.stdout.split("}")[0]
