@@ -25,9 +25,9 @@ JS = ROOT / "js"
 NODE = shutil.which("node")
 
 pytestmark = [
-    pytest.mark.skipif(NODE is None, reason="node is not installed (the JavaScript decoder needs Node >= 18)"),
+    pytest.mark.skipif(NODE is None, reason="node is not installed (the JavaScript decoder needs Node 18+)"),
     pytest.mark.skipif(not (JS / "node_modules").is_dir(),
-                       reason="js/node_modules is missing: install the JavaScript decoder with `npm ci --prefix js`"),
+                       reason="js/node_modules is missing: install it with `npm ci --prefix js`"),
 ]
 
 TOP_K = 10  # more proposals than the pipeline asks for (template_candidates), to compare more words
@@ -57,7 +57,8 @@ input.swipes.forEach(({ x, y }, i) => {
   out.rescored.push(input.x_scales.map((scale, v) => {
     const xs = Float64Array.from(x, (value) => value * scale);
     const priors = v === 0 ? input.priors[i] : null;
-    return rescorer.rescore(input.candidates[i], layout, xs, Float64Array.from(y), priors).map(([s, w]) => [number(s), w]);
+    const row = rescorer.rescore(input.candidates[i], layout, xs, Float64Array.from(y), priors);
+    return row.map(([s, w]) => [number(s), w]);
   }));
   out.precise.push(rescorer.mayBePrecise(layout, x, y));
 });
@@ -86,7 +87,7 @@ def precise_swipe(layout: Layout, word: str) -> tuple[list[float], list[float]]:
     """A swipe drawn through the key centres of ``word``, a few points per key."""
     centres = layout.centers[[layout.key_index_for_char(c) for c in word]].astype(np.float64)
     points = [centres[0]]
-    for a, b in zip(centres[:-1], centres[1:]):
+    for a, b in zip(centres[:-1], centres[1:], strict=True):
         points += [a + (b - a) * f for f in (0.25, 0.5, 0.75, 1.0)]
     return [float(p[0]) for p in points], [float(p[1]) for p in points]
 
@@ -114,10 +115,6 @@ def candidate_list(proposals: list[tuple[float, str]], target: str) -> list[tupl
     return list(zip(scores, words, strict=True))
 
 
-def finite(value: float | str) -> float:
-    return float(value)  # "-Infinity", "Infinity" and "NaN" as JSON.stringify cannot write them
-
-
 def compare(folder: Path, count: int, tmp_path: Path) -> None:
     trie = Trie.read(folder / "lexicon.npz")
     layout = load_layouts_file(folder / "layouts.json")["hws_fitted"]
@@ -135,8 +132,9 @@ def compare(folder: Path, count: int, tmp_path: Path) -> None:
         candidates.append(row)
         priors.append(prior)
         expected["proposals"].append(proposals)
-        expected["rescored"].append([rescorer.rescore(row, layout, x64 * scale, y64, prior if v == 0 else None)
-                                     for v, scale in enumerate(X_SCALES)])
+        views = [rescorer.rescore(row, layout, x64 * scale, y64, prior if v == 0 else None)
+                 for v, scale in enumerate(X_SCALES)]
+        expected["rescored"].append(views)
         expected["precise"].append(rescorer.may_be_precise(layout, x64, y64))
     assert any(expected["precise"]) and not all(expected["precise"])
 
@@ -153,18 +151,22 @@ def compare(folder: Path, count: int, tmp_path: Path) -> None:
     got = json.loads(done.stdout)
 
     assert got["precise"] == expected["precise"]
-    pairs = [(e, g, f"swipe {i} proposals") for i, (e, g) in enumerate(zip(expected["proposals"], got["proposals"]))]
-    for i, (views, got_views) in enumerate(zip(expected["rescored"], got["rescored"], strict=True)):
-        pairs += [(e, g, f"swipe {i} rescored at x scale {s}") for e, g, s in zip(views, got_views, X_SCALES)]
-    assert len(got["proposals"]) == len(swipes)
-    for want, have, what in pairs:
-        assert [w for _, w in have] == [w for _, w in want], what
-        for (want_score, _), (have_score, _) in zip(want, have):
-            have_score = finite(have_score)
-            if math.isinf(want_score):
-                assert have_score == want_score, what
-            else:
-                assert abs(have_score - want_score) <= 1e-6, what
+    assert len(got["proposals"]) == len(got["rescored"]) == len(swipes)
+    for i in range(len(swipes)):
+        assert_same_row(got["proposals"][i], expected["proposals"][i], f"swipe {i}: proposals")
+        for scale, have, want in zip(X_SCALES, got["rescored"][i], expected["rescored"][i], strict=True):
+            assert_same_row(have, want, f"swipe {i}: rescored at x scale {scale}")
+
+
+def assert_same_row(have: list, want: list, what: str) -> None:
+    """The same words in the same order, scores within 1e-6 (-inf where Python's is -inf)."""
+    assert [word for _, word in have] == [word for _, word in want], what
+    for (have_score, _), (want_score, _) in zip(have, want, strict=True):
+        have_score = float(have_score)  # the script writes "-Infinity", which JSON cannot hold as a number
+        if math.isinf(want_score):
+            assert have_score == want_score, what
+        else:
+            assert abs(have_score - want_score) <= 1e-6, what
 
 
 def test_js_templates_equal_python_on_real_swipes(folder, tmp_path):
