@@ -100,6 +100,10 @@ def swipes_to_compare(layout: Layout, count: int) -> list[tuple[list[float], lis
         swipes.append((row["curve"]["x"], row["curve"]["y"], row["word"]))
     for word in ("hello", "the", "pay", "party", "minimum"):
         swipes.append((*precise_swipe(layout, word), word))
+    x, y = precise_swipe(layout, "hello")
+    # Drawn two rows above the keyboard (the matcher widens its search), and far beside it (none found).
+    swipes.append((x, [v - 2 * layout.key_height for v in y], "hello"))
+    swipes.append(([v + 30 * layout.key_width for v in x], y, "hello"))
     centre = layout.centers[layout.key_index_for_char("a")].astype(np.float64)
     swipes.append(([float(centre[0])], [float(centre[1])], "a"))  # a one-point tap
     swipes.append(([float(centre[0]) + 3, float(centre[0]) + 4], [float(centre[1]) - 2] * 2, "a"))
