@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import sys
 import tempfile
 import threading
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from swipe.decoding.user_words import VerbatimSettings
 from swipe.demo import DemoServer, Engine, PromptList, Recorder
 from swipe.formats import read_curves
 from swipe.keyboard import bundled_layout
@@ -248,6 +250,71 @@ def test_two_recorded_swipes_read_back_through_formats(driver, engine, tmp_path)
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     assert rows[0]["curve"]["grid"] == bundled_layout("hws_fitted").to_grid()
     assert rows[0]["device"]["pointer_type"] == "mouse" and rows[0]["device"]["scale"] > 0
+
+
+@pytest.fixture()
+def own_engine():
+    """The demo's engine (the model's own settings), of its own: the words these tests add and learn
+    stay out of the others'."""
+    return Engine("en_hws")
+
+
+def test_a_word_added_in_the_page_is_swiped_first_and_a_bad_one_is_a_one_line_error(driver, own_engine):
+    from selenium.webdriver.common.by import By
+
+    server = start_server(own_engine)
+    try:
+        open_page(driver, server)
+        swipe_word(driver, "swipeable")
+        assert "swipeable" not in wait_for(lambda: shown_candidates(driver))
+        box = driver.find_element(By.ID, "new-word")
+        box.send_keys("zorb1ax\n")
+        error = wait_for(lambda: page_text(driver, "status"))
+        assert "'1'" in error and "\n" not in error
+        page_errors(driver)  # the refused word's 400
+        assert box.get_attribute("value") == "zorb1ax"  # left to be corrected
+        box.clear()
+        box.send_keys("Swipeable\n")  # trimmed and lower-cased in the page
+        wait_for(lambda: page_text(driver, "added") == "added swipeable: swipe it")
+        assert page_text(driver, "status") == "" and "swipeable" in own_engine.decoder.lexicon
+        swipe_word(driver, "swipeable")
+        words = wait_for(lambda: shown_candidates(driver))
+        assert words[0] == "swipeable", words
+        assert page_errors(driver) == []
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_picking_a_candidate_learns_it_and_the_verbatim_candidate_is_shown_apart(driver, own_engine):
+    from selenium.webdriver.common.by import By
+
+    # Offered on every swipe whose verbatim string is not a lexicon word, however it scores.
+    own_engine.decoder.verbatim_settings = VerbatimSettings(lexicon_below=math.inf, verbatim_above=-math.inf)
+    server = start_server(own_engine)
+    try:
+        open_page(driver, server)
+        swipe_word(driver, "kubernetes")
+        words = wait_for(lambda: shown_candidates(driver))
+        wait_for(lambda: driver.execute_script("return state.attention !== null"))  # shown, not redrawn again
+        buttons = driver.find_elements(By.CSS_SELECTOR, "#candidates button")
+        verbatim = driver.find_elements(By.CSS_SELECTOR, "#candidates button.verbatim")
+        assert len(verbatim) == 1 and buttons[1] == verbatim[0]  # second
+        typed = words[1]
+        assert typed not in own_engine.decoder.lexicon
+        assert verbatim[0].text.startswith(f"“{typed}”")
+        assert "not a word" in verbatim[0].get_attribute("title")
+        assert verbatim[0].value_of_css_property("font-style") == "italic"
+        verbatim[0].click()  # picked: learned, so now a word of the user's
+        wait_for(lambda: page_text(driver, "typed") == typed)
+        assert own_engine.decoder.user_words.count(typed) == 1.0 and typed in own_engine.decoder.lexicon
+        driver.find_elements(By.CSS_SELECTOR, "#candidates button")[0].click()
+        wait_for(lambda: page_text(driver, "typed") == f"{typed} {words[0]}")
+        assert own_engine.decoder.user_words.count(words[0]) == 1.0
+        assert page_errors(driver) == []
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def screenshot(out: str) -> None:

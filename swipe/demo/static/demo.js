@@ -24,8 +24,9 @@ async function api(path, body) {
 
 // Where swipes are decoded: state.decoder names one of these. "server" posts the swipe to the server;
 // static/ondevice.mjs adds "browser" (decoded in this page: no point leaves it). decode(body) answers
-// {candidates: [{word, score}], ms, where}; explain(body, word) {template, attention} (attention: null
-// where the decoder has none).
+// {candidates: [{word, score, in_lexicon}], ms, where}; explain(body, word) {template, attention}
+// (attention: null where the decoder has none). The user's words: learn(word) (a picked candidate)
+// and add(word), where the decoder keeps them (a decoder without them learns nothing).
 const decoders = {
   server: {
     async decode(body) {
@@ -39,6 +40,8 @@ const decoders = {
       ]);
       return {template: template.points, attention: attention};
     },
+    async learn(word) { return (await api("/api/learn", {word: word})).learned; },
+    async add(word) { return (await api("/api/words", {word: word})).added; },
   },
 };
 
@@ -250,16 +253,46 @@ function showCandidates() {
   state.candidates.forEach((c, i) => {
     const button = document.createElement("button");
     button.type = "button";
-    button.className = i === state.selected ? "selected" : "";
+    const verbatim = c.in_lexicon === false;  // the model's own spelling, outside the lexicon
+    button.className = (i === state.selected ? "selected " : "") + (verbatim ? "verbatim" : "");
     button.dataset.word = c.word;
+    if (verbatim) button.title = "as you swiped it: not a word the keyboard knows; pick it to add it";
     button.innerHTML = `<span class="word"></span><span class="score">${c.score.toFixed(2)}</span>`;
-    button.firstChild.textContent = c.word;
-    button.addEventListener("click", () => select(i).catch((err) => status(err.message)));
+    button.firstChild.textContent = verbatim ? `“${c.word}”` : c.word;
+    button.addEventListener("click", () => chooseCandidate(i).catch((err) => status(err.message)));
     const item = document.createElement("li");
     item.append(button);
     list.append(item);
   });
 }
+
+// ---- the user's words ----------------------------------------------------------------------------
+
+// The user picked candidate i: it goes into the typed text and is learned (ranks higher from now on;
+// a verbatim candidate becomes a word of theirs), then its template and attention are shown.
+async function chooseCandidate(i) {
+  const word = state.candidates[i].word, decoder = decoders[state.decoder];
+  const learned = decoder.learn && decoder.learn(word).then(() => {
+    $("typed").textContent = `${$("typed").textContent} ${word}`.trim();
+  });
+  await Promise.all([select(i), learned]);
+}
+
+// The add-a-word box: the decoder outputs the word from the next swipe on.
+async function addWord(event) {
+  event.preventDefault();
+  const input = $("new-word"), word = input.value.trim().toLowerCase(), decoder = decoders[state.decoder];
+  if (!word) return;
+  if (!decoder.add) throw new Error("adding words needs decoding on the server");
+  status("");
+  $("added").textContent = `added ${await decoder.add(word)}: swipe it`;
+  input.value = "";
+}
+
+$("add-word").addEventListener("submit", (event) => addWord(event).catch((err) => {
+  $("added").textContent = "";
+  status(err.message);
+}));
 
 // Show candidate i of the decoded swipe: its template and where the model looked while reading it.
 async function select(i) {
