@@ -36,8 +36,10 @@ from bench.common import REAL_EN_SWIPES  # noqa: E402
 
 WARM_UP = 10  # swipes decoded before timing
 
+# Started in the page, its answer read back when done (a WebDriver call must not wait minutes).
 _PAGE_SCRIPT = """
-const [swipes, warmUp, int8, done] = arguments;
+const [swipes, warmUp, int8] = arguments;
+const done = (answer) => { window.benchAnswer = answer; };
 import('/static/ondevice.mjs').then(async (m) => {
   const start = performance.now();
   const decoder = await m.loadBrowserDecoder(undefined, {int8: int8});
@@ -88,11 +90,12 @@ def browser(onnx: Path, swipes: list[Any], int8: bool) -> dict[str, Any]:
     profile = tempfile.TemporaryDirectory(prefix="swipe-chromium-")
     driver = start_chromium(Path(profile.name))
     try:
-        driver.set_script_timeout(3600)
         open_page(driver, server)
         rows = [{"x": list(map(float, s.x)), "y": list(map(float, s.y)), "t": list(map(float, s.t)),
                  "layout": s.layout} for s in swipes]
-        out = driver.execute_async_script(_PAGE_SCRIPT, rows, WARM_UP, int8)
+        driver.execute_script(_PAGE_SCRIPT, rows, WARM_UP, int8)
+        while (out := driver.execute_script("return window.benchAnswer || null")) is None:
+            time.sleep(1)
     finally:
         driver.quit()
         server.shutdown()
@@ -144,14 +147,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nsame candidate list: {same}/{len(swipes)}; same first word: {top}/{len(swipes)}; "
               f"page's p50 / Python's p50 = {np.percentile(js_ms, 50) / np.percentile(py_ms, 50):.2f}")
         print(f"\npage load (fetch + compile + sessions): {page['loadMs'] / 1000:.1f} s\n")
-        print("| file fetched by the page | bytes | gzip -6 bytes |\n| --- | ---: | ---: |")
-        total = total_gz = 0
-        for path, size in sorted(page["files"]):
+        groups = {"onnx": f"the model: {onnx.name}/ ({graphs})", "ort": "onnxruntime-web (WebAssembly)",
+                  "js": "the decoder module (js/src)"}
+        sizes = {group: [0, 0, 0] for group in groups}  # files, bytes, gzip bytes
+        for path, size in page["files"]:
+            group = sizes[path.split("/")[1]]
             local = files.file(path)
-            gz = gzip_size(local) if local is not None else 0
-            total, total_gz = total + size, total_gz + gz
-            print(f"| {path} | {size:,} | {gz:,} |")
-        print(f"| all | {total:,} | {total_gz:,} |")
+            group[0] += 1
+            group[1] += size
+            group[2] += gzip_size(local) if local is not None else 0
+        print("| downloaded by the page | files | bytes | gzip -6 bytes |\n| --- | ---: | ---: | ---: |")
+        for group, (count, size, gz) in sizes.items():
+            print(f"| {groups[group]} | {count} | {size:,} | {gz:,} |")
+        print(f"| all | {sum(v[0] for v in sizes.values())} | {sum(v[1] for v in sizes.values()):,} | "
+              f"{sum(v[2] for v in sizes.values()):,} |")
     return 0
 
 

@@ -195,7 +195,8 @@ def test_the_browser_decodes_real_swipes_as_the_python_runtime_does(page, onnx_f
 
     driver, _ = page
     swipes = [swipe for swipe, _ in read_swipes(REAL_EN_SWIPES)[:PARITY_SWIPES]]
-    expected = [OnnxDecoder(onnx_folder).decode_one(s.x, s.y, s.t, s.layout) for s in swipes]
+    python = OnnxDecoder(onnx_folder)
+    expected = [python.decode_one(s.x, s.y, s.t, s.layout) for s in swipes]
     got = driver.execute_async_script(
         "const [swipes, done] = arguments;"
         "import('/static/ondevice.mjs').then(async (m) => {"
