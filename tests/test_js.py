@@ -5,6 +5,7 @@ Needs Node and the JavaScript package (``npm ci --prefix js``); skipped without 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -16,7 +17,7 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-from swipe.export import main as export_main  # noqa: E402
+from swipe.decoding.user_words import VerbatimSettings  # noqa: E402
 from swipe.resources import REAL_EN_SWIPES  # noqa: E402
 from swipe.runtime import OnnxDecoder, read_swipes  # noqa: E402
 
@@ -31,21 +32,6 @@ pytestmark = pytest.mark.skipif(
     reason="needs node and the JavaScript package: install it with `npm ci --prefix js`")
 
 
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory) -> dict[str, Path]:
-    """ONNX folders of the shipped models, exported on first use."""
-    root = tmp_path_factory.mktemp("onnx")
-    made: dict[str, Path] = {}
-
-    class Folders(dict):
-        def __missing__(self, name: str) -> Path:
-            assert export_main([name, "--format", "onnx", "--out", str(root / name)]) == 0
-            made[name] = root / name
-            return made[name]
-
-    return Folders()
-
-
 def run_js(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
     """``node js/bin/decode.mjs ARGS``."""
     assert NODE is not None
@@ -53,38 +39,47 @@ def run_js(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
                           timeout=timeout)
 
 
-def js_candidates(folder: Path, swipes: Path) -> list[list[tuple[float, str]]]:
-    """Each swipe's candidates from the JavaScript decoder in Node."""
-    done = run_js(str(folder), str(swipes), "--batch", str(BATCH))
+def js_candidates(folder: Path, swipes: Path, verbatim: VerbatimSettings | None
+                  ) -> list[list[tuple[float, str, bool]]]:
+    """Each swipe's candidates from the JavaScript decoder in Node: (score, word, in lexicon)."""
+    options = [] if verbatim is None else ["--verbatim", json.dumps(dataclasses.asdict(verbatim))]
+    done = run_js(str(folder), str(swipes), "--batch", str(BATCH), *options)
     assert done.returncode == 0, done.stderr
-    return [[(c["score"], c["word"]) for c in json.loads(line)] for line in done.stdout.splitlines()]
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    return [[(c["score"], c["word"], c["inLexicon"]) for c in row] for row in rows]
 
 
-def check_parity(folder: Path, lines: list[str], tmp: Path) -> None:
+def check_parity(folder: Path, lines: list[str], tmp: Path, verbatim: VerbatimSettings | None = None) -> None:
     path = tmp / "swipes.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     swipes = [swipe for swipe, _ in read_swipes(path)]
-    decoder = OnnxDecoder(folder)
-    expected = [row for start in range(0, len(swipes), BATCH)
+    decoder = OnnxDecoder(folder, verbatim=verbatim)
+    expected = [[(c.score, c.word, c.in_lexicon) for c in row] for start in range(0, len(swipes), BATCH)
                 for row in decoder.decode(swipes[start:start + BATCH])]
-    got = js_candidates(folder, path)
+    got = js_candidates(folder, path, verbatim)
     assert len(got) == len(expected)
     for i, (want, have) in enumerate(zip(expected, got, strict=True)):
-        words = [word for _, word in want]
-        assert [word for _, word in have] == words, f"swipe {i}: {have[:5]} != {want[:5]}"
-        worst = max((abs(a - b) for (a, _), (b, _) in zip(have, want, strict=True)), default=0.0)
+        assert [c[1:] for c in have] == [c[1:] for c in want], f"swipe {i}: {have[:5]} != {want[:5]}"
+        worst = max((abs(a[0] - b[0]) for a, b in zip(have, want, strict=True)), default=0.0)
         assert worst <= TOLERANCE, f"swipe {i}: scores differ by {worst:.2e}"
 
 
-def test_js_decoder_equals_the_runtime_on_real_swipes(folders, tmp_path):
+def test_js_decoder_equals_the_runtime_on_real_swipes(onnx_folders, tmp_path):
     lines = REAL_EN_SWIPES.read_text(encoding="utf-8").splitlines()
-    check_parity(folders["en_hws"], lines[::17][:48], tmp_path)  # spread over the 800
+    check_parity(onnx_folders["en_hws"], lines[::17][:48], tmp_path)  # spread over the 800
+
+
+def test_js_verbatim_candidate_equals_the_runtimes(onnx_folders, tmp_path):
+    """Offered everywhere: the network's best string without the lexicon, searched without a trie."""
+    lines = REAL_EN_SWIPES.read_text(encoding="utf-8").splitlines()
+    everywhere = VerbatimSettings(lexicon_below=1e9, verbatim_above=-1e9)
+    check_parity(onnx_folders["en_hws"], lines[5::50], tmp_path, everywhere)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["en_hws", "en_hws_transformer"])
-def test_js_decoder_equals_the_runtime_on_all_real_swipes(folders, model, tmp_path):
-    check_parity(folders[model], REAL_EN_SWIPES.read_text(encoding="utf-8").splitlines(), tmp_path)
+def test_js_decoder_equals_the_runtime_on_all_real_swipes(onnx_folders, model, tmp_path):
+    check_parity(onnx_folders[model], REAL_EN_SWIPES.read_text(encoding="utf-8").splitlines(), tmp_path)
 
 
 def test_js_decoder_names_a_bad_folder_in_one_line(tmp_path):
@@ -97,13 +92,13 @@ def test_js_decoder_names_a_bad_folder_in_one_line(tmp_path):
                                    "must be a string, not 3")
 
 
-def test_the_docs_node_example_runs(folders):
+def test_the_docs_node_example_runs(onnx_folders):
     """docs/javascript.md's example, given a real swipe, prints its word first."""
     text = (ROOT / "docs" / "javascript.md").read_text(encoding="utf-8")
     code = re.search(r"^```js\n(.*?)^```", text, re.MULTILINE | re.DOTALL).group(1)
     row = json.loads(REAL_EN_SWIPES.read_text(encoding="utf-8").splitlines()[0])
     points = "".join(f"const {axis} = {json.dumps(row['curve'][axis])};\n" for axis in "xyt")
-    code = points + code.replace('"en_onnx"', json.dumps(str(folders["en_hws"])))
+    code = points + code.replace('"en_onnx"', json.dumps(str(onnx_folders["en_hws"])))
     done = subprocess.run([NODE, "--input-type=module", "-e", code], cwd=JS, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr

@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // Decode the swipes of a jsonl file with an ONNX export folder, in Node: one JSON line per swipe,
-// its candidates best first ([{"word", "score"}, ...]).
+// its candidates best first ([{"word", "score", "inLexicon"}, ...]; --verbatim '{}': with the
+// network's best string without the lexicon, inLexicon false, where no lexicon word scores well;
+// the object may set lexicon_below, verbatim_above, position).
 //
-//   node js/bin/decode.mjs FOLDER SWIPES.jsonl [--batch N] [--settings '{"beam_size": 8}'] [--int8]
+//   node js/bin/decode.mjs FOLDER SWIPES.jsonl [--batch N] [--settings '{"beam_size": 8}'] [--int8] [--verbatim '{}']
 //
 // SWIPES.jsonl: rows {"curve": {"x": [...], "y": [...], "t": [...], "grid_name": "..."}}, as
 // python -m swipe.runtime reads them.
@@ -12,7 +14,7 @@ import { parseArgs } from "node:util";
 import * as ort from "onnxruntime-node";
 import { loadDecoder } from "../src/index.mjs";
 
-const usage = "usage: node js/bin/decode.mjs FOLDER SWIPES.jsonl [--batch N] [--settings JSON] [--int8]\n"
+const usage = "usage: node js/bin/decode.mjs FOLDER SWIPES.jsonl [--batch N] [--settings JSON] [--int8] [--verbatim JSON]\n"
   + "example: node js/bin/decode.mjs en_onnx swipe/resources/swipes/hws_real_en_dev.jsonl --batch 16";
 
 function fail(message) {
@@ -25,7 +27,7 @@ try {
   args = parseArgs({
     allowPositionals: true,
     options: { batch: { type: "string", default: "1" }, settings: { type: "string", default: "{}" },
-      int8: { type: "boolean", default: false }, help: { type: "boolean", short: "h" } },
+      int8: { type: "boolean", default: false }, verbatim: { type: "string" }, help: { type: "boolean", short: "h" } },
   });
 } catch (err) {
   fail(err.message);
@@ -38,12 +40,15 @@ if (args.positionals.length !== 2) fail("give the export folder and a jsonl file
 const [folder, path] = args.positionals;
 const batch = Number(args.values.batch);
 if (!(Number.isInteger(batch) && batch >= 1)) fail(`--batch must be a whole number from 1, not ${args.values.batch}`);
-let settings;
-try {
-  settings = JSON.parse(args.values.settings);
-} catch (err) {
-  fail(`--settings is not a JSON object (${err.message})`);
+function object(option, text) {
+  try {
+    const value = JSON.parse(text);
+    if (value && typeof value === "object" && !Array.isArray(value)) return value;
+  } catch {}
+  return fail(`--${option} must be a JSON object, not ${text}`);
 }
+const settings = object("settings", args.values.settings);
+const verbatim = args.values.verbatim === undefined ? null : object("verbatim", args.values.verbatim);
 
 const swipes = [];
 let text;
@@ -63,7 +68,7 @@ text.split("\n").forEach((line, i) => {
 });
 
 try {
-  const decoder = await loadDecoder(folder, { ort, int8: args.values.int8, settings });
+  const decoder = await loadDecoder(folder, { ort, int8: args.values.int8, settings, verbatim });
   for (let start = 0; start < swipes.length; start += batch) {
     for (const row of await decoder.decodeMany(swipes.slice(start, start + batch))) {
       process.stdout.write(`${JSON.stringify(row)}\n`);

@@ -5,35 +5,38 @@ import { OnnxFolderError, folderReader, readExportFolder } from "./folder.mjs";
 import { Pipeline, readSettings } from "./pipeline.mjs";
 import { SwipeError, checkSwipe } from "./swipe.mjs";
 import { Trie } from "./trie.mjs";
+import { DEFAULT_VERBATIM, offerVerbatim } from "./user_words.mjs";
 
 /** Decodes swipes with an ONNX folder; made by loadDecoder. */
 export class OnnxDecoder {
-  constructor(exported, pipeline) {
+  constructor(exported, pipeline, verbatim = null) {
     this.export = exported;
     this.manifest = exported.manifest;
     this.settings = pipeline.settings;
     this.layouts = new Map(exported.layouts.map((layout) => [layout.name, layout]));
     this.pipeline = pipeline;
+    this.verbatim = verbatim;
   }
 
   /**
    * The candidates of one swipe, best first.
    * @param {{x: number[], y: number[], t: number[], layout: string}} swipe  pixels of its layout, ms
-   * @returns {Promise<{word: string, score: number}[]>}  higher scores are better
+   * @returns {Promise<{word: string, score: number, inLexicon: boolean}[]>}  higher scores are
+   *   better; inLexicon false: the verbatim candidate (where the `verbatim` option offers it)
    */
   async decode(swipe) {
-    const [row] = await this.decodeRows([swipe]);
-    return row.map(([score, word]) => ({ word, score }));
+    const [row] = await this.decodeMany([swipe]);
+    return row;
   }
 
   /** The candidates of each swipe (decoded as one batch), as decode's. */
   async decodeMany(swipes) {
-    const rows = await this.decodeRows(swipes);
-    return rows.map((row) => row.map(([score, word]) => ({ word, score })));
+    const checked = this.check(swipes);
+    return offerVerbatim(this.pipeline, checked, await this.pipeline.decode(checked), this.verbatim);
   }
 
-  /** Each swipe's candidates as the pipeline's rows: [score, word] pairs, best first. */
-  async decodeRows(swipes) {
+  /** Swipes checked as every reader checks them (an OnnxFolderError naming the problem). */
+  check(swipes) {
     const checked = swipes.map((swipe) => {
       if (!this.pipeline.layoutIds.has(swipe.layout)) {
         throw new OnnxFolderError(`layout '${swipe.layout}' is not one of the model's [${[...this.layouts.keys()].join(", ")}]`);
@@ -44,7 +47,7 @@ export class OnnxDecoder {
         throw err instanceof SwipeError ? new OnnxFolderError(err.message) : err;
       }
     });
-    return this.pipeline.decode(checked);
+    return checked;
   }
 }
 
@@ -52,13 +55,15 @@ export class OnnxDecoder {
  * Load the decoder of an ONNX export folder (`python -m swipe.export MODEL --format onnx --out DIR`).
  *
  * @param source  the folder: a path in Node, a URL in a browser, or async (name) => Uint8Array
- * @param options  {ort, int8 = false, threads = 1, settings = {}}: `ort` the onnxruntime module
- *   (onnxruntime-node or onnxruntime-web); `settings` overrides of decoding.json's values
- *   (beam_size, prior_weight, length_penalty, template_weight, ...)
+ * @param options  {ort, int8 = false, threads = 1, settings = {}, verbatim = null}: `ort` the
+ *   onnxruntime module (onnxruntime-node or onnxruntime-web); `settings` overrides of
+ *   decoding.json's values (beam_size, prior_weight, length_penalty, template_weight, ...);
+ *   `verbatim` true (or {lexicon_below, verbatim_above, position}) offers the network's best
+ *   string without the lexicon where no lexicon word scores well
  * @returns {Promise<OnnxDecoder>}
  * @throws {OnnxFolderError}  the first problem of the folder, one line naming the file and field
  */
-export async function loadDecoder(source, { ort, int8 = false, threads = 1, settings = {} } = {}) {
+export async function loadDecoder(source, { ort, int8 = false, threads = 1, settings = {}, verbatim = null } = {}) {
   if (!ort?.InferenceSession) throw new TypeError("loadDecoder: pass the onnxruntime module as { ort }");
   const where = typeof source === "function" ? "" : `${source}`.replace(/\/?$/, "/");
   let exported;
@@ -75,5 +80,6 @@ export async function loadDecoder(source, { ort, int8 = false, threads = 1, sett
   const backend = new OnnxBackend(ort, exported.encoder, exported.decoderStep, exported.manifest.graphs, numTokens);
   const templates = chosen.template_weight || chosen.template_candidates ? await import("./templates.mjs") : null;
   const pipeline = new Pipeline(backend, vocabulary, exported.layouts, prep, chosen, trie, templates);
-  return new OnnxDecoder(exported, pipeline);
+  const offered = verbatim ? { ...DEFAULT_VERBATIM, ...(verbatim === true ? {} : verbatim) } : null;
+  return new OnnxDecoder(exported, pipeline, offered);
 }

@@ -17,7 +17,8 @@ export class OnnxFolderError extends Error {}
 /** A function reading a file of the folder by name: fs in Node, fetch in a browser. */
 export function folderReader(source) {
   if (typeof source === "function") return source;
-  const isUrl = source instanceof URL || /^[a-z][a-z0-9+.-]*:\/\//i.test(source) || typeof window !== "undefined";
+  const inNode = typeof process !== "undefined" && Boolean(process.versions?.node);
+  const isUrl = source instanceof URL || /^[a-z][a-z0-9+.-]*:\/\//i.test(source) || !inNode;
   if (isUrl) {
     const base = new URL(String(source).endsWith("/") ? String(source) : `${source}/`,
       typeof location !== "undefined" ? location.href : undefined);
@@ -110,6 +111,8 @@ function readDecoding(values, overrides) {
   fields.number("template_weight", 0.0, 1e3, true);
   fields.number("template_prior_weight", -1e3, 1e3, true);
   fields.number("views_below", -Infinity, Infinity, true);
+  fields.number("views_margin", -Infinity, Infinity, true);
+  fields.number("templates_below", -Infinity, Infinity, true);
   fields.integer("template_candidates", 0, 10000, true);
   const notApplied = fields.get("not_applied", "object", true) ?? {};
   for (const name of ["x_scales", "wide_x_scales"]) {

@@ -22,8 +22,10 @@ export const DEFAULT_SETTINGS = Object.freeze({
   template_prior_weight: 1.0,
   x_scales: [1.0],
   views_below: null,
+  views_margin: null,
   wide_x_scales: [],
   template_candidates: 0,
+  templates_below: null,
 });
 
 /** The pipeline's settings from the values of a folder's decoding.json (decoder.py's read_settings). */
@@ -88,10 +90,14 @@ export function mergeViews(rows) {
   return ranked.slice(0, most).map(([word, score]) => [score, word]);
 }
 
-/** Indices of the rows whose best score is below `threshold` (or that have no candidate). */
-export function scoringBelow(rows, threshold) {
+/** Indices of the rows whose best score is below `threshold` (or that have no candidate) and, if
+ * `margin` is given, whose best two scores are less than `margin` apart (one candidate: any). */
+export function scoringBelow(rows, threshold, margin = null) {
   const out = [];
-  rows.forEach((row, j) => { if (!row.length || row[0][0] < threshold) out.push(j); });
+  rows.forEach((row, j) => {
+    if (!row.length || (row[0][0] < threshold
+        && (margin === null || row.length < 2 || row[0][0] - row[1][0] < margin))) out.push(j);
+  });
   return out;
 }
 
@@ -161,7 +167,7 @@ export class Pipeline {
     if (!sameScales(first, [1.0])) memory = null; // not the swipes as drawn, which the template candidates read
     if (s.views_below !== null) {
       const others = s.x_scales.filter((scale) => scale !== 1.0);
-      await this.addViews(swipes, rows, scoringBelow(rows, s.views_below), others);
+      await this.addViews(swipes, rows, scoringBelow(rows, s.views_below, s.views_margin), others);
     }
     if (s.wide_x_scales.length) {
       const wide = [];
@@ -169,7 +175,7 @@ export class Pipeline {
       await this.addViews(swipes, rows, wide, s.wide_x_scales);
     }
     if (s.template_candidates) {
-      const below = s.views_below === null ? Infinity : s.views_below;
+      const below = s.templates_below !== null ? s.templates_below : s.views_below === null ? Infinity : s.views_below;
       // Also the swipes drawn through key centres: a beam that missed such a word is rare but the
       // templates know it.
       const which = new Set(scoringBelow(rows, below));
