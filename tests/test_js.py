@@ -1,5 +1,6 @@
 """The JavaScript decoder (js/, on onnxruntime-node) gives swipe.runtime's candidates: every word of
-every list equal, scores within 1e-4, on real swipes with each model's own decoding settings.
+every list equal, scores within 1e-4, on real swipes with each model's own decoding settings (fp32
+graphs; the int8 ones too, under -m slow).
 
 Needs Node and the JavaScript package (``npm ci --prefix js``); skipped without them."""
 
@@ -39,24 +40,26 @@ def run_js(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
                           timeout=timeout)
 
 
-def js_candidates(folder: Path, swipes: Path, verbatim: VerbatimSettings | None
+def js_candidates(folder: Path, swipes: Path, verbatim: VerbatimSettings | None, int8: bool
                   ) -> list[list[tuple[float, str, bool]]]:
     """Each swipe's candidates from the JavaScript decoder in Node: (score, word, in lexicon)."""
     options = [] if verbatim is None else ["--verbatim", json.dumps(dataclasses.asdict(verbatim))]
+    options += ["--int8"] if int8 else []
     done = run_js(str(folder), str(swipes), "--batch", str(BATCH), *options)
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     return [[(c["score"], c["word"], c["inLexicon"]) for c in row] for row in rows]
 
 
-def check_parity(folder: Path, lines: list[str], tmp: Path, verbatim: VerbatimSettings | None = None) -> None:
+def check_parity(folder: Path, lines: list[str], tmp: Path, verbatim: VerbatimSettings | None = None,
+                 int8: bool = False) -> None:
     path = tmp / "swipes.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     swipes = [swipe for swipe, _ in read_swipes(path)]
-    decoder = OnnxDecoder(folder, verbatim=verbatim)
+    decoder = OnnxDecoder(folder, int8=int8, verbatim=verbatim)
     expected = [[(c.score, c.word, c.in_lexicon) for c in row] for start in range(0, len(swipes), BATCH)
                 for row in decoder.decode(swipes[start:start + BATCH])]
-    got = js_candidates(folder, path, verbatim)
+    got = js_candidates(folder, path, verbatim, int8)
     assert len(got) == len(expected)
     for i, (want, have) in enumerate(zip(expected, got, strict=True)):
         assert [c[1:] for c in have] == [c[1:] for c in want], f"swipe {i}: {have[:5]} != {want[:5]}"
@@ -77,9 +80,11 @@ def test_js_verbatim_candidate_equals_the_runtimes(onnx_folders, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", ["en_hws", "en_hws_transformer"])
-def test_js_decoder_equals_the_runtime_on_all_real_swipes(onnx_folders, model, tmp_path):
-    check_parity(onnx_folders[model], REAL_EN_SWIPES.read_text(encoding="utf-8").splitlines(), tmp_path)
+@pytest.mark.parametrize(("model", "int8"),
+                         [("en_hws", False), ("en_hws_transformer", False), ("en_hws", True)])
+def test_js_decoder_equals_the_runtime_on_all_real_swipes(onnx_folders, model, int8, tmp_path):
+    lines = REAL_EN_SWIPES.read_text(encoding="utf-8").splitlines()
+    check_parity(onnx_folders[model], lines, tmp_path, int8=int8)
 
 
 def test_js_decoder_names_a_bad_folder_in_one_line(tmp_path):
