@@ -80,6 +80,8 @@ class Setting(NamedTuple):
     wide_x_scales: tuple[float, ...] = ()
     views_below: float | None = None
     template_candidates: int = 0
+    views_margin: float | None = None
+    templates_below: float | None = None
 
     @property
     def label(self) -> str:
@@ -90,8 +92,12 @@ class Setting(NamedTuple):
             templates += f" views_below={self.views_below:g}"
         if self.wide_x_scales:
             templates += f" wide_x_scales={','.join(f'{s:g}' for s in self.wide_x_scales)}"
+        if self.views_margin is not None:
+            templates += f" views_margin={self.views_margin:g}"
         if self.template_candidates:
             templates += f" template_candidates={self.template_candidates}"
+        if self.templates_below is not None:
+            templates += f" templates_below={self.templates_below:g}"
         penalty = self.options.length_penalty
         length = "" if penalty == DEFAULT_LENGTH_PENALTY else f" length_penalty={penalty:g}"
         if isinstance(self.options, BeamOptions):
@@ -133,12 +139,16 @@ def settings_grid(
     wide_x_scales: Sequence[tuple[float, ...]] = ((),),
     views_below: Sequence[float | None] = (None,),
     template_candidates: Sequence[int] = (0,),
+    views_margins: Sequence[float | None] = (None,),
+    templates_below: Sequence[float | None] = (None,),
 ) -> list[Setting]:
     """Greedy for every prior weight, then beam search for every beam size and prior weight, each
     with every length penalty, template weight, set of keyboard-width views, set of views of
-    swipes that reach past the keyboard, score threshold of the views (None: every swipe) and
-    number of template candidates."""
-    rest = list(product(template_weights, x_scales, wide_x_scales, views_below, template_candidates))
+    swipes that reach past the keyboard, score threshold of the views (None: every swipe), number
+    of template candidates, margin of the views (None: any) and threshold of the template
+    candidates (None: that of the views)."""
+    rest = list(product(template_weights, x_scales, wide_x_scales, views_below, template_candidates,
+                        views_margins, templates_below))
     grid = []
     if "greedy" in generators:
         grid += [Setting("greedy", GreedyOptions(prior_weight=w, length_penalty=p), *r)
@@ -185,7 +195,7 @@ def evaluate_model(
     for setting in grid:
         job = DecodeJob(loader, curves, setting.generator, setting.options, trie, "cpu", setting.rescorer,
                         setting.x_scales, setting.wide_x_scales, setting.views_below,
-                        setting.template_candidates)
+                        setting.template_candidates, setting.views_margin, setting.templates_below)
         start = time.perf_counter()
         candidates = decode(job, batch_size, num_workers=0)
         seconds = time.perf_counter() - start
@@ -252,8 +262,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="score thresholds below which a swipe gets its --x-scales views (predict.py "
         "--views-below), comma-separated, inf: every swipe (default inf)")
     arg("--template-candidates", type=lambda s: parse_list(s, int), default=[0],
-        help="words the template matcher proposes to swipes scoring below --views-below "
+        help="words the template matcher proposes to swipes scoring below --templates-below "
         "(predict.py --template-candidates), comma-separated (default 0: none)")
+    arg("--views-margins", type=lambda s: parse_list(s, float), default=[math.inf],
+        help="the --x-scales views only where the best two words score less than this apart "
+        "(predict.py --views-margin), comma-separated, inf: any margin (default inf)")
+    arg("--templates-below", type=lambda s: parse_list(s, float), default=[math.nan],
+        help="score thresholds, after the views, below which a swipe gets template candidates "
+        "(predict.py --templates-below), comma-separated, nan: --views-below (default nan)")
     arg("--held-out", choices=["odd", "even"],
         help="report on these rows (1-based) and tune (mark the best setting) on the others")
     arg("--max-curves", type=int, help="decode only the first this many curves")
@@ -294,7 +310,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     grid = settings_grid(args.generators, args.beam_sizes, args.prior_weights, args.template_weights,
                          args.length_penalties, x_scales, wide_x_scales, views_below,
-                         args.template_candidates)
+                         args.template_candidates,
+                         [None if margin == math.inf else margin for margin in args.views_margins],
+                         [None if math.isnan(below) else below for below in args.templates_below])
     load_before = os.getloadavg()
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="eval-real-") as tmp:

@@ -452,6 +452,12 @@ def check_views_below(
         )
 
 
+def check_optional_number(value: float | None, name: str) -> None:
+    """Refuse a NaN where a number or None is expected."""
+    if value is not None and math.isnan(value):
+        raise DecodeError(f"{name}: expected a number, got nan")
+
+
 def check_speed(
     num_workers: int, batch_size: int, max_batch_points: int | None, device: str,
     names: dict[str, str] | None = None,
@@ -494,7 +500,9 @@ class DecodeJob(NamedTuple):
     views only for the curves that reach past their keyboard's right edge; ``()``: none.
     ``template_candidates``: for each curve whose best score (after the views) is below
     ``views_below`` (every curve where that is None), this many words from the template matcher;
-    0: none. Needs a lexicon. The stages themselves are :class:`swipe.decoding.pipeline.Pipeline`'s.
+    0: none. Needs a lexicon. ``views_margin`` and ``templates_below`` narrow these stages
+    (:class:`swipe.decoding.pipeline.Settings`). The stages themselves are
+    :class:`swipe.decoding.pipeline.Pipeline`'s.
     """
 
     model_loader: ModelLoader
@@ -508,12 +516,16 @@ class DecodeJob(NamedTuple):
     wide_x_scales: tuple[float, ...] = ()
     views_below: float | None = None
     template_candidates: int = 0
+    views_margin: float | None = None
+    templates_below: float | None = None
 
     def check(self) -> None:
         """Refuse inconsistent view and template settings (errors name the field)."""
         check_x_scales(self.x_scales)
         check_x_scales(self.wide_x_scales, "wide_x_scales", empty_ok=True)
         check_views_below(self.views_below, self.x_scales)
+        check_optional_number(self.views_margin, "views_margin")
+        check_optional_number(self.templates_below, "templates_below")
         check_template_candidates(self.template_candidates, self.trie is not None)
         if self.trie is None and self.options.prior_weight:
             raise GeneratorError(f"generator {self.generator!r}: a word-frequency prior (prior_weight > 0) "
@@ -531,7 +543,8 @@ class DecodeJob(NamedTuple):
             template_weight=0.0 if rescorer is None else rescorer.weight,
             template_prior_weight=1.0 if rescorer is None else rescorer.prior_weight,
             x_scales=tuple(self.x_scales), views_below=self.views_below,
-            wide_x_scales=tuple(self.wide_x_scales), template_candidates=self.template_candidates)
+            wide_x_scales=tuple(self.wide_x_scales), template_candidates=self.template_candidates,
+            views_margin=self.views_margin, templates_below=self.templates_below)
 
 
 class BatchDecoder:
@@ -751,6 +764,8 @@ class DecodingPlan(NamedTuple):
     wide_x_scales: tuple[float, ...]
     views_below: float | None
     template_candidates: int
+    views_margin: float | None = None
+    templates_below: float | None = None
 
 
 def plan_decoding(
@@ -813,7 +828,10 @@ def plan_decoding(
     check_views_below(below, x_scales, name("views_below"))
     count = settings.template_candidates if settings.template_candidates is not None else 0
     check_template_candidates(count, has_lexicon, name("template_candidates"))
-    return DecodingPlan(settings.generator, options, rescorer, x_scales, wide, below, count)
+    check_optional_number(settings.views_margin, name("views_margin"))
+    check_optional_number(settings.templates_below, name("templates_below"))
+    return DecodingPlan(settings.generator, options, rescorer, x_scales, wide, below, count,
+                        settings.views_margin, settings.templates_below)
 
 
 # ---- the Python API ---------------------------------------------------------------------------------
@@ -965,7 +983,7 @@ class Decoder:
         trie = self.trie if self.user_words is None else self.user_words.trie
         return DecodeJob(self._loader, curves, plan.generator, plan.options, trie, self.device,
                          plan.rescorer, plan.x_scales, plan.wide_x_scales, plan.views_below,
-                         plan.template_candidates)
+                         plan.template_candidates, plan.views_margin, plan.templates_below)
 
     def curves(self, curves: Sequence[Curve]) -> MemoryCurves:
         """``curves`` laid out, resampled and thinned as the model was trained."""

@@ -510,11 +510,17 @@ class DecodingSettings:
     views_below : float, optional
         Decode the ``x_scales`` views only for swipes scoring below this as drawn
         (``predict.py --views-below``); None: every swipe.
+    views_margin : float, optional
+        And only where their best two words score less than this apart (``predict.py
+        --views-margin``); None: whatever the margin.
     wide_x_scales : list of float, optional
         Views of swipes that reach past the keyboard (``predict.py --wide-x-scales``); None: none.
     template_candidates : int, optional
         Words the template matcher proposes to poorly scoring swipes (``predict.py
         --template-candidates``); None: none.
+    templates_below : float, optional
+        The score (after the views) below which a swipe gets them (``predict.py
+        --templates-below``); None: ``views_below``.
     chosen_on : str
         How the settings were chosen (for people; not read).
     """
@@ -529,8 +535,10 @@ class DecodingSettings:
     template_prior_weight: float = 1.0
     x_scales: tuple[float, ...] | None = None
     views_below: float | None = None
+    views_margin: float | None = None
     wide_x_scales: tuple[float, ...] | None = None
     template_candidates: int | None = None
+    templates_below: float | None = None
     chosen_on: str = ""
 
 

@@ -63,8 +63,10 @@ _FLAGS = {
     "template_prior_weight": "--template-prior-weight",
     "x_scales": "--x-scales",
     "views_below": "--views-below",
+    "views_margin": "--views-margin",
     "wide_x_scales": "--wide-x-scales",
     "template_candidates": "--template-candidates",
+    "templates_below": "--templates-below",
 }
 _SPEED_FLAGS = {"num_workers": "--num-workers", "batch_size": "--batch-size",
                 "max_batch_points": "--max-batch-points", "device": "--device"}
@@ -131,10 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
                        "factors (e.g. 0.94,1,1.06), each word keeping its best score (default 1)")
     add("--views-below", metavar="SCORE", type=float, help="the other --x-scales views only for swipes "
                        "scoring below this as drawn (default: every swipe)")
+    add("--views-margin", metavar="SCORE", type=float, help="and only where their best two words score "
+                       "less than this apart (default: any margin)")
     add("--wide-x-scales", metavar="F,F,...", type=_float_list, help="views (or 'none') only for swipes "
                        "reaching past the keyboard's right edge (default none)")
     add("--template-candidates", metavar="N", type=int, help="merge in this many words of the template "
-                       "matcher for swipes scoring below --views-below (default 0; needs a lexicon)")
+                       "matcher for swipes scoring below --templates-below (default 0; needs a lexicon)")
+    add("--templates-below", metavar="SCORE", type=float, help="the score, after the views, below which "
+                       "a swipe gets template candidates (default: --views-below)")
 
     group = parser.add_argument_group("output")
     add = group.add_argument
@@ -357,7 +363,8 @@ def describe_settings(chosen: ChosenSettings, plan: DecodingPlan) -> str:
     models/en_hws/decoding.json: prior_weight 0.3, ...; defaults: generator beam, ...``."""
     in_force = {"generator": plan.generator, "template_weight": chosen.settings.template_weight,
                 "template_prior_weight": chosen.settings.template_prior_weight, "x_scales": plan.x_scales,
-                "views_below": plan.views_below, "wide_x_scales": plan.wide_x_scales,
+                "views_below": plan.views_below, "views_margin": plan.views_margin,
+                "templates_below": plan.templates_below, "wide_x_scales": plan.wide_x_scales,
                 "template_candidates": plan.template_candidates}
     for name in GENERATOR_SETTINGS:
         in_force[name] = getattr(plan.options, name, None)
@@ -417,6 +424,8 @@ def _metadata(decoder: Decoder, checkpoint: Path, data: _Data) -> dict[str, Any]
         ),
         "x_scales": list(plan.x_scales),
         "views_below": plan.views_below,
+        "views_margin": plan.views_margin,
+        "templates_below": plan.templates_below,
         "wide_x_scales": list(plan.wide_x_scales),
         "template_candidates": plan.template_candidates,
         "lexicon": decoder.lexicon_name,

@@ -72,6 +72,8 @@ OPTIONAL_METADATA: dict[str, tuple[str, Any]] = {
     "x_scales": ("a list of numbers", _numbers),
     "wide_x_scales": ("a list of numbers", _numbers),
     "views_below": ("a number or null", lambda v: v is None or _number(v)),
+    "views_margin": ("a number or null", lambda v: v is None or _number(v)),
+    "templates_below": ("a number or null", lambda v: v is None or _number(v)),
     "template_candidates": ("a whole number >= 0 or null", lambda v: v is None or (
         isinstance(v, int) and not isinstance(v, bool) and v >= 0)),
     "template_rescoring": ("null or {weight, prior_weight} numbers", lambda v: v is None or (

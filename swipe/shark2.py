@@ -45,6 +45,7 @@ from swipe.templates import (
     normalize_shape,
     pad_polylines,
     path_length,
+    point_distances,
     resample,
     resample_many,
     rigid_log_likelihood,
@@ -276,14 +277,14 @@ class Shark2Decoder:
         gesture = key_units(self.layout, x, y)
         is_tap = path_length(gesture) < self.config.tap_length
         points = resample(gesture, self.config.num_points).astype(np.float32)
-        start = np.linalg.norm(self._starts - points[0], axis=1)
-        end = np.linalg.norm(self._ends - points[-1], axis=1)
+        start = point_distances(self._starts, points[0])
+        end = point_distances(self._ends, points[-1])
         index = np.flatnonzero((start <= start_radius) & (end <= end_radius))
-        location = np.linalg.norm(self.templates.points[index] - points, axis=2).mean(axis=1)
+        location = point_distances(self.templates.points[index], points).mean(axis=1)
         if is_tap:
             shape = np.zeros(len(index), np.float32)
         else:
-            shape = np.linalg.norm(self._shapes[index] - normalize_shape(points), axis=2).mean(axis=1)
+            shape = point_distances(self._shapes[index], normalize_shape(points)).mean(axis=1)
         return ChannelDistances(index, start[index], end[index], location, shape,
                                 self.templates.log_prior[index], is_tap)
 

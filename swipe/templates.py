@@ -27,12 +27,12 @@ same functions.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from swipe.keyboard import Layout
+from swipe.keyboard import Layout, LayoutError
 
 Candidate = tuple[float, str]
 
@@ -111,7 +111,7 @@ def resample_many(verts: np.ndarray, n: int) -> np.ndarray:
     count, most = verts.shape[:2]
     if count == 0 or most == 1:
         return np.repeat(verts[:, :1], n, axis=1)
-    seg = np.linalg.norm(np.diff(verts, axis=1), axis=2)  # (count, most - 1)
+    seg = point_distances(verts[:, 1:], verts[:, :-1])  # (count, most - 1)
     cum = np.concatenate([np.zeros((count, 1)), np.cumsum(seg, axis=1)], axis=1)  # (count, most)
     targets = np.linspace(0.0, 1.0, n)[None, :] * cum[:, -1:]  # (count, n)
     # One global searchsorted: shift row r by r * stride so that the rows never overlap.
@@ -125,6 +125,14 @@ def resample_many(verts: np.ndarray, n: int) -> np.ndarray:
     frac = np.clip(np.where(seg_len > 0, frac, 0.0), 0.0, 1.0)[:, None]
     out = verts[row, col] * (1.0 - frac) + verts[row, col + 1] * frac
     return out.reshape(count, n, 2)
+
+
+def point_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Euclidean distances between corresponding points of ``a`` and ``b`` (``(..., 2)``, broadcast):
+    ``np.linalg.norm(a - b, axis=-1)`` to the last bit, without its slow reduction over two values."""
+    d = np.subtract(a, b)
+    d *= d
+    return np.sqrt(d[..., 0] + d[..., 1])
 
 
 def normalize_shape(points: np.ndarray) -> np.ndarray:
@@ -169,18 +177,18 @@ def dtw_distances(query: np.ndarray, templates: np.ndarray) -> np.ndarray:
     # cost[c, i, j] = |query[i] - templates[c, j]|
     cost = np.hypot(query[:, :, None, 0] - templates[:, None, :, 0],
                     query[:, :, None, 1] - templates[:, None, :, 1])
-    count, n, m = cost.shape
     # Row i of the DTW table from row i - 1 in closed form (a min-plus prefix scan):
     #   D[i, j] = c[i, j] + min(D[i-1, j], D[i-1, j-1], D[i, j-1])
     #           = S[j] + min_{k <= j} (a[k] - S[k-1]),  a[k] = min(D[i-1, k], D[i-1, k-1]),
-    # where S is the running sum of row i's costs.
-    prev = np.cumsum(cost[:, 0, :], axis=1)
-    for i in range(1, n):
-        shifted = np.concatenate([np.full((count, 1), np.inf, np.float32), prev[:, :-1]], axis=1)
-        a = np.minimum(prev, shifted)
-        running = np.cumsum(cost[:, i, :], axis=1)
-        before = np.concatenate([np.zeros((count, 1), np.float32), running[:, :-1]], axis=1)
-        prev = running + np.minimum.accumulate(a - before, axis=1)
+    # where S is the running sum of row i's costs (all rows' at once).
+    running = np.cumsum(cost, axis=2)
+    prev = running[:, 0]
+    a = np.empty_like(prev)
+    for i in range(1, cost.shape[1]):
+        a[:, 0] = prev[:, 0]
+        np.minimum(prev[:, 1:], prev[:, :-1], out=a[:, 1:])
+        a[:, 1:] -= running[:, i, :-1]
+        prev = running[:, i] + np.minimum.accumulate(a, axis=1)
     return prev[:, -1]
 
 
@@ -270,6 +278,53 @@ def word_polyline(layout: Layout, word: str) -> np.ndarray:
     return key_units(layout, centers[:, 0], centers[:, 1])
 
 
+class WordTemplate(NamedTuple):
+    """A word's template resampled for the channels: ``points`` ``(num_points, 2)`` and ``dtw``
+    ``(dtw_points, 2)`` in key units, each also normalised (``shape``, ``dtw_shape``)."""
+
+    points: np.ndarray
+    shape: np.ndarray
+    dtw: np.ndarray
+    dtw_shape: np.ndarray
+
+
+class TemplateCache:
+    """The :class:`WordTemplate` of each word met on one layout, kept between calls: a decoder
+    scores the same words view after view and swipe after swipe.
+
+    Parameters
+    ----------
+    layout : Layout
+        The keyboard.
+    scoring : TemplateScoring
+        The channels' point counts.
+    size : int
+        Most words kept (the cache starts afresh when full).
+    """
+
+    def __init__(self, layout: Layout, scoring: TemplateScoring, size: int = 20_000) -> None:
+        self.layout, self.scoring, self.size = layout, scoring, size
+        self._templates: dict[str, WordTemplate | None] = {}
+
+    def get(self, words: Sequence[str]) -> list[WordTemplate | None]:
+        """Each word's template; None where the layout cannot type it (or it is empty)."""
+        new = [w for w in dict.fromkeys(words) if w not in self._templates]
+        if len(self._templates) + len(new) > self.size:
+            self._templates.clear()
+            new = list(dict.fromkeys(words))
+        typeable = [w for w in new if w and all(map(self.layout.can_type, w))]
+        self._templates.update(dict.fromkeys(new))
+        if typeable:  # one batch, as template_distances computes them without a cache
+            s = self.scoring
+            points = resample_many(pad_polylines([word_polyline(self.layout, w) for w in typeable]),
+                                   s.num_points)
+            shapes, dtw = normalize_shape(points), resample_many(points, s.dtw_points)
+            dtw_shapes = normalize_shape(dtw)
+            for i, w in enumerate(typeable):
+                self._templates[w] = WordTemplate(points[i], shapes[i], dtw[i], dtw_shapes[i])
+        return [self._templates[w] for w in words]
+
+
 class TemplateDistances(NamedTuple):
     """How far a swipe lies from each of several words' templates, per channel (key units).
 
@@ -294,28 +349,43 @@ class TemplateDistances(NamedTuple):
 
 def template_distances(
     layout: Layout, x: np.ndarray, y: np.ndarray, words: Sequence[str],
-    scoring: TemplateScoring = TemplateScoring(),
+    scoring: TemplateScoring = TemplateScoring(), cache: TemplateCache | None = None,
 ) -> TemplateDistances:
     """The channels' distances from a swipe (``x``, ``y`` in pixels) to each word's template;
-    see :func:`template_log_likelihoods`."""
+    see :func:`template_log_likelihoods`. ``cache``: the words' templates (for ``layout`` and
+    ``scoring``), else computed."""
     gesture = key_units(layout, x, y)
     count = len(words)
     if count == 0:
         return TemplateDistances(*(np.zeros(0),) * 5, is_tap=path_length(gesture) < scoring.tap_length)
-    templates = resample_many(pad_polylines([word_polyline(layout, w) for w in words]), scoring.num_points)
+    if cache is not None:
+        cached = cache.get(words)
+        if any(t is None for t in cached):
+            raise LayoutError(f"layout {layout.name!r} cannot type all of {list(words)}")
+        templates = np.stack([t.points for t in cached])  # type: ignore[union-attr]
+        shapes = np.stack([t.shape for t in cached])  # type: ignore[union-attr]
+    else:
+        polylines = pad_polylines([word_polyline(layout, w) for w in words])
+        templates = resample_many(polylines, scoring.num_points)
+        shapes = normalize_shape(templates)
     points = resample(gesture, scoring.num_points)
-    location = np.linalg.norm(templates - points, axis=2).mean(axis=1)
-    shape = np.linalg.norm(normalize_shape(templates) - normalize_shape(points), axis=2).mean(axis=1)
-    ends = np.hypot(np.linalg.norm(templates[:, 0] - points[0], axis=1),
-                    np.linalg.norm(templates[:, -1] - points[-1], axis=1))
+    location = point_distances(templates, points).mean(axis=1)
+    shape = point_distances(shapes, normalize_shape(points)).mean(axis=1)
+    ends = np.hypot(point_distances(templates[:, 0], points[0]),
+                    point_distances(templates[:, -1], points[-1]))
     if path_length(gesture) < scoring.tap_length:
         return TemplateDistances(location, shape, ends, None, None, is_tap=True)
     n = scoring.dtw_points
-    query, dtw_templates = resample(gesture, n), resample_many(templates, n)
+    query = resample(gesture, n)
+    if cache is not None:
+        dtw_templates = np.stack([t.dtw for t in cached] + [t.dtw_shape for t in cached])  # type: ignore[union-attr]
+    else:
+        dtw_templates = resample_many(templates, n)
+        dtw_templates = np.concatenate([dtw_templates, normalize_shape(dtw_templates)])
     # Both elastic channels in one DTW pass: as drawn, then normalised.
     queries = np.concatenate([np.broadcast_to(query, (count, n, 2)),
                               np.broadcast_to(normalize_shape(query), (count, n, 2))])
-    elastic = dtw_distances(queries, np.concatenate([dtw_templates, normalize_shape(dtw_templates)])) / n
+    elastic = dtw_distances(queries, dtw_templates) / n
     return TemplateDistances(location, shape, ends, elastic[:count], elastic[count:], is_tap=False)
 
 
@@ -391,6 +461,7 @@ class TemplateRescorer:
     scoring: TemplateScoring = TemplateScoring()
     precise_log_odds: float = 8.0
     sigma_precise: float = 0.03
+    _caches: dict[int, TemplateCache] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.weight) and self.weight >= 0):
@@ -406,13 +477,20 @@ class TemplateRescorer:
                               words: Sequence[str]) -> np.ndarray:
         """How well the swipe (``x``, ``y`` in pixels) matches each of ``words`` (which ``layout``
         can type): the mixture of a sloppy and a precise drawing, higher is better."""
-        distances = template_distances(layout, x, y, words, self.scoring)
+        distances = template_distances(layout, x, y, words, self.scoring, self.cache(layout))
         sloppy = distances_log_likelihood(distances, self.scoring)
         if self.precise_log_odds == -math.inf:
             return sloppy
         precise = self.precise_log_odds + gaussian_log_likelihood(
             np.hypot(distances.location, distances.ends), self.sigma_precise)
         return np.logaddexp(sloppy, precise)
+
+    def cache(self, layout: Layout) -> TemplateCache:
+        """The templates of the words this rescorer has met on ``layout``."""
+        cache = self._caches.get(id(layout))
+        if cache is None or cache.layout is not layout:
+            cache = self._caches[id(layout)] = TemplateCache(layout, self.scoring)
+        return cache
 
     def may_be_precise(self, layout: Layout, x: np.ndarray, y: np.ndarray) -> bool:
         """Whether the swipe (``x``, ``y`` in pixels) starts and ends within ``2 sigma_precise`` of
@@ -449,7 +527,8 @@ class TemplateRescorer:
         words = [word for _, word in candidates]
         # A word the layout cannot type (or an empty one, decoded without a lexicon) has no
         # template: it goes to the bottom.
-        typeable = [i for i, word in enumerate(words) if word and all(map(layout.can_type, word))]
+        known = self.cache(layout).get(words)
+        typeable = [i for i, template in enumerate(known) if template is not None]
         template = np.full(len(words), -np.inf)
         if typeable:
             template[typeable] = self.match_log_likelihoods(layout, x, y, [words[i] for i in typeable])

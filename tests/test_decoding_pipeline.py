@@ -13,7 +13,14 @@ from test_decoding import TOKENIZER, assert_same_candidates, make_words
 from test_decoding_standin import StandinCurves, build_standin
 
 from swipe.decoding import BeamOptions, LexiconTrie, build_generator
-from swipe.decoding.pipeline import Pipeline, Preprocessing, Settings, Vocabulary, merge_views
+from swipe.decoding.pipeline import (
+    Pipeline,
+    Preprocessing,
+    Settings,
+    Vocabulary,
+    merge_views,
+    scoring_below,
+)
 from swipe.decoding.torch_backend import TorchBackend
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,8 +70,10 @@ def test_views_keep_each_words_best_score(trie):
     curves = StandinCurves(6, seed=7)
     swipes = [curves.swipe(i) for i in range(len(curves))]
 
-    def decode(x_scales: tuple[float, ...], views_below: float | None = None) -> list:
-        settings = Settings(beam_size=4, prior_weight=0.3, x_scales=x_scales, views_below=views_below)
+    def decode(x_scales: tuple[float, ...], views_below: float | None = None,
+               views_margin: float | None = None) -> list:
+        settings = Settings(beam_size=4, prior_weight=0.3, x_scales=x_scales, views_below=views_below,
+                            views_margin=views_margin)
         return pipeline(curves, settings, trie).decode(swipes)
 
     one, wide = decode((1.0,)), decode((1.3,))
@@ -72,6 +81,18 @@ def test_views_keep_each_words_best_score(trie):
     assert_same_candidates(decode((1.0, 1.3)), merged, tol=1e-5)  # one batch of both views
     assert_same_candidates(decode((1.0, 1.3), views_below=1e9), merged, tol=1e-5)  # views after
     assert decode((1.0, 1.3), views_below=-1e9) == one  # no swipe scores below -1e9
+    assert_same_candidates(decode((1.0, 1.3), views_below=1e9, views_margin=1e9), merged, tol=1e-5)
+    # No two words are less than 0 apart: only the rows of one word get the other view.
+    narrow = decode((1.0, 1.3), views_below=1e9, views_margin=0.0)
+    assert narrow == [row if len(row) >= 2 else got for row, got in zip(one, narrow, strict=True)]
+    assert any(len(row) >= 2 for row in one)
+
+
+def test_scoring_below_asks_for_a_low_best_score_and_a_close_second():
+    rows = [[(-9.0, "a"), (-9.5, "b")], [(-9.0, "a"), (-14.0, "b")], [(-7.0, "a"), (-7.1, "b")],
+            [(-9.0, "a")], []]
+    assert scoring_below(rows, -8.0) == [0, 1, 3, 4]
+    assert scoring_below(rows, -8.0, margin=4.0) == [0, 3, 4]  # row 1's best is 5 clear of its second
 
 
 def test_the_pipeline_imports_without_torch():

@@ -15,8 +15,9 @@ templates, SHARK2), never torch, and is written to be ported by hand. For a batc
 4. each view's words re-ranked by their key templates (:class:`swipe.templates.TemplateRescorer`),
    the views merged (:func:`merge_views`: each word keeps its best score);
 5. stages for the swipes that need them: more width views where the best score is below
-   ``views_below``, wide views for swipes that reach past their keyboard, and the words the
-   SHARK2 template matcher proposes, scored by the model as the search would have scored them.
+   ``views_below`` and the best two are closer than ``views_margin``, wide views for swipes that
+   reach past their keyboard, and, where the best score is then below ``templates_below``, the
+   words the SHARK2 template matcher proposes, scored by the model as the search would have.
 """
 
 from __future__ import annotations
@@ -218,11 +219,17 @@ class Settings:
     views_below : float or None
         Decode as drawn first, the other ``x_scales`` only where the best score is below this;
         None: every view of every swipe.
+    views_margin : float or None
+        With ``views_below``: the other ``x_scales`` only where also the best two scores are less
+        than this apart (a clear winner rarely changes); None: whatever the margin.
     wide_x_scales : tuple of float
         Views of the swipes that reach past their keyboard's right edge.
     template_candidates : int
-        Words the SHARK2 template matcher proposes for the swipes whose best score is below
-        ``views_below`` (every swipe where that is None); needs a lexicon.
+        Words the SHARK2 template matcher proposes for the swipes whose best score (after the
+        views) is below ``templates_below``; needs a lexicon.
+    templates_below : float or None
+        Where template candidates are added; None: ``views_below`` (every swipe where that is
+        None too).
     """
 
     beam_size: int = 8
@@ -234,8 +241,10 @@ class Settings:
     template_prior_weight: float = 1.0
     x_scales: tuple[float, ...] = (1.0,)
     views_below: float | None = None
+    views_margin: float | None = None
     wide_x_scales: tuple[float, ...] = ()
     template_candidates: int = 0
+    templates_below: float | None = None
 
 
 def merge_views(rows: Sequence[Row]) -> Row:
@@ -250,9 +259,12 @@ def merge_views(rows: Sequence[Row]) -> Row:
     return [(score, word) for word, score in ranked[: max(map(len, rows), default=0)]]
 
 
-def scoring_below(rows: Sequence[Row], threshold: float) -> list[int]:
-    """Indices of the rows whose best score is below ``threshold`` (or that have no candidate)."""
-    return [j for j, row in enumerate(rows) if not row or row[0][0] < threshold]
+def scoring_below(rows: Sequence[Row], threshold: float, margin: float | None = None) -> list[int]:
+    """Indices of the rows whose best score is below ``threshold`` (or that have no candidate)
+    and, if ``margin`` is given, whose best two scores are less than ``margin`` apart (a row of
+    one candidate: any margin)."""
+    return [j for j, row in enumerate(rows) if not row or row[0][0] < threshold and (
+        margin is None or len(row) < 2 or row[0][0] - row[1][0] < margin)]
 
 
 def reaches_past_keyboard(layout: Layout, x: np.ndarray) -> bool:
@@ -323,12 +335,13 @@ class Pipeline:
             memory = None  # not the swipes as drawn, which the template candidates read
         if s.views_below is not None:
             others = tuple(scale for scale in s.x_scales if scale != 1.0)
-            self.add_views(swipes, rows, scoring_below(rows, s.views_below), others)
+            self.add_views(swipes, rows, scoring_below(rows, s.views_below, s.views_margin), others)
         if s.wide_x_scales:
             wide = [j for j, swipe in enumerate(swipes) if reaches_past_keyboard(self.layout(swipe), swipe.x)]
             self.add_views(swipes, rows, wide, s.wide_x_scales)
         if s.template_candidates:
-            below = math.inf if s.views_below is None else s.views_below
+            below = s.templates_below if s.templates_below is not None else (
+                math.inf if s.views_below is None else s.views_below)
             # Also the swipes drawn through key centres: a beam that missed such a word is rare but
             # the templates know it.
             precise = {j for j, swipe in enumerate(swipes) if self.rescorer is not None
