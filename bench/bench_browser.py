@@ -36,74 +36,91 @@ from bench.common import REAL_EN_SWIPES  # noqa: E402
 
 WARM_UP = 10  # swipes decoded before timing
 
-# Started in the page, its answer read back when done (a WebDriver call must not wait minutes).
-_PAGE_SCRIPT = """
-const [swipes, warmUp, int8] = arguments;
-const done = (answer) => { window.benchAnswer = answer; };
+_LOAD = """
+const [int8, done] = arguments;
 import('/static/ondevice.mjs').then(async (m) => {
   const start = performance.now();
-  const decoder = await m.loadBrowserDecoder(undefined, {int8: int8});
+  window.benchDecoder = await m.loadBrowserDecoder(undefined, {int8: int8});
   const loadMs = performance.now() - start;
   const files = performance.getEntriesByType('resource').filter((e) => /\\/(onnx|ort|js)\\//.test(e.name))
     .map((e) => [new URL(e.name).pathname, e.encodedBodySize]);
-  for (const s of swipes.slice(0, warmUp)) await decoder.decode(s);
-  const ms = [], words = [];
-  for (const s of swipes) {
-    const t0 = performance.now();
-    const row = await decoder.decode(s);
-    ms.push(performance.now() - t0);
-    words.push(row.map((c) => c.word));
-  }
-  done({loadMs, files, ms, words});
+  done({loadMs, files});
 }).catch((err) => done({error: String(err.stack || err)}));
+"""
+_DECODE = """
+const [swipe, done] = arguments;
+const start = performance.now();
+window.benchDecoder.decode(swipe)
+  .then((row) => done({ms: performance.now() - start, words: row.map((c) => c.word)}))
+  .catch((err) => done({error: String(err.stack || err)}));
 """
 
 
-def python_runtime(onnx: Path, swipes: list[Any], int8: bool) -> tuple[np.ndarray, list[list[str]]]:
-    """Milliseconds per swipe and the candidates' words of swipe.runtime, one swipe at a time."""
+class Page:
+    """The demo page in headless Chromium with the model loaded in it (load time and files fetched
+    in :attr:`loaded`); :meth:`decode` decodes one swipe there, timed by the page."""
+
+    def __init__(self, onnx: Path, int8: bool) -> None:
+        from test_demo_browser import missing_browser, open_page, start_chromium
+
+        from swipe.demo import DemoServer, Engine
+        from swipe.demo.ondevice import BrowserFiles
+
+        reason = missing_browser() or BrowserFiles(onnx).missing()
+        if reason is not None:
+            sys.exit(f"bench_browser: {reason}")
+        self.server = DemoServer(("127.0.0.1", 0), Engine("en_hws"), quiet=True, browser=BrowserFiles(onnx))
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.profile = tempfile.TemporaryDirectory(prefix="swipe-chromium-")
+        self.driver = start_chromium(Path(self.profile.name))
+        self.driver.set_script_timeout(110)  # under selenium's 120 s for any call
+        open_page(self.driver, self.server)
+        self.loaded = self._run(_LOAD, int8)
+
+    def _run(self, script: str, *args: Any) -> dict[str, Any]:
+        out = self.driver.execute_async_script(script, *args)
+        if "error" in out:
+            sys.exit(f"bench_browser: the page failed: {out['error']}")
+        return out
+
+    def decode(self, s: Any) -> tuple[float, list[str]]:
+        out = self._run(_DECODE, {"x": list(map(float, s.x)), "y": list(map(float, s.y)),
+                                  "t": list(map(float, s.t)), "layout": s.layout})
+        return out["ms"], out["words"]
+
+    def close(self) -> None:
+        self.driver.quit()
+        self.server.shutdown()
+        self.server.server_close()
+        self.profile.cleanup()
+
+
+def side_by_side(onnx: Path, swipes: list[Any], int8: bool) -> tuple[dict[str, Any], np.ndarray,
+                                                                       list[list[str]], np.ndarray,
+                                                                       list[list[str]]]:
+    """Each swipe decoded by swipe.runtime, then in the page, one at a time, alternating (so that
+    both see the same load of a shared machine): the page's load figures, and per runtime the
+    milliseconds per swipe and the candidates' words."""
     from swipe.runtime import OnnxDecoder
 
     decoder = OnnxDecoder(onnx, int8=int8, threads=1)
-    for s in swipes[:WARM_UP]:
-        decoder.decode_one(s.x, s.y, s.t, s.layout)
-    ms, words = [], []
-    for s in swipes:
-        start = time.perf_counter()
-        row = decoder.decode_one(s.x, s.y, s.t, s.layout)
-        ms.append((time.perf_counter() - start) * 1000)
-        words.append([w for _, w in row])
-    return np.array(ms), words
-
-
-def browser(onnx: Path, swipes: list[Any], int8: bool) -> dict[str, Any]:
-    """The page's figures: load time, files fetched with their sizes, ms per swipe, words."""
-    from test_demo_browser import missing_browser, open_page, start_chromium
-
-    from swipe.demo import DemoServer, Engine
-    from swipe.demo.ondevice import BrowserFiles
-
-    reason = missing_browser() or BrowserFiles(onnx).missing()
-    if reason is not None:
-        sys.exit(f"bench_browser: {reason}")
-    server = DemoServer(("127.0.0.1", 0), Engine("en_hws"), quiet=True, browser=BrowserFiles(onnx))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    profile = tempfile.TemporaryDirectory(prefix="swipe-chromium-")
-    driver = start_chromium(Path(profile.name))
+    page = Page(onnx, int8)
     try:
-        open_page(driver, server)
-        rows = [{"x": list(map(float, s.x)), "y": list(map(float, s.y)), "t": list(map(float, s.t)),
-                 "layout": s.layout} for s in swipes]
-        driver.execute_script(_PAGE_SCRIPT, rows, WARM_UP, int8)
-        while (out := driver.execute_script("return window.benchAnswer || null")) is None:
-            time.sleep(1)
+        for s in swipes[:WARM_UP]:
+            decoder.decode_one(s.x, s.y, s.t, s.layout)
+            page.decode(s)
+        py_ms, py_words, js_ms, js_words = [], [], [], []
+        for s in swipes:
+            start = time.perf_counter()
+            row = decoder.decode_one(s.x, s.y, s.t, s.layout)
+            py_ms.append((time.perf_counter() - start) * 1000)
+            py_words.append([w for _, w in row])
+            ms, words = page.decode(s)
+            js_ms.append(ms)
+            js_words.append(words)
     finally:
-        driver.quit()
-        server.shutdown()
-        server.server_close()
-        profile.cleanup()
-    if "error" in out:
-        sys.exit(f"bench_browser: the page failed: {out['error']}")
-    return out
+        page.close()
+    return page.loaded, np.array(py_ms), py_words, np.array(js_ms), js_words
 
 
 def gzip_size(path: Path) -> int:
@@ -129,21 +146,20 @@ def main(argv: list[str] | None = None) -> int:
             onnx = Path(tmp) / "onnx"
             subprocess.run([sys.executable, "-m", "swipe.export", args.model, "--format", "onnx",
                             "--out", str(onnx)], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
-        py_ms, py_words = python_runtime(onnx, swipes, args.int8)
-        page = browser(onnx, swipes, args.int8)
+        page, py_ms, py_words, js_ms, js_words = side_by_side(onnx, swipes, args.int8)
         import onnxruntime
 
         files = BrowserFiles(onnx)
         graphs = "int8" if args.int8 else "fp32"
-        js_ms = np.array(page["ms"])
         print(f"{args.model} ({graphs} graphs), {len(swipes)} real English swipes "
-              f"(swipe/resources/swipes/hws_real_en_dev.jsonl), one at a time after {WARM_UP}, one thread")
+              f"(swipe/resources/swipes/hws_real_en_dev.jsonl), one at a time after {WARM_UP}, the two "
+              "runtimes alternating, one thread each")
         print("| runtime | p50 ms | p95 ms | max ms |\n| --- | ---: | ---: | ---: |")
         for name, ms in ((f"swipe.runtime, onnxruntime {onnxruntime.__version__} (native)", py_ms),
                          ("headless Chromium, onnxruntime-web (WebAssembly)", js_ms)):
             print(f"| {name} | {np.percentile(ms, 50):.1f} | {np.percentile(ms, 95):.1f} | {ms.max():.0f} |")
-        same = sum(a == b for a, b in zip(page["words"], py_words, strict=True))
-        top = sum(a[:1] == b[:1] for a, b in zip(page["words"], py_words, strict=True))
+        same = sum(a == b for a, b in zip(js_words, py_words, strict=True))
+        top = sum(a[:1] == b[:1] for a, b in zip(js_words, py_words, strict=True))
         print(f"\nsame candidate list: {same}/{len(swipes)}; same first word: {top}/{len(swipes)}; "
               f"page's p50 / Python's p50 = {np.percentile(js_ms, 50) / np.percentile(py_ms, 50):.2f}")
         print(f"\npage load (fetch + compile + sessions): {page['loadMs'] / 1000:.1f} s\n")
