@@ -18,6 +18,7 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
+from swipe.decoding.pipeline import Settings  # noqa: E402
 from swipe.decoding.user_words import VerbatimSettings  # noqa: E402
 from swipe.resources import REAL_EN_SWIPES  # noqa: E402
 from swipe.runtime import OnnxDecoder, read_swipes  # noqa: E402
@@ -108,3 +109,18 @@ def test_the_docs_node_example_runs(onnx_folders):
                           timeout=300)
     assert done.returncode == 0, done.stderr
     assert f"word: '{row['word']}'" in done.stdout.split("}")[0]
+
+
+def test_js_defaults_are_the_pythons():
+    """Every pipeline setting and the verbatim candidate's defaults, as Python's (a setting added
+    in Python shows here until the JavaScript pipeline has it too)."""
+    code = ('import { DEFAULT_SETTINGS } from "./src/pipeline.mjs";\n'
+            'import { DEFAULT_VERBATIM } from "./src/user_words.mjs";\n'
+            'console.log(JSON.stringify({ settings: DEFAULT_SETTINGS, verbatim: DEFAULT_VERBATIM }));\n')
+    done = subprocess.run([NODE, "--input-type=module", "-e", code], cwd=JS, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    js = json.loads(done.stdout)
+    python = json.loads(json.dumps(dataclasses.asdict(Settings())))
+    assert js["settings"] == python
+    assert js["verbatim"] == dataclasses.asdict(VerbatimSettings())

@@ -7,7 +7,7 @@ import { Pipeline, readSettings } from "./pipeline.mjs";
 export const VERBATIM_BEAM = 4;
 
 /** When and where the verbatim candidate is offered (VerbatimSettings; chosen for en_hws). */
-export const DEFAULT_VERBATIM = Object.freeze({ lexicon_below: -8.0, verbatim_above: -0.3, position: 1 });
+export const DEFAULT_VERBATIM = Object.freeze({ lexicon_below: -7.0, verbatim_above: -0.3, position: 1 });
 
 /** Each swipe's best string by the network alone, without the lexicon, its prior or templates:
  * [[score, string]], or [] where the search ends none. */
