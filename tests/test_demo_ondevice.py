@@ -96,12 +96,26 @@ def test_the_server_serves_the_browser_files_by_exact_name_only(engine, tmp_path
         server.server_close()
 
 
-def test_without_node_modules_the_page_is_told_the_command_that_installs_them(tmp_path):
+def test_without_node_modules_the_page_says_the_command_that_installs_them(engine, tmp_path):
     js = fake_js_dir(tmp_path / "js")
     for name in ORT_FILES:
         (js / "node_modules" / "onnxruntime-web" / "dist" / name).unlink()
     assert "npm ci --prefix js" in BrowserFiles(tmp_path, js).missing()
-    assert BrowserFiles(tmp_path, js).file("/ort/ort.wasm.min.mjs") is not None  # a 404 when asked
+    reason = missing_browser()
+    if reason is not None:
+        pytest.skip(reason)
+    server = start_server(engine, BrowserFiles(tmp_path, js))
+    driver = start_chromium(tmp_path / "chromium")
+    try:
+        open_page(driver, server)
+        assert driver.execute_script("return document.querySelector('#decode-where option[value=browser]')"
+                                     ".disabled")
+        assert "run npm ci --prefix js" in page_text(driver, "decode-note")
+        assert page_errors(driver) == []
+    finally:
+        driver.quit()
+        server.shutdown()
+        server.server_close()
 
 
 def test_the_demo_refuses_an_onnx_folder_that_is_something_else(tmp_path, capsys):

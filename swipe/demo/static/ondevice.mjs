@@ -32,7 +32,8 @@ export function downloadedBytes(where = files()) {
 export async function decodeHere(decoder, body, layoutName) {
   const start = performance.now();
   const candidates = await decoder.decode({x: body.x, y: body.y, t: body.t, layout: layoutName});
-  return {candidates: candidates, ms: performance.now() - start};
+  const ms = performance.now() - start;
+  return {candidates: candidates.map((c) => ({word: c.word, score: c.score, in_lexicon: c.inLexicon})), ms};
 }
 
 // The key centres of a word's letters on the shown keyboard: its template.
