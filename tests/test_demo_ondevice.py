@@ -143,13 +143,11 @@ def missing_ondevice() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def onnx_folder(tmp_path_factory) -> Path:
+def onnx_folder(onnx_folders) -> Path:
     reason = missing_ondevice()
     if reason is not None:
         pytest.skip(reason)
-    from swipe.onnx_export import export_onnx
-
-    return export_onnx("en_hws", tmp_path_factory.mktemp("onnx") / "en_hws", int8=False).out
+    return onnx_folders["en_hws"]
 
 
 @pytest.fixture(scope="module")
