@@ -18,6 +18,8 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
+from test_onnx import export, tiny_config, write_checkpoint  # noqa: E402
+
 from swipe.decoding.pipeline import Settings  # noqa: E402
 from swipe.decoding.user_words import VerbatimSettings  # noqa: E402
 from swipe.resources import REAL_EN_SWIPES  # noqa: E402
@@ -41,11 +43,11 @@ def run_js(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
                           timeout=timeout)
 
 
-def js_candidates(folder: Path, swipes: Path, verbatim: VerbatimSettings | None, int8: bool
-                  ) -> list[list[tuple[float, str, bool]]]:
+def js_candidates(folder: Path, swipes: Path, verbatim: VerbatimSettings | None, int8: bool,
+                  settings: dict[str, float]) -> list[list[tuple[float, str, bool]]]:
     """Each swipe's candidates from the JavaScript decoder in Node: (score, word, in lexicon)."""
     options = [] if verbatim is None else ["--verbatim", json.dumps(dataclasses.asdict(verbatim))]
-    options += ["--int8"] if int8 else []
+    options += (["--int8"] if int8 else []) + ["--settings", json.dumps(settings)]
     done = run_js(str(folder), str(swipes), "--batch", str(BATCH), *options)
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in done.stdout.splitlines()]
@@ -53,14 +55,15 @@ def js_candidates(folder: Path, swipes: Path, verbatim: VerbatimSettings | None,
 
 
 def check_parity(folder: Path, lines: list[str], tmp: Path, verbatim: VerbatimSettings | None = None,
-                 int8: bool = False) -> None:
+                 int8: bool = False, settings: dict[str, float] | None = None) -> None:
+    """Both decoders' candidates of swipes ``lines`` equal; ``settings``: OnnxDecoder overrides."""
     path = tmp / "swipes.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     swipes = [swipe for swipe, _ in read_swipes(path)]
-    decoder = OnnxDecoder(folder, int8=int8, verbatim=verbatim)
+    decoder = OnnxDecoder(folder, int8=int8, verbatim=verbatim, **(settings or {}))
     expected = [[(c.score, c.word, c.in_lexicon) for c in row] for start in range(0, len(swipes), BATCH)
                 for row in decoder.decode(swipes[start:start + BATCH])]
-    got = js_candidates(folder, path, verbatim, int8)
+    got = js_candidates(folder, path, verbatim, int8, settings or {})
     assert len(got) == len(expected)
     for i, (want, have) in enumerate(zip(expected, got, strict=True)):
         assert [c[1:] for c in have] == [c[1:] for c in want], f"swipe {i}: {have[:5]} != {want[:5]}"
@@ -78,6 +81,16 @@ def test_js_verbatim_candidate_equals_the_runtimes(onnx_folders, tmp_path):
     lines = REAL_EN_SWIPES.read_text(encoding="utf-8").splitlines()
     everywhere = VerbatimSettings(lexicon_below=1e9, verbatim_above=-1e9)
     check_parity(onnx_folders["en_hws"], lines[5::50], tmp_path, everywhere)
+
+
+def test_js_decoder_equals_the_runtime_with_an_rnn(tmp_path):
+    """A random LSTM's graphs (its first state from the encoder), the settings overridden."""
+    checkpoint = tmp_path / "lstm.pt"
+    write_checkpoint(checkpoint, tiny_config("rnn"))
+    folder = export(checkpoint, tmp_path / "onnx")
+    lines = REAL_EN_SWIPES.read_text(encoding="utf-8").splitlines()
+    settings = {"beam_size": 4, "prior_weight": 0.5, "length_penalty": 0.75}
+    check_parity(folder, lines[3::100], tmp_path, settings=settings)
 
 
 @pytest.mark.slow
