@@ -107,3 +107,19 @@ def test_an_empty_batch_decodes_to_nothing(trie):
     curves = StandinCurves(1)
     assert pipeline(curves, Settings(), trie).decode([]) == []
     assert np.isfinite(pipeline(curves, Settings(), trie).decode([curves.swipe(0)])[0][0][0])
+
+
+def test_template_candidates_go_to_the_swipes_below_templates_below(trie):
+    curves = StandinCurves(6, seed=11)
+    swipes = [curves.swipe(i) for i in range(len(curves))]
+
+    def decode(**settings: float | None) -> list:
+        chosen = Settings(beam_size=2, prior_weight=0.3, template_candidates=3, **settings)
+        return pipeline(curves, chosen, trie).decode(swipes)
+
+    every = decode()  # views_below None: every swipe gets the matcher's words
+    none = pipeline(curves, Settings(beam_size=2, prior_weight=0.3), trie).decode(swipes)
+    assert every != none
+    assert decode(templates_below=1e9) == every
+    assert decode(templates_below=-1e9) == none
+    assert decode(views_below=-1e9, templates_below=1e9) == every  # its own threshold, not the views'
