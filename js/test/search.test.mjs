@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { logSoftmax, mergeViews, Pipeline, readSettings, scoringBelow } from "../src/pipeline.mjs";
 import { priorIncrements, Trie } from "../src/trie.mjs";
+import { DEFAULT_VERBATIM, offerVerbatim } from "../src/user_words.mjs";
 
 // A trie of "a", "ab", "b" over the alphabet "ab" (tokens: 0 <eos>, 1 a, 2 b).
 // Nodes: 0 root, 1 "a", 2 "ab", 3 "b".
@@ -81,4 +82,27 @@ test("views merge: each word keeps its best score, ties in first-listed order", 
   const merged = mergeViews([[[-1, "a"], [-2, "b"]], [[-0.5, "b"], [-1, "c"]]]);
   assert.deepEqual(merged, [[-0.5, "b"], [-1, "a"]]);
   assert.deepEqual(scoringBelow([[[-9, "a"]], [], [[-1, "b"]]], -8), [0, 1]);
+});
+
+test("the verbatim candidate: the network's best string, offered second where no word scores well", async () => {
+  // A network sure of "ba": b after <sos>, a after b, then <eos>.
+  const sure = {
+    async encode() { return null; },
+    async step(tokens, dims) {
+      const logits = new Float32Array(dims[0] * dims[1] * 3);
+      tokens.forEach((token, i) => { logits[i * 3 + (token === 3 ? 2 : token === 2 ? 1 : 0)] = 10; });
+      return [logSoftmax(logits, 3), null];
+    },
+    take: (memory) => memory,
+    reorder: () => null,
+  };
+  const layout = { name: "l", width: 100, keyWidth: 10 };
+  const p = new Pipeline(sure, { alphabet: "ab", eosId: 0, sosId: 3 }, [layout], { resample: null, maxPoints: null },
+    readSettings({ beam_size: 4 }), smallTrie());
+  const swipes = [{ x: [0, 50], y: [0, 0], t: [0, 100], layout: "l" }];
+  const rows = [[[-9, "a"], [-10, "b"]]];
+  const [offered] = await offerVerbatim(p, swipes, rows, { ...DEFAULT_VERBATIM });
+  assert.deepEqual(offered.map((c) => [c.word, c.inLexicon]), [["a", true], ["ba", false], ["b", true]]);
+  const [kept] = await offerVerbatim(p, swipes, [[[-1, "a"]]], { ...DEFAULT_VERBATIM });
+  assert.deepEqual(kept.map((c) => c.word), ["a"]); // a word scoring well: none offered
 });
