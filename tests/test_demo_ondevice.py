@@ -9,6 +9,7 @@ they are skipped, with the reason, where one is missing.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import urllib.error
 import urllib.request
@@ -224,3 +225,23 @@ def test_the_browser_decodes_real_swipes_as_the_python_runtime_does(page, onnx_f
         assert [c["word"] for c in mine] == [word for _, word in theirs], n
         for c, (score, _) in zip(mine, theirs, strict=True):
             assert c["score"] == pytest.approx(score, abs=1e-4), (n, c["word"])
+
+
+def test_the_page_example_of_the_docs_decodes_in_the_page(page):
+    """docs/javascript.md's page example (its second js block, imports made dynamic), run in the
+    demo's page on a real swipe, puts that swipe's word first."""
+    from swipe.runtime import read_swipes
+
+    driver, _ = page
+    text = (Path(__file__).resolve().parents[1] / "docs" / "javascript.md").read_text(encoding="utf-8")
+    code = re.findall(r"^```js\n(.*?)^```", text, re.MULTILINE | re.DOTALL)[1]
+    code = re.sub(r"^import (?:\* as )?(.+?) from (\".*?\");", r"const \1 = await import(\2);", code,
+                  flags=re.MULTILINE)
+    swipe, word = read_swipes(REAL_EN_SWIPES)[0]
+    first = driver.execute_async_script(
+        "const [swipe, done] = arguments;"
+        f"(async () => {{ {code}\n return (await decoder.decode(swipe))[0].word; }})()"
+        ".then(done).catch((err) => done(String(err.stack || err)));",
+        {"x": list(map(float, swipe.x)), "y": list(map(float, swipe.y)), "t": list(map(float, swipe.t)),
+         "layout": swipe.layout})
+    assert first == word
