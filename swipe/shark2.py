@@ -31,7 +31,7 @@ words to the neural decoder that its beam search may have lost (``predict.py
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -52,6 +52,17 @@ from swipe.templates import (
 )
 
 Candidates = list[tuple[float, str]]
+
+
+# Templates computed at a time: bounds the temporaries of building the whole lexicon's.
+_BUILD_CHUNK = 2048
+
+
+def in_chunks(compute: Callable[[Any], np.ndarray], items: Any, count: int) -> np.ndarray:
+    """``compute(items)`` as float32, computed ``_BUILD_CHUNK`` items at a time (``items``: a
+    sequence or array of ``count``), so the temporaries stay small."""
+    parts = [compute(items[s : s + _BUILD_CHUNK]).astype(np.float32) for s in range(0, count, _BUILD_CHUNK)]
+    return np.concatenate(parts)
 
 
 class NoTemplatesError(ValueError):
@@ -119,12 +130,12 @@ def build_templates(layout: Layout, lexicon: Lexicon, n: int) -> WordTemplates:
         raise NoTemplatesError(
             f"lexicon {lexicon.name!r}: layout {layout.name!r} cannot type any of its words"
         )
-    points = resample_many(pad_polylines(polylines), n)
+    points = in_chunks(lambda chunk: resample_many(pad_polylines(chunk), n), polylines, len(polylines))
     # Zero frequencies are raised to the smallest positive one, so that no log prior is -inf.
     freq = np.asarray(freqs, np.float64)
     freq = np.maximum(freq, freq[freq > 0].min() if (freq > 0).any() else 1.0)
     log_prior = np.log(freq / freq.sum())
-    return WordTemplates(words, log_prior, points.astype(np.float32), np.asarray(first, np.int64), skipped)
+    return WordTemplates(words, log_prior, points, np.asarray(first, np.int64), skipped)
 
 
 def top_candidates(scores: np.ndarray, words: Sequence[str], index: np.ndarray, k: int) -> Candidates:
@@ -254,14 +265,16 @@ class Shark2Decoder:
         self.layout = layout
         self.config = config
         self.templates: WordTemplates = build_templates(layout, lexicon, config.num_points)
-        self._shapes = normalize_shape(self.templates.points).astype(np.float32)
+        count = len(self.templates.words)
+        self._shapes = in_chunks(normalize_shape, self.templates.points, count)
         self._starts = np.ascontiguousarray(self.templates.points[:, 0])
         self._ends = np.ascontiguousarray(self.templates.points[:, -1])
         if config.dtw_points == config.num_points:
             self._dtw_templates = self.templates.points
         else:
-            self._dtw_templates = resample_many(self.templates.points, config.dtw_points).astype(np.float32)
-        self._dtw_shapes = normalize_shape(self._dtw_templates).astype(np.float32)
+            self._dtw_templates = in_chunks(lambda chunk: resample_many(chunk, config.dtw_points),
+                                            self.templates.points, count)
+        self._dtw_shapes = in_chunks(normalize_shape, self._dtw_templates, count)
 
     def channel_distances(self, x: np.ndarray, y: np.ndarray, start_radius: float,
                           end_radius: float) -> ChannelDistances:
