@@ -108,7 +108,8 @@ def model_decoding(model_file: Path) -> Setting:
     given = {name: getattr(settings, name) for name in names if getattr(settings, name) is not None}
     return Setting("beam", from_dict(BeamOptions, given), settings.template_weight,
                    tuple(settings.x_scales or (1.0,)), tuple(settings.wide_x_scales or ()),
-                   settings.views_below, settings.template_candidates or 0)
+                   settings.views_below, settings.template_candidates or 0, settings.views_margin,
+                   settings.templates_below)
 
 
 def format_table(rows: Sequence[Row]) -> str:
