@@ -24,6 +24,7 @@ from test_demo_browser import (
     shown_candidates,
     start_chromium,
     swipe_word,
+    tap_key,
     wait_for,
 )
 
@@ -190,6 +191,9 @@ def test_a_word_swiped_in_this_browser_comes_first_and_no_point_leaves_the_page(
     wait_for(lambda: driver.execute_script("return state.template !== null"))
     assert driver.execute_script("return state.template.length") == len("question")
     assert driver.execute_script("return state.attention") is None  # the server's view is not asked for
+    tap_key(driver, "a")  # a tap is decoded in the page too
+    words = wait_for(lambda: (w := shown_candidates(driver)) and w[0] != "question" and w)
+    assert words[0] == "a" and "a tap" in page_text(driver, "timing")
     assert page_errors(driver) == []
     # Every request since the switch: a GET of the model, onnxruntime-web or the decoder module,
     # from the demo server, with no body: no swipe, no word went anywhere.

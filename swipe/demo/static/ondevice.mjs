@@ -29,7 +29,7 @@ export function downloadedBytes(where = files()) {
 }
 
 // A swipe's candidates, best first, and the milliseconds the decoding took in this page.
-export async function decodeHere(decoder, body, layoutName) {
+async function decodeHere(decoder, body, layoutName) {
   const start = performance.now();
   const candidates = await decoder.decode({x: body.x, y: body.y, t: body.t, layout: layoutName});
   const ms = performance.now() - start;
