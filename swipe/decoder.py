@@ -24,6 +24,7 @@ whatever the number of workers; it is always in input order.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import dataclasses
 import math
@@ -36,7 +37,7 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Protocol, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -961,8 +962,19 @@ class Decoder:
         verbatim, for a keyboard to offer apart from the candidates (and to pass to
         :meth:`add_words` when the user picks it)."""
         source = self.curves(curves)
-        with self._lock:
+        with self._lock, self._one_thread():
             return verbatim(self._pipeline(source), [source.swipe(i) for i in range(len(source))])
+
+    @contextlib.contextmanager
+    def _one_thread(self) -> Iterator[None]:
+        """One torch thread on the CPU while searching in this process, as :func:`decode_job`."""
+        threads = torch.get_num_threads()
+        if self.device == "cpu":
+            torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
 
     def _pipeline(self, curves: CurveSource) -> pipeline.Pipeline:
         """The pipeline of this process's decoder (made now if the decodes ran in workers)."""
@@ -1023,7 +1035,8 @@ class Decoder:
             if self.verbatim_settings is None:
                 return [[Candidate(score, word) for score, word in row] for row in rows]
             swipes = [curves.swipe(i) for i in range(len(curves))]
-            return offer_verbatim(self._pipeline(curves), swipes, rows, self.verbatim_settings)
+            with self._one_thread():
+                return offer_verbatim(self._pipeline(curves), swipes, rows, self.verbatim_settings)
 
 
 def load_decoder(
