@@ -4,6 +4,7 @@ and whether words added back as user words decode from their real swipes.
     nice -n 10 python bench/user_words.py latency
     nice -n 10 python bench/user_words.py learning --limit 200 > /tmp/learning.log 2>&1 &
     nice -n 10 python bench/user_words.py held-out
+    nice -n 10 python bench/user_words.py verbatim > /tmp/verbatim.log 2>&1 &
 
 ``latency``: milliseconds to add one new word to the shipped model's lexicon (median and worst of
 200 words), to remove one, and to learn one and bring the boosts into the trie (``sync``).
@@ -18,6 +19,11 @@ swipes learning won or lost against no learning.
 with real swipes) are taken out of the lexicon (a word list written without them), then added back
 with :meth:`swipe.Decoder.add_words` at the default frequency (the lexicon's median word). The table
 gives accuracy@1 on their swipes and on all other swipes, against the full lexicon.
+
+``verbatim``: how often the network's string without the lexicon is the swiped word; then the
+verbatim candidate's setting (:class:`VerbatimSettings`) chosen on each half of the dev swipes
+and of the held-out words' swipes (those words out of the lexicon), checked on the other half; then
+``load_decoder`` with it off and on, swipe by swipe: accuracy@1, Swipe MRR, p50 and p95 ms.
 """
 
 from __future__ import annotations
