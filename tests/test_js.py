@@ -21,7 +21,7 @@ pytest.importorskip("onnxscript")
 from test_onnx import export, tiny_config, write_checkpoint  # noqa: E402
 
 from swipe.decoding.pipeline import Settings  # noqa: E402
-from swipe.decoding.user_words import VerbatimSettings  # noqa: E402
+from swipe.decoding.user_words import UserWordError, VerbatimSettings  # noqa: E402
 from swipe.resources import REAL_EN_SWIPES  # noqa: E402
 from swipe.runtime import OnnxDecoder, read_swipes  # noqa: E402
 
@@ -44,9 +44,11 @@ def run_js(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
 
 
 def js_candidates(folder: Path, swipes: Path, verbatim: VerbatimSettings | None, int8: bool,
-                  settings: dict[str, float]) -> list[list[tuple[float, str, bool]]]:
+                  settings: dict[str, float], user_words: list[list] | None = None
+                  ) -> list[list[tuple[float, str, bool]]]:
     """Each swipe's candidates from the JavaScript decoder in Node: (score, word, in lexicon)."""
     options = [] if verbatim is None else ["--verbatim", json.dumps(dataclasses.asdict(verbatim))]
+    options += ["--user-words", json.dumps(user_words or [])]
     options += (["--int8"] if int8 else []) + ["--settings", json.dumps(settings)]
     done = run_js(str(folder), str(swipes), "--batch", str(BATCH), *options)
     assert done.returncode == 0, done.stderr
@@ -55,20 +57,25 @@ def js_candidates(folder: Path, swipes: Path, verbatim: VerbatimSettings | None,
 
 
 def check_parity(folder: Path, lines: list[str], tmp: Path, verbatim: VerbatimSettings | None = None,
-                 int8: bool = False, settings: dict[str, float] | None = None) -> None:
-    """Both decoders' candidates of swipes ``lines`` equal; ``settings``: OnnxDecoder overrides."""
+                 int8: bool = False, settings: dict[str, float] | None = None,
+                 user_words: list[list] | None = None) -> list[list[tuple[float, str, bool]]]:
+    """Both decoders' candidates of swipes ``lines`` equal; ``settings``: OnnxDecoder overrides;
+    ``user_words``: ["add", words, frequency?], ["remove", words], ["learn", word] steps first."""
     path = tmp / "swipes.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     swipes = [swipe for swipe, _ in read_swipes(path)]
     decoder = OnnxDecoder(folder, int8=int8, verbatim=verbatim, **(settings or {}))
+    for step, *args in user_words or []:
+        {"add": decoder.add_words, "remove": decoder.remove_words, "learn": decoder.learn}[step](*args)
     expected = [[(c.score, c.word, c.in_lexicon) for c in row] for start in range(0, len(swipes), BATCH)
                 for row in decoder.decode(swipes[start:start + BATCH])]
-    got = js_candidates(folder, path, verbatim, int8, settings or {})
+    got = js_candidates(folder, path, verbatim, int8, settings or {}, user_words)
     assert len(got) == len(expected)
     for i, (want, have) in enumerate(zip(expected, got, strict=True)):
         assert [c[1:] for c in have] == [c[1:] for c in want], f"swipe {i}: {have[:5]} != {want[:5]}"
         worst = max((abs(a[0] - b[0]) for a, b in zip(have, want, strict=True)), default=0.0)
         assert worst <= TOLERANCE, f"swipe {i}: scores differ by {worst:.2e}"
+    return expected
 
 
 def test_js_decoder_equals_the_runtime_on_real_swipes(onnx_folders, tmp_path):
@@ -137,3 +144,28 @@ def test_js_defaults_are_the_pythons():
     python = json.loads(json.dumps(dataclasses.asdict(Settings())))
     assert js["settings"] == python
     assert js["verbatim"] == dataclasses.asdict(VerbatimSettings())
+
+
+def test_js_user_words_equal_the_runtimes(onnx_folders, tmp_path):
+    """After the same removed, added and learned words, both decoders give the same candidates, on
+    swipes of words taken out of the lexicon and added back (they decode as user words) and others."""
+    lines = REAL_EN_SWIPES.read_text(encoding="utf-8").splitlines()[7::80][:10]
+    targets = [json.loads(line)["word"] for line in lines]
+    steps = [["remove", targets[:4]], ["add", targets[:3]], ["add", ["swipeable", "zyx"], 2000.0],
+             ["learn", targets[4]], ["learn", targets[5]], ["learn", targets[4]], ["learn", "quizzable"],
+             ["remove", [targets[6], "notaword"]], ["add", targets[6:7], 50.0]]
+    rows = check_parity(onnx_folders["en_hws"], lines, tmp_path, user_words=steps)
+    assert all(word in [c[1] for c in row] for word, row in zip(targets[:3], rows, strict=False))
+    assert targets[3] not in [c[1] for c in rows[3]]  # removed
+
+
+def test_js_refuses_an_untypeable_word_as_the_runtime_does(onnx_folders, tmp_path):
+    folder, swipes = onnx_folders["en_hws"], tmp_path / "swipes.jsonl"
+    swipes.write_text(REAL_EN_SWIPES.read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
+    decoder = OnnxDecoder(folder)
+    for word in ["caf€", ""]:
+        with pytest.raises(UserWordError) as err:
+            decoder.add_words([word])
+        done = run_js(str(folder), str(swipes), "--user-words", json.dumps([["add", [word]]]), timeout=300)
+        assert done.returncode == 1
+        assert done.stderr.strip() == f"decode.mjs: error: {err.value}"

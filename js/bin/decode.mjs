@@ -2,9 +2,11 @@
 // Decode the swipes of a jsonl file with an ONNX export folder, in Node: one JSON line per swipe,
 // its candidates best first ([{"word", "score", "inLexicon"}, ...]; --verbatim '{}': with the
 // network's best string without the lexicon, inLexicon false, where no lexicon word scores well;
-// the object may set lexicon_below, verbatim_above, position).
+// the object may set lexicon_below, verbatim_above, position; --user-words: the user's words
+// changed first, in order: ["add", WORDS, FREQUENCY?], ["remove", WORDS] and ["learn", WORD] steps).
 //
 //   node js/bin/decode.mjs FOLDER SWIPES.jsonl [--batch N] [--settings '{"beam_size": 8}'] [--int8] [--verbatim '{}']
+//     [--user-words '[["add", ["swipeable"]], ["learn", "swipe"]]']
 //
 // SWIPES.jsonl: rows {"curve": {"x": [...], "y": [...], "t": [...], "grid_name": "..."}}, as
 // python -m swipe.runtime reads them.
@@ -14,7 +16,7 @@ import { parseArgs } from "node:util";
 import * as ort from "onnxruntime-node";
 import { loadDecoder } from "../src/index.mjs";
 
-const usage = "usage: node js/bin/decode.mjs FOLDER SWIPES.jsonl [--batch N] [--settings JSON] [--int8] [--verbatim JSON]\n"
+const usage = "usage: node js/bin/decode.mjs FOLDER SWIPES.jsonl [--batch N] [--settings JSON] [--int8] [--verbatim JSON] [--user-words JSON]\n"
   + "example: node js/bin/decode.mjs en_onnx swipe/resources/swipes/hws_real_en_dev.jsonl --batch 16";
 
 function fail(message) {
@@ -27,7 +29,8 @@ try {
   args = parseArgs({
     allowPositionals: true,
     options: { batch: { type: "string", default: "1" }, settings: { type: "string", default: "{}" },
-      int8: { type: "boolean", default: false }, verbatim: { type: "string" }, help: { type: "boolean", short: "h" } },
+      int8: { type: "boolean", default: false }, verbatim: { type: "string" },
+      "user-words": { type: "string", default: "[]" }, help: { type: "boolean", short: "h" } },
   });
 } catch (err) {
   fail(err.message);
@@ -49,6 +52,13 @@ function object(option, text) {
 }
 const settings = object("settings", args.values.settings);
 const verbatim = args.values.verbatim === undefined ? null : object("verbatim", args.values.verbatim);
+let steps;
+try {
+  steps = JSON.parse(args.values["user-words"]);
+} catch {}
+if (!Array.isArray(steps) || !steps.every((step) => Array.isArray(step) && ["add", "remove", "learn"].includes(step[0]))) {
+  fail(`--user-words must be a JSON list of ["add", WORDS, FREQUENCY?], ["remove", WORDS] or ["learn", WORD] steps, not ${args.values["user-words"]}`);
+}
 
 const swipes = [];
 let text;
@@ -69,6 +79,11 @@ text.split("\n").forEach((line, i) => {
 
 try {
   const decoder = await loadDecoder(folder, { ort, int8: args.values.int8, settings, verbatim });
+  for (const [step, words, frequency = null] of steps) {
+    if (step === "add") decoder.addWords(words, frequency);
+    else if (step === "remove") decoder.removeWords(words);
+    else decoder.learn(words);
+  }
   for (let start = 0; start < swipes.length; start += batch) {
     for (const row of await decoder.decodeMany(swipes.slice(start, start + batch))) {
       process.stdout.write(`${JSON.stringify(row)}\n`);

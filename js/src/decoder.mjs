@@ -5,7 +5,7 @@ import { OnnxFolderError, folderReader, readExportFolder } from "./folder.mjs";
 import { Pipeline, readSettings } from "./pipeline.mjs";
 import { SwipeError, checkSwipe } from "./swipe.mjs";
 import { Trie } from "./trie.mjs";
-import { DEFAULT_VERBATIM, offerVerbatim } from "./user_words.mjs";
+import { DEFAULT_VERBATIM, UserWords, offerVerbatim } from "./user_words.mjs";
 
 /** Decodes swipes with an ONNX folder; made by loadDecoder. */
 export class OnnxDecoder {
@@ -16,6 +16,34 @@ export class OnnxDecoder {
     this.layouts = new Map(exported.layouts.map((layout) => [layout.name, layout]));
     this.pipeline = pipeline;
     this.verbatim = verbatim;
+    this.userWordsMade = null;
+  }
+
+  /** The user's added, removed and learned words (user_words.mjs; made on first use, in memory). */
+  get userWords() {
+    this.userWordsMade ??= new UserWords(this.pipeline.trie, this.export.alphabet, this.export.layouts);
+    return this.userWordsMade;
+  }
+
+  /**
+   * Let the decoder output `words` from the next decode on.
+   * @param {string | string[]} words
+   * @param {number | null} frequency  occurrences per billion words; null: a lexicon word keeps its
+   *   own, another gets that of the lexicon word 10 % down the list
+   * @throws {UserWordError}  one line naming a word the model or its keyboards cannot type (none is added)
+   */
+  addWords(words, frequency = null) {
+    this.userWords.add(words, frequency);
+  }
+
+  /** Never output `words` (words the decoder does not know are ignored). */
+  removeWords(words) {
+    this.userWords.remove(words);
+  }
+
+  /** Record that the user chose or typed `word`: similar swipes rank it higher (added if new). */
+  learn(word) {
+    this.userWords.learn(word);
   }
 
   /**
@@ -32,6 +60,7 @@ export class OnnxDecoder {
   /** The candidates of each swipe (decoded as one batch), as decode's. */
   async decodeMany(swipes) {
     const checked = this.check(swipes);
+    this.userWordsMade?.sync();
     return offerVerbatim(this.pipeline, checked, await this.pipeline.decode(checked), this.verbatim);
   }
 
