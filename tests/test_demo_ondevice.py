@@ -194,6 +194,14 @@ def test_a_word_swiped_in_this_browser_comes_first_and_no_point_leaves_the_page(
     tap_key(driver, "a")  # a tap is decoded in the page too
     words = wait_for(lambda: (w := shown_candidates(driver)) and w[0] != "question" and w)
     assert words[0] == "a" and "a tap" in page_text(driver, "timing")
+    # A word added and a candidate picked stay in the page's decoder.
+    driver.execute_script("document.getElementById('new-word').value = 'swipeable';"
+                          "document.getElementById('add-word').requestSubmit();")
+    wait_for(lambda: page_text(driver, "added") == "added swipeable: swipe it")
+    swipe_word(driver, "swipeable")
+    assert wait_for(lambda: (w := shown_candidates(driver)) and w[0] != "a" and w)[0] == "swipeable"
+    driver.execute_script("document.querySelectorAll('#candidates button')[0].click()")
+    wait_for(lambda: page_text(driver, "typed").endswith("swipeable"))
     assert page_errors(driver) == []
     # Every request since the switch: a GET of the model, onnxruntime-web or the decoder module,
     # from the demo server, with no body: no swipe, no word went anywhere.

@@ -49,6 +49,15 @@ const browser = {
     return {...answer, where: "in this browser"};
   },
   async explain(body, word) { return {template: keyCentres(word), attention: null}; },
+  // The user's words stay in this page's decoder (in memory): nothing is posted to the server.
+  async learn(word) {
+    (await (loading ||= loadBrowserDecoder())).learn(word);
+    return word;
+  },
+  async add(word) {
+    (await (loading ||= loadBrowserDecoder())).addWords([word]);
+    return word;
+  },
 };
 
 export async function offer() {
