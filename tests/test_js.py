@@ -21,7 +21,7 @@ pytest.importorskip("onnxscript")
 from test_onnx import export, tiny_config, write_checkpoint  # noqa: E402
 
 from swipe.decoding.pipeline import Settings  # noqa: E402
-from swipe.decoding.user_words import UserWordError, VerbatimSettings  # noqa: E402
+from swipe.decoding.user_words import LearnSettings, UserWordError, VerbatimSettings  # noqa: E402
 from swipe.resources import REAL_EN_SWIPES  # noqa: E402
 from swipe.runtime import OnnxDecoder, read_swipes  # noqa: E402
 
@@ -132,11 +132,12 @@ def test_the_docs_node_example_runs(onnx_folders):
 
 
 def test_js_defaults_are_the_pythons():
-    """Every pipeline setting and the verbatim candidate's defaults, as Python's (a setting added
+    """Every pipeline setting, the verbatim candidate's and learning's defaults, as Python's (a setting added
     in Python shows here until the JavaScript pipeline has it too)."""
     code = ('import { DEFAULT_SETTINGS } from "./src/pipeline.mjs";\n'
-            'import { DEFAULT_VERBATIM } from "./src/user_words.mjs";\n'
-            'console.log(JSON.stringify({ settings: DEFAULT_SETTINGS, verbatim: DEFAULT_VERBATIM }));\n')
+            'import { DEFAULT_LEARN, DEFAULT_VERBATIM } from "./src/user_words.mjs";\n'
+            'console.log(JSON.stringify({ settings: DEFAULT_SETTINGS, verbatim: DEFAULT_VERBATIM,'
+            ' learn: DEFAULT_LEARN }));\n')
     done = subprocess.run([NODE, "--input-type=module", "-e", code], cwd=JS, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
@@ -144,6 +145,7 @@ def test_js_defaults_are_the_pythons():
     python = json.loads(json.dumps(dataclasses.asdict(Settings())))
     assert js["settings"] == python
     assert js["verbatim"] == dataclasses.asdict(VerbatimSettings())
+    assert js["learn"] == dataclasses.asdict(LearnSettings())
 
 
 def test_js_user_words_equal_the_runtimes(onnx_folders, tmp_path):
