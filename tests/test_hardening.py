@@ -548,13 +548,18 @@ def test_ctrl_c_is_one_line_and_exit_130(capsys):
 
 
 
+def _default_ctrl_c() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def test_ctrl_c_while_a_script_loads_is_one_line_and_exit_130(tmp_path):
     script = "predict.py"  # train.py starts the same way (swipe.cli.run_command)
     # -X importtime reports each import as it ends: the interrupt lands while PyTorch loads. The
     # child gets Ctrl-C's default action back: a shell starts background jobs with SIGINT ignored.
     proc = subprocess.Popen([sys.executable, "-X", "importtime", str(ROOT / script), "--help"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            preexec_fn=_default_ctrl_c)
     for line in proc.stderr:
         if line.split("|")[-1].strip().startswith("torch."):
             proc.send_signal(signal.SIGINT)
@@ -562,7 +567,8 @@ def test_ctrl_c_while_a_script_loads_is_one_line_and_exit_130(tmp_path):
     rest = proc.stderr.read()
     proc.stdout.close()
     proc.wait(timeout=120)
-    assert proc.returncode == 130
+    inherited = (signal.getsignal(signal.SIGINT), signal.pthread_sigmask(signal.SIG_BLOCK, []))
+    assert proc.returncode == 130, f"SIGINT handler and blocked signals of the test process: {inherited}"
     assert "Traceback" not in rest
     assert rest.rstrip().splitlines()[-1] == f"{script}: interrupted"
 
