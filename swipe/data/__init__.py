@@ -19,8 +19,7 @@ Names are imported on first use, so ``swipe.data.resample`` (numpy only) imports
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from swipe.lazy import lazy_names
 
 _WHERE = {
     "ArrayInfo": "build",
@@ -43,7 +42,4 @@ _WHERE = {
 __all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'swipe.data' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"swipe.data.{_WHERE[name]}"), name)
+__getattr__ = lazy_names(__name__, _WHERE)

@@ -11,8 +11,7 @@ Names are imported on first use, so ``import swipe.decoding.pipeline`` never imp
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from swipe.lazy import lazy_names
 
 _WHERE = {
     "GENERATORS": "generators",
@@ -40,7 +39,4 @@ _WHERE = {
 __all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'swipe.decoding' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"swipe.decoding.{_WHERE[name]}"), name)
+__getattr__ = lazy_names(__name__, _WHERE)

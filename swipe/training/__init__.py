@@ -14,8 +14,7 @@ does not load the trainer.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from swipe.lazy import lazy_names
 
 _WHERE = {
     "CheckpointError": "checkpoint",
@@ -49,7 +48,4 @@ _WHERE = {
 __all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'swipe.training' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"swipe.training.{_WHERE[name]}"), name)
+__getattr__ = lazy_names(__name__, _WHERE)
