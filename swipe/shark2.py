@@ -23,6 +23,13 @@ A tap (a swipe shorter than ``tap_length``) has no shape, and its location, ends
 distances all measure the same thing: how far the tap is from the word's keys. Taps are therefore
 ranked by the location channel alone, with its own width ``sigma_tap``, and the prior.
 
+The result is that of scoring every word that passes pruning, but computed faster: the templates
+are kept per coordinate in contiguous arrays and grouped by their first point, and the elastic
+channels are computed only for the words whose score could still reach the ``top_k``: a lower
+bound of each DTW distance (see :func:`dtw_lower_bounds`) bounds every word's score from above, and
+the words are rescored in the order of that bound until the next bound falls below the ``top_k``-th
+best score.
+
 The matcher is a baseline decoder of its own (``bench/baselines/run_baselines.py``) and proposes
 words to the neural decoder that its beam search may have lost (``predict.py
 --template-candidates``, :class:`swipe.predict.DecodeJob`).
@@ -56,6 +63,19 @@ Candidates = list[tuple[float, str]]
 
 # Templates computed at a time: bounds the temporaries of building the whole lexicon's.
 _BUILD_CHUNK = 2048
+
+# Words whose DTW distances are computed first (the best by their score's upper bound), before the
+# others whose bound still reaches the best scores found.
+_ELASTIC_FIRST = 12
+
+# The DTW recursion runs in float32 and the lower bounds are summed from float32 distances
+# computed another way (not by hypot): a computed DTW distance can lie below the exact one, and the
+# bound above it, by a little rounding, which these allowances cover many times over. Relative to
+# the bound, and to the sum of all the point distances of the table (no entry of the table, and no
+# partial sum the recursion forms, exceeds it; float32 rounds each of its ~n + m steps per row by at
+# most 2**-24 of that).
+_BOUND_SLACK_RELATIVE = 1e-5
+_BOUND_SLACK_OF_TABLE = 2.5e-4
 
 
 def in_chunks(compute: Callable[[Any], np.ndarray], items: Any, count: int) -> np.ndarray:
@@ -248,6 +268,60 @@ def elastic_scores(elastic: ElasticDistances, config: Shark2Config) -> np.ndarra
     return elastic_log_likelihood(elastic.location, elastic.shape, config.scoring)
 
 
+def dtw_lower_bounds(query: np.ndarray, templates_x: np.ndarray, templates_y: np.ndarray) -> np.ndarray:
+    """Lower bounds of :func:`swipe.templates.dtw_distances` from a query to many templates.
+
+    A warping path visits every row and every column of the table, and its first and last cells
+    are the corners, so its cost is at least the corners' costs plus the cheapest cell of each
+    other row (and likewise of each other column). The bound is lowered by an allowance for the
+    float32 rounding of both computations, so that it lies below the computed distance too.
+
+    Parameters
+    ----------
+    query : numpy.ndarray
+        ``(n, 2)`` float32 points.
+    templates_x, templates_y : numpy.ndarray
+        ``(C, m)`` float32 coordinates of the templates' points.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(C,)`` float64, each at most the template's computed DTW distance (and at least 0).
+    """
+    dx = templates_x[:, None, :] - query[None, :, 0, None]  # (C, n, m)
+    dx *= dx
+    dy = templates_y[:, None, :] - query[None, :, 1, None]
+    dy *= dy
+    dx += dy
+    cost = np.sqrt(dx, out=dx)
+    corners = cost[:, 0, 0].astype(np.float64) + cost[:, -1, -1]
+    rows = cost[:, 1:-1].min(axis=2).sum(axis=1, dtype=np.float64)
+    columns = cost[:, :, 1:-1].min(axis=1).sum(axis=1, dtype=np.float64)
+    bound = corners + np.maximum(rows, columns)
+    slack = _BOUND_SLACK_RELATIVE * bound + _BOUND_SLACK_OF_TABLE * cost.sum(axis=(1, 2), dtype=np.float64)
+    return np.maximum(bound - slack, 0.0)
+
+
+def planar(points: np.ndarray, shapes: np.ndarray) -> np.ndarray:
+    """Curves and their normalised shapes (each ``(W, n, 2)``) as one ``(W, 4, n)`` float32 array
+    of rows x, y, shape x, shape y: a word's rows lie together, each coordinate's points in a row."""
+    out = np.empty((len(points), 4, points.shape[1]), np.float32)
+    for row, (curves, axis) in enumerate([(points, 0), (points, 1), (shapes, 0), (shapes, 1)]):
+        out[:, row] = curves[:, :, axis]
+    return out
+
+
+def mean_distances(x: np.ndarray, y: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Mean distance between corresponding points of curves ``(x, y)`` (each ``(C, n)``) and
+    ``points`` (``(n, 2)``): ``point_distances(curves, points).mean(axis=1)`` to the last bit."""
+    dx = x - points[:, 0]
+    dx *= dx
+    dy = y - points[:, 1]
+    dy *= dy
+    dx += dy
+    return np.sqrt(dx, out=dx).mean(axis=1)
+
+
 class Shark2Decoder:
     """Ranks lexicon words for a swipe with location, shape, end, elastic and frequency channels.
 
@@ -264,17 +338,27 @@ class Shark2Decoder:
     def __init__(self, layout: Layout, lexicon: Lexicon, config: Shark2Config = Shark2Config()) -> None:
         self.layout = layout
         self.config = config
-        self.templates: WordTemplates = build_templates(layout, lexicon, config.num_points)
-        count = len(self.templates.words)
-        self._shapes = in_chunks(normalize_shape, self.templates.points, count)
-        self._starts = np.ascontiguousarray(self.templates.points[:, 0])
-        self._ends = np.ascontiguousarray(self.templates.points[:, -1])
+        templates = build_templates(layout, lexicon, config.num_points)
+        points, count = templates.points, len(templates.words)
         if config.dtw_points == config.num_points:
-            self._dtw_templates = self.templates.points
+            dtw = points
         else:
-            self._dtw_templates = in_chunks(lambda chunk: resample_many(chunk, config.dtw_points),
-                                            self.templates.points, count)
-        self._dtw_shapes = in_chunks(normalize_shape, self._dtw_templates, count)
+            dtw = in_chunks(lambda chunk: resample_many(chunk, config.dtw_points), points, count)
+        # Per word: its template's and its shape's x and y rows (:func:`planar`), for the location
+        # and shape channels (``_rigid``) and the elastic ones (``_elastic``).
+        self._rigid = planar(points, in_chunks(normalize_shape, points, count))
+        self._elastic = planar(dtw, in_chunks(normalize_shape, dtw, count))
+        del points, dtw
+        self.templates: WordTemplates = templates._replace(points=self._rigid[:, :2].transpose(0, 2, 1))
+        # Words grouped by the first point of their template (one per key that starts a word):
+        # rows ``_start_rows[_start_bounds[s]:_start_bounds[s + 1]]`` start at ``_start_points[s]``.
+        self._start_points, start_of = np.unique(self._rigid[:, :2, 0], axis=0, return_inverse=True)
+        self._start_of = start_of.reshape(-1)
+        self._start_rows = np.argsort(self._start_of, kind="stable")
+        self._start_bounds = np.searchsorted(self._start_of[self._start_rows],
+                                             np.arange(len(self._start_points) + 1))
+        self._end_points, end_of = np.unique(self._rigid[:, :2, -1], axis=0, return_inverse=True)
+        self._end_of = end_of.reshape(-1)
 
     def channel_distances(self, x: np.ndarray, y: np.ndarray, start_radius: float,
                           end_radius: float) -> ChannelDistances:
@@ -290,23 +374,71 @@ class Shark2Decoder:
         gesture = key_units(self.layout, x, y)
         is_tap = path_length(gesture) < self.config.tap_length
         points = resample(gesture, self.config.num_points).astype(np.float32)
-        start = point_distances(self._starts, points[0])
-        end = point_distances(self._ends, points[-1])
-        index = np.flatnonzero((start <= start_radius) & (end <= end_radius))
-        location = point_distances(self.templates.points[index], points).mean(axis=1)
+        # Distances to each distinct first and last template point, then to each word's.
+        start_by_point = point_distances(self._start_points, points[0])
+        end_by_point = point_distances(self._end_points, points[-1])
+        near_end = end_by_point <= end_radius
+        groups = [self._start_rows[self._start_bounds[s] : self._start_bounds[s + 1]]
+                  for s in np.flatnonzero(start_by_point <= start_radius)]
+        index = np.concatenate(groups) if groups else np.zeros(0, np.intp)
+        index = np.sort(index[near_end[self._end_of[index]]])
+        rigid = self._rigid[index]
+        location = mean_distances(rigid[:, 0], rigid[:, 1], points)
         if is_tap:
             shape = np.zeros(len(index), np.float32)
         else:
-            shape = point_distances(self._shapes[index], normalize_shape(points)).mean(axis=1)
-        return ChannelDistances(index, start[index], end[index], location, shape,
+            shape = mean_distances(rigid[:, 2], rigid[:, 3], normalize_shape(points))
+        return ChannelDistances(index, start_by_point[self._start_of[index]],
+                                end_by_point[self._end_of[index]], location, shape,
                                 self.templates.log_prior[index], is_tap)
+
+    def dtw_queries(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The swipe (pixels) resampled for the elastic channels and its normalised shape:
+        ``(2, dtw_points, 2)`` float32."""
+        query = resample(key_units(self.layout, x, y), self.config.dtw_points)
+        return np.stack([query, normalize_shape(query)]).astype(np.float32)
 
     def elastic_distances(self, x: np.ndarray, y: np.ndarray, index: np.ndarray) -> ElasticDistances:
         """DTW distances per point between the swipe (pixels) and the templates of words ``index``."""
-        n = self.config.dtw_points
-        query = resample(key_units(self.layout, x, y), n)
-        return ElasticDistances(dtw_distances(query, self._dtw_templates[index]) / n,
-                                dtw_distances(normalize_shape(query), self._dtw_shapes[index]) / n)
+        return self._elastic_distances(self.dtw_queries(x, y), self._elastic[index])
+
+    def _elastic_distances(self, queries: np.ndarray, templates: np.ndarray) -> ElasticDistances:
+        """:meth:`elastic_distances` from :meth:`dtw_queries` and rows of ``_elastic``, both
+        channels in one DTW pass."""
+        n, count = self.config.dtw_points, len(templates)
+        curves = np.concatenate([templates[:, :2], templates[:, 2:]]).transpose(0, 2, 1)
+        per_curve = np.concatenate([np.broadcast_to(queries[0], (count, n, 2)),
+                                    np.broadcast_to(queries[1], (count, n, 2))])
+        distances = dtw_distances(per_curve, curves) / n
+        return ElasticDistances(distances[:count], distances[count:])
+
+    def rescored(self, x: np.ndarray, y: np.ndarray, index: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """``scores`` of words ``index`` plus their elastic channels' log-likelihood, for the words
+        that may be among the ``top_k`` best of all; ``-inf`` for the others.
+
+        The words whose scores' upper bounds (from :func:`dtw_lower_bounds`) are best are rescored
+        first; then those whose bounds reach the ``top_k``-th best score found. A word left out
+        scores less than ``top_k`` rescored ones, so the best ``top_k`` (with ties in the order of
+        ``index``) are those of rescoring every word.
+        """
+        cfg = self.config
+        queries, templates = self.dtw_queries(x, y), self._elastic[index]
+        out = np.full(len(index), -np.inf)
+        if len(index) <= max(cfg.top_k, _ELASTIC_FIRST):
+            out[:] = scores + elastic_scores(self._elastic_distances(queries, templates), cfg)
+            return out
+        n = cfg.dtw_points
+        location = dtw_lower_bounds(queries[0], templates[:, 0], templates[:, 1]) / n
+        shape = dtw_lower_bounds(queries[1], templates[:, 2], templates[:, 3]) / n
+        bound = scores + elastic_log_likelihood(location, shape, cfg.scoring)
+        order = np.argsort(-bound, kind="stable")
+        first, rest = order[: max(cfg.top_k, _ELASTIC_FIRST)], order[max(cfg.top_k, _ELASTIC_FIRST) :]
+        out[first] = scores[first] + elastic_scores(self._elastic_distances(queries, templates[first]), cfg)
+        kth_best = np.sort(out[first])[-cfg.top_k]
+        rest = rest[bound[rest] >= kth_best]
+        if len(rest):
+            out[rest] = scores[rest] + elastic_scores(self._elastic_distances(queries, templates[rest]), cfg)
+        return out
 
     def decode(self, x: np.ndarray, y: np.ndarray) -> Candidates:
         """The ``top_k`` best ``(score, word)`` candidates for a swipe given in pixels.
@@ -324,6 +456,6 @@ class Shark2Decoder:
         if distances.is_tap:
             return top_candidates(scores, self.templates.words, distances.index, cfg.top_k)
         keep = np.argsort(-scores, kind="stable")[: cfg.rescore_top]
-        elastic = self.elastic_distances(x, y, distances.index[keep])
-        scores = scores[keep] + elastic_scores(elastic, cfg)
-        return top_candidates(scores, self.templates.words, distances.index[keep], cfg.top_k)
+        index = distances.index[keep]
+        final = self.rescored(x, y, index, scores[keep])
+        return top_candidates(final, self.templates.words, index, cfg.top_k)
