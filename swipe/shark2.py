@@ -68,14 +68,14 @@ _BUILD_CHUNK = 2048
 # others whose bound still reaches the best scores found.
 _ELASTIC_FIRST = 12
 
-# The DTW recursion runs in float32 and the lower bounds are summed from float32 distances
-# computed another way (not by hypot): a computed DTW distance can lie below the exact one, and the
-# bound above it, by a little rounding, which these allowances cover many times over. Relative to
-# the bound, and to the sum of all the point distances of the table (no entry of the table, and no
-# partial sum the recursion forms, exceeds it; float32 rounds each of its ~n + m steps per row by at
-# most 2**-24 of that).
-_BOUND_SLACK_RELATIVE = 1e-5
-_BOUND_SLACK_OF_TABLE = 2.5e-4
+# The DTW recursion runs in float32, and the lower bounds are summed from distances computed
+# another way (not by hypot): a computed DTW distance may lie below the exact one, and a bound above
+# it, by a little rounding. Each row of the recursion (running sums, then one subtraction and one
+# addition per entry) rounds by at most (2 m + 2) * 2**-24 of the table's total T (the sum of all its
+# point distances, which no running sum or partial path cost exceeds), so an n x m table by at most
+# 2 (n + m) * 2**-24 * T; the bounds allow four times that, and a relative 1e-5 for the distances.
+_ROUNDING_OF_TABLE = 8 * 2.0**-24
+_ROUNDING_RELATIVE = 1e-5
 
 
 def in_chunks(compute: Callable[[Any], np.ndarray], items: Any, count: int) -> np.ndarray:
@@ -298,7 +298,8 @@ def dtw_lower_bounds(query: np.ndarray, templates_x: np.ndarray, templates_y: np
     rows = cost[:, 1:-1].min(axis=2).sum(axis=1, dtype=np.float64)
     columns = cost[:, :, 1:-1].min(axis=1).sum(axis=1, dtype=np.float64)
     bound = corners + np.maximum(rows, columns)
-    slack = _BOUND_SLACK_RELATIVE * bound + _BOUND_SLACK_OF_TABLE * cost.sum(axis=(1, 2), dtype=np.float64)
+    table = cost.sum(axis=(1, 2), dtype=np.float64)
+    slack = _ROUNDING_RELATIVE * bound + _ROUNDING_OF_TABLE * sum(cost.shape[1:]) * table
     return np.maximum(bound - slack, 0.0)
 
 
