@@ -459,6 +459,12 @@ def check_optional_number(value: float | None, name: str) -> None:
         raise DecodeError(f"{name}: expected a number, got nan")
 
 
+def check_views_beam_size(value: int | None, name: str = "views_beam_size") -> None:
+    """Refuse a views beam that is not a whole number >= 1 (None: the beam size)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise DecodeError(f"{name} must be a whole number >= 1, got {value!r}")
+
+
 def check_speed(
     num_workers: int, batch_size: int, max_batch_points: int | None, device: str,
     names: dict[str, str] | None = None,
@@ -501,7 +507,8 @@ class DecodeJob(NamedTuple):
     views only for the curves that reach past their keyboard's right edge; ``()``: none.
     ``template_candidates``: for each curve whose best score (after the views) is below
     ``views_below`` (every curve where that is None), this many words from the template matcher;
-    0: none. Needs a lexicon. ``views_margin`` and ``templates_below`` narrow these stages
+    0: none. Needs a lexicon. ``views_margin`` and ``templates_below`` narrow these stages,
+    ``views_beam_size`` is the beam of the views searched after the first
     (:class:`swipe.decoding.pipeline.Settings`). The stages themselves are
     :class:`swipe.decoding.pipeline.Pipeline`'s.
     """
@@ -519,6 +526,7 @@ class DecodeJob(NamedTuple):
     template_candidates: int = 0
     views_margin: float | None = None
     templates_below: float | None = None
+    views_beam_size: int | None = None
 
     def check(self) -> None:
         """Refuse inconsistent view and template settings (errors name the field)."""
@@ -527,6 +535,7 @@ class DecodeJob(NamedTuple):
         check_views_below(self.views_below, self.x_scales)
         check_optional_number(self.views_margin, "views_margin")
         check_optional_number(self.templates_below, "templates_below")
+        check_views_beam_size(self.views_beam_size)
         check_template_candidates(self.template_candidates, self.trie is not None)
         if self.trie is None and self.options.prior_weight:
             raise GeneratorError(f"generator {self.generator!r}: a word-frequency prior (prior_weight > 0) "
@@ -545,7 +554,8 @@ class DecodeJob(NamedTuple):
             template_prior_weight=1.0 if rescorer is None else rescorer.prior_weight,
             x_scales=tuple(self.x_scales), views_below=self.views_below,
             wide_x_scales=tuple(self.wide_x_scales), template_candidates=self.template_candidates,
-            views_margin=self.views_margin, templates_below=self.templates_below)
+            views_margin=self.views_margin, templates_below=self.templates_below,
+            views_beam_size=self.views_beam_size)
 
 
 class BatchDecoder:
@@ -767,6 +777,7 @@ class DecodingPlan(NamedTuple):
     template_candidates: int
     views_margin: float | None = None
     templates_below: float | None = None
+    views_beam_size: int | None = None
 
 
 def plan_decoding(
@@ -831,8 +842,9 @@ def plan_decoding(
     check_template_candidates(count, has_lexicon, name("template_candidates"))
     check_optional_number(settings.views_margin, name("views_margin"))
     check_optional_number(settings.templates_below, name("templates_below"))
+    check_views_beam_size(settings.views_beam_size, name("views_beam_size"))
     return DecodingPlan(settings.generator, options, rescorer, x_scales, wide, below, count,
-                        settings.views_margin, settings.templates_below)
+                        settings.views_margin, settings.templates_below, settings.views_beam_size)
 
 
 # ---- the Python API ---------------------------------------------------------------------------------
@@ -995,7 +1007,8 @@ class Decoder:
         trie = self.trie if self.user_words is None else self.user_words.trie
         return DecodeJob(self._loader, curves, plan.generator, plan.options, trie, self.device,
                          plan.rescorer, plan.x_scales, plan.wide_x_scales, plan.views_below,
-                         plan.template_candidates, plan.views_margin, plan.templates_below)
+                         plan.template_candidates, plan.views_margin, plan.templates_below,
+                         plan.views_beam_size)
 
     def curves(self, curves: Sequence[Curve]) -> MemoryCurves:
         """``curves`` laid out, resampled and thinned as the model was trained."""

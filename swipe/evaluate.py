@@ -31,6 +31,9 @@ def describe(predictions: Predictions) -> str:
     views = f"x-scales {','.join(f'{s:g}' for s in x_scales)}  " if list(x_scales) != [1.0] else ""
     below = md.get("views_below")  # likewise
     views += f"below {below:g}  " if below is not None else ""
+    margin, beam = md.get("views_margin"), md.get("views_beam_size")  # likewise
+    views += f"margin {margin:g}  " if below is not None and margin is not None else ""
+    views += f"views beam {beam}  " if beam is not None else ""
     wide = md.get("wide_x_scales", [])  # likewise
     views += f"wide x-scales {','.join(f'{s:g}' for s in wide)}  " if wide else ""
     proposed = md.get("template_candidates", 0)  # likewise

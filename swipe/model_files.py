@@ -513,6 +513,9 @@ class DecodingSettings:
     views_margin : float, optional
         And only where their best two words score less than this apart (``predict.py
         --views-margin``); None: whatever the margin.
+    views_beam_size : int, optional
+        Beam of those views and of the wide views (``predict.py --views-beam-size``); None:
+        ``beam_size``.
     wide_x_scales : list of float, optional
         Views of swipes that reach past the keyboard (``predict.py --wide-x-scales``); None: none.
     template_candidates : int, optional
@@ -536,6 +539,7 @@ class DecodingSettings:
     x_scales: tuple[float, ...] | None = None
     views_below: float | None = None
     views_margin: float | None = None
+    views_beam_size: int | None = None
     wide_x_scales: tuple[float, ...] | None = None
     template_candidates: int | None = None
     templates_below: float | None = None

@@ -443,8 +443,8 @@ def runtime_settings(model_file: Path) -> dict[str, Any]:
         "beam_size": beam.beam_size, "num_candidates": beam.num_candidates,
         "prior_weight": beam.prior_weight, "length_penalty": beam.length_penalty,
         "max_length": beam.max_length, "template_weight": 0.0, "template_prior_weight": 1.0,
-        "x_scales": [1.0], "views_below": None, "views_margin": None, "wide_x_scales": [],
-        "template_candidates": 0, "templates_below": None,
+        "x_scales": [1.0], "views_below": None, "views_margin": None, "views_beam_size": None,
+        "wide_x_scales": [], "template_candidates": 0, "templates_below": None,
     }
     if settings is not None:
         if settings.generator == "greedy":

@@ -64,6 +64,7 @@ _FLAGS = {
     "x_scales": "--x-scales",
     "views_below": "--views-below",
     "views_margin": "--views-margin",
+    "views_beam_size": "--views-beam-size",
     "wide_x_scales": "--wide-x-scales",
     "template_candidates": "--template-candidates",
     "templates_below": "--templates-below",
@@ -135,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "scoring below this as drawn (default: every swipe)")
     add("--views-margin", metavar="SCORE", type=float, help="and only where their best two words score "
                        "less than this apart (default: any margin)")
+    add("--views-beam-size", metavar="N", type=int, help="beam of the views searched after the first "
+                       "(the other --x-scales, --wide-x-scales; default: --beam-size)")
     add("--wide-x-scales", metavar="F,F,...", type=_float_list, help="views (or 'none') only for swipes "
                        "reaching past the keyboard's right edge (default none)")
     add("--template-candidates", metavar="N", type=int, help="merge in this many words of the template "
@@ -364,8 +367,8 @@ def describe_settings(chosen: ChosenSettings, plan: DecodingPlan) -> str:
     in_force = {"generator": plan.generator, "template_weight": chosen.settings.template_weight,
                 "template_prior_weight": chosen.settings.template_prior_weight, "x_scales": plan.x_scales,
                 "views_below": plan.views_below, "views_margin": plan.views_margin,
-                "templates_below": plan.templates_below, "wide_x_scales": plan.wide_x_scales,
-                "template_candidates": plan.template_candidates}
+                "views_beam_size": plan.views_beam_size, "templates_below": plan.templates_below,
+                "wide_x_scales": plan.wide_x_scales, "template_candidates": plan.template_candidates}
     for name in GENERATOR_SETTINGS:
         in_force[name] = getattr(plan.options, name, None)
     parts: dict[str, list[str]] = {}
@@ -425,6 +428,7 @@ def _metadata(decoder: Decoder, checkpoint: Path, data: _Data) -> dict[str, Any]
         "x_scales": list(plan.x_scales),
         "views_below": plan.views_below,
         "views_margin": plan.views_margin,
+        "views_beam_size": plan.views_beam_size,
         "templates_below": plan.templates_below,
         "wide_x_scales": list(plan.wide_x_scales),
         "template_candidates": plan.template_candidates,

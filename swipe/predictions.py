@@ -73,6 +73,8 @@ OPTIONAL_METADATA: dict[str, tuple[str, Any]] = {
     "wide_x_scales": ("a list of numbers", _numbers),
     "views_below": ("a number or null", lambda v: v is None or _number(v)),
     "views_margin": ("a number or null", lambda v: v is None or _number(v)),
+    "views_beam_size": ("a whole number >= 1 or null", lambda v: v is None or (
+        isinstance(v, int) and not isinstance(v, bool) and v >= 1)),
     "templates_below": ("a number or null", lambda v: v is None or _number(v)),
     "template_candidates": ("a whole number >= 0 or null", lambda v: v is None or (
         isinstance(v, int) and not isinstance(v, bool) and v >= 0)),

@@ -88,6 +88,25 @@ def test_views_keep_each_words_best_score(trie):
     assert any(len(row) >= 2 for row in one)
 
 
+def test_views_after_the_first_search_use_their_own_beam(trie):
+    curves = StandinCurves(6, seed=7)
+    swipes = [curves.swipe(i) for i in range(len(curves))]
+
+    def decode(x_scales: tuple[float, ...], beam_size: int, views_beam_size: int | None = None,
+               views_below: float | None = None, wide: tuple[float, ...] = ()) -> list:
+        settings = Settings(beam_size=beam_size, prior_weight=0.3, x_scales=x_scales, views_below=views_below,
+                            views_beam_size=views_beam_size, wide_x_scales=wide)
+        return pipeline(curves, settings, trie).decode(swipes)
+
+    one, other = decode((1.0,), 4), decode((1.3,), 2)
+    merged = [merge_views([a, b]) for a, b in zip(one, other, strict=True)]
+    assert_same_candidates(decode((1.0, 1.3), 4, views_beam_size=2, views_below=1e9), merged, tol=1e-5)
+    assert decode((1.0, 1.3), 4, views_beam_size=4, views_below=1e9) == decode((1.0, 1.3), 4, views_below=1e9)
+    # Every view of the first search has the full beam, whatever views_beam_size says.
+    assert decode((1.0, 1.3), 4, views_beam_size=2) == decode((1.0, 1.3), 4)
+    assert decode((1.3,), 2) != decode((1.3,), 4)
+
+
 def test_scoring_below_asks_for_a_low_best_score_and_a_close_second():
     rows = [[(-9.0, "a"), (-9.5, "b")], [(-9.0, "a"), (-14.0, "b")], [(-7.0, "a"), (-7.1, "b")],
             [(-9.0, "a")], []]

@@ -231,6 +231,12 @@ def test_views_below_a_score_go_only_to_the_swipes_that_fit_worse(project):
         assert [s for s, _ in got] == pytest.approx([s for s, _ in expected], abs=1e-5)
     assert some.metadata["views_below"] == middle and plain.metadata["views_below"] is None
     assert f"below {middle:g}" in evaluate.describe(some)
+    # The views after the first search with a beam of their own: recorded with the predictions.
+    assert main(common + ["--out", "narrow.pkl", "--x-scales", "1,1.2", "--views-below", "1000000000",
+                          "--views-beam-size", "2"]) == 0
+    narrow = read_predictions(project.root / "narrow.pkl")
+    assert narrow.metadata["views_beam_size"] == 2 and every.metadata["views_beam_size"] is None
+    assert narrow.candidates != every.candidates and "views beam 2" in evaluate.describe(narrow)
 
 
 def test_swipes_past_the_keyboard_get_the_wide_views_too(project):
@@ -338,6 +344,7 @@ def test_template_candidates_add_the_matchers_words_as_the_search_scores_them(pr
         (["--wide-x-scales", "0.5,-1"], "--wide-x-scales: each factor must be a finite number > 0"),
         (["--x-scales", "0.9,1.1", "--views-below", "-5"], "--views-below decodes each swipe as drawn first"),
         (["--template-candidates", "-1"], "--template-candidates: expected a whole number >= 0, got -1"),
+        (["--views-beam-size", "0"], "--views-beam-size must be a whole number >= 1, got 0"),
         (["--no-lexicon", "--template-candidates", "3"], "--template-candidates proposes lexicon words"),
     ],
 )

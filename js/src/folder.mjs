@@ -112,6 +112,7 @@ function readDecoding(values, overrides) {
   fields.number("template_prior_weight", -1e3, 1e3, true);
   fields.number("views_below", -Infinity, Infinity, true);
   fields.number("views_margin", -Infinity, Infinity, true);
+  fields.integer("views_beam_size", 1, MAX_BEAM, true);
   fields.number("templates_below", -Infinity, Infinity, true);
   fields.integer("template_candidates", 0, 10000, true);
   const notApplied = fields.get("not_applied", "object", true) ?? {};

@@ -23,6 +23,7 @@ export const DEFAULT_SETTINGS = Object.freeze({
   x_scales: [1.0],
   views_below: null,
   views_margin: null,
+  views_beam_size: null,
   wide_x_scales: [],
   template_candidates: 0,
   templates_below: null,
@@ -188,12 +189,13 @@ export class Pipeline {
   }
 
   /** Candidates of `swipes`, each word with its best score over the views `xScales` (every view
-   * of every swipe in one encoder call and one search), and the views' memory. */
-  async views(swipes, xScales) {
+   * of every swipe in one encoder call and one search of `beamSize`, null: the settings'), and
+   * the views' memory. */
+  async views(swipes, xScales, beamSize = null) {
     const views = [];
     for (const scale of xScales) for (const swipe of swipes) views.push([swipe, scale]);
     const memory = await this.encode(views);
-    let found = await this.search(memory, views.length);
+    let found = await this.search(memory, views.length, beamSize);
     if (this.rescorer !== null) found = found.map((row, i) => this.rescore(row, views[i][0], views[i][1]));
     const n = swipes.length;
     const rows = swipes.map((_, j) => (xScales.length > 1
@@ -204,7 +206,7 @@ export class Pipeline {
   /** Merge views `xScales` of swipes `which` into their rows. */
   async addViews(swipes, rows, which, xScales) {
     if (!which.length || !xScales.length) return;
-    const [extra] = await this.views(which.map((j) => swipes[j]), xScales);
+    const [extra] = await this.views(which.map((j) => swipes[j]), xScales, this.settings.views_beam_size);
     which.forEach((j, k) => { rows[j] = mergeViews([rows[j], extra[k]]); });
   }
 
@@ -299,7 +301,7 @@ export class Pipeline {
    * curve keeps its `budget` best one-token extensions (beam_size minus the words it has
    * finished; ties to the lower slot, then token); an extension by <eos> finishes a word.
    */
-  async search(memory, numCurves) {
+  async search(memory, numCurves, beamSize = null) {
     const { alphabet, eosId: eos, sosId } = this.vocabulary;
     const letters = [...alphabet];
     const v = letters.length + 1;
@@ -310,7 +312,7 @@ export class Pipeline {
     let scores = new Float64Array(numCurves);
     let nodes = new Int32Array(numCurves); // trie nodes; the root for empty slots
     let last = new Int32Array(numCurves).fill(sosId);
-    const budget = new Array(numCurves).fill(this.settings.beam_size);
+    const budget = new Array(numCurves).fill(beamSize || this.settings.beam_size);
     const finished = active.map(() => []);
     let order = 0; // between equal scores, the word finished first ranks first
     let state = null;

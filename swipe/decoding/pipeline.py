@@ -222,6 +222,9 @@ class Settings:
     views_margin : float or None
         With ``views_below``: the other ``x_scales`` only where also the best two scores are less
         than this apart (a clear winner rarely changes); None: whatever the margin.
+    views_beam_size : int or None
+        Beam of the views decoded after the first search (the other ``x_scales`` with
+        ``views_below``, and the wide views); None: ``beam_size``.
     wide_x_scales : tuple of float
         Views of the swipes that reach past their keyboard's right edge.
     template_candidates : int
@@ -242,6 +245,7 @@ class Settings:
     x_scales: tuple[float, ...] = (1.0,)
     views_below: float | None = None
     views_margin: float | None = None
+    views_beam_size: int | None = None
     wide_x_scales: tuple[float, ...] = ()
     template_candidates: int = 0
     templates_below: float | None = None
@@ -350,12 +354,14 @@ class Pipeline:
             self.add_template_candidates(swipes, rows, which, memory)
         return rows
 
-    def views(self, swipes: Sequence[Swipe], x_scales: Sequence[float]) -> tuple[list[Row], Any]:
+    def views(self, swipes: Sequence[Swipe], x_scales: Sequence[float],
+              beam_size: int | None = None) -> tuple[list[Row], Any]:
         """Candidates of ``swipes``, each word with its best score over the views ``x_scales``
-        (every view of every swipe in one encoder call and one search), and the views' memory."""
+        (every view of every swipe in one encoder call and one search of ``beam_size``, None: the
+        settings'), and the views' memory."""
         views = [(swipe, scale) for scale in x_scales for swipe in swipes]
         memory = self.encode(views)
-        found = self.search(memory, len(views))
+        found = self.search(memory, len(views), beam_size)
         if self.rescorer is not None:
             found = [self.rescore(row, swipe, scale)
                      for row, (swipe, scale) in zip(found, views, strict=True)]
@@ -367,7 +373,7 @@ class Pipeline:
         """Merge views ``x_scales`` of swipes ``which`` into their rows."""
         if not which or not x_scales:
             return
-        extra, _ = self.views([swipes[j] for j in which], x_scales)
+        extra, _ = self.views([swipes[j] for j in which], x_scales, self.settings.views_beam_size)
         for j, row in zip(which, extra, strict=True):
             rows[j] = merge_views([rows[j], row])
 
@@ -445,7 +451,7 @@ class Pipeline:
         penalty = self.settings.length_penalty
         return total / num_tokens**penalty if penalty else total
 
-    def search(self, memory: Any, num_curves: int) -> list[Row]:
+    def search(self, memory: Any, num_curves: int, beam_size: int | None = None) -> list[Row]:
         """Beam search over all curves at once: per curve up to ``num_candidates`` words, best first.
 
         The hypotheses of the curves still searched sit in a ``(curves, width)`` grid of slots:
@@ -462,7 +468,7 @@ class Pipeline:
         scores = np.zeros((num_curves, 1))  # float64
         nodes = np.zeros((num_curves, 1), np.int64)  # trie nodes; the root for empty slots
         last = np.full((num_curves, 1), self.vocabulary.sos_id, np.int64)
-        budget = [self.settings.beam_size] * num_curves
+        budget = [beam_size or self.settings.beam_size] * num_curves
         finished: list[list[tuple[float, int, str]]] = [[] for _ in range(num_curves)]
         order = 0  # between equal scores, the word finished first ranks first
         state = None

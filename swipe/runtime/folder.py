@@ -245,6 +245,7 @@ def _read_decoding(folder: Path, overrides: Mapping[str, Any]) -> dict[str, Any]
     fields.number("template_prior_weight", -1e3, 1e3, optional=True)
     fields.number("views_below", optional=True)
     fields.number("views_margin", optional=True)
+    fields.integer("views_beam_size", 1, MAX_BEAM, optional=True)
     fields.number("templates_below", optional=True)
     fields.integer("template_candidates", 0, 10_000, optional=True)
     not_applied = fields.get("not_applied", dict, optional=True) or {}
