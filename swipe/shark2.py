@@ -37,6 +37,8 @@ words to the neural decoder that its beam search may have lost (``predict.py
 
 from __future__ import annotations
 
+import math
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -48,6 +50,7 @@ from swipe.templates import (
     TemplateScoring,
     dtw_distances,
     elastic_log_likelihood,
+    gaussian_log_likelihood,
     key_units,
     normalize_shape,
     pad_polylines,
@@ -268,13 +271,44 @@ def elastic_scores(elastic: ElasticDistances, config: Shark2Config) -> np.ndarra
     return elastic_log_likelihood(elastic.location, elastic.shape, config.scoring)
 
 
-def dtw_lower_bounds(query: np.ndarray, templates_x: np.ndarray, templates_y: np.ndarray) -> np.ndarray:
+class Scratch(threading.local):
+    """Work arrays kept from swipe to swipe (one set per thread): the allocator hands large fresh
+    arrays back to the system when they are freed, and then every new one costs page faults."""
+
+    def __init__(self) -> None:
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def array(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """A float32 array of ``shape`` (its values left over), the same memory for each ``name``."""
+        size = math.prod(shape)
+        flat = self.arrays.get(name)
+        if flat is None or len(flat) < size:
+            flat = self.arrays[name] = np.empty(max(size, 2 * len(flat) if flat is not None else 0),
+                                                np.float32)
+        return flat[:size].reshape(shape)
+
+
+def min_over_axis_1(values: np.ndarray) -> np.ndarray:
+    """``values.min(axis=1)`` of an ``(a, b, c)`` array, by halves, in place (numpy reduces a
+    middle axis slowly): ``values`` is overwritten."""
+    size = values.shape[1]
+    while size > 1:
+        half = size // 2
+        np.minimum(values[:, :half], values[:, half : 2 * half], out=values[:, :half])
+        if size % 2:
+            np.minimum(values[:, 0], values[:, size - 1], out=values[:, 0])
+        size = half
+    return values[:, 0]
+
+
+def dtw_lower_bounds(query: np.ndarray, templates_x: np.ndarray, templates_y: np.ndarray,
+                     scratch: Scratch | None = None) -> np.ndarray:
     """Lower bounds of :func:`swipe.templates.dtw_distances` from a query to many templates.
 
     A warping path visits every row and every column of the table, and its first and last cells
     are the corners, so its cost is at least the corners' costs plus the cheapest cell of each
-    other row (and likewise of each other column). The bound is lowered by an allowance for the
-    float32 rounding of both computations, so that it lies below the computed distance too.
+    other row (and likewise of each other column). The bound is lowered by an allowance for
+    rounding, so that it lies below the computed distance too.
 
     Parameters
     ----------
@@ -282,42 +316,69 @@ def dtw_lower_bounds(query: np.ndarray, templates_x: np.ndarray, templates_y: np
         ``(n, 2)`` float32 points.
     templates_x, templates_y : numpy.ndarray
         ``(C, m)`` float32 coordinates of the templates' points.
+    scratch : Scratch, optional
+        Where to keep the work arrays.
 
     Returns
     -------
     numpy.ndarray
         ``(C,)`` float64, each at most the template's computed DTW distance (and at least 0).
     """
-    dx = templates_x[:, None, :] - query[None, :, 0, None]  # (C, n, m)
-    dx *= dx
-    dy = templates_y[:, None, :] - query[None, :, 1, None]
+    n, m = len(query), templates_x.shape[1]
+    # squared[i, j, c] = |query[i] - template c's point j|**2, the templates innermost.
+    scratch = Scratch() if scratch is None else scratch
+    shape = (n, m, len(templates_x))
+    squared = np.subtract(templates_x.T[None], query[:, 0, None, None], out=scratch.array("table", shape))
+    squared *= squared
+    dy = np.subtract(templates_y.T[None], query[:, 1, None, None], out=scratch.array("table_y", shape))
     dy *= dy
-    dx += dy
-    cost = np.sqrt(dx, out=dx)
-    corners = cost[:, 0, 0].astype(np.float64) + cost[:, -1, -1]
-    rows = cost[:, 1:-1].min(axis=2).sum(axis=1, dtype=np.float64)
-    columns = cost[:, :, 1:-1].min(axis=1).sum(axis=1, dtype=np.float64)
+    squared += dy
+    corners = (np.sqrt(squared[0, 0].astype(np.float64))
+               + np.sqrt(squared[-1, -1].astype(np.float64)))
+    columns = np.sqrt(squared[:, 1:-1].min(axis=0)).sum(axis=0, dtype=np.float64)
+    rows = np.sqrt(min_over_axis_1(squared[1:-1])).sum(axis=0, dtype=np.float64)
     bound = corners + np.maximum(rows, columns)
-    table = cost.sum(axis=(1, 2), dtype=np.float64)
-    slack = _ROUNDING_RELATIVE * bound + _ROUNDING_OF_TABLE * sum(cost.shape[1:]) * table
+    # The table's total, at most m * sum_i |q_i - c| + n * sum_j |t_j - c| for any point c.
+    centre = query.mean(axis=0, dtype=np.float64)
+    table = (m * np.sqrt(((query - centre) ** 2).sum(axis=1)).sum()
+             + n * np.sqrt((templates_x - centre[0]) ** 2 + (templates_y - centre[1]) ** 2).sum(axis=1))
+    slack = _ROUNDING_RELATIVE * bound + _ROUNDING_OF_TABLE * (n + m) * table
     return np.maximum(bound - slack, 0.0)
 
 
-def planar(points: np.ndarray, shapes: np.ndarray) -> np.ndarray:
-    """Curves and their normalised shapes (each ``(W, n, 2)``) as one ``(W, 4, n)`` float32 array
-    of rows x, y, shape x, shape y: a word's rows lie together, each coordinate's points in a row."""
-    out = np.empty((len(points), 4, points.shape[1]), np.float32)
-    for row, (curves, axis) in enumerate([(points, 0), (points, 1), (shapes, 0), (shapes, 1)]):
-        out[:, row] = curves[:, :, axis]
-    return out
+class PreparedSwipe(NamedTuple):
+    """A swipe resampled for the channels, in key units (float32)."""
+
+    points: np.ndarray  # (num_points, 2)
+    shape: np.ndarray  # (num_points, 2) the points normalised (see normalize_shape)
+    dtw: np.ndarray  # (2, dtw_points, 2) for the elastic channels: as drawn, normalised
+    is_tap: bool
 
 
-def mean_distances(x: np.ndarray, y: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Mean distance between corresponding points of curves ``(x, y)`` (each ``(C, n)``) and
-    ``points`` (``(n, 2)``): ``point_distances(curves, points).mean(axis=1)`` to the last bit."""
-    dx = x - points[:, 0]
+class Near(NamedTuple):
+    """Words that pass start/end pruning: template rows and end distances (``(C,)`` arrays)."""
+
+    index: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+
+
+def near_rows(near: Near, rows: np.ndarray) -> Near:
+    """Rows ``rows`` of ``near``."""
+    return Near(near.index[rows], near.start[rows], near.end[rows])
+
+
+def planar(curves: np.ndarray) -> np.ndarray:
+    """Curves ``(W, n, 2)`` as ``(W, 2, n)`` float32: each curve's x row, then its y row."""
+    return np.ascontiguousarray(curves.transpose(0, 2, 1), np.float32)
+
+
+def mean_distances(curves: np.ndarray, points: np.ndarray, scratch: Scratch) -> np.ndarray:
+    """Mean distance between corresponding points of ``curves`` (``(C, 2, n)``, see :func:`planar`)
+    and ``points`` (``(n, 2)``): ``point_distances(curves, points).mean(axis=1)`` to the last bit."""
+    dx = np.subtract(curves[:, 0], points[:, 0], out=scratch.array("dx", curves[:, 0].shape))
     dx *= dx
-    dy = y - points[:, 1]
+    dy = np.subtract(curves[:, 1], points[:, 1], out=scratch.array("dy", curves[:, 1].shape))
     dy *= dy
     dx += dy
     return np.sqrt(dx, out=dx).mean(axis=1)
@@ -345,21 +406,62 @@ class Shark2Decoder:
             dtw = points
         else:
             dtw = in_chunks(lambda chunk: resample_many(chunk, config.dtw_points), points, count)
-        # Per word: its template's and its shape's x and y rows (:func:`planar`), for the location
-        # and shape channels (``_rigid``) and the elastic ones (``_elastic``).
-        self._rigid = planar(points, in_chunks(normalize_shape, points, count))
-        self._elastic = planar(dtw, in_chunks(normalize_shape, dtw, count))
+        # Per word, x and y rows (:func:`planar`): its template and its shape for the location and
+        # shape channels, and both (in 4 rows) for the elastic ones.
+        self._points = planar(points)
+        self._shapes = planar(in_chunks(normalize_shape, points, count))
+        self._elastic = np.concatenate([planar(dtw), planar(in_chunks(normalize_shape, dtw, count))], axis=1)
         del points, dtw
-        self.templates: WordTemplates = templates._replace(points=self._rigid[:, :2].transpose(0, 2, 1))
+        self.templates: WordTemplates = templates._replace(points=self._points.transpose(0, 2, 1))
         # Words grouped by the first point of their template (one per key that starts a word):
         # rows ``_start_rows[_start_bounds[s]:_start_bounds[s + 1]]`` start at ``_start_points[s]``.
-        self._start_points, start_of = np.unique(self._rigid[:, :2, 0], axis=0, return_inverse=True)
+        self._start_points, start_of = np.unique(self._points[:, :, 0], axis=0, return_inverse=True)
         self._start_of = start_of.reshape(-1)
         self._start_rows = np.argsort(self._start_of, kind="stable")
         self._start_bounds = np.searchsorted(self._start_of[self._start_rows],
                                              np.arange(len(self._start_points) + 1))
-        self._end_points, end_of = np.unique(self._rigid[:, :2, -1], axis=0, return_inverse=True)
+        self._end_points, end_of = np.unique(self._points[:, :, -1], axis=0, return_inverse=True)
         self._end_of = end_of.reshape(-1)
+        self._scratch = Scratch()
+
+    def prepare(self, x: np.ndarray, y: np.ndarray) -> PreparedSwipe:
+        """A swipe given in pixels, resampled for the channels."""
+        cfg = self.config
+        gesture = key_units(self.layout, x, y)
+        points = resample(gesture, cfg.num_points).astype(np.float32)
+        dtw = resample(gesture, cfg.dtw_points)
+        return PreparedSwipe(points, normalize_shape(points),
+                             np.stack([dtw, normalize_shape(dtw)]).astype(np.float32),
+                             path_length(gesture) < cfg.tap_length)
+
+    def near(self, swipe: PreparedSwipe, start_radius: float, end_radius: float) -> Near:
+        """The words whose first and last points lie within these radii (key units) of the swipe's."""
+        # Distances to each distinct first and last template point, then to each word's.
+        start_by_point = point_distances(self._start_points, swipe.points[0])
+        end_by_point = point_distances(self._end_points, swipe.points[-1])
+        near_end = end_by_point <= end_radius
+        groups = [self._start_rows[self._start_bounds[s] : self._start_bounds[s + 1]]
+                  for s in np.flatnonzero(start_by_point <= start_radius)]
+        index = np.concatenate(groups) if groups else np.zeros(0, np.intp)
+        index = np.sort(index[near_end[self._end_of[index]]])
+        return Near(index, start_by_point[self._start_of[index]], end_by_point[self._end_of[index]])
+
+    def mean_distances(self, curves: np.ndarray, index: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """:func:`mean_distances` of ``points`` from rows ``index`` of ``curves`` (``_points`` or
+        ``_shapes``)."""
+        rows = np.take(curves, index, axis=0, mode="clip",
+                       out=self._scratch.array("rows", (len(index), *curves.shape[1:])))
+        return mean_distances(rows, points, self._scratch)
+
+    def rigid_distances(self, swipe: PreparedSwipe, near: Near) -> ChannelDistances:
+        """The location and shape channels' distances of words ``near``."""
+        location = self.mean_distances(self._points, near.index, swipe.points)
+        if swipe.is_tap:
+            shape = np.zeros(len(near.index), np.float32)
+        else:
+            shape = self.mean_distances(self._shapes, near.index, swipe.shape)
+        return ChannelDistances(near.index, near.start, near.end, location, shape,
+                                self.templates.log_prior[near.index], swipe.is_tap)
 
     def channel_distances(self, x: np.ndarray, y: np.ndarray, start_radius: float,
                           end_radius: float) -> ChannelDistances:
@@ -372,32 +474,46 @@ class Shark2Decoder:
         start_radius, end_radius : float
             Pruning radii in key units.
         """
-        gesture = key_units(self.layout, x, y)
-        is_tap = path_length(gesture) < self.config.tap_length
-        points = resample(gesture, self.config.num_points).astype(np.float32)
-        # Distances to each distinct first and last template point, then to each word's.
-        start_by_point = point_distances(self._start_points, points[0])
-        end_by_point = point_distances(self._end_points, points[-1])
-        near_end = end_by_point <= end_radius
-        groups = [self._start_rows[self._start_bounds[s] : self._start_bounds[s + 1]]
-                  for s in np.flatnonzero(start_by_point <= start_radius)]
-        index = np.concatenate(groups) if groups else np.zeros(0, np.intp)
-        index = np.sort(index[near_end[self._end_of[index]]])
-        rigid = self._rigid[index]
-        location = mean_distances(rigid[:, 0], rigid[:, 1], points)
-        if is_tap:
-            shape = np.zeros(len(index), np.float32)
-        else:
-            shape = mean_distances(rigid[:, 2], rigid[:, 3], normalize_shape(points))
-        return ChannelDistances(index, start_by_point[self._start_of[index]],
-                                end_by_point[self._end_of[index]], location, shape,
-                                self.templates.log_prior[index], is_tap)
+        swipe = self.prepare(x, y)
+        return self.rigid_distances(swipe, self.near(swipe, start_radius, end_radius))
+
+    def best_rigid(self, swipe: PreparedSwipe, near: Near, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``count`` best words ``near`` by :func:`base_scores` (rows, best first, equal scores
+        in the order of ``near.index``) and their scores.
+
+        Each channel only lowers a score, so the end channel and the prior bound it from above,
+        and then those and the shape channel: the words are scored in the order of the first bound,
+        first ``2 count`` of them, then those whose bounds reach the ``count``-th best score found.
+        """
+        cfg = self.config
+        prior = cfg.prior_weight * self.templates.log_prior[near.index]
+        ends = gaussian_log_likelihood(np.hypot(near.start.astype(np.float64), near.end.astype(np.float64)),
+                                       cfg.sigma_ends)
+        bound = prior if swipe.is_tap else ends + prior
+        scores = np.full(len(near.index), -np.inf)
+        order = np.argsort(-bound, kind="stable")
+        first, rest = order[: 2 * count], order[2 * count :]
+        scores[first] = base_scores(self.rigid_distances(swipe, near_rows(near, first)), cfg)
+        if len(rest):
+            threshold = np.sort(scores[first])[-count]
+            rest = rest[bound[rest] >= threshold]
+        if len(rest) and not swipe.is_tap:
+            shape = self.mean_distances(self._shapes, near.index[rest], swipe.shape)
+            reach = (gaussian_log_likelihood(shape, cfg.sigma_shape) + ends[rest]) + prior[rest] >= threshold
+            rest, shape = rest[reach], shape[reach]
+            location = self.mean_distances(self._points, near.index[rest], swipe.points)
+            scores[rest] = base_scores(ChannelDistances(
+                near.index[rest], near.start[rest], near.end[rest], location, shape,
+                self.templates.log_prior[near.index[rest]], False), cfg)
+        elif len(rest):
+            scores[rest] = base_scores(self.rigid_distances(swipe, near_rows(near, rest)), cfg)
+        best = np.argsort(-scores, kind="stable")[:count]
+        return near.index[best], scores[best]
 
     def dtw_queries(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """The swipe (pixels) resampled for the elastic channels and its normalised shape:
         ``(2, dtw_points, 2)`` float32."""
-        query = resample(key_units(self.layout, x, y), self.config.dtw_points)
-        return np.stack([query, normalize_shape(query)]).astype(np.float32)
+        return self.prepare(x, y).dtw
 
     def elastic_distances(self, x: np.ndarray, y: np.ndarray, index: np.ndarray) -> ElasticDistances:
         """DTW distances per point between the swipe (pixels) and the templates of words ``index``."""
@@ -413,7 +529,7 @@ class Shark2Decoder:
         distances = dtw_distances(per_curve, curves) / n
         return ElasticDistances(distances[:count], distances[count:])
 
-    def rescored(self, x: np.ndarray, y: np.ndarray, index: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    def rescored(self, swipe: PreparedSwipe, index: np.ndarray, scores: np.ndarray) -> np.ndarray:
         """``scores`` of words ``index`` plus their elastic channels' log-likelihood, for the words
         that may be among the ``top_k`` best of all; ``-inf`` for the others.
 
@@ -423,20 +539,20 @@ class Shark2Decoder:
         ``index``) are those of rescoring every word.
         """
         cfg = self.config
-        queries, templates = self.dtw_queries(x, y), self._elastic[index]
+        queries, templates = swipe.dtw, np.take(self._elastic, index, axis=0)
         out = np.full(len(index), -np.inf)
-        if len(index) <= max(cfg.top_k, _ELASTIC_FIRST):
+        first_count = max(cfg.top_k, _ELASTIC_FIRST)
+        if len(index) <= first_count:
             out[:] = scores + elastic_scores(self._elastic_distances(queries, templates), cfg)
             return out
         n = cfg.dtw_points
-        location = dtw_lower_bounds(queries[0], templates[:, 0], templates[:, 1]) / n
-        shape = dtw_lower_bounds(queries[1], templates[:, 2], templates[:, 3]) / n
+        location = dtw_lower_bounds(queries[0], templates[:, 0], templates[:, 1], self._scratch) / n
+        shape = dtw_lower_bounds(queries[1], templates[:, 2], templates[:, 3], self._scratch) / n
         bound = scores + elastic_log_likelihood(location, shape, cfg.scoring)
         order = np.argsort(-bound, kind="stable")
-        first, rest = order[: max(cfg.top_k, _ELASTIC_FIRST)], order[max(cfg.top_k, _ELASTIC_FIRST) :]
+        first, rest = order[:first_count], order[first_count:]
         out[first] = scores[first] + elastic_scores(self._elastic_distances(queries, templates[first]), cfg)
-        kth_best = np.sort(out[first])[-cfg.top_k]
-        rest = rest[bound[rest] >= kth_best]
+        rest = rest[bound[rest] >= np.sort(out[first])[-cfg.top_k]]
         if len(rest):
             out[rest] = scores[rest] + elastic_scores(self._elastic_distances(queries, templates[rest]), cfg)
         return out
@@ -447,16 +563,15 @@ class Shark2Decoder:
         If no word passes pruning, the radii are doubled (up to three times) before giving up.
         """
         cfg = self.config
+        swipe = self.prepare(x, y)
         start_radius, end_radius = cfg.start_radius, cfg.end_radius
         for _ in range(4):
-            distances = self.channel_distances(x, y, start_radius, end_radius)
-            if len(distances.index):
+            near = self.near(swipe, start_radius, end_radius)
+            if len(near.index):
                 break
             start_radius, end_radius = 2 * start_radius, 2 * end_radius
-        scores = base_scores(distances, cfg)
-        if distances.is_tap:
-            return top_candidates(scores, self.templates.words, distances.index, cfg.top_k)
-        keep = np.argsort(-scores, kind="stable")[: cfg.rescore_top]
-        index = distances.index[keep]
-        final = self.rescored(x, y, index, scores[keep])
-        return top_candidates(final, self.templates.words, index, cfg.top_k)
+        if swipe.is_tap:
+            index, scores = self.best_rigid(swipe, near, cfg.top_k)
+            return top_candidates(scores, self.templates.words, index, cfg.top_k)
+        index, scores = self.best_rigid(swipe, near, cfg.rescore_top)
+        return top_candidates(self.rescored(swipe, index, scores), self.templates.words, index, cfg.top_k)
