@@ -1,7 +1,8 @@
-"""The SHARK2 template matcher (swipe.shark2) proposes exactly the words and scores of scoring every
-word that passes pruning the plain way, on real English swipes and on swipes the tests draw: swipes
-through key centres (words with equal templates tie), noisy ones, swipes drawn beside the keys
-(the radii are doubled), taps, and swipes far from any key (nothing is found)."""
+"""The SHARK2 template matcher (swipe.shark2) proposes exactly the words and scores of scoring
+every word that passes pruning the plain way (bench/bench_matcher.py's PlainMatcher), on real
+English swipes and on swipes the tests draw: swipes through key centres (words with equal templates
+tie), noisy ones, swipes drawn beside the keys (the radii are doubled), taps, and swipes far from
+any key (nothing is found)."""
 
 from __future__ import annotations
 
@@ -11,80 +12,15 @@ from functools import lru_cache
 import numpy as np
 import pytest
 
+from bench.bench_matcher import PlainMatcher
 from swipe.keyboard import bundled_layout
 from swipe.lexicon import load_lexicon
 from swipe.resources import REAL_EN_SWIPES
-from swipe.shark2 import (
-    Candidates,
-    ChannelDistances,
-    ElasticDistances,
-    Shark2Config,
-    Shark2Decoder,
-    base_scores,
-    dtw_lower_bounds,
-    elastic_scores,
-    in_chunks,
-    top_candidates,
-)
-from swipe.templates import (
-    dtw_distances,
-    key_units,
-    normalize_shape,
-    path_length,
-    point_distances,
-    resample,
-    resample_many,
-)
+from swipe.shark2 import ChannelDistances, Shark2Config, Shark2Decoder, dtw_lower_bounds
+from swipe.templates import dtw_distances
 
 LAYOUT = bundled_layout("hws_fitted")
 Swipe = tuple[np.ndarray, np.ndarray]
-
-
-class PlainMatcher:
-    """The matcher without shortcuts: the channels of every word that passes pruning, from its
-    template's points, and both DTW distances of each of the ``rescore_top`` best."""
-
-    def __init__(self, decoder: Shark2Decoder) -> None:
-        self.decoder, self.config = decoder, decoder.config
-        points = np.ascontiguousarray(decoder.templates.points)
-        count = len(points)
-        self.points, self.shapes = points, in_chunks(normalize_shape, points, count)
-        n = self.config.dtw_points
-        self.dtw = points if n == self.config.num_points else in_chunks(
-            lambda chunk: resample_many(chunk, n), points, count)
-        self.dtw_shapes = in_chunks(normalize_shape, self.dtw, count)
-
-    def channel_distances(self, x: np.ndarray, y: np.ndarray, start_radius: float,
-                          end_radius: float) -> ChannelDistances:
-        gesture = key_units(LAYOUT, x, y)
-        is_tap = path_length(gesture) < self.config.tap_length
-        points = resample(gesture, self.config.num_points).astype(np.float32)
-        start = point_distances(self.points[:, 0], points[0])
-        end = point_distances(self.points[:, -1], points[-1])
-        index = np.flatnonzero((start <= start_radius) & (end <= end_radius))
-        location = point_distances(self.points[index], points).mean(axis=1)
-        shape = (np.zeros(len(index), np.float32) if is_tap
-                 else point_distances(self.shapes[index], normalize_shape(points)).mean(axis=1))
-        return ChannelDistances(index, start[index], end[index], location, shape,
-                                self.decoder.templates.log_prior[index], is_tap)
-
-    def decode(self, x: np.ndarray, y: np.ndarray) -> Candidates:
-        cfg, words = self.config, self.decoder.templates.words
-        start_radius, end_radius = cfg.start_radius, cfg.end_radius
-        for _ in range(4):
-            distances = self.channel_distances(x, y, start_radius, end_radius)
-            if len(distances.index):
-                break
-            start_radius, end_radius = 2 * start_radius, 2 * end_radius
-        scores = base_scores(distances, cfg)
-        if distances.is_tap:
-            return top_candidates(scores, words, distances.index, cfg.top_k)
-        keep = np.argsort(-scores, kind="stable")[: cfg.rescore_top]
-        index, n = distances.index[keep], cfg.dtw_points
-        query = resample(key_units(LAYOUT, x, y), n)
-        elastic = ElasticDistances(dtw_distances(query, self.dtw[index]) / n,
-                                   dtw_distances(normalize_shape(query), self.dtw_shapes[index]) / n)
-        return top_candidates(scores[keep] + elastic_scores(elastic, cfg), words, index, cfg.top_k)
 
 
 @lru_cache(maxsize=1)  # a matcher and its plain twin hold ~150 MB
