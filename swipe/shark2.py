@@ -315,7 +315,7 @@ def dtw_lower_bounds(query: np.ndarray, templates_x: np.ndarray, templates_y: np
     query : numpy.ndarray
         ``(n, 2)`` float32 points.
     templates_x, templates_y : numpy.ndarray
-        ``(C, m)`` float32 coordinates of the templates' points.
+        ``(m, C)`` float32 coordinates of the templates' points (template ``c`` in column ``c``).
     scratch : Scratch, optional
         Where to keep the work arrays.
 
@@ -324,13 +324,13 @@ def dtw_lower_bounds(query: np.ndarray, templates_x: np.ndarray, templates_y: np
     numpy.ndarray
         ``(C,)`` float64, each at most the template's computed DTW distance (and at least 0).
     """
-    n, m = len(query), templates_x.shape[1]
+    n, m = len(query), len(templates_x)
     # squared[i, j, c] = |query[i] - template c's point j|**2, the templates innermost.
     scratch = Scratch() if scratch is None else scratch
-    shape = (n, m, len(templates_x))
-    squared = np.subtract(templates_x.T[None], query[:, 0, None, None], out=scratch.array("table", shape))
+    shape = (n, m, templates_x.shape[1])
+    squared = np.subtract(templates_x[None], query[:, 0, None, None], out=scratch.array("table", shape))
     squared *= squared
-    dy = np.subtract(templates_y.T[None], query[:, 1, None, None], out=scratch.array("table_y", shape))
+    dy = np.subtract(templates_y[None], query[:, 1, None, None], out=scratch.array("table_y", shape))
     dy *= dy
     squared += dy
     corners = (np.sqrt(squared[0, 0].astype(np.float64))
@@ -341,7 +341,7 @@ def dtw_lower_bounds(query: np.ndarray, templates_x: np.ndarray, templates_y: np
     # The table's total, at most m * sum_i |q_i - c| + n * sum_j |t_j - c| for any point c.
     centre = query.mean(axis=0, dtype=np.float64)
     table = (m * np.sqrt(((query - centre) ** 2).sum(axis=1)).sum()
-             + n * np.sqrt((templates_x - centre[0]) ** 2 + (templates_y - centre[1]) ** 2).sum(axis=1))
+             + n * np.sqrt((templates_x - centre[0]) ** 2 + (templates_y - centre[1]) ** 2).sum(axis=0))
     slack = _ROUNDING_RELATIVE * bound + _ROUNDING_OF_TABLE * (n + m) * table
     return np.maximum(bound - slack, 0.0)
 
@@ -533,26 +533,32 @@ class Shark2Decoder:
         """``scores`` of words ``index`` plus their elastic channels' log-likelihood, for the words
         that may be among the ``top_k`` best of all; ``-inf`` for the others.
 
-        The words whose scores' upper bounds (from :func:`dtw_lower_bounds`) are best are rescored
-        first; then those whose bounds reach the ``top_k``-th best score found. A word left out
-        scores less than ``top_k`` rescored ones, so the best ``top_k`` (with ties in the order of
-        ``index``) are those of rescoring every word.
+        Each elastic channel only lowers a score, by at least what the lower bound of its DTW
+        distance (:func:`dtw_lower_bounds`) gives. The words whose scores' upper bounds from the
+        shape channel's are best are rescored first; then, of the others, those whose bounds from
+        both channels still reach the ``top_k``-th best score found. A word left out scores less
+        than ``top_k`` rescored ones, so the best ``top_k`` (with ties in the order of ``index``)
+        are those of rescoring every word.
         """
-        cfg = self.config
+        cfg, n = self.config, self.config.dtw_points
         queries, templates = swipe.dtw, np.take(self._elastic, index, axis=0)
         out = np.full(len(index), -np.inf)
         first_count = max(cfg.top_k, _ELASTIC_FIRST)
         if len(index) <= first_count:
             out[:] = scores + elastic_scores(self._elastic_distances(queries, templates), cfg)
             return out
-        n = cfg.dtw_points
-        location = dtw_lower_bounds(queries[0], templates[:, 0], templates[:, 1], self._scratch) / n
-        shape = dtw_lower_bounds(queries[1], templates[:, 2], templates[:, 3], self._scratch) / n
-        bound = scores + elastic_log_likelihood(location, shape, cfg.scoring)
+        columns = np.ascontiguousarray(templates.transpose(1, 2, 0))  # (4, m, words)
+        shape = dtw_lower_bounds(queries[1], columns[2], columns[3], self._scratch) / n
+        bound = scores + gaussian_log_likelihood(shape, cfg.sigma_elastic_shape)
         order = np.argsort(-bound, kind="stable")
         first, rest = order[:first_count], order[first_count:]
         out[first] = scores[first] + elastic_scores(self._elastic_distances(queries, templates[first]), cfg)
-        rest = rest[bound[rest] >= np.sort(out[first])[-cfg.top_k]]
+        kth_best = np.sort(out[first])[-cfg.top_k]
+        rest = rest[bound[rest] >= kth_best]
+        if len(rest):
+            location = dtw_lower_bounds(queries[0], columns[0][:, rest], columns[1][:, rest],
+                                        self._scratch) / n
+            rest = rest[scores[rest] + elastic_log_likelihood(location, shape[rest], cfg.scoring) >= kth_best]
         if len(rest):
             out[rest] = scores[rest] + elastic_scores(self._elastic_distances(queries, templates[rest]), cfg)
         return out

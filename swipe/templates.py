@@ -174,26 +174,30 @@ def dtw_distances(query: np.ndarray, templates: np.ndarray) -> np.ndarray:
         chunks = range(0, len(templates), _DTW_CHUNK)
         return np.concatenate([dtw_distances(query if len(query) == 1 else query[s : s + _DTW_CHUNK],
                                              templates[s : s + _DTW_CHUNK]) for s in chunks])
-    # cost[i, j, c] = |query[c, i] - templates[c, j]|, the templates innermost, so that each step
-    # below is one operation over all of them.
+    # running[i, j + 1, c] = cost of query[c, i] against templates[c, 0..j] (a running sum along
+    # the row; running[i, 0] = 0), the templates innermost, so that each step below is one
+    # operation over all of them; cost = |query[c, i] - templates[c, j]|.
     q = np.ascontiguousarray(query.transpose(1, 2, 0))  # (n, 2, 1 or C)
     t = np.ascontiguousarray(templates.transpose(1, 2, 0))  # (m, 2, C)
-    cost = np.hypot(q[:, None, 0] - t[None, :, 0], q[:, None, 1] - t[None, :, 1])
+    n, m = q.shape[0], t.shape[0]
+    running = np.empty((n, m + 1, len(templates)), np.float32)
+    running[:, 0] = 0.0
+    np.hypot(q[:, None, 0] - t[None, :, 0], q[:, None, 1] - t[None, :, 1], out=running[:, 1:])
+    for j in range(2, m + 1):
+        running[:, j] += running[:, j - 1]
     # Row i of the DTW table from row i - 1 in closed form (a min-plus prefix scan):
     #   D[i, j] = c[i, j] + min(D[i-1, j], D[i-1, j-1], D[i, j-1])
     #           = S[j] + min_{k <= j} (a[k] - S[k-1]),  a[k] = min(D[i-1, k], D[i-1, k-1]),
-    # where S is the running sum of row i's costs (all rows' at once, in place, left to right).
-    n, m = cost.shape[:2]
-    running = cost
-    for j in range(1, m):
-        running[:, j] += running[:, j - 1]
-    prev = running[0]
-    a = np.empty_like(prev)
+    # where S is the running sum of row i's costs; prev[1:] holds row i - 1, prev[0] = inf.
+    prev = np.empty((m + 1, len(templates)), np.float32)
+    prev[0] = np.inf
+    prev[1:] = running[0, 1:]
+    a = np.empty((m, len(templates)), np.float32)
     for i in range(1, n):
-        a[0] = prev[0]
-        np.minimum(prev[1:], prev[:-1], out=a[1:])
-        a[1:] -= running[i, :-1]
-        prev = running[i] + np.minimum.accumulate(a, axis=0, out=a)
+        np.minimum(prev[1:], prev[:-1], out=a)
+        a -= running[i, :-1]
+        np.minimum.accumulate(a, axis=0, out=a)
+        np.add(running[i, 1:], a, out=prev[1:])
     return prev[-1]
 
 

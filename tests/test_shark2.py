@@ -97,6 +97,6 @@ def test_dtw_lower_bounds_lie_below_the_distances() -> None:
     templates = np.concatenate([(rng.random((200, 32, 2)) * 10),
                                 query + rng.normal(0, 0.01, (50, 32, 2))]).astype(np.float32)
     distances = dtw_distances(query, templates).astype(np.float64)
-    bounds = dtw_lower_bounds(query, templates[..., 0], templates[..., 1])
+    bounds = dtw_lower_bounds(query, templates[..., 0].T, templates[..., 1].T)
     assert (bounds >= 0).all() and (bounds <= distances).all()
     assert np.median(bounds / distances) > 0.3  # and bound them usefully
