@@ -7,6 +7,8 @@ swipes with:
 ``encoder.onnx``            raw touch points (pixels, ms) and layout ids -> the per-curve tensors
                             the decoder step reads, and the RNN decoder's first state
 ``decoder_step.onnx``       one token per hypothesis -> next-token logits and the new state
+``decoder_score.onnx``      given words of each curve -> the logits of every position at once
+                            (transformer decoders; the decoder step scores them otherwise)
 ``*.int8.onnx``             the same graphs with int8 weights (onnxruntime dynamic quantisation)
 ``model.json``              graph names, shapes, tokenizer, preprocessing, layout names
 ``layouts.json``            the model's keyboards (``swipe.keyboard.load_layouts_file`` format)
@@ -238,6 +240,52 @@ class TransformerStepGraph(nn.Module):
         return (logits.view(c, k, -1), *new_caches)
 
 
+class TransformerScoreGraph(nn.Module):
+    """The transformer decoder teacher-forced on ``W`` words of each of ``C`` curves, every
+    position at once: what the decoder-step graph gives step by step along each word.
+
+    Inputs: ``tokens`` ``(C, W, L)`` int64 the decoder inputs (``<sos>``, then each word's tokens,
+    padded); ``memory_kv`` and ``memory_valid`` from the encoder. Output: ``logits``
+    ``(C, W, L, V)`` of the token after each input. The words of a curve read its memory together,
+    never copied.
+    """
+
+    def __init__(self, model: TransformerLikeEncoderDecoder) -> None:
+        super().__init__()
+        self.decoder = model.decoder
+        self.register_buffer("frequencies", _frequencies(model.d_model))
+
+    def forward(self, tokens: Tensor, memory_kv: Tensor, memory_valid: Tensor) -> Tensor:
+        decoder = self.decoder
+        c, w, length = tokens.shape
+        heads = decoder.num_heads
+        positions = _positions(torch.arange(length).float(), self.frequencies)
+        x = decoder.token_embedding(tokens.view(c * w, length)) + positions  # (C * W, L, D)
+        causal = torch.ones(length, length, dtype=torch.bool).tril()
+        memory_mask = memory_valid[:, None, None, :]
+        for i, layer in enumerate(decoder.layers):
+            h = layer.norm1(x) if layer.norm_first else x
+            query = layer.self_attn.query(h).view(c * w, length, heads, -1).transpose(1, 2)
+            key, value = (kv.view(c * w, length, heads, -1).transpose(1, 2)
+                          for kv in layer.self_attn.key_value(h).chunk(2, dim=-1))
+            out = F.scaled_dot_product_attention(query, key, value, attn_mask=causal)
+            attended = layer.self_attn.out(out.transpose(1, 2).flatten(2))
+            x = x + attended if layer.norm_first else layer.norm1(x + attended)
+            h = layer.norm2(x) if layer.norm_first else x
+            # The W * L positions of a curve's words are the queries of one attention over its memory.
+            query = layer.cross_attn.query(h).view(c, w * length, heads, -1).transpose(1, 2)
+            out = F.scaled_dot_product_attention(query, memory_kv[:, i, 0], memory_kv[:, i, 1],
+                                                 attn_mask=memory_mask)
+            cross = layer.cross_attn.out(out.transpose(1, 2).reshape(c * w, length, -1))
+            x = x + cross if layer.norm_first else layer.norm2(x + cross)
+            if layer.norm_first:
+                x = x + layer.feed_forward(layer.norm3(x))
+            else:
+                x = layer.norm3(x + layer.feed_forward(x))
+        logits = decoder.output(decoder.norm(x))
+        return logits.view(c, w, length, -1)
+
+
 def _heads(x: Tensor, heads: int) -> Tensor:
     """``(N, D)`` -> ``(N, H, D / H)``."""
     return x.view(x.shape[0], heads, -1)
@@ -361,7 +409,8 @@ def decoder_spec(model: EncoderDecoder) -> GraphSpec:
 
 
 def export_graphs(model: EncoderDecoder, layouts: list[Layout], out: Path) -> dict[str, Any]:
-    """Write ``encoder.onnx`` and ``decoder_step.onnx`` of ``model`` into ``out``.
+    """Write ``encoder.onnx``, ``decoder_step.onnx`` and (transformer decoders)
+    ``decoder_score.onnx`` of ``model`` into ``out``.
 
     Returns
     -------
@@ -369,7 +418,8 @@ def export_graphs(model: EncoderDecoder, layouts: list[Layout], out: Path) -> di
         The ``graphs`` section of ``model.json``: per graph its file, inputs and outputs; for
         the decoder step also the encoder outputs it reads (``per_curve_inputs``) and its state:
         each state input, the output that replaces it, its shape after ``(C, K)`` and where its
-        first value comes from (``zeros``, or the encoder output of its name, one per curve).
+        first value comes from (``zeros``, or the encoder output of its name, one per curve);
+        ``decoder_score`` where written (its inputs other than ``tokens`` are encoder outputs).
     """
     model = model.eval()
     curves, steps, beams, slots = 3, 17, 4, 7
@@ -384,6 +434,7 @@ def export_graphs(model: EncoderDecoder, layouts: list[Layout], out: Path) -> di
     dec = decoder_spec(model)
     tokens = torch.full((curves, beams), model.tokenizer.sos_id, dtype=torch.int64)
     per_curve = {0: c, 1: t}
+    graphs: dict[str, Any] = {}
     if isinstance(model, TransformerLikeEncoderDecoder):
         heads = model.decoder.num_heads
         shape = [2, heads, 0, model.d_model // heads]
@@ -394,6 +445,14 @@ def export_graphs(model: EncoderDecoder, layouts: list[Layout], out: Path) -> di
         _export(TransformerStepGraph(model), args, dec, shapes, out / "decoder_step.onnx")
         state = [{"input": name, "output": f"new_{name}", "shape": shape, "init": "zeros"}
                  for name in dec.inputs[3:]]
+        words, length = torch.export.Dim("words"), torch.export.Dim("length")
+        forced = torch.randint(1, len(model.tokenizer.alphabet) + 1, (curves, beams, slots))
+        forced[..., 0] = model.tokenizer.sos_id
+        score = GraphSpec(["tokens", "memory_kv", "memory_valid"], ["logits"])
+        _export(TransformerScoreGraph(model), (forced, encoded["memory_kv"], encoded["memory_valid"]), score,
+                ({0: c, 1: words, 2: length}, {0: c, 4: t}, per_curve), out / "decoder_score.onnx")
+        graphs["decoder_score"] = {"file": "decoder_score.onnx", "inputs": score.inputs,
+                                   "outputs": score.outputs}
     else:
         decoder = model.decoder
         assert isinstance(decoder, AttentionRNNDecoder)
@@ -410,15 +469,18 @@ def export_graphs(model: EncoderDecoder, layouts: list[Layout], out: Path) -> di
         "encoder": {"file": "encoder.onnx", "inputs": enc.inputs, "outputs": enc.outputs},
         "decoder_step": {"file": "decoder_step.onnx", "inputs": dec.inputs, "outputs": dec.outputs,
                          "per_curve_inputs": per_curve_inputs, "state": state},
+        **graphs,
     }
 
 
 def quantize_graphs(out: Path) -> None:
-    """Write ``encoder.int8.onnx`` and ``decoder_step.int8.onnx``: onnxruntime's dynamic
-    quantisation (int8 weights of the matrix products, activations quantised at run time)."""
+    """Write the ``*.int8.onnx`` of each graph in ``out``: onnxruntime's dynamic quantisation
+    (int8 weights of the matrix products, activations quantised at run time)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    for name in ("encoder", "decoder_step"):
+    for name in ("encoder", "decoder_step", "decoder_score"):
+        if not (out / f"{name}.onnx").is_file():
+            continue
         quantize_dynamic(out / f"{name}.onnx", out / f"{name}.int8.onnx", weight_type=QuantType.QInt8)
         _strip(out / f"{name}.int8.onnx")
 

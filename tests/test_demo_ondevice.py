@@ -210,7 +210,8 @@ def test_a_word_swiped_in_this_browser_comes_first_and_no_point_leaves_the_page(
     paths = {request["url"].removeprefix(server.url.rstrip("/")) for request in sent}
     assert all(request["method"] == "GET" and "postData" not in request for request in sent), sent
     assert all(path.split("/")[1] in ("onnx", "ort", "js") for path in paths), paths
-    assert {"/onnx/encoder.onnx", "/onnx/decoder_step.onnx", "/ort/ort-wasm-simd-threaded.wasm"} <= paths
+    assert {"/onnx/encoder.onnx", "/onnx/decoder_step.onnx", "/onnx/decoder_score.onnx",
+            "/ort/ort-wasm-simd-threaded.wasm"} <= paths
 
 
 def test_the_browser_decodes_real_swipes_as_the_python_runtime_does(page, onnx_folder):

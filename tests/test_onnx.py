@@ -3,11 +3,14 @@ equal to predict.py's, and a decoder process that never imports torch."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -19,7 +22,8 @@ pytest.importorskip("onnxscript")
 from swipe.config import from_dict, to_dict  # noqa: E402
 from swipe.data import build_dataset  # noqa: E402
 from swipe.data.resample import ResampleConfig, resample_curve  # noqa: E402
-from swipe.decoding.pipeline import Resample, resample  # noqa: E402
+from swipe.decoding.pipeline import Pipeline, Resample, Settings, resample  # noqa: E402
+from swipe.decoding.torch_backend import TorchBackend  # noqa: E402
 from swipe.decoding.trie import LexiconTrie  # noqa: E402
 from swipe.export import main as export_main  # noqa: E402
 from swipe.keyboard import bundled_layout, load_layouts_file  # noqa: E402
@@ -194,6 +198,67 @@ def test_every_family_and_embedder_matches_pytorch(config, tmp_path):
     assert check_parity(tmp_path / "best.pt", folder, 24, tmp_path) < TOLERANCE
 
 
+# ---- given words scored in one call ------------------------------------------------------------
+
+
+def stepping(pipeline: Pipeline) -> Pipeline:
+    """``pipeline`` on its backend without ``score``: it scores words one decoder step a token."""
+    b = pipeline.backend
+    plain = copy.copy(pipeline)
+    plain.backend = SimpleNamespace(encode=b.encode, take=b.take, step=b.step, reorder=b.reorder)
+    return plain
+
+
+def scored_words(pipeline: Pipeline, swipes: list[Swipe]) -> list[list[tuple[float, str]]]:
+    """The scores of each swipe's template proposals, a common word and one the lexicon lacks."""
+    asked = [[w for _, w in pipeline.matcher(pipeline.layout(s)).decode(s.x, s.y)] + ["the", "zzqx"]
+             for s in swipes]
+    asked[1] = ["zzqx"]  # a swipe with no word to score
+    return pipeline.score_words(pipeline.encode([(swipe, 1.0) for swipe in swipes]), asked)
+
+
+def test_words_scored_in_one_call_equal_stepping(shipped_transformer, tmp_path):
+    _, swipes = real_swipes(24, tmp_path)
+    onnx = OnnxDecoder(shipped_transformer).pipeline
+    assert onnx.backend.decoder_score is not None
+    loaded = load_model(SHIPPED / "en_hws_transformer" / "model.pt")
+    torch_pipeline = copy.copy(onnx)
+    torch_pipeline.backend = TorchBackend(loaded.model, onnx.layouts)
+    got = scored_words(onnx, swipes)
+    assert got[1] == [] and all(len(row) >= 4 for i, row in enumerate(got) if i != 1)
+    assert_same_candidates(got, scored_words(stepping(onnx), swipes), atol=1e-5)
+    in_torch = scored_words(torch_pipeline, swipes)
+    assert_same_candidates(in_torch, scored_words(stepping(torch_pipeline), swipes), atol=1e-5)
+    assert_same_candidates(in_torch, got)
+
+
+def test_an_rnn_scores_words_by_stepping_in_onnx(tiny_lstm, tmp_path):
+    checkpoint, folder = tiny_lstm
+    _, swipes = real_swipes(8, tmp_path)
+    assert "decoder_score" not in json.loads((folder / "model.json").read_text())["graphs"]
+    onnx = OnnxDecoder(folder, settings=Settings(prior_weight=0.5, template_candidates=4)).pipeline
+    assert onnx.backend.score(np.zeros((1, 1, 1), np.int64), {}) is None
+    torch_pipeline = copy.copy(onnx)
+    torch_pipeline.backend = TorchBackend(load_model(checkpoint).model, onnx.layouts)
+    expected = scored_words(stepping(torch_pipeline), swipes)
+    assert_same_candidates(scored_words(torch_pipeline, swipes), expected, atol=1e-5)
+    assert_same_candidates(scored_words(onnx, swipes), expected)
+
+
+def test_a_folder_without_the_score_graph_still_decodes(shipped_transformer, tmp_path):
+    folder = tmp_path / "older"
+    shutil.copytree(shipped_transformer, folder)
+    manifest = json.loads((folder / "model.json").read_text())
+    del manifest["graphs"]["decoder_score"]
+    (folder / "model.json").write_text(json.dumps(manifest))
+    for graph in folder.glob("decoder_score*.onnx"):
+        graph.unlink()
+    _, swipes = real_swipes(24, tmp_path)
+    older = OnnxDecoder(folder)
+    assert older.backend.decoder_score is None
+    assert_same_candidates(older.decode(swipes), OnnxDecoder(shipped_transformer).decode(swipes))
+
+
 # ---- the reference decoder gives predict.py's candidates ---------------------------------------
 
 
@@ -203,11 +268,11 @@ def predict_candidates(model: Path, data: Path, out: Path, flags: list[str]) -> 
     return read_predictions(out).candidates
 
 
-def assert_same_candidates(got: list, expected: list) -> None:
-    """Every word of every list the same, scores within 1e-4."""
+def assert_same_candidates(got: list, expected: list, atol: float = TOLERANCE) -> None:
+    """Every word of every list the same, scores within ``atol``."""
     assert [[w for _, w in row] for row in got] == [[w for _, w in row] for row in expected]
     for row, expected_row in zip(got, expected, strict=True):
-        np.testing.assert_allclose([s for s, _ in row], [s for s, _ in expected_row], atol=1e-4)
+        np.testing.assert_allclose([s for s, _ in row], [s for s, _ in expected_row], atol=atol)
 
 
 def test_reference_decoder_equals_predict(shipped_transformer, tmp_path):

@@ -1,4 +1,4 @@
-// The pipeline's backend on an export folder's two ONNX graphs (decoder.py's OnnxBackend). The
+// The pipeline's backend on an export folder's ONNX graphs (decoder.py's OnnxBackend). The
 // onnxruntime module is passed in: onnxruntime-node in Node, onnxruntime-web in a browser.
 
 import { logSoftmax } from "./pipeline.mjs";
@@ -22,7 +22,8 @@ function takeRows(values, rows) {
 
 /**
  * The encoder graph runs once per batch of swipe views, the decoder-step graph once per output
- * character for all hypotheses. The memory is an object of the encoder's outputs, one row per
+ * character for all hypotheses, the decoder-score graph (where the folder has one) once per batch
+ * of given words to score. The memory is an object of the encoder's outputs, one row per
  * curve; the state one of the decoder step's state inputs, (C, K, ...).
  */
 export class OnnxBackend {
@@ -32,11 +33,14 @@ export class OnnxBackend {
    * @param decoderStep  one of the decoder-step graph
    * @param graphs  model.json's "graphs"
    * @param numTokens  output tokens (V)
+   * @param decoderScore  one of the decoder-score graph, or null (score gives null: the pipeline steps)
    */
-  constructor(ort, encoder, decoderStep, graphs, numTokens) {
+  constructor(ort, encoder, decoderStep, graphs, numTokens, decoderScore = null) {
     this.ort = ort;
     this.encoder = encoder;
     this.decoderStep = decoderStep;
+    this.decoderScore = decoderScore;
+    this.scoreInputs = decoderScore === null ? [] : graphs.decoder_score.inputs;
     this.encoderOutputs = graphs.encoder.outputs;
     this.stepInputs = graphs.decoder_step.inputs;
     this.stepOutputs = graphs.decoder_step.outputs;
@@ -104,6 +108,17 @@ export class OnnxBackend {
       next[entry.input] = array(t.type, t.data, [...t.dims]);
     });
     return [logSoftmax(logits.data, this.numTokens), next];
+  }
+
+  /** Log-probabilities (C * W * L * V float32) of the token after each teacher-forced input
+   * `tokens` (C * W * L, dims [C, W, L]), the W words of curve c reading row c of the memory;
+   * null without a decoder-score graph. */
+  async score(tokens, dims, memory) {
+    if (this.decoderScore === null) return null;
+    const feeds = { ...memory, tokens: OnnxBackend.int64(tokens, dims) };
+    const inputs = Object.fromEntries(this.scoreInputs.map((name) => [name, this.tensor(feeds[name])]));
+    const outputs = await this.decoderScore.run(inputs);
+    return logSoftmax(outputs.logits.data, this.numTokens);
   }
 
   /** Curves `curves` of a state (null: all), hypothesis j of kept curve i continuing hypothesis

@@ -106,7 +106,8 @@ export async function loadDecoder(source, { ort, int8 = false, threads = 1, sett
   const vocabulary = { alphabet: exported.alphabet, eosId: exported.eosId, sosId: exported.sosId };
   const prep = { resample: exported.resample, maxPoints: exported.maxPoints };
   const trie = Trie.fromArrays(exported.lexicon);
-  const backend = new OnnxBackend(ort, exported.encoder, exported.decoderStep, exported.manifest.graphs, numTokens);
+  const backend = new OnnxBackend(ort, exported.encoder, exported.decoderStep, exported.manifest.graphs, numTokens,
+    exported.decoderScore);
   const templates = chosen.template_weight || chosen.template_candidates ? await import("./templates.mjs") : null;
   const pipeline = new Pipeline(backend, vocabulary, exported.layouts, prep, chosen, trie, templates);
   const offered = verbatim ? { ...DEFAULT_VERBATIM, ...(verbatim === true ? {} : verbatim) } : null;

@@ -185,9 +185,19 @@ async function readGraphs(ort, read, graphs, int8, threads) {
     throw stepSpec.error("inputs", "must be tokens, the per-curve encoder outputs and the state inputs");
   }
   if (stepOutputs.length !== 1 + state.length) throw stepSpec.error("outputs", "must be the logits and one output per state entry");
+  const specs = [[encoderSpec, ENCODER_INPUTS, encoderOutputs], [stepSpec, stepInputs, stepOutputs]];
+  if (graphs.get("decoder_score", "object", true) !== null) {
+    const scoreSpec = graphs.child("decoder_score");
+    const scoreInputs = scoreSpec.names("inputs"), scoreOutputs = scoreSpec.names("outputs");
+    if (!scoreInputs.includes("tokens") || !scoreInputs.every((n) => n === "tokens" || encoderOutputs.includes(n))) {
+      throw scoreSpec.error("inputs", "must be tokens and encoder outputs");
+    }
+    if (scoreOutputs.join() !== "logits") throw scoreSpec.error("outputs", "must be the logits");
+    specs.push([scoreSpec, scoreInputs, scoreOutputs]);
+  }
   const options = { intraOpNumThreads: threads, interOpNumThreads: 1, logSeverityLevel: 3 };
   const sessions = [];
-  for (const [spec, inputs, outputs] of [[encoderSpec, ENCODER_INPUTS, encoderOutputs], [stepSpec, stepInputs, stepOutputs]]) {
+  for (const [spec, inputs, outputs] of specs) {
     let file = spec.get("file", "string");
     if (file.includes("/") || file.includes("\\") || !file.endsWith(".onnx")) throw spec.error("file", `must be a .onnx file of the folder, not ${JSON.stringify(file)}`);
     if (int8) file = `${file.slice(0, -".onnx".length)}.int8.onnx`;
@@ -203,7 +213,7 @@ async function readGraphs(ort, read, graphs, int8, threads) {
     }
     sessions.push(session);
   }
-  return sessions;
+  return [sessions[0], sessions[1], sessions[2] ?? null];
 }
 
 /**
@@ -213,7 +223,8 @@ async function readGraphs(ort, read, graphs, int8, threads) {
  * @param read  async (name) => Uint8Array, a file of the folder (folderReader)
  * @param options  {int8 = false, threads = 1, overrides = {}}: overrides of decoding.json's values
  * @returns {Promise<object>}  {manifest, decoding, alphabet, eosId, sosId, maxLength, layouts,
- *   resample, maxPoints, lexicon (readNpz's map), encoder, decoderStep}
+ *   resample, maxPoints, lexicon (readNpz's map), encoder, decoderStep, decoderScore (null where
+ *   model.json lists no decoder_score graph)}
  */
 export async function readExportFolder(ort, read, { int8 = false, threads = 1, overrides = {} } = {}) {
   const manifest = new Fields("model.json", await readJson(read, "model.json"));
@@ -255,9 +266,9 @@ export async function readExportFolder(ort, read, { int8 = false, threads = 1, o
     throw err instanceof OnnxFolderError ? err : new OnnxFolderError(`lexicon.npz: not a readable .npz file (${err.message})`);
   }
   checkLexicon(lexicon, numTokens);
-  const [encoder, decoderStep] = await readGraphs(ort, read, manifest.child("graphs"), int8, threads);
+  const [encoder, decoderStep, decoderScore] = await readGraphs(ort, read, manifest.child("graphs"), int8, threads);
   return {
     manifest: manifest.values, decoding, alphabet, eosId, sosId, maxLength,
-    layouts: layoutNames.map((name) => grids.get(name)), resample, maxPoints, lexicon, encoder, decoderStep,
+    layouts: layoutNames.map((name) => grids.get(name)), resample, maxPoints, lexicon, encoder, decoderStep, decoderScore,
   };
 }

@@ -390,7 +390,8 @@ export class Pipeline {
   /**
    * The scores the search gives words `words[c]` of curve `c` (whose memory is row `c` of
    * `memory`), best first: every word a hypothesis, stepped along its spelling with the search's
-   * own arithmetic. Words the search cannot output are left out.
+   * own arithmetic (its log-probabilities from one backend.score call where the backend has one).
+   * Words the search cannot output are left out.
    */
   async scoreWords(memory, words) {
     const maxLength = this.maxLength;
@@ -418,13 +419,26 @@ export class Pipeline {
     let last = new Int32Array(keep.length).fill(sosId);
     let lastDims = [keep.length, 1];
     let state = null;
+    // Every word's log-probabilities in one call where the backend can, else one step a token.
+    const inputs = new Int32Array(n * length);
+    for (let k = 0; k < n; k++) {
+      inputs[k * length] = sosId;
+      inputs.set(targets.subarray(k * length, (k + 1) * length - 1), k * length + 1);
+    }
+    const forced = typeof this.backend.score === "function"
+      ? await this.backend.score(inputs, [keep.length, width, length], memory) : null;
     for (let position = 0; position < length; position++) {
       let logProbs;
-      [logProbs, state] = await this.backend.step(last, lastDims, memory, state);
-      if (position === 0) { // one hypothesis per curve so far: every word continues it
-        const repeated = new Float32Array(n * v);
-        for (let k = 0; k < n; k++) repeated.set(logProbs.subarray(Math.floor(k / width) * v, Math.floor(k / width) * v + v), k * v);
-        logProbs = repeated;
+      if (forced !== null) {
+        logProbs = new Float32Array(n * v);
+        for (let k = 0; k < n; k++) logProbs.set(forced.subarray((k * length + position) * v, (k * length + position + 1) * v), k * v);
+      } else {
+        [logProbs, state] = await this.backend.step(last, lastDims, memory, state);
+        if (position === 0) { // one hypothesis per curve so far: every word continues it
+          const repeated = new Float32Array(n * v);
+          for (let k = 0; k < n; k++) repeated.set(logProbs.subarray(Math.floor(k / width) * v, Math.floor(k / width) * v + v), k * v);
+          logProbs = repeated;
+        }
       }
       const scores = this.nextScores(logProbs, nodes);
       const token = new Int32Array(n);
@@ -433,7 +447,7 @@ export class Pipeline {
         if (position <= wordLengths[k]) totals[k] += scores[k * v + token[k]];
         if (this.trie !== null) nodes[k] = Math.max(this.trie.child(nodes[k], token[k]), 0);
       }
-      if (position + 1 < length) {
+      if (forced === null && position + 1 < length) {
         // Each slot continues its own word (at the first step, the curve's one hypothesis).
         const parents = new Int32Array(n);
         if (position) for (let k = 0; k < n; k++) parents[k] = k % width;

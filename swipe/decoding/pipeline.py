@@ -182,6 +182,11 @@ class Backend(Protocol):
     keeps the memory rows of curves ``curves``; ``reorder`` keeps curves ``curves`` of a state
     (None: all) and makes hypothesis ``j`` of kept curve ``i`` continue hypothesis
     ``parents[i, j]`` (-1: an empty slot, whose next log-probabilities are never read).
+
+    A backend may also have ``score(tokens, memory)``: teacher-forced decoder inputs ``(C, W, L)``
+    int64 of ``W`` words per curve (``<sos>`` then the word's tokens, padded), curve ``c``
+    reading row ``c`` of ``memory``, to next-token log-probabilities ``(C, W, L, V)`` float32 in
+    one network call, or None where it cannot (then :meth:`Pipeline.score_words` steps).
     """
 
     def encode(self, points: np.ndarray, lengths: np.ndarray, layout_ids: np.ndarray) -> Any: ...
@@ -533,8 +538,9 @@ class Pipeline:
     def score_words(self, memory: Any, words: Sequence[Sequence[str]]) -> list[Row]:
         """The scores the search gives words ``words[c]`` of curve ``c`` (whose memory is row
         ``c`` of ``memory``), best first: every word a hypothesis, stepped along its spelling
-        with the search's own arithmetic. Words the search cannot output (outside the lexicon
-        or the alphabet, longer than ``max_length`` tokens) are left out."""
+        with the search's own arithmetic (its log-probabilities from one ``backend.score`` call
+        where the backend has one). Words the search cannot output (outside the lexicon or the
+        alphabet, longer than ``max_length`` tokens) are left out."""
         spelled = []
         for curve_words in words:
             ok = [(word, ids) for word in dict.fromkeys(curve_words) if (ids := self.spelling(word))
@@ -557,20 +563,28 @@ class Pipeline:
                 word_lengths[i, j] = len(ids)
         totals = np.zeros((len(keep), width))  # float64, as the search's scores
         nodes = np.zeros((len(keep), width), np.int64)
-        last = np.full((len(keep), 1), self.vocabulary.sos_id, np.int64)
+        sos = self.vocabulary.sos_id
+        last = np.full((len(keep), 1), sos, np.int64)
         state = None
         v = len(self.vocabulary.alphabet) + 1
+        # Every word's log-probabilities in one call where the backend can, else one step a token.
+        score = getattr(self.backend, "score", None)
+        inputs = np.concatenate([np.full((len(keep), width, 1), sos, np.int64), targets[:, :, :-1]], axis=2)
+        forced = None if score is None else score(inputs, memory)
         for position in range(length):
-            log_probs, state = self.backend.step(last, memory, state)
-            if position == 0:  # one hypothesis per curve so far: every word continues it
-                log_probs = np.repeat(log_probs, width, axis=1)
+            if forced is not None:
+                log_probs = forced[:, :, position]
+            else:
+                log_probs, state = self.backend.step(last, memory, state)
+                if position == 0:  # one hypothesis per curve so far: every word continues it
+                    log_probs = np.repeat(log_probs, width, axis=1)
             scores = self.next_scores(log_probs.reshape(-1, v), nodes.ravel()).reshape(len(keep), width, v)
             token = targets[:, :, position]
             term = np.take_along_axis(scores, token[..., None], axis=2)[..., 0]
             totals = np.where(position <= word_lengths, totals + term, totals)
             if self.trie is not None:
                 nodes = np.maximum(self.trie.children[nodes, token], 0)
-            if position + 1 < length:
+            if forced is None and position + 1 < length:
                 # Each slot continues its own word (at the first step, the curve's one hypothesis).
                 parents = np.tile(np.arange(width) if position else np.zeros(width, np.int64), (len(keep), 1))
                 state = self.backend.reorder(state, None, parents)

@@ -2,7 +2,8 @@
 
 The encoder reads the features the training collator computes (:func:`collate_points`); the
 decoder steps with its key/value cache (or recurrent state), one row per hypothesis, grouped by
-curve, as ``swipe.models.EncoderDecoder.decode_step`` takes them.
+curve, as ``swipe.models.EncoderDecoder.decode_step`` takes them; given words are scored in one
+teacher-forced ``decode`` call (the training path).
 """
 
 from __future__ import annotations
@@ -84,3 +85,14 @@ class TorchBackend:
         if curves is not None:
             state = state.select_curves(torch.from_numpy(curves).to(self.device))
         return state.select(torch.from_numpy(parents).to(self.device))
+
+    @torch.inference_mode()
+    def score(self, tokens: np.ndarray, memory: TorchMemory) -> np.ndarray:
+        """Next-token log-probabilities ``(C, W, L, V)`` float32 of teacher-forced decoder inputs
+        ``tokens`` ``(C, W, L)`` (``<sos>``, then each word's tokens), curve ``c`` reading row
+        ``c`` of ``memory``: the model's ``decode`` on the memory repeated once per word."""
+        c, w, length = tokens.shape
+        rows = torch.from_numpy(tokens.reshape(c * w, length)).to(self.device)
+        logits = self.model.decode(rows, memory.memory.repeat_interleave(w, 0),
+                                   memory.pad_mask.repeat_interleave(w, 0), None)
+        return torch.log_softmax(logits.float(), dim=-1).cpu().numpy().reshape(c, w, length, -1)

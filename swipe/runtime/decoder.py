@@ -4,7 +4,8 @@ Written to be ported line by line: it imports numpy, onnxruntime and the numpy-o
 pipeline of this package (:mod:`swipe.decoding.pipeline`: preprocessing, beam search, views,
 template candidates and rescoring), never torch. This module is the pipeline's ONNX backend: the
 encoder graph runs once per batch of swipe views, the decoder-step graph once per output
-character for all hypotheses. With the folder's ``decoding.json`` (the model's own) it gives the
+character for all hypotheses, the decoder-score graph (where the folder has one) once per batch of
+given words to score. With the folder's ``decoding.json`` (the model's own) it gives the
 candidates of ``predict.py`` and :func:`swipe.load_decoder` with the same model.
 """
 
@@ -39,12 +40,14 @@ class OnnxBackend:
     """The pipeline's backend (:class:`swipe.decoding.pipeline.Backend`) on the folder's graphs.
 
     The memory is a dict of the encoder's outputs, one row per curve; the state a dict of the
-    decoder step's state inputs, ``(C, K, ...)``.
+    decoder step's state inputs, ``(C, K, ...)``. ``decoder_score``: the graph that scores given
+    words in one call (None: :meth:`score` returns None and the pipeline steps).
     """
 
     def __init__(self, encoder: ort.InferenceSession, decoder_step: ort.InferenceSession,
-                 graphs: dict[str, Any]) -> None:
-        self.encoder, self.decoder_step = encoder, decoder_step
+                 graphs: dict[str, Any], decoder_score: ort.InferenceSession | None = None) -> None:
+        self.encoder, self.decoder_step, self.decoder_score = encoder, decoder_step, decoder_score
+        self.score_inputs = graphs["decoder_score"]["inputs"] if decoder_score is not None else []
         self.encoder_outputs = graphs["encoder"]["outputs"]
         self.step_inputs = graphs["decoder_step"]["inputs"]
         self.per_curve = graphs["decoder_step"]["per_curve_inputs"]
@@ -71,6 +74,16 @@ class OnnxBackend:
         logits, *new_state = self.decoder_step.run(None, {name: feeds[name] for name in self.step_inputs})
         new = {entry["input"]: out for entry, out in zip(self.state, new_state, strict=True)}
         return log_softmax(logits), new
+
+    def score(self, tokens: np.ndarray, memory: dict[str, np.ndarray]) -> np.ndarray | None:
+        """Log-probabilities ``(C, W, L, V)`` of the token after each teacher-forced input
+        ``tokens`` ``(C, W, L)``, the ``W`` words of curve ``c`` reading row ``c`` of the memory;
+        None without a decoder-score graph."""
+        if self.decoder_score is None:
+            return None
+        feeds = {"tokens": tokens, **memory}
+        logits, = self.decoder_score.run(None, {name: feeds[name] for name in self.score_inputs})
+        return log_softmax(logits)
 
     def reorder(self, state: dict[str, np.ndarray], curves: np.ndarray | None,
                 parents: np.ndarray) -> dict[str, np.ndarray]:
@@ -137,7 +150,8 @@ class OnnxDecoder:
         trie = Trie(lexicon["children"], lexicon["lookahead"], lexicon["end_log_prob"], lexicon["word_ids"],
                     lexicon["words"].tolist())
         self.user_words = UserWords(trie, export.alphabet, self.layouts, path=user_data)
-        self.backend = OnnxBackend(export.encoder, export.decoder_step, self.manifest["graphs"])
+        self.backend = OnnxBackend(export.encoder, export.decoder_step, self.manifest["graphs"],
+                                   export.decoder_score)
         self.pipeline = Pipeline(self.backend, vocabulary, self.layouts, prep, self.settings, trie)
         self.verbatim_settings = verbatim
 

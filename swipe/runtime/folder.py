@@ -1,7 +1,7 @@
 """Reading an ONNX export folder, every file checked before anything is decoded.
 
 :func:`read_export_folder` reads ``model.json``, ``decoding.json``, ``layouts.json``,
-``lexicon.npz`` and the two graphs of a folder written by ``python -m swipe.export CKPT --format
+``lexicon.npz`` and the graphs of a folder written by ``python -m swipe.export CKPT --format
 onnx --out DIR`` into an :class:`ExportFolder`. Each problem is an :class:`OnnxFolderError` whose
 message is one line naming the file and the field (``model.json: tokenizer.eos_id: ...``):
 wrong types, missing keys, names and shapes that do not match the graphs, values out of range,
@@ -67,6 +67,8 @@ class ExportFolder:
         ``word_ids`` and ``words``.
     encoder, decoder_step : onnxruntime.InferenceSession
         The graphs, their input and output names checked against ``model.json``.
+    decoder_score : onnxruntime.InferenceSession or None
+        The graph scoring given words in one call, where ``model.json`` lists one.
     """
 
     path: Path
@@ -82,6 +84,7 @@ class ExportFolder:
     lexicon: dict[str, np.ndarray]
     encoder: Any
     decoder_step: Any
+    decoder_score: Any = None
 
 
 class _Fields:
@@ -223,9 +226,9 @@ def _read(folder: Path, int8: bool, threads: int, overrides: Mapping[str, Any]) 
     decoding = _read_decoding(folder, overrides)
     layouts = _read_layouts(folder, layout_names)
     lexicon = _read_lexicon(folder / "lexicon.npz", num_tokens)
-    encoder, decoder_step = _read_graphs(folder, manifest.child("graphs"), int8, threads)
+    encoder, decoder_step, decoder_score = _read_graphs(folder, manifest.child("graphs"), int8, threads)
     checked = ExportFolder(folder, manifest.values, decoding, alphabet, eos_id, sos_id, max_length, layouts,
-                           resample, max_points, lexicon, encoder, decoder_step)
+                           resample, max_points, lexicon, encoder, decoder_step, decoder_score)
     _check_graphs_run(checked, num_tokens)
     return checked
 
@@ -318,8 +321,9 @@ def _read_lexicon(path: Path, num_tokens: int) -> dict[str, np.ndarray]:
     return lexicon
 
 
-def _read_graphs(folder: Path, graphs: _Fields, int8: bool, threads: int) -> tuple[Any, Any]:
-    """Both graphs loaded, their names and the state's shapes checked against ``model.json``."""
+def _read_graphs(folder: Path, graphs: _Fields, int8: bool, threads: int) -> tuple[Any, Any, Any]:
+    """The graphs loaded (``decoder_score`` None where not listed), their names and the state's
+    shapes checked against ``model.json``."""
     import onnxruntime as ort
 
     encoder_spec, step_spec = graphs.child("encoder"), graphs.child("decoder_step")
@@ -347,13 +351,21 @@ def _read_graphs(folder: Path, graphs: _Fields, int8: bool, threads: int) -> tup
         raise step_spec.error("inputs", "must be tokens, the per-curve encoder outputs and the state inputs")
     if len(step_outputs) != 1 + len(state):
         raise step_spec.error("outputs", "must be the logits and one output per state entry")
+    specs = [(encoder_spec, list(ENCODER_INPUTS), encoder_outputs), (step_spec, step_inputs, step_outputs)]
+    if graphs.get("decoder_score", dict, optional=True) is not None:
+        score_spec = graphs.child("decoder_score")
+        score_inputs, score_outputs = score_spec.names("inputs"), score_spec.names("outputs")
+        if "tokens" not in score_inputs or not set(score_inputs) - {"tokens"} <= set(encoder_outputs):
+            raise score_spec.error("inputs", "must be tokens and encoder outputs")
+        if score_outputs != ["logits"]:
+            raise score_spec.error("outputs", "must be the logits")
+        specs.append((score_spec, score_inputs, score_outputs))
     options = ort.SessionOptions()
     options.intra_op_num_threads = max(0, int(threads))
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # a broken graph is reported here, in one line
     sessions = []
-    for spec, inputs, outputs in ((encoder_spec, ENCODER_INPUTS, encoder_outputs),
-                                  (step_spec, step_inputs, step_outputs)):
+    for spec, inputs, outputs in specs:
         file = spec.get("file", str)
         if Path(file).name != file or not file.endswith(".onnx"):
             raise spec.error("file", f"must be a .onnx file of the folder, not {_show(file)}")
@@ -371,11 +383,11 @@ def _read_graphs(folder: Path, graphs: _Fields, int8: bool, threads: int) -> tup
             raise OnnxFolderError(f"{file}: inputs {names_in} and outputs {names_out} are not those "
                                   "model.json lists")
         sessions.append(session)
-    return sessions[0], sessions[1]
+    return sessions[0], sessions[1], sessions[2] if len(sessions) > 2 else None
 
 
 def _check_graphs_run(folder: ExportFolder, num_tokens: int) -> None:
-    """Run both graphs once on a small swipe: they must give finite values of the expected shapes
+    """Run the graphs once on a small swipe: they must give finite values of the expected shapes
     (broken or non-finite weights are found here, not as NaN scores later)."""
     graphs = folder.manifest["graphs"]
     encoder_file = graphs["encoder"]["file"]
@@ -402,7 +414,19 @@ def _check_graphs_run(folder: ExportFolder, num_tokens: int) -> None:
         logits, *_ = folder.decoder_step.run(None, {name: feeds[name] for name in step["inputs"]})
     except Exception as err:  # onnxruntime's own error types
         raise OnnxFolderError(f"{step_file}: does not run ({_one_line(err)})") from None
-    for file, values in ((encoder_file, outputs), (step_file, [logits])):
+    checked = [(encoder_file, outputs), (step_file, [logits])]
+    if folder.decoder_score is not None:
+        score = graphs["decoder_score"]
+        feeds["tokens"] = np.array([[[folder.sos_id, 1]]], np.int64)  # one word of one token
+        try:
+            scored, = folder.decoder_score.run(None, {name: feeds[name] for name in score["inputs"]})
+        except Exception as err:  # onnxruntime's own error types
+            raise OnnxFolderError(f"{score['file']}: does not run ({_one_line(err)})") from None
+        if scored.shape != (1, 1, 2, num_tokens):
+            raise OnnxFolderError(f"{score['file']}: gives logits of shape {list(scored.shape)} for one word "
+                                  f"of two tokens and {num_tokens} output tokens")
+        checked.append((score["file"], [scored]))
+    for file, values in checked:
         if not all(np.isfinite(v).all() for v in values if np.asarray(v).dtype.kind == "f"):
             raise OnnxFolderError(f"{file}: computes NaN or infinite values (damaged weights?)")
     if logits.size != num_tokens:
