@@ -278,6 +278,9 @@ class Scratch(threading.local):
     def __init__(self) -> None:
         self.arrays: dict[str, np.ndarray] = {}
 
+    def __reduce__(self) -> tuple[type, tuple]:
+        return Scratch, ()  # a copy (a pickled decoder's) starts with no work arrays
+
     def array(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
         """A float32 array of ``shape`` (its values left over), the same memory for each ``name``."""
         size = math.prod(shape)
@@ -483,7 +486,7 @@ class Shark2Decoder:
 
         Each channel only lowers a score, so the end channel and the prior bound it from above,
         and then those and the shape channel: the words are scored in the order of the first bound,
-        first ``2 count`` of them, then those whose bounds reach the ``count``-th best score found.
+        first ``4 count`` of them, then those whose bounds reach the ``count``-th best score found.
         """
         cfg = self.config
         prior = cfg.prior_weight * self.templates.log_prior[near.index]
@@ -492,7 +495,7 @@ class Shark2Decoder:
         bound = prior if swipe.is_tap else ends + prior
         scores = np.full(len(near.index), -np.inf)
         order = np.argsort(-bound, kind="stable")
-        first, rest = order[: 2 * count], order[2 * count :]
+        first, rest = order[: 4 * count], order[4 * count :]
         scores[first] = base_scores(self.rigid_distances(swipe, near_rows(near, first)), cfg)
         if len(rest):
             threshold = np.sort(scores[first])[-count]

@@ -7,6 +7,7 @@ any key (nothing is found)."""
 from __future__ import annotations
 
 import json
+import pickle
 from functools import lru_cache
 
 import numpy as np
@@ -14,7 +15,7 @@ import pytest
 
 from bench.bench_matcher import PlainMatcher
 from swipe.keyboard import bundled_layout
-from swipe.lexicon import load_lexicon
+from swipe.lexicon import Lexicon, load_lexicon
 from swipe.resources import REAL_EN_SWIPES
 from swipe.shark2 import ChannelDistances, Shark2Config, Shark2Decoder, dtw_lower_bounds
 from swipe.templates import dtw_distances
@@ -100,3 +101,11 @@ def test_dtw_lower_bounds_lie_below_the_distances() -> None:
     bounds = dtw_lower_bounds(query, templates[..., 0].T, templates[..., 1].T)
     assert (bounds >= 0).all() and (bounds <= distances).all()
     assert np.median(bounds / distances) > 0.3  # and bound them usefully
+
+
+def test_a_pickled_matcher_decodes_the_same() -> None:
+    lexicon = Lexicon(["hello", "help", "world", "word", "hell"], np.ones(5), "test")
+    decoder = Shark2Decoder(LAYOUT, lexicon, Shark2Config(top_k=3))
+    copy = pickle.loads(pickle.dumps(decoder))
+    for x, y in drawn_swipes(4):
+        assert copy.decode(x, y) == decoder.decode(x, y)
