@@ -37,8 +37,6 @@ words to the neural decoder that its beam search may have lost (``predict.py
 
 from __future__ import annotations
 
-import math
-import threading
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -47,6 +45,7 @@ import numpy as np
 from swipe.keyboard import Layout
 from swipe.lexicon import Lexicon
 from swipe.templates import (
+    Scratch,
     TemplateScoring,
     dtw_distances,
     elastic_log_likelihood,
@@ -269,26 +268,6 @@ class ElasticDistances(NamedTuple):
 def elastic_scores(elastic: ElasticDistances, config: Shark2Config) -> np.ndarray:
     """Log-likelihood of the elastic (DTW) channel distances."""
     return elastic_log_likelihood(elastic.location, elastic.shape, config.scoring)
-
-
-class Scratch(threading.local):
-    """Work arrays kept from swipe to swipe (one set per thread): the allocator hands large fresh
-    arrays back to the system when they are freed, and then every new one costs page faults."""
-
-    def __init__(self) -> None:
-        self.arrays: dict[str, np.ndarray] = {}
-
-    def __reduce__(self) -> tuple[type, tuple]:
-        return Scratch, ()  # a copy (a pickled decoder's) starts with no work arrays
-
-    def array(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        """A float32 array of ``shape`` (its values left over), the same memory for each ``name``."""
-        size = math.prod(shape)
-        flat = self.arrays.get(name)
-        if flat is None or len(flat) < size:
-            flat = self.arrays[name] = np.empty(max(size, 2 * len(flat) if flat is not None else 0),
-                                                np.float32)
-        return flat[:size].reshape(shape)
 
 
 def min_over_axis_1(values: np.ndarray) -> np.ndarray:

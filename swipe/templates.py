@@ -27,6 +27,7 @@ same functions.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 from typing import NamedTuple, Sequence
 
@@ -148,6 +149,31 @@ def normalize_shape(points: np.ndarray) -> np.ndarray:
     return centred / np.where(size > 1e-9, size, 1.0)
 
 
+class Scratch(threading.local):
+    """Work arrays kept from call to call (one set per thread): the allocator hands large fresh
+    arrays back to the system when they are freed, and then every new one costs page faults."""
+
+    def __init__(self) -> None:
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def __reduce__(self) -> tuple[type, tuple]:
+        return Scratch, ()  # a copy (a pickled matcher's) starts with no work arrays
+
+    def array(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """A float32 array of ``shape`` (its values left over), the same memory for each ``name``."""
+        size = math.prod(shape)
+        flat = self.arrays.get(name)
+        if flat is None or len(flat) < size:
+            flat = self.arrays[name] = np.empty(max(size, 2 * len(flat) if flat is not None else 0),
+                                                np.float32)
+        return flat[:size].reshape(shape)
+
+
+# The DTW tables of up to this many entries are kept between calls (larger ones are made afresh).
+_KEPT_TABLE = 1 << 20
+_DTW_SCRATCH = Scratch()
+
+
 def dtw_distances(query: np.ndarray, templates: np.ndarray) -> np.ndarray:
     """DTW distances from a sequence to many equally long ones, vectorised over the templates.
 
@@ -176,15 +202,22 @@ def dtw_distances(query: np.ndarray, templates: np.ndarray) -> np.ndarray:
                                              templates[s : s + _DTW_CHUNK]) for s in chunks])
     # running[i, j + 1, c] = cost of query[c, i] against templates[c, 0..j] (a running sum along
     # the row; running[i, 0] = 0), the templates innermost, so that each step below is one
-    # operation over all of them; cost = |query[c, i] - templates[c, j]|.
+    # operation over all of them; cost = |query[c, i] - templates[c, j]|. The sums are taken with
+    # j outermost (each step adds whole blocks), then the table is laid out row by row.
     q = np.ascontiguousarray(query.transpose(1, 2, 0))  # (n, 2, 1 or C)
     t = np.ascontiguousarray(templates.transpose(1, 2, 0))  # (m, 2, C)
     n, m = q.shape[0], t.shape[0]
-    running = np.empty((n, m + 1, len(templates)), np.float32)
-    running[:, 0] = 0.0
-    np.hypot(q[:, None, 0] - t[None, :, 0], q[:, None, 1] - t[None, :, 1], out=running[:, 1:])
+    shape = (m + 1, n, len(templates))
+    scratch = _DTW_SCRATCH if math.prod(shape) <= _KEPT_TABLE else Scratch()
+    by_column = scratch.array("by_column", shape)
+    by_column[0] = 0.0
+    dx = np.subtract(q[None, :, 0], t[:, None, 0], out=by_column[1:])
+    dy = np.subtract(q[None, :, 1], t[:, None, 1], out=scratch.array("dy", (m, n, len(templates))))
+    np.hypot(dx, dy, out=dx)
     for j in range(2, m + 1):
-        running[:, j] += running[:, j - 1]
+        by_column[j] += by_column[j - 1]
+    running = scratch.array("running", (n, m + 1, len(templates)))
+    running[...] = by_column.transpose(1, 0, 2)
     # Row i of the DTW table from row i - 1 in closed form (a min-plus prefix scan):
     #   D[i, j] = c[i, j] + min(D[i-1, j], D[i-1, j-1], D[i, j-1])
     #           = S[j] + min_{k <= j} (a[k] - S[k-1]),  a[k] = min(D[i-1, k], D[i-1, k-1]),
