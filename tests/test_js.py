@@ -100,6 +100,22 @@ def test_js_decoder_equals_the_runtime_with_an_rnn(tmp_path):
     check_parity(folder, lines[3::100], tmp_path, settings=settings)
 
 
+@pytest.mark.parametrize("score_graph", [True, False], ids=["one-call", "stepping"])
+def test_js_template_candidates_equal_the_runtimes(onnx_folders, score_graph, tmp_path):
+    """Template candidates of every swipe, scored in one decoder_score.onnx call, or step by step
+    in a folder exported before that graph."""
+    folder = tmp_path / "folder"
+    shutil.copytree(onnx_folders["en_hws"], folder)
+    if not score_graph:
+        manifest = json.loads((folder / "model.json").read_text())
+        del manifest["graphs"]["decoder_score"]
+        (folder / "model.json").write_text(json.dumps(manifest))
+    decoding = json.loads((folder / "decoding.json").read_text())
+    (folder / "decoding.json").write_text(json.dumps({**decoding, "templates_below": 1e9}))
+    lines = REAL_EN_SWIPES.read_text(encoding="utf-8").splitlines()
+    check_parity(folder, lines[7::100], tmp_path)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("model", "int8"),
                          [("en_hws", False), ("en_hws_transformer", False), ("en_hws", True)])

@@ -253,10 +253,12 @@ def test_a_folder_without_the_score_graph_still_decodes(shipped_transformer, tmp
     (folder / "model.json").write_text(json.dumps(manifest))
     for graph in folder.glob("decoder_score*.onnx"):
         graph.unlink()
-    _, swipes = real_swipes(24, tmp_path)
-    older = OnnxDecoder(folder)
+    _, swipes = real_swipes(16, tmp_path)
+    settings = dataclasses.replace(OnnxDecoder(shipped_transformer).settings, templates_below=1e9)
+    older = OnnxDecoder(folder, settings=settings)  # template candidates for every swipe
     assert older.backend.decoder_score is None
-    assert_same_candidates(older.decode(swipes), OnnxDecoder(shipped_transformer).decode(swipes))
+    expected = OnnxDecoder(shipped_transformer, settings=settings).decode(swipes)
+    assert_same_candidates(older.decode(swipes), expected)
 
 
 # ---- the reference decoder gives predict.py's candidates ---------------------------------------

@@ -414,47 +414,44 @@ export class Pipeline {
       targets.set(ids, (i * width + j) * length);
       wordLengths[i * width + j] = ids.length;
     }));
-    const totals = new Float64Array(n); // float64, as the search's scores
-    let nodes = new Int32Array(n);
-    let last = new Int32Array(keep.length).fill(sosId);
-    let lastDims = [keep.length, 1];
-    let state = null;
-    // Every word's log-probabilities in one call where the backend can, else one step a token.
     const inputs = new Int32Array(n * length);
     for (let k = 0; k < n; k++) {
       inputs[k * length] = sosId;
       inputs.set(targets.subarray(k * length, (k + 1) * length - 1), k * length + 1);
     }
-    const forced = typeof this.backend.score === "function"
+    // Every token's log-probabilities (n * length * V): one call where the backend can, else one
+    // decoder step a token (at the first, one hypothesis per curve, which every word continues).
+    let logProbs = typeof this.backend.score === "function"
       ? await this.backend.score(inputs, [keep.length, width, length], memory) : null;
-    for (let position = 0; position < length; position++) {
-      let logProbs;
-      if (forced !== null) {
-        logProbs = new Float32Array(n * v);
-        for (let k = 0; k < n; k++) logProbs.set(forced.subarray((k * length + position) * v, (k * length + position + 1) * v), k * v);
-      } else {
-        [logProbs, state] = await this.backend.step(last, lastDims, memory, state);
-        if (position === 0) { // one hypothesis per curve so far: every word continues it
-          const repeated = new Float32Array(n * v);
-          for (let k = 0; k < n; k++) repeated.set(logProbs.subarray(Math.floor(k / width) * v, Math.floor(k / width) * v + v), k * v);
-          logProbs = repeated;
+    if (logProbs === null) {
+      logProbs = new Float32Array(n * length * v);
+      let state = null;
+      for (let position = 0; position < length; position++) {
+        const last = position ? inputs.filter((_, i) => i % length === position) : new Int32Array(keep.length).fill(sosId);
+        let step;
+        [step, state] = await this.backend.step(last, [keep.length, position ? width : 1], memory, state);
+        for (let k = 0; k < n; k++) {
+          const from = (position ? k : Math.floor(k / width)) * v;
+          logProbs.set(step.subarray(from, from + v), (k * length + position) * v);
+        }
+        if (position + 1 < length) { // each slot continues its own word
+          const parents = new Int32Array(n);
+          if (position) for (let k = 0; k < n; k++) parents[k] = k % width;
+          state = this.backend.reorder(state, null, parents, [keep.length, width]);
         }
       }
-      const scores = this.nextScores(logProbs, nodes);
-      const token = new Int32Array(n);
-      for (let k = 0; k < n; k++) {
-        token[k] = targets[k * length + position];
-        if (position <= wordLengths[k]) totals[k] += scores[k * v + token[k]];
-        if (this.trie !== null) nodes[k] = Math.max(this.trie.child(nodes[k], token[k]), 0);
+    }
+    // The trie node before each token, then every token's score as the search gives it.
+    const nodes = new Int32Array(n * length);
+    if (this.trie !== null) {
+      for (let i = 0; i < n * length; i++) {
+        if (i % length) nodes[i] = Math.max(this.trie.child(nodes[i - 1], targets[i - 1]), 0);
       }
-      if (forced === null && position + 1 < length) {
-        // Each slot continues its own word (at the first step, the curve's one hypothesis).
-        const parents = new Int32Array(n);
-        if (position) for (let k = 0; k < n; k++) parents[k] = k % width;
-        state = this.backend.reorder(state, null, parents, [keep.length, width]);
-      }
-      last = token;
-      lastDims = [keep.length, width];
+    }
+    const scores = this.nextScores(logProbs, nodes);
+    const totals = new Float64Array(n); // float64, summed token by token as the search's scores
+    for (let k = 0; k < n; k++) {
+      for (let i = k * length; i <= k * length + wordLengths[k]; i++) totals[k] += scores[i * v + targets[i]];
     }
     keep.forEach((c, i) => {
       const row = spelled[c].map(([word, ids], j) => [this.normalise(totals[i * width + j], ids.length + 1), word]);

@@ -561,34 +561,33 @@ class Pipeline:
             for j, (_, ids) in enumerate(spelled[c]):
                 targets[i, j, : len(ids)] = ids
                 word_lengths[i, j] = len(ids)
-        totals = np.zeros((len(keep), width))  # float64, as the search's scores
-        nodes = np.zeros((len(keep), width), np.int64)
-        sos = self.vocabulary.sos_id
-        last = np.full((len(keep), 1), sos, np.int64)
-        state = None
-        v = len(self.vocabulary.alphabet) + 1
-        # Every word's log-probabilities in one call where the backend can, else one step a token.
-        score = getattr(self.backend, "score", None)
+        sos, v = self.vocabulary.sos_id, len(self.vocabulary.alphabet) + 1
         inputs = np.concatenate([np.full((len(keep), width, 1), sos, np.int64), targets[:, :, :-1]], axis=2)
-        forced = None if score is None else score(inputs, memory)
+        # Every token's log-probabilities (C, W, L, V): one call where the backend can, else one
+        # decoder step a token (at the first, one hypothesis per curve, which every word continues).
+        score = getattr(self.backend, "score", None)
+        log_probs = None if score is None else score(inputs, memory)
+        if log_probs is None:
+            steps, state = [], None
+            for position in range(length):
+                last = inputs[:, :1, 0] if position == 0 else inputs[:, :, position]
+                step, state = self.backend.step(last, memory, state)
+                steps.append(np.repeat(step, width, axis=1) if position == 0 else step)
+                if position + 1 < length:  # each slot continues its own word
+                    parents = np.arange(width) if position else np.zeros(width, np.int64)
+                    state = self.backend.reorder(state, None, np.tile(parents, (len(keep), 1)))
+            log_probs = np.stack(steps, axis=2)
+        # The trie node before each token, then every token's score as the search gives it.
+        nodes = np.zeros(targets.shape, np.int64)
+        if self.trie is not None:
+            for position in range(1, length):
+                before = nodes[:, :, position - 1], targets[:, :, position - 1]
+                nodes[:, :, position] = np.maximum(self.trie.children[before], 0)
+        scores = self.next_scores(log_probs.reshape(-1, v), nodes.ravel())
+        terms = np.take_along_axis(scores, targets.reshape(-1, 1), axis=1).reshape(targets.shape)
+        totals = np.zeros((len(keep), width))  # float64, summed token by token as the search's scores
         for position in range(length):
-            if forced is not None:
-                log_probs = forced[:, :, position]
-            else:
-                log_probs, state = self.backend.step(last, memory, state)
-                if position == 0:  # one hypothesis per curve so far: every word continues it
-                    log_probs = np.repeat(log_probs, width, axis=1)
-            scores = self.next_scores(log_probs.reshape(-1, v), nodes.ravel()).reshape(len(keep), width, v)
-            token = targets[:, :, position]
-            term = np.take_along_axis(scores, token[..., None], axis=2)[..., 0]
-            totals = np.where(position <= word_lengths, totals + term, totals)
-            if self.trie is not None:
-                nodes = np.maximum(self.trie.children[nodes, token], 0)
-            if forced is None and position + 1 < length:
-                # Each slot continues its own word (at the first step, the curve's one hypothesis).
-                parents = np.tile(np.arange(width) if position else np.zeros(width, np.int64), (len(keep), 1))
-                state = self.backend.reorder(state, None, parents)
-            last = token
+            totals = np.where(position <= word_lengths, totals + terms[:, :, position], totals)
         for i, c in enumerate(keep.tolist()):
             row = [(self.normalise(float(totals[i, j]), len(ids) + 1), word)
                    for j, (word, ids) in enumerate(spelled[c])]
