@@ -446,7 +446,8 @@ def export_graphs(model: EncoderDecoder, layouts: list[Layout], out: Path) -> di
         state = [{"input": name, "output": f"new_{name}", "shape": shape, "init": "zeros"}
                  for name in dec.inputs[3:]]
         words, length = torch.export.Dim("words"), torch.export.Dim("length")
-        forced = torch.randint(1, len(model.tokenizer.alphabet) + 1, (curves, beams, slots))
+        gen = torch.Generator().manual_seed(0)
+        forced = torch.randint(1, len(model.tokenizer.alphabet) + 1, (curves, beams, slots), generator=gen)
         forced[..., 0] = model.tokenizer.sos_id
         score = GraphSpec(["tokens", "memory_kv", "memory_valid"], ["logits"])
         _export(TransformerScoreGraph(model), (forced, encoded["memory_kv"], encoded["memory_valid"]), score,

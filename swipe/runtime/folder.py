@@ -417,9 +417,9 @@ def _check_graphs_run(folder: ExportFolder, num_tokens: int) -> None:
     checked = [(encoder_file, outputs), (step_file, [logits])]
     if folder.decoder_score is not None:
         score = graphs["decoder_score"]
-        feeds["tokens"] = np.array([[[folder.sos_id, 1]]], np.int64)  # one word of one token
+        word = {**memory, "tokens": np.array([[[folder.sos_id, 1]]], np.int64)}  # one word of one token
         try:
-            scored, = folder.decoder_score.run(None, {name: feeds[name] for name in score["inputs"]})
+            scored, = folder.decoder_score.run(None, {name: word[name] for name in score["inputs"]})
         except Exception as err:  # onnxruntime's own error types
             raise OnnxFolderError(f"{score['file']}: does not run ({_one_line(err)})") from None
         if scored.shape != (1, 1, 2, num_tokens):
