@@ -83,8 +83,14 @@ _ROUNDING_RELATIVE = 1e-5
 def in_chunks(compute: Callable[[Any], np.ndarray], items: Any, count: int) -> np.ndarray:
     """``compute(items)`` as float32, computed ``_BUILD_CHUNK`` items at a time (``items``: a
     sequence or array of ``count``), so the temporaries stay small."""
-    parts = [compute(items[s : s + _BUILD_CHUNK]).astype(np.float32) for s in range(0, count, _BUILD_CHUNK)]
-    return np.concatenate(parts)
+    out = None
+    for start in range(0, count, _BUILD_CHUNK):
+        part = compute(items[start : start + _BUILD_CHUNK])
+        if out is None:  # one array for all, filled in place: no list of parts to join
+            out = np.empty((count, *part.shape[1:]), np.float32)
+        out[start : start + len(part)] = part
+    assert out is not None
+    return out
 
 
 class NoTemplatesError(ValueError):
@@ -384,17 +390,20 @@ class Shark2Decoder:
         self.config = config
         templates = build_templates(layout, lexicon, config.num_points)
         points, count = templates.points, len(templates.words)
-        if config.dtw_points == config.num_points:
-            dtw = points
-        else:
-            dtw = in_chunks(lambda chunk: resample_many(chunk, config.dtw_points), points, count)
+        n = config.dtw_points
+
+        def elastic(chunk: np.ndarray) -> np.ndarray:
+            dtw = chunk if n == config.num_points else resample_many(chunk, n).astype(np.float32)
+            return np.concatenate([planar(dtw), planar(normalize_shape(dtw))], axis=1)
+
         # Per word, x and y rows (:func:`planar`): its template and its shape for the location and
-        # shape channels, and both (in 4 rows) for the elastic ones.
-        self._points = planar(points)
-        self._shapes = planar(in_chunks(normalize_shape, points, count))
-        self._elastic = np.concatenate([planar(dtw), planar(in_chunks(normalize_shape, dtw, count))], axis=1)
-        del points, dtw
+        # shape channels, and both (in 4 rows) for the elastic ones. Built a chunk at a time into
+        # their final arrays, so that the build needs little more memory than they do.
+        self._points = in_chunks(planar, points, count)
         self.templates: WordTemplates = templates._replace(points=self._points.transpose(0, 2, 1))
+        self._shapes = in_chunks(lambda chunk: planar(normalize_shape(chunk)), points, count)
+        self._elastic = in_chunks(elastic, points, count)
+        del templates, points
         # Words grouped by the first point of their template (one per key that starts a word):
         # rows ``_start_rows[_start_bounds[s]:_start_bounds[s + 1]]`` start at ``_start_points[s]``.
         self._start_points, start_of = np.unique(self._points[:, :, 0], axis=0, return_inverse=True)
