@@ -44,7 +44,7 @@ from swipe.decoding.trie import LexiconTrie
 from swipe.keyboard import Layout
 from swipe.model_files import load_model, read_decoding_settings, resolve_model, sha256_of
 from swipe.models.attention import key_padding_to_attention_mask
-from swipe.models.decoders import AttentionRNNDecoder, TransformerDecoder
+from swipe.models.decoders import AttentionRNNDecoder, TransformerDecoder, TransformerDecoderLayer
 from swipe.models.encoder_decoder import EncoderDecoder, TransformerLikeEncoderDecoder
 from swipe.models.encoders import ConformerLayerWeights, conformer_layer_eval, encoder_layer_eval
 
@@ -231,11 +231,7 @@ class TransformerStepGraph(nn.Module):
             out = F.scaled_dot_product_attention(query, memory_kv[:, i, 0], memory_kv[:, i, 1],
                                                  attn_mask=memory_mask)
             cross = layer.cross_attn.out(out.transpose(1, 2).reshape(c * k, -1))
-            x = x + cross if layer.norm_first else layer.norm2(x + cross)
-            if layer.norm_first:
-                x = x + layer.feed_forward(layer.norm3(x))
-            else:
-                x = layer.norm3(x + layer.feed_forward(x))
+            x = _cross_and_feed_forward(layer, x, cross)
         logits = decoder.output(decoder.norm(x))
         return (logits.view(c, k, -1), *new_caches)
 
@@ -277,13 +273,19 @@ class TransformerScoreGraph(nn.Module):
             out = F.scaled_dot_product_attention(query, memory_kv[:, i, 0], memory_kv[:, i, 1],
                                                  attn_mask=memory_mask)
             cross = layer.cross_attn.out(out.transpose(1, 2).reshape(c * w, length, -1))
-            x = x + cross if layer.norm_first else layer.norm2(x + cross)
-            if layer.norm_first:
-                x = x + layer.feed_forward(layer.norm3(x))
-            else:
-                x = layer.norm3(x + layer.feed_forward(x))
+            x = _cross_and_feed_forward(layer, x, cross)
         logits = decoder.output(decoder.norm(x))
         return logits.view(c, w, length, -1)
+
+
+def _cross_and_feed_forward(layer: TransformerDecoderLayer, x: Tensor, cross: Tensor) -> Tensor:
+    """A decoder layer's output after its cross-attention ``cross``: that residual, then the
+    feed-forward block, pre- or post-norm as ``layer`` is (eval mode, no dropout)."""
+    if layer.norm_first:
+        x = x + cross
+        return x + layer.feed_forward(layer.norm3(x))
+    x = layer.norm2(x + cross)
+    return layer.norm3(x + layer.feed_forward(x))
 
 
 def _heads(x: Tensor, heads: int) -> Tensor:
