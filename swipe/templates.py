@@ -396,39 +396,67 @@ def template_distances(
     """The channels' distances from a swipe (``x``, ``y`` in pixels) to each word's template;
     see :func:`template_log_likelihoods`. ``cache``: the words' templates (for ``layout`` and
     ``scoring``), else computed."""
-    gesture = key_units(layout, x, y)
-    count = len(words)
-    if count == 0:
-        return TemplateDistances(*(np.zeros(0),) * 5, is_tap=path_length(gesture) < scoring.tap_length)
+    return template_distances_many(layout, [(x, y)], [words], scoring, cache)[0]
+
+
+def template_distances_many(
+    layout: Layout, swipes: Sequence[tuple[np.ndarray, np.ndarray]], words: Sequence[Sequence[str]],
+    scoring: TemplateScoring = TemplateScoring(), cache: TemplateCache | None = None,
+) -> list[TemplateDistances]:
+    """:func:`template_distances` of several swipes (``(x, y)`` in pixels), each to its own
+    words ``words[i]``, all in one pass over the words (one DTW call): the same distances, to the
+    last bit, for a fraction of the calls' overhead."""
+    gestures = [key_units(layout, x, y) for x, y in swipes]
+    taps = [path_length(gesture) < scoring.tap_length for gesture in gestures]
+    counts = [len(w) for w in words]
+    flat = [word for group in words for word in group]
+    if not flat:
+        return [TemplateDistances(*(np.zeros(0),) * 5, is_tap=tap) for tap in taps]
     if cache is not None:
-        cached = cache.get(words)
+        cached = cache.get(flat)
         if any(t is None for t in cached):
-            raise LayoutError(f"layout {layout.name!r} cannot type all of {list(words)}")
+            raise LayoutError(f"layout {layout.name!r} cannot type all of {list(flat)}")
         templates = np.stack([t.points for t in cached])  # type: ignore[union-attr]
         shapes = np.stack([t.shape for t in cached])  # type: ignore[union-attr]
     else:
-        polylines = pad_polylines([word_polyline(layout, w) for w in words])
+        polylines = pad_polylines([word_polyline(layout, w) for w in flat])
         templates = resample_many(polylines, scoring.num_points)
         shapes = normalize_shape(templates)
-    points = resample(gesture, scoring.num_points)
-    location = point_distances(templates, points).mean(axis=1)
-    shape = point_distances(shapes, normalize_shape(points)).mean(axis=1)
-    ends = np.hypot(point_distances(templates[:, 0], points[0]),
-                    point_distances(templates[:, -1], points[-1]))
-    if path_length(gesture) < scoring.tap_length:
-        return TemplateDistances(location, shape, ends, None, None, is_tap=True)
+    # Each word's swipe (one swipe's arrays broadcast over all the words).
+    owner = np.repeat(np.arange(len(swipes)), counts)
+    by_word = (lambda values: values[0]) if len(swipes) == 1 else (lambda values: values[owner])
+    points = np.stack([resample(gesture, scoring.num_points) for gesture in gestures])
+    points_shape = np.stack([normalize_shape(p) for p in points])
+    location = point_distances(templates, by_word(points)).mean(axis=1)
+    shape = point_distances(shapes, by_word(points_shape)).mean(axis=1)
+    ends = np.hypot(point_distances(templates[:, 0], by_word(points[:, 0])),
+                    point_distances(templates[:, -1], by_word(points[:, -1])))
+    # Both elastic channels of every word of a swipe that is not a tap in one DTW pass: as drawn,
+    # then normalised.
     n = scoring.dtw_points
-    query = resample(gesture, n)
-    if cache is not None:
-        dtw_templates = np.stack([t.dtw for t in cached] + [t.dtw_shape for t in cached])  # type: ignore[union-attr]
-    else:
-        dtw_templates = resample_many(templates, n)
-        dtw_templates = np.concatenate([dtw_templates, normalize_shape(dtw_templates)])
-    # Both elastic channels in one DTW pass: as drawn, then normalised.
-    queries = np.concatenate([np.broadcast_to(query, (count, n, 2)),
-                              np.broadcast_to(normalize_shape(query), (count, n, 2))])
-    elastic = dtw_distances(queries, dtw_templates) / n
-    return TemplateDistances(location, shape, ends, elastic[:count], elastic[count:], is_tap=False)
+    elastic_rows = np.flatnonzero(~np.array(taps)[owner])
+    elastic = np.zeros((2, len(flat)), np.float32)
+    if len(elastic_rows):
+        queries = [resample(gesture, n) for gesture in gestures]
+        queries = np.stack([queries, [normalize_shape(q) for q in queries]])  # (2, swipes, n, 2)
+        queries = queries[:, owner[elastic_rows]].reshape(-1, n, 2)
+        if cache is not None:
+            dtw_templates = np.stack([cached[i].dtw for i in elastic_rows]  # type: ignore[union-attr]
+                                     + [cached[i].dtw_shape for i in elastic_rows])  # type: ignore[union-attr]
+        else:
+            dtw = resample_many(templates[elastic_rows], n)
+            dtw_templates = np.concatenate([dtw, normalize_shape(dtw)])
+        elastic[:, elastic_rows] = (dtw_distances(queries, dtw_templates) / n).reshape(2, -1)
+    out, start = [], 0
+    for tap, count in zip(taps, counts, strict=True):
+        rows = slice(start, start + count)
+        start += count
+        if tap:
+            out.append(TemplateDistances(location[rows], shape[rows], ends[rows], None, None, is_tap=True))
+        else:
+            out.append(TemplateDistances(location[rows], shape[rows], ends[rows], elastic[0, rows],
+                                         elastic[1, rows], is_tap=False))
+    return out
 
 
 def distances_log_likelihood(distances: TemplateDistances, scoring: TemplateScoring) -> np.ndarray:
@@ -519,13 +547,21 @@ class TemplateRescorer:
                               words: Sequence[str]) -> np.ndarray:
         """How well the swipe (``x``, ``y`` in pixels) matches each of ``words`` (which ``layout``
         can type): the mixture of a sloppy and a precise drawing, higher is better."""
-        distances = template_distances(layout, x, y, words, self.scoring, self.cache(layout))
-        sloppy = distances_log_likelihood(distances, self.scoring)
-        if self.precise_log_odds == -math.inf:
-            return sloppy
-        precise = self.precise_log_odds + gaussian_log_likelihood(
-            np.hypot(distances.location, distances.ends), self.sigma_precise)
-        return np.logaddexp(sloppy, precise)
+        return self.match_log_likelihoods_many(layout, [(x, y)], [words])[0]
+
+    def match_log_likelihoods_many(self, layout: Layout, swipes: Sequence[tuple[np.ndarray, np.ndarray]],
+                                   words: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        """:meth:`match_log_likelihoods` of several swipes, each to its own words, in one pass."""
+        out = []
+        for distances in template_distances_many(layout, swipes, words, self.scoring, self.cache(layout)):
+            sloppy = distances_log_likelihood(distances, self.scoring)
+            if self.precise_log_odds == -math.inf:
+                out.append(sloppy)
+                continue
+            precise = self.precise_log_odds + gaussian_log_likelihood(
+                np.hypot(distances.location, distances.ends), self.sigma_precise)
+            out.append(np.logaddexp(sloppy, precise))
+        return out
 
     def cache(self, layout: Layout) -> TemplateCache:
         """The templates of the words this rescorer has met on ``layout``."""
@@ -564,18 +600,34 @@ class TemplateRescorer:
         log_priors : numpy.ndarray, optional
             Each candidate's log relative frequency (None: no prior term).
         """
-        if self.weight == 0 or not candidates:
-            return list(candidates)
-        words = [word for _, word in candidates]
+        return self.rescore_many([candidates], layout, [(x, y)], [log_priors])[0]
+
+    def rescore_many(
+        self, rows: Sequence[Sequence[Candidate]], layout: Layout,
+        swipes: Sequence[tuple[np.ndarray, np.ndarray]], log_priors: Sequence[np.ndarray | None],
+    ) -> list[list[Candidate]]:
+        """:meth:`rescore` of several rows, row ``i`` that of swipe ``swipes[i]`` (``(x, y)`` in
+        pixels, all on ``layout``) with priors ``log_priors[i]``, the templates matched in one pass:
+        the same rows, for a fraction of the calls' overhead."""
+        if self.weight == 0:
+            return [list(row) for row in rows]
+        out: list[list[Candidate]] = [[] for _ in rows]
+        busy = [i for i, row in enumerate(rows) if row]
+        words = [[word for _, word in rows[i]] for i in busy]
         # A word the layout cannot type (or an empty one, decoded without a lexicon) has no
         # template: it goes to the bottom.
-        known = self.cache(layout).get(words)
-        typeable = [i for i, template in enumerate(known) if template is not None]
-        template = np.full(len(words), -np.inf)
-        if typeable:
-            template[typeable] = self.match_log_likelihoods(layout, x, y, [words[i] for i in typeable])
-        if log_priors is not None:
-            template = template + self.prior_weight * np.asarray(log_priors, np.float64)
-        scores = np.array([score for score, _ in candidates], np.float64) + self.weight * template
-        order = np.argsort(-scores, kind="stable")
-        return [(float(scores[i]), words[i]) for i in order]
+        cache = self.cache(layout)
+        typeable = [[k for k, template in enumerate(cache.get(row_words)) if template is not None]
+                    for row_words in words]
+        matched = self.match_log_likelihoods_many(
+            layout, [swipes[i] for i in busy],
+            [[row_words[k] for k in keep] for row_words, keep in zip(words, typeable, strict=True)])
+        for i, row_words, keep, match in zip(busy, words, typeable, matched, strict=True):
+            template = np.full(len(row_words), -np.inf)
+            template[keep] = match
+            if log_priors[i] is not None:
+                template = template + self.prior_weight * np.asarray(log_priors[i], np.float64)
+            scores = np.array([score for score, _ in rows[i]], np.float64) + self.weight * template
+            order = np.argsort(-scores, kind="stable")
+            out[i] = [(float(scores[k]), row_words[k]) for k in order]
+        return out

@@ -202,10 +202,12 @@ def test_every_family_and_embedder_matches_pytorch(config, tmp_path):
 
 
 def stepping(pipeline: Pipeline) -> Pipeline:
-    """``pipeline`` on its backend without ``score``: it scores words one decoder step a token."""
+    """``pipeline`` on its backend with a ``score`` that cannot: it scores words one decoder step a
+    token."""
     b = pipeline.backend
     plain = copy.copy(pipeline)
-    plain.backend = SimpleNamespace(encode=b.encode, take=b.take, step=b.step, reorder=b.reorder)
+    plain.backend = SimpleNamespace(encode=b.encode, take=b.take, step=b.step, reorder=b.reorder,
+                                    score=lambda tokens, memory: None)
     return plain
 
 

@@ -15,6 +15,8 @@ from swipe.templates import (
     pad_polylines,
     resample,
     resample_many,
+    template_distances,
+    template_distances_many,
     template_log_likelihoods,
 )
 
@@ -204,6 +206,28 @@ def test_rescoring_keeps_the_order_of_ties_and_handles_no_candidates() -> None:
     assert TemplateRescorer(1.0).rescore([], LAYOUT, x, y) == []
     rescored = TemplateRescorer(1.0).rescore([(-1.0, "the"), (-1.0, "the")], LAYOUT, x, y)
     assert [s for s, _ in rescored] == [rescored[0][0]] * 2
+
+
+def test_several_swipes_are_matched_in_one_pass_to_the_last_bit() -> None:
+    # Swipes of different lengths, one a tap, one with no words: each as if matched alone.
+    swipes = [word_curve("hello", shift=(3.0, -2.0)), word_curve("e"), word_curve("world"), word_curve("the")]
+    words = [["hello", "help", "jello"], ["e", "we"], ["world", "would", "word", "eorld"], []]
+    rescorer = TemplateRescorer(0.5)
+    for cache in (None, rescorer.cache(LAYOUT)):
+        together = template_distances_many(LAYOUT, swipes, words, rescorer.scoring, cache)
+        for (x, y), group, got in zip(swipes, words, together, strict=True):
+            alone = template_distances(LAYOUT, x, y, group, rescorer.scoring, cache)
+            assert got.is_tap == alone.is_tap
+            for name in ("location", "shape", "ends", "elastic_location", "elastic_shape"):
+                a, b = getattr(got, name), getattr(alone, name)
+                assert (a is None) == (b is None) and (a is None or np.array_equal(a, b))
+                assert a is None or not len(a) or a.dtype == b.dtype
+    assert together[1].is_tap and together[1].elastic_location is None and len(together[3].location) == 0
+    rows = [[(-1.0, w) for w in group] for group in words[:3]] + [[]]
+    priors = [np.full(len(row), -3.0) if i % 2 else None for i, row in enumerate(rows)]
+    alone = [rescorer.rescore(row, LAYOUT, x, y, prior)
+             for row, (x, y), prior in zip(rows, swipes, priors, strict=True)]
+    assert rescorer.rescore_many(rows, LAYOUT, swipes, priors) == alone
 
 
 @pytest.mark.parametrize("weight, prior, message", [

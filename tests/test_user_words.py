@@ -232,6 +232,9 @@ class SpellingBackend:
         rows = np.arange(len(parents)) if curves is None else curves
         return state[rows[:, None], np.maximum(parents, 0)]
 
+    def score(self, tokens, memory):
+        return None  # the pipeline steps along the words
+
 
 def spelling_pipeline(strings: list[str], sure: float = 0.95) -> tuple[Pipeline, list[Swipe]]:
     """A pipeline over WORDS whose network spells ``strings`` (one swipe each)."""

@@ -183,10 +183,10 @@ class Backend(Protocol):
     (None: all) and makes hypothesis ``j`` of kept curve ``i`` continue hypothesis
     ``parents[i, j]`` (-1: an empty slot, whose next log-probabilities are never read).
 
-    A backend may also have ``score(tokens, memory)``: teacher-forced decoder inputs ``(C, W, L)``
-    int64 of ``W`` words per curve (``<sos>`` then the word's tokens, padded), curve ``c``
-    reading row ``c`` of ``memory``, to next-token log-probabilities ``(C, W, L, V)`` float32 in
-    one network call, or None where it cannot (then :meth:`Pipeline.score_words` steps).
+    ``score`` reads teacher-forced decoder inputs ``(C, W, L)`` int64 of ``W`` words per curve
+    (``<sos>`` then the word's tokens, padded), curve ``c`` reading row ``c`` of ``memory``, and
+    returns next-token log-probabilities ``(C, W, L, V)`` float32 from one network call, or None
+    where the backend cannot (then :meth:`Pipeline.score_words` steps along the words).
     """
 
     def encode(self, points: np.ndarray, lengths: np.ndarray, layout_ids: np.ndarray) -> Any: ...
@@ -196,6 +196,8 @@ class Backend(Protocol):
     def step(self, tokens: np.ndarray, memory: Any, state: Any) -> tuple[np.ndarray, Any]: ...
 
     def reorder(self, state: Any, curves: np.ndarray | None, parents: np.ndarray) -> Any: ...
+
+    def score(self, tokens: np.ndarray, memory: Any) -> np.ndarray | None: ...
 
 
 # ---- settings ----------------------------------------------------------------------------------
@@ -368,8 +370,7 @@ class Pipeline:
         memory = self.encode(views)
         found = self.search(memory, len(views), beam_size)
         if self.rescorer is not None:
-            found = [self.rescore(row, swipe, scale)
-                     for row, (swipe, scale) in zip(found, views, strict=True)]
+            found = self.rescore_rows(found, views)
         n = len(swipes)
         return [merge_views(found[j::n]) if len(x_scales) > 1 else found[j] for j in range(n)], memory
 
@@ -402,10 +403,10 @@ class Pipeline:
         else:
             memory = self.encode([(swipes[which[k]], 1.0) for k in busy])
         scored = self.score_words(memory, [proposals[k] for k in busy])
+        if self.rescorer is not None:
+            scored = self.rescore_rows(scored, [(swipes[which[k]], 1.0) for k in busy])
         for k, extra in zip(busy, scored, strict=True):
             j = which[k]
-            if self.rescorer is not None:
-                extra = self.rescore(extra, swipes[j], 1.0)
             rows[j] = merge_views([rows[j], extra])[: self.num_candidates]
 
     def matcher(self, layout: Layout) -> Shark2Decoder | None:
@@ -420,13 +421,24 @@ class Pipeline:
                 self._matchers[layout.name] = None
         return self._matchers[layout.name]
 
-    def rescore(self, row: Row, swipe: Swipe, x_scale: float) -> Row:
-        """``row`` re-ranked by how well ``swipe`` (drawn ``x_scale`` times as wide) matches each
-        word's key template."""
+    def rescore_rows(self, rows: Sequence[Row], views: Sequence[tuple[Swipe, float]]) -> list[Row]:
+        """Each row of ``rows`` re-ranked by how well its view (a swipe drawn ``x_scale`` times as
+        wide) matches each word's key template; the views of a layout are matched in one pass."""
         assert self.rescorer is not None
-        priors = None if self.trie is None else self.trie.log_probs_of([word for _, word in row])
-        x = np.asarray(swipe.x, np.float64) * x_scale
-        return self.rescorer.rescore(row, self.layout(swipe), x, np.asarray(swipe.y, np.float64), priors)
+        out: list[Row] = [[] for _ in rows]
+        by_layout: dict[str, list[int]] = {}
+        for i, (swipe, _) in enumerate(views):
+            by_layout.setdefault(swipe.layout, []).append(i)
+        for name, members in by_layout.items():
+            drawn = [(np.asarray(swipe.x, np.float64) * scale, np.asarray(swipe.y, np.float64))
+                     for swipe, scale in (views[i] for i in members)]
+            priors = [None if self.trie is None else self.trie.log_probs_of([word for _, word in rows[i]])
+                      for i in members]
+            layout = self.layouts[self.layout_ids[name]]
+            for i, row in zip(members, self.rescorer.rescore_many([rows[i] for i in members], layout,
+                                                                  drawn, priors), strict=True):
+                out[i] = row
+        return out
 
     # -- the network -------------------------------------------------------------------------------
 
@@ -565,8 +577,7 @@ class Pipeline:
         inputs = np.concatenate([np.full((len(keep), width, 1), sos, np.int64), targets[:, :, :-1]], axis=2)
         # Every token's log-probabilities (C, W, L, V): one call where the backend can, else one
         # decoder step a token (at the first, one hypothesis per curve, which every word continues).
-        score = getattr(self.backend, "score", None)
-        log_probs = None if score is None else score(inputs, memory)
+        log_probs = self.backend.score(inputs, memory)
         if log_probs is None:
             steps, state = [], None
             for position in range(length):
