@@ -34,7 +34,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from swipe.atomic import atomic_output
@@ -199,6 +198,9 @@ class TransformerStepGraph(nn.Module):
     ``(C, K, V)`` and per layer ``new_self_cache_i`` ``(C, K, 2, H, S + 1, D / H)``. The
     hypotheses of a curve read its memory together, never copied; a cache per layer spares the
     graph splitting and stacking one (a third of a step's time for 32 curves of 16 hypotheses).
+    The attention is written out with its scale and masks as constants or computed once, and
+    every reshape has one free dimension: each op a graph runtime runs costs time of its own,
+    and these keep a step to about 190 of them (300 with ``scaled_dot_product_attention``).
     """
 
     def __init__(self, model: TransformerLikeEncoderDecoder) -> None:
@@ -209,31 +211,29 @@ class TransformerStepGraph(nn.Module):
     def forward(self, tokens: Tensor, memory_kv: Tensor, memory_valid: Tensor,
                 self_caches: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         decoder = self.decoder
-        c, k = tokens.shape
-        heads = decoder.num_heads
+        k, heads, dh = tokens.shape[1], decoder.num_heads, memory_kv.shape[-1]
         position = torch.tensor(self_caches[0].shape[4], dtype=torch.float32)
-        memory_mask = memory_valid[:, None, None, :]
-        x = decoder.token_embedding(tokens.flatten()) + _positions(position, self.frequencies)
+        memory_mask = _additive_mask(memory_valid)[:, None, None, :]  # (C, 1, 1, T)
+        x = decoder.token_embedding(tokens.reshape(-1)) + _positions(position, self.frequencies)  # (C K, D)
         new_caches = []
         for i, (layer, cache) in enumerate(zip(decoder.layers, self_caches, strict=True)):
             h = layer.norm1(x) if layer.norm_first else x
-            query = _heads(layer.self_attn.query(h), heads)
-            key, value = (_heads(kv, heads) for kv in layer.self_attn.key_value(h).chunk(2, dim=-1))
-            # (C * K, 2, H, S + 1, D / H): the positions before, then this one.
-            cache = torch.cat((cache.flatten(0, 1), torch.stack((key, value), 1)[:, :, :, None]), dim=3)
-            new_caches.append(cache.view(c, k, *cache.shape[1:]))
-            out = F.scaled_dot_product_attention(query[:, :, None], cache[:, 0], cache[:, 1])
-            attended = layer.self_attn.out(out.flatten(1))
+            query = layer.self_attn.query(h).reshape(-1, heads, 1, dh)
+            key_value = layer.self_attn.key_value(h).reshape(-1, 2, heads, 1, dh)
+            # (C K, 2, H, S + 1, D / H): the positions before, then this one.
+            cache = torch.cat((cache.reshape(-1, 2, heads, cache.shape[4], dh), key_value), dim=3)
+            new_caches.append(cache.reshape(-1, k, 2, heads, cache.shape[3], dh))
+            out = _attention(query, cache[:, 0], cache[:, 1], None)
+            attended = layer.self_attn.out(out.reshape(-1, heads * dh))
             x = x + attended if layer.norm_first else layer.norm1(x + attended)
             h = layer.norm2(x) if layer.norm_first else x
             # The K hypotheses of a curve are the K queries of one attention over its memory.
-            query = _heads(layer.cross_attn.query(h), heads).view(c, k, heads, -1).transpose(1, 2)
-            out = F.scaled_dot_product_attention(query, memory_kv[:, i, 0], memory_kv[:, i, 1],
-                                                 attn_mask=memory_mask)
-            cross = layer.cross_attn.out(out.transpose(1, 2).reshape(c * k, -1))
+            query = layer.cross_attn.query(h).reshape(-1, k, heads, dh).transpose(1, 2)
+            out = _attention(query, memory_kv[:, i, 0], memory_kv[:, i, 1], memory_mask)
+            cross = layer.cross_attn.out(out.transpose(1, 2).reshape(-1, heads * dh))
             x = _cross_and_feed_forward(layer, x, cross)
         logits = decoder.output(decoder.norm(x))
-        return (logits.view(c, k, -1), *new_caches)
+        return (logits.reshape(-1, k, logits.shape[-1]), *new_caches)
 
 
 class TransformerScoreGraph(nn.Module):
@@ -243,7 +243,7 @@ class TransformerScoreGraph(nn.Module):
     Inputs: ``tokens`` ``(C, W, L)`` int64 the decoder inputs (``<sos>``, then each word's tokens,
     padded); ``memory_kv`` and ``memory_valid`` from the encoder. Output: ``logits``
     ``(C, W, L, V)`` of the token after each input. The words of a curve read its memory together,
-    never copied.
+    never copied. Written as :class:`TransformerStepGraph` is, for as few graph ops.
     """
 
     def __init__(self, model: TransformerLikeEncoderDecoder) -> None:
@@ -253,29 +253,39 @@ class TransformerScoreGraph(nn.Module):
 
     def forward(self, tokens: Tensor, memory_kv: Tensor, memory_valid: Tensor) -> Tensor:
         decoder = self.decoder
-        c, w, length = tokens.shape
-        heads = decoder.num_heads
+        w, length = tokens.shape[1], tokens.shape[2]
+        heads, dh = decoder.num_heads, memory_kv.shape[-1]
         positions = _positions(torch.arange(length).float(), self.frequencies)
-        x = decoder.token_embedding(tokens.view(c * w, length)) + positions  # (C * W, L, D)
-        causal = torch.ones(length, length, dtype=torch.bool).tril()
-        memory_mask = memory_valid[:, None, None, :]
+        x = decoder.token_embedding(tokens.reshape(-1, length)) + positions  # (C W, L, D)
+        causal = _additive_mask(torch.ones(length, length, dtype=torch.bool).tril())
+        memory_mask = _additive_mask(memory_valid)[:, None, None, :]  # (C, 1, 1, T)
         for i, layer in enumerate(decoder.layers):
             h = layer.norm1(x) if layer.norm_first else x
-            query = layer.self_attn.query(h).view(c * w, length, heads, -1).transpose(1, 2)
-            key, value = (kv.view(c * w, length, heads, -1).transpose(1, 2)
-                          for kv in layer.self_attn.key_value(h).chunk(2, dim=-1))
-            out = F.scaled_dot_product_attention(query, key, value, attn_mask=causal)
-            attended = layer.self_attn.out(out.transpose(1, 2).flatten(2))
+            query = layer.self_attn.query(h).reshape(-1, length, heads, dh).transpose(1, 2)
+            key, value = layer.self_attn.key_value(h).reshape(-1, length, 2, heads, dh).permute(2, 0, 3, 1, 4)
+            out = _attention(query, key, value, causal).transpose(1, 2).reshape(-1, length, heads * dh)
+            attended = layer.self_attn.out(out)
             x = x + attended if layer.norm_first else layer.norm1(x + attended)
             h = layer.norm2(x) if layer.norm_first else x
             # The W * L positions of a curve's words are the queries of one attention over its memory.
-            query = layer.cross_attn.query(h).view(c, w * length, heads, -1).transpose(1, 2)
-            out = F.scaled_dot_product_attention(query, memory_kv[:, i, 0], memory_kv[:, i, 1],
-                                                 attn_mask=memory_mask)
-            cross = layer.cross_attn.out(out.transpose(1, 2).reshape(c * w, length, -1))
+            query = layer.cross_attn.query(h).reshape(-1, w * length, heads, dh).transpose(1, 2)
+            out = _attention(query, memory_kv[:, i, 0], memory_kv[:, i, 1], memory_mask)
+            cross = layer.cross_attn.out(out.transpose(1, 2).reshape(-1, length, heads * dh))
             x = _cross_and_feed_forward(layer, x, cross)
         logits = decoder.output(decoder.norm(x))
-        return logits.view(c, w, length, -1)
+        return logits.reshape(-1, w, length, logits.shape[-1])
+
+
+def _additive_mask(valid: Tensor) -> Tensor:
+    """0 where ``valid``, ``-inf`` elsewhere: added to attention scores before their softmax."""
+    return torch.where(valid, 0.0, -math.inf)
+
+
+def _attention(query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None) -> Tensor:
+    """``softmax(query key^T / sqrt(d) + mask) value`` over the last two dimensions: what
+    ``scaled_dot_product_attention`` computes, with its scale a constant of the graph."""
+    scores = torch.matmul(query, key.transpose(-1, -2)) * (1.0 / math.sqrt(query.shape[-1]))
+    return torch.matmul(torch.softmax(scores if mask is None else scores + mask, dim=-1), value)
 
 
 def _cross_and_feed_forward(layer: TransformerDecoderLayer, x: Tensor, cross: Tensor) -> Tensor:
@@ -286,11 +296,6 @@ def _cross_and_feed_forward(layer: TransformerDecoderLayer, x: Tensor, cross: Te
         return x + layer.feed_forward(layer.norm3(x))
     x = layer.norm2(x + cross)
     return layer.norm3(x + layer.feed_forward(x))
-
-
-def _heads(x: Tensor, heads: int) -> Tensor:
-    """``(N, D)`` -> ``(N, H, D / H)``."""
-    return x.view(x.shape[0], heads, -1)
 
 
 class RNNStepGraph(nn.Module):
