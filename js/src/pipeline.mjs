@@ -196,7 +196,7 @@ export class Pipeline {
     for (const scale of xScales) for (const swipe of swipes) views.push([swipe, scale]);
     const memory = await this.encode(views);
     let found = await this.search(memory, views.length, beamSize);
-    if (this.rescorer !== null) found = found.map((row, i) => this.rescore(row, views[i][0], views[i][1]));
+    if (this.rescorer !== null) found = this.rescoreRows(found, views);
     const n = swipes.length;
     const rows = swipes.map((_, j) => (xScales.length > 1
       ? mergeViews(found.filter((_, i) => i % n === j)) : found[j]));
@@ -224,12 +224,11 @@ export class Pipeline {
     if (!busy.length) return;
     if (memory !== null) memory = this.backend.take(memory, busy.map((k) => which[k]));
     else memory = await this.encode(busy.map((k) => [swipes[which[k]], 1.0]));
-    const scored = await this.scoreWords(memory, busy.map((k) => proposals[k]));
+    let scored = await this.scoreWords(memory, busy.map((k) => proposals[k]));
+    if (this.rescorer !== null) scored = this.rescoreRows(scored, busy.map((k) => [swipes[which[k]], 1.0]));
     busy.forEach((k, i) => {
       const j = which[k];
-      let extra = scored[i];
-      if (this.rescorer !== null) extra = this.rescore(extra, swipes[j], 1.0);
-      rows[j] = mergeViews([rows[j], extra]).slice(0, this.numCandidates);
+      rows[j] = mergeViews([rows[j], scored[i]]).slice(0, this.numCandidates);
     });
   }
 
@@ -248,11 +247,16 @@ export class Pipeline {
     return this.matchers.get(layout.name);
   }
 
-  /** `row` re-ranked by how well `swipe` (drawn `xScale` times as wide) matches each word's key template. */
-  rescore(row, swipe, xScale) {
-    const priors = this.trie === null ? null : this.trie.logProbsOf(row.map(([, word]) => word));
-    const x = Float64Array.from(swipe.x, (v) => v * xScale);
-    return this.rescorer.rescore(row, this.layout(swipe), x, Float64Array.from(swipe.y), priors);
+  /** Each row of `rows` re-ranked by how well its view ([swipe, x scale]: the swipe drawn that
+   * many times as wide) matches each word's key template; row by row, the same rows as Python's
+   * one pass. */
+  rescoreRows(rows, views) {
+    return rows.map((row, i) => {
+      const [swipe, xScale] = views[i];
+      const priors = this.trie === null ? null : this.trie.logProbsOf(row.map(([, word]) => word));
+      const x = Float64Array.from(swipe.x, (v) => v * xScale);
+      return this.rescorer.rescore(row, this.layout(swipe), x, Float64Array.from(swipe.y), priors);
+    });
   }
 
   // -- the network ------------------------------------------------------------------------------
