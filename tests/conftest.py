@@ -25,3 +25,11 @@ def onnx_folders(tmp_path_factory) -> dict[str, Path]:
             return self[name]
 
     return Folders()
+
+
+@pytest.fixture(scope="module")
+def export_folder(tmp_path_factory) -> Path:
+    """A small but complete ONNX export folder: hand-made graphs, a six-word lexicon, a tiny layout."""
+    from test_fuzz import make_export_folder
+
+    return make_export_folder(tmp_path_factory.mktemp("export"))

@@ -436,10 +436,9 @@ def tiny_trie(alphabet: str, words: list[str]) -> dict[str, np.ndarray]:
             "word_ids": word_ids, "words": np.array(words)}
 
 
-@pytest.fixture(scope="module")
-def export_folder(tmp_path_factory) -> Path:
-    """A small but complete export folder: hand-made graphs, a six-word lexicon, the TINY layout."""
-    folder = tmp_path_factory.mktemp("export")
+def make_export_folder(folder: Path) -> Path:
+    """A small but complete export folder in ``folder``: hand-made graphs, a six-word lexicon, the
+    TINY layout (the ``export_folder`` fixture of conftest.py)."""
     alphabet = "abcdef"
     graphs = tiny_graphs(folder, alphabet)
     words = ["abc", "bad", "fed", "cab", "dab", "face"]
@@ -583,6 +582,29 @@ def test_tampered_export_folders_are_refused_in_one_line_naming_file_and_field(
     text = str(caught.value)
     assert message in text and "\n" not in text and text.startswith(str(folder)), text
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # nothing written
+
+
+def with_nan_weights(graph: Path) -> bytes:
+    """The bytes of ONNX graph ``graph`` with every float weight NaN (a damaged file that loads)."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import numpy_helper
+
+    model = onnx.load(str(graph))
+    for init in model.graph.initializer:
+        values = numpy_helper.to_array(init)
+        if values.dtype.kind == "f":
+            init.CopyFrom(numpy_helper.from_array(np.full_like(values, np.nan), init.name))
+    return model.SerializeToString()
+
+
+def test_graphs_that_compute_nan_are_refused_in_one_line(export_folder, tmp_path):
+    from swipe.runtime.folder import OnnxFolderError, read_export_folder
+
+    step = "decoder_step.onnx"
+    folder = tampered(export_folder, tmp_path, step, with_nan_weights(export_folder / step))
+    with pytest.raises(OnnxFolderError) as caught:
+        read_export_folder(folder)
+    assert str(caught.value) == f"{folder}/{step}: computes NaN or infinite values (damaged weights?)"
 
 
 def test_a_good_export_folder_reads_and_decodes(export_folder):

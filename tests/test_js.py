@@ -18,6 +18,7 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
+from test_fuzz import tampered, with_nan_weights  # noqa: E402
 from test_onnx import export, tiny_config, write_checkpoint  # noqa: E402
 
 from swipe.decoding.pipeline import Settings  # noqa: E402
@@ -132,6 +133,24 @@ def test_js_decoder_names_a_bad_folder_in_one_line(tmp_path):
     assert done.returncode == 1
     assert done.stderr.strip() == (f"decode.mjs: error: {tmp_path}/model.json: tokenizer.alphabet: "
                                    "must be a string, not 3")
+
+
+@pytest.mark.parametrize("graph", ["tiny/decoder_step.onnx", "en_hws/encoder.onnx",
+                                   "en_hws/decoder_score.onnx"])
+def test_js_refuses_graphs_that_compute_nan_as_the_runtime_does(export_folder, onnx_folders, tmp_path, graph):
+    from swipe.runtime.folder import OnnxFolderError, read_export_folder
+
+    model, _, graph = graph.partition("/")
+    source = export_folder if model == "tiny" else onnx_folders[model]
+    folder = tampered(source, tmp_path, graph, with_nan_weights(source / graph))
+    with pytest.raises(OnnxFolderError, match="computes NaN") as caught:
+        read_export_folder(folder)
+    grid = "tiny" if model == "tiny" else "hws_fitted"
+    (tmp_path / "swipes.jsonl").write_text(json.dumps({"curve": {"x": [1, 9], "y": [1, 5], "t": [0, 9],
+                                                                 "grid_name": grid}}) + "\n")
+    done = run_js(str(folder), str(tmp_path / "swipes.jsonl"), timeout=300)
+    assert done.returncode == 1
+    assert done.stderr.strip() == f"decode.mjs: error: {caught.value}"
 
 
 def test_the_docs_node_example_runs(onnx_folders):

@@ -216,6 +216,60 @@ async function readGraphs(ort, read, graphs, int8, threads) {
   return [sessions[0], sessions[1], sessions[2] ?? null];
 }
 
+/** Run the graphs once on a small swipe (folder.py's _check_graphs_run): they must give finite
+ * values of the expected shapes (broken or non-finite weights are found here, not as NaN scores
+ * later). */
+async function checkGraphsRun(ort, [encoder, decoderStep, decoderScore], graphs, sosId, numTokens) {
+  const tensor = (type, data, dims) => new ort.Tensor(type, data, dims);
+  const int64 = (values, dims) => tensor("int64", BigInt64Array.from(values, BigInt), dims);
+  const run = async (session, file, feeds) => {
+    try {
+      return await session.run(feeds);
+    } catch (err) {
+      throw new OnnxFolderError(`${file}: does not run (${oneLine(err)})`);
+    }
+  };
+  const encoderFile = graphs.encoder.file, step = graphs.decoder_step, stepFile = step.file;
+  const points = Float32Array.from([0, 0, 0, 10, 5, 20, 20, 10, 40]);
+  const memory = await run(encoder, encoderFile, {
+    points: tensor("float32", points, [1, 3, 3]), lengths: int64([3], [1]), layout_ids: int64([0], [1]),
+  });
+  const feeds = { tokens: int64([sosId], [1, 1]) };
+  for (const name of step.per_curve_inputs) feeds[name] = memory[name];
+  step.state.forEach((entry, i) => {
+    if (entry.init === "zeros") {
+      const shape = [1, 1, ...entry.shape];
+      feeds[entry.input] = tensor("float32", new Float32Array(shape.reduce((a, b) => a * b, 1)), shape);
+      return;
+    }
+    const values = memory[entry.input], dims = [...values.dims].slice(1);
+    if (dims.join() !== entry.shape.join()) {
+      throw new OnnxFolderError(`model.json: graphs.decoder_step.state[${i}].shape: [${entry.shape.join(", ")}], `
+        + `but ${encoderFile} gives [${dims.join(", ")}]`);
+    }
+    feeds[entry.input] = tensor(values.type, values.data, [1, 1, ...dims]);
+  });
+  const stepped = await run(decoderStep, stepFile, Object.fromEntries(step.inputs.map((name) => [name, feeds[name]])));
+  const logits = stepped[step.outputs[0]];
+  const checked = [[encoderFile, Object.values(memory)], [stepFile, [logits]]];
+  if (decoderScore !== null) {
+    const score = graphs.decoder_score;
+    const word = { ...memory, tokens: int64([sosId, 1], [1, 1, 2]) }; // one word of one token
+    const scored = (await run(decoderScore, score.file, Object.fromEntries(score.inputs.map((name) => [name, word[name]])))).logits;
+    if ([...scored.dims].join() !== [1, 1, 2, numTokens].join()) {
+      throw new OnnxFolderError(`${score.file}: gives logits of shape [${[...scored.dims].join(", ")}] for one word `
+        + `of two tokens and ${numTokens} output tokens`);
+    }
+    checked.push([score.file, [scored]]);
+  }
+  for (const [file, values] of checked) {
+    if (values.some((t) => t.data instanceof Float32Array && !t.data.every(Number.isFinite))) {
+      throw new OnnxFolderError(`${file}: computes NaN or infinite values (damaged weights?)`);
+    }
+  }
+  if (logits.data.length !== numTokens) throw new OnnxFolderError(`${stepFile}: gives ${logits.data.length} logits for ${numTokens} output tokens`);
+}
+
 /**
  * Read and check every file of an ONNX export folder (folder.py's read_export_folder).
  *
@@ -266,7 +320,9 @@ export async function readExportFolder(ort, read, { int8 = false, threads = 1, o
     throw err instanceof OnnxFolderError ? err : new OnnxFolderError(`lexicon.npz: not a readable .npz file (${err.message})`);
   }
   checkLexicon(lexicon, numTokens);
-  const [encoder, decoderStep, decoderScore] = await readGraphs(ort, read, manifest.child("graphs"), int8, threads);
+  const sessions = await readGraphs(ort, read, manifest.child("graphs"), int8, threads);
+  await checkGraphsRun(ort, sessions, manifest.values.graphs, sosId, numTokens);
+  const [encoder, decoderStep, decoderScore] = sessions;
   return {
     manifest: manifest.values, decoding, alphabet, eosId, sosId, maxLength,
     layouts: layoutNames.map((name) => grids.get(name)), resample, maxPoints, lexicon, encoder, decoderStep, decoderScore,
