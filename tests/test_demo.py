@@ -91,6 +91,24 @@ def test_page_and_static_files_are_served_and_nothing_else(server):
     assert request(server, "POST", "/api/nope", {"x": 1})[0] == 404
 
 
+def test_files_are_revalidated_by_their_etag_and_answers_never_kept(server):
+    conn = HTTPConnection(*server.server_address[:2], timeout=60)
+    conn.request("GET", "/static/demo.js")
+    first = conn.getresponse()
+    body, etag = first.read(), first.getheader("ETag")
+    assert first.status == 200 and body and etag and first.getheader("Cache-Control") == "no-cache"
+    conn.request("GET", "/static/demo.js", headers={"If-None-Match": f'"other", {etag}'})
+    again = conn.getresponse()
+    assert again.status == 304 and again.read() == b"" and again.getheader("ETag") == etag
+    conn.request("GET", "/static/demo.js", headers={"If-None-Match": '"other"'})
+    changed = conn.getresponse()
+    assert changed.status == 200 and changed.read() == body  # the same connection still serves
+    conn.request("GET", "/api/info")
+    info = conn.getresponse()
+    assert info.getheader("Cache-Control") == "no-store" and info.getheader("ETag") is None
+    conn.close()
+
+
 def test_decode_attention_and_template_of_a_swipe(server, engine):
     status, answer = request(server, "POST", "/api/decode", swipe_of("question"))
     assert status == 200, answer

@@ -395,19 +395,34 @@ class DemoHandler(BaseHTTPRequestHandler):
         self._send(data, "application/json; charset=utf-8", status)
 
     def _send_file(self, path: Path) -> None:
+        """A file, with an ``ETag`` of its size and time: a browser asks again each time (the
+        model's 25 MB may have been exported anew) and is told 304 where it has the same file."""
         if not path.is_file():
             raise _HTTPError(HTTPStatus.NOT_FOUND, "no such file")
-        self._send(path.read_bytes(), _CONTENT_TYPES.get(path.suffix, "application/octet-stream"))
+        stat = path.stat()
+        etag = f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"'
+        if etag in (tag.strip() for tag in self.headers.get("If-None-Match", "").split(",")):
+            self._send(b"", "", HTTPStatus.NOT_MODIFIED, etag)
+            return
+        self._send(path.read_bytes(), _CONTENT_TYPES.get(path.suffix, "application/octet-stream"), etag=etag)
 
-    def _send(self, data: bytes, content_type: str, status: HTTPStatus = HTTPStatus.OK) -> None:
+    def _send(self, data: bytes, content_type: str, status: HTTPStatus = HTTPStatus.OK,
+              etag: str | None = None) -> None:
+        """``data`` as the answer; ``etag``: a file's, which browsers revalidate (no-cache), else
+        nothing is kept (no-store)."""
         self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Cache-Control", "no-store")
+        if status != HTTPStatus.NOT_MODIFIED:
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+        if etag is None:
+            self.send_header("Cache-Control", "no-store")
+        else:
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("ETag", etag)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        if self.command != "HEAD":
+        if self.command != "HEAD" and status != HTTPStatus.NOT_MODIFIED:
             self.wfile.write(data)
 
 
