@@ -321,6 +321,23 @@ def test_decoder_runs_where_torch_cannot_be_imported(shipped_transformer, tmp_pa
     assert "accuracy@1" in done.stderr
 
 
+def test_runtime_command_offers_the_verbatim_candidate_as_the_library_does(shipped_transformer, tmp_path,
+                                                                           capsys):
+    from swipe.decoding.user_words import VerbatimSettings
+    from swipe.runtime.__main__ import main as runtime_main
+
+    path, swipes = real_swipes(24, tmp_path)
+    assert runtime_main([str(shipped_transformer), str(path), "--verbatim", "--batch-size", "8"]) == 0
+    rows = [json.loads(line)["candidates"] for line in capsys.readouterr().out.splitlines()]
+    decoder = OnnxDecoder(shipped_transformer, verbatim=VerbatimSettings())
+    expected = [row for start in range(0, 24, 8) for row in decoder.decode(swipes[start : start + 8])]
+    assert rows == [[[round(c.score, 6), c.word, c.in_lexicon] for c in row] for row in expected]
+    assert any(not in_lexicon for row in rows for _, _, in_lexicon in row)  # offered somewhere
+    assert runtime_main([str(shipped_transformer), str(path)]) == 0  # without the flag: [score, word]
+    plain = [json.loads(line)["candidates"] for line in capsys.readouterr().out.splitlines()]
+    assert all(len(c) == 2 for row in plain for c in row)
+
+
 # ---- the folder ---------------------------------------------------------------------------------
 
 

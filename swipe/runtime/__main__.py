@@ -1,13 +1,15 @@
 """python -m swipe.runtime FOLDER SWIPES.jsonl: decode swipes with an ONNX folder, no PyTorch.
 
 Writes one JSON line per swipe to stdout ({"word": target or null, "candidates": [[score, word],
-...]}) and a summary to stderr: swipes decoded, accuracy@1 where the file has words, time and the
-process's peak resident memory. Needs onnxruntime: pip install -r requirements-export.txt.
+...]}; with --verbatim [score, word, in_lexicon]) and a summary to stderr: swipes decoded,
+accuracy@1 where the file has words, time and the process's peak resident memory. Needs
+onnxruntime: pip install -r requirements-export.txt.
 
 examples:
   python -m swipe.export swipe/resources/models/en_hws_transformer --format onnx --out en_onnx
   python -m swipe.runtime en_onnx swipe/resources/swipes/hws_real_en_dev.jsonl --int8 > preds.jsonl
   python -m swipe.runtime en_onnx swipe/resources/swipes/hws_real_en_dev.jsonl --batch-size 1 > one.jsonl
+  python -m swipe.runtime en_onnx my_swipes.jsonl --verbatim > with_verbatim.jsonl
 """
 
 from __future__ import annotations
@@ -46,8 +48,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--int8", action="store_true", help="run the int8 graphs")
     parser.add_argument("--batch-size", type=int, default=32, help="swipes decoded together (default 32)")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1)")
+    parser.add_argument("--verbatim", action="store_true",
+                        help="also offer the network's best string outside the lexicon, second, where no "
+                             "lexicon word scores well (swipe.decoding.user_words.VerbatimSettings)")
     args = parser.parse_args(argv)
     try:
+        from swipe.decoding.user_words import VerbatimSettings
         from swipe.runtime.decoder import OnnxDecoder, OnnxFolderError, read_swipes
     except ModuleNotFoundError as err:
         if err.name != "onnxruntime":
@@ -55,7 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"swipe.runtime: error: {INSTALL_HINT}", file=sys.stderr)
         return 2
     try:
-        decoder = OnnxDecoder(args.folder, int8=args.int8, threads=args.threads)
+        decoder = OnnxDecoder(args.folder, int8=args.int8, threads=args.threads,
+                              verbatim=VerbatimSettings() if args.verbatim else None)
         rows = read_swipes(args.swipes)
     except (OnnxFolderError, OSError) as err:
         print(f"swipe.runtime: error: {err}", file=sys.stderr)
@@ -70,7 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"swipe.runtime: error: {where}: {err}", file=sys.stderr)
             return 2
         for (_, word), candidates in zip(batch, decoded, strict=True):
-            print(json.dumps({"word": word, "candidates": [[round(s, 6), w] for s, w in candidates]}))
+            listed = [[round(c.score, 6), c.word, *([c.in_lexicon] if args.verbatim else [])]
+                      for c in candidates]
+            print(json.dumps({"word": word, "candidates": listed}))
             if word is not None:
                 known += 1
                 correct += bool(candidates) and candidates[0][1] == word
