@@ -394,7 +394,7 @@ export class Pipeline {
   /**
    * The scores the search gives words `words[c]` of curve `c` (whose memory is row `c` of
    * `memory`), best first: every word a hypothesis, stepped along its spelling with the search's
-   * own arithmetic (its log-probabilities from one backend.score call where the backend has one).
+   * own arithmetic (its log-probabilities from one backend.score call where it gives them, not null).
    * Words the search cannot output are left out.
    */
   async scoreWords(memory, words) {
@@ -425,8 +425,7 @@ export class Pipeline {
     }
     // Every token's log-probabilities (n * length * V): one call where the backend can, else one
     // decoder step a token (at the first, one hypothesis per curve, which every word continues).
-    let logProbs = typeof this.backend.score === "function"
-      ? await this.backend.score(inputs, [keep.length, width, length], memory) : null;
+    let logProbs = await this.backend.score(inputs, [keep.length, width, length], memory);
     if (logProbs === null) {
       logProbs = new Float32Array(n * length * v);
       let state = null;

@@ -27,6 +27,7 @@ const uniform = {
   },
   take: (memory) => memory,
   reorder: () => null,
+  score: async () => null, // the pipeline steps along given words
 };
 
 function pipeline(settings, backend = uniform) {
@@ -95,6 +96,7 @@ test("the verbatim candidate: the network's best string, offered second where no
     },
     take: (memory) => memory,
     reorder: () => null,
+    score: async () => null,
   };
   const layout = { name: "l", width: 100, keyWidth: 10 };
   const p = new Pipeline(sure, { alphabet: "ab", eosId: 0, sosId: 3 }, [layout], { resample: null, maxPoints: null },

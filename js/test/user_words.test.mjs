@@ -28,6 +28,7 @@ const uniform = {
   },
   take: (memory) => memory,
   reorder: () => null,
+  score: async () => null, // the pipeline steps along given words
 };
 
 async function words(trie) {
