@@ -9,7 +9,7 @@ examples:
   python -m swipe.export swipe/resources/models/en_hws_transformer --format onnx --out en_onnx
   python -m swipe.runtime en_onnx swipe/resources/swipes/hws_real_en_dev.jsonl --int8 > preds.jsonl
   python -m swipe.runtime en_onnx swipe/resources/swipes/hws_real_en_dev.jsonl --batch-size 1 > one.jsonl
-  python -m swipe.runtime en_onnx my_swipes.jsonl --verbatim > with_verbatim.jsonl
+  python -m swipe.runtime en_onnx swipe/resources/swipes/hws_real_en_dev.jsonl --verbatim > verbatim.jsonl
 """
 
 from __future__ import annotations
