@@ -669,17 +669,28 @@ export class Shark2Decoder {
   }
 
   /**
-   * The cheap channels' distances for the words that pass start/end pruning with these radii:
-   * {index (template rows), start, end, location, shape, logPrior, isTap}.
+   * A swipe given in pixels, resampled for the channels (swipe.shark2.Shark2Decoder.prepare):
+   * {points, shape (null for a tap), dtw, dtwShape (float32, interleaved), isTap}.
    */
-  channelDistances(x, y, startRadius, endRadius) {
+  prepare(x, y) {
     const cfg = this.config;
-    const t = this.templates;
-    const n = cfg.numPoints;
     const gesture = keyUnits(this.layout, x, y);
     const isTap = pathLength(gesture) < cfg.tapLength;
-    const points = Float32Array.from(resample(gesture, n));
-    const px0 = points[0], py0 = points[1], px1 = points[2 * n - 2], py1 = points[2 * n - 1];
+    const points = Float32Array.from(resample(gesture, cfg.numPoints));
+    const dtw = resample(gesture, cfg.dtwPoints);
+    return {
+      points, shape: isTap ? null : normalizeShape32(points, cfg.numPoints), isTap,
+      dtw: Float32Array.from(dtw), dtwShape: Float32Array.from(normalizeShape(dtw, cfg.dtwPoints)),
+    };
+  }
+
+  /**
+   * The words whose first and last template points lie within these radii (key units) of the
+   * swipe's: {index (template rows, ascending), start, end (float32 distances)}.
+   */
+  near(swipe, startRadius, endRadius) {
+    const t = this.templates, n = this.config.numPoints;
+    const px0 = swipe.points[0], py0 = swipe.points[1], px1 = swipe.points[2 * n - 2], py1 = swipe.points[2 * n - 1];
     // numpy compares float32 distances with the radii rounded to float32.
     const startLimit = f32(startRadius), endLimit = f32(endRadius);
     const index = [], start = [], end = [];
@@ -696,50 +707,126 @@ export class Shark2Decoder {
       start.push(s);
       end.push(e);
     }
-    const count = index.length;
-    const location = new Float32Array(count), shape = new Float32Array(count), logPrior = new Float64Array(count);
-    const pointShape = isTap ? null : normalizeShape32(points, n);
-    const template = new Float32Array(2 * n), templateShape = new Float32Array(2 * n), scratch = new Float32Array(n);
-    for (let c = 0; c < count; c++) {
-      const r = index[c];
-      this.template(r, template);
-      location[c] = meanDistance32(template, 0, points, 0, n, scratch);
-      if (!isTap) {
-        normalizeShape32(template, n, 0, templateShape);
-        shape[c] = meanDistance32(templateShape, 0, pointShape, 0, n, scratch);
-      }
-      logPrior[c] = t.logPrior[r];
-    }
-    return { index, start: Float32Array.from(start), end: Float32Array.from(end), location, shape, logPrior, isTap };
+    return { index, start: Float32Array.from(start), end: Float32Array.from(end) };
   }
 
-  /** DTW distances per point between the swipe (pixels) and the templates of words `index`. */
-  elasticDistances(x, y, index) {
-    const cfg = this.config;
-    const n = cfg.dtwPoints, m = cfg.numPoints;
-    const query = resample(keyUnits(this.layout, x, y), n);
-    const query32 = Float32Array.from(query);
-    const queryShape = Float32Array.from(normalizeShape(query, n));
-    const longest = n === m ? 0 : this.longestTemplatePath();
-    const template = new Float32Array(2 * m), dtw = new Float32Array(2 * n), dtwShape = new Float32Array(2 * n);
-    const { cum, seg } = this._scratch;
-    const template64 = new Float64Array(2 * m), dtw64 = new Float64Array(2 * n);
-    const work = dtwScratch(n);
+  /** Work arrays of the per-word channels. */
+  _work() {
+    const n = this.config.numPoints, m = this.config.dtwPoints;
+    return {
+      template: new Float32Array(2 * n), templateShape: new Float32Array(2 * n), scratch: new Float32Array(n),
+      resampled: new Float32Array(2 * n), template64: new Float64Array(2 * n), dtw64: new Float64Array(2 * m),
+      dtw: dtwScratch(m),
+    };
+  }
+
+  /** Word `r`'s shape distance to `swipe` (its template left in work.template). */
+  _shapeDistance(swipe, r, work) {
+    const n = this.config.numPoints;
+    this.template(r, work.template);
+    normalizeShape32(work.template, n, 0, work.templateShape);
+    return meanDistance32(work.templateShape, 0, swipe.shape, 0, n, work.scratch);
+  }
+
+  /** The location distance of the template in work.template. */
+  _locationDistance(swipe, work) {
+    return meanDistance32(work.template, 0, swipe.points, 0, this.config.numPoints, work.scratch);
+  }
+
+  /** Word `r`'s location and shape distances to `swipe` (a tap's shape: 0). */
+  _rigidDistances(swipe, r, work) {
+    if (swipe.isTap) {
+      this.template(r, work.template);
+      return [this._locationDistance(swipe, work), 0];
+    }
+    const shape = this._shapeDistance(swipe, r, work);
+    return [this._locationDistance(swipe, work), shape];
+  }
+
+  /**
+   * The cheap channels' distances for every word that passes start/end pruning with these radii:
+   * {index (template rows), start, end, location, shape, logPrior, isTap}. `decode` computes them
+   * only for the words that may rank.
+   */
+  channelDistances(x, y, startRadius, endRadius) {
+    const swipe = this.prepare(x, y);
+    const { index, start, end } = this.near(swipe, startRadius, endRadius);
+    const count = index.length, work = this._work();
+    const location = new Float32Array(count), shape = new Float32Array(count), logPrior = new Float64Array(count);
+    for (let c = 0; c < count; c++) {
+      [location[c], shape[c]] = this._rigidDistances(swipe, index[c], work);
+      logPrior[c] = this.templates.logPrior[index[c]];
+    }
+    return { index, start, end, location, shape, logPrior, isTap: swipe.isTap };
+  }
+
+  /** Word `r`'s template resampled for the elastic channels and its shape, into `dtw`, `dtwShape`. */
+  _dtwTemplate(r, dtw, dtwShape, work) {
+    const n = this.config.dtwPoints, m = this.config.numPoints;
+    if (n === m) {
+      this.template(r, dtw);
+    } else {
+      this.template(r, work.resampled);
+      work.template64.set(work.resampled);
+      resampleRow(work.template64, m, m, n, r, this.longestTemplatePath(), work.dtw64, 0, false,
+        this._scratch.cum, this._scratch.seg);
+      dtw.set(work.dtw64);
+    }
+    normalizeShape32(dtw, n, 0, dtwShape);
+  }
+
+  /** DTW distances per point between a prepared swipe and the templates of words `index`. */
+  elasticDistances(swipe, index) {
+    const n = this.config.dtwPoints, work = this._work();
+    const dtw = new Float32Array(2 * n), dtwShape = new Float32Array(2 * n);
     const location = new Float32Array(index.length), shape = new Float32Array(index.length);
     index.forEach((r, c) => {
-      if (n === m) {
-        this.template(r, dtw);
-      } else {
-        this.template(r, template);
-        template64.set(template);
-        resampleRow(template64, m, m, n, r, longest, dtw64, 0, false, cum, seg);
-        dtw.set(dtw64);
-      }
-      normalizeShape32(dtw, n, 0, dtwShape);
-      location[c] = f32(dtwDistance(query32, 0, n, dtw, 0, n, work) / n);
-      shape[c] = f32(dtwDistance(queryShape, 0, n, dtwShape, 0, n, work) / n);
+      this._dtwTemplate(r, dtw, dtwShape, work);
+      location[c] = f32(dtwDistance(swipe.dtw, 0, n, dtw, 0, n, work.dtw) / n);
+      shape[c] = f32(dtwDistance(swipe.dtwShape, 0, n, dtwShape, 0, n, work.dtw) / n);
     });
     return { location, shape };
+  }
+
+  /**
+   * The `count` best words `near` by the location, shape, end channels and the prior:
+   * {index (template rows), scores}, best first, equal scores in the order of `near.index`
+   * (swipe.shark2.Shark2Decoder.best_rigid). Each channel only lowers a score, so the end channel
+   * and the prior bound it from above: the words are scored in the order of that bound, the first
+   * 4 count of them, then those whose bound, and then that with the shape channel, reaches the
+   * count-th best score found.
+   */
+  bestRigid(swipe, near, count) {
+    const cfg = this.config, t = this.templates, work = this._work();
+    const size = near.index.length;
+    const prior = new Float64Array(size), ends = new Float64Array(size), bound = new Float64Array(size);
+    const hypots = new Float64Array(size);
+    for (let c = 0; c < size; c++) {
+      prior[c] = cfg.priorWeight * t.logPrior[near.index[c]];
+      hypots[c] = hypot(near.start[c], near.end[c]);
+      ends[c] = gaussianLogLikelihood(hypots[c], cfg.sigmaEnds);
+      bound[c] = swipe.isTap ? prior[c] : ends[c] + prior[c];
+    }
+    const scores = new Float64Array(size).fill(-Infinity);
+    const score = (c, location, shape) => rigidLogLikelihood(location, shape, hypots[c], swipe.isTap, cfg.scoring) + prior[c];
+    const order = argsortDescending(bound);
+    for (const c of order.slice(0, 4 * count)) scores[c] = score(c, ...this._rigidDistances(swipe, near.index[c], work));
+    if (order.length > 4 * count) {
+      const found = Float64Array.from(order.slice(0, 4 * count), (c) => scores[c]).sort();
+      const threshold = found[found.length - count];
+      for (const c of order.slice(4 * count)) {
+        if (!(bound[c] >= threshold)) continue;
+        if (swipe.isTap) {
+          scores[c] = score(c, ...this._rigidDistances(swipe, near.index[c], work));
+          continue;
+        }
+        const shape = this._shapeDistance(swipe, near.index[c], work);
+        if (!(gaussianLogLikelihood(shape, cfg.sigmaShape) + ends[c] + prior[c] >= threshold)) continue;
+        scores[c] = score(c, this._locationDistance(swipe, work), shape);
+      }
+    }
+    const best = argsortDescending(scores).slice(0, count);
+    return { index: best.map((c) => near.index[c]), scores: Float64Array.from(best, (c) => scores[c]) };
   }
 
   /**
@@ -782,28 +869,25 @@ export class Shark2Decoder {
    */
   decode(x, y) {
     const cfg = this.config;
+    const swipe = this.prepare(x, y);
     let startRadius = cfg.startRadius, endRadius = cfg.endRadius;
-    let distances;
+    let near;
     for (let attempt = 0; attempt < 4; attempt++) {
-      distances = this.channelDistances(x, y, startRadius, endRadius);
-      if (distances.index.length) break;
+      near = this.near(swipe, startRadius, endRadius);
+      if (near.index.length) break;
       startRadius *= 2;
       endRadius *= 2;
     }
-    const d = distances;
-    const scores = new Float64Array(d.index.length);
-    for (let c = 0; c < scores.length; c++) {
-      const ends = hypot(d.start[c], d.end[c]);
-      scores[c] = rigidLogLikelihood(d.location[c], d.shape[c], ends, d.isTap, cfg.scoring) + cfg.priorWeight * d.logPrior[c];
-    }
     const words = this.templates.words;
-    if (d.isTap) return topCandidates(scores, words, d.index, cfg.topK);
-    const keep = argsortDescending(scores).slice(0, cfg.rescoreTop);
-    const kept = keep.map((c) => d.index[c]);
-    const elastic = this.elasticDistances(x, y, kept);
-    const rescored = Float64Array.from(keep, (c, i) => scores[c]
+    if (swipe.isTap) {
+      const { index, scores } = this.bestRigid(swipe, near, cfg.topK);
+      return topCandidates(scores, words, index, cfg.topK);
+    }
+    const { index, scores } = this.bestRigid(swipe, near, cfg.rescoreTop);
+    const elastic = this.elasticDistances(swipe, index);
+    const rescored = Float64Array.from(scores, (score, i) => score
       + elasticLogLikelihood(elastic.location[i], elastic.shape[i], cfg.scoring));
-    return topCandidates(rescored, words, kept, cfg.topK);
+    return topCandidates(rescored, words, index, cfg.topK);
   }
 }
 

@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Layout } from "../src/keyboard.mjs";
 import {
-  argsortDescending, hypot, logaddexp, NoTemplatesError, pairwiseSum, resample, Shark2Config, Shark2Decoder,
-  TemplateRescorer, TemplateScoring,
+  argsortDescending, elasticLogLikelihood, hypot, logaddexp, NoTemplatesError, pairwiseSum, resample, rigidLogLikelihood,
+  Shark2Config, Shark2Decoder, TemplateRescorer, TemplateScoring,
 } from "../src/templates.mjs";
 
 // Three rows of three 40 x 50 px keys: a b c / d e f / g h i.
@@ -61,6 +61,41 @@ test("the matcher ranks the word whose keys the swipe passes through first", () 
     const found = matcher.decode(x, y);
     assert.equal(found[0][1], word);
     assert.ok(found.length <= 3 && found.every(([score], i) => i === 0 || score <= found[i - 1][0]));
+  }
+});
+
+test("the matcher scores only the words that may rank, and ranks as scoring every word would", () => {
+  // Every word of two to five letters a to i: far more words near a swipe's ends than 4 rescoreTop.
+  const letters = [..."abcdefghi"];
+  const words = [];
+  for (let i = 0; words.length < 600; i++) {
+    let word = "", k = i * 7919 + 13;
+    for (let n = 2 + (i % 4); n > 0; n--, k = Math.floor(k / 9) + i) word += letters[k % 9];
+    if (!words.includes(word)) words.push(word);
+  }
+  const lexicon = { words, frequencies: words.map((_, i) => 1 + ((i * 31) % 17)) };
+  const matcher = new Shark2Decoder(layout, lexicon, new Shark2Config({ topK: 5, rescoreTop: 8 }));
+  let shaped = 0;
+  const count = matcher._shapeDistance.bind(matcher);
+  matcher._shapeDistance = (...args) => (shaped++, count(...args));
+  for (const [word, dx, dy] of [["ace", 3, -2], ["bhf", -5, 4], ["gec", 0, 0], ["aeiba", 8, 6], ["e", 2, 2]]) {
+    const { x, y } = through(word, dx, dy);
+    // Every word that passes pruning, by every channel: what decode gives, computed in full.
+    const all = matcher.channelDistances(x, y, matcher.config.startRadius, matcher.config.endRadius);
+    const scores = all.index.map((_, c) => rigidLogLikelihood(all.location[c], all.shape[c], hypot(all.start[c], all.end[c]),
+      all.isTap, matcher.config.scoring) + all.logPrior[c]);
+    let expected;
+    if (all.isTap) {
+      expected = argsortDescending(scores).slice(0, 5).map((c) => [scores[c], words[all.index[c]]]);
+    } else {
+      const kept = argsortDescending(scores).slice(0, 8);
+      const elastic = matcher.elasticDistances(matcher.prepare(x, y), kept.map((c) => all.index[c]));
+      const rescored = kept.map((c, i) => scores[c] + elasticLogLikelihood(elastic.location[i], elastic.shape[i], matcher.config.scoring));
+      expected = argsortDescending(rescored).slice(0, 5).map((i) => [rescored[i], words[all.index[kept[i]]]]);
+    }
+    shaped = 0;
+    assert.deepEqual(matcher.decode(x, y), expected);
+    if (!all.isTap) assert.ok(shaped < all.index.length, `${word}: ${shaped} of ${all.index.length} words scored`);
   }
 });
 
