@@ -258,3 +258,36 @@ def test_the_page_example_of_the_docs_decodes_in_the_page(page):
         {"x": list(map(float, swipe.x)), "y": list(map(float, swipe.y)), "t": list(map(float, swipe.t)),
          "layout": swipe.layout})
     assert first == word
+
+
+def test_the_words_added_in_this_browser_are_kept_in_its_storage(page):
+    """A word added in the page is saved in the browser's storage (the user data format) and is
+    known again after a reload; saved words the model cannot apply are named, and left as they are."""
+    driver, server = page
+    driver.execute_script("localStorage.clear()")
+    open_page(driver, server)
+    switch_to_browser(driver)
+    driver.execute_script("document.getElementById('new-word').value = 'zorblaxing';"
+                          "document.getElementById('add-word').requestSubmit();")
+    wait_for(lambda: page_text(driver, "added") == "added zorblaxing: swipe it")
+    saved = json.loads(driver.execute_script("return localStorage.getItem('swipe-user-data')"))
+    assert saved["format"] == "swipe-user-data" and "zorblaxing" in saved["added"]
+    open_page(driver, server)
+    switch_to_browser(driver)
+    assert page_text(driver, "status") == ""
+    swipe_word(driver, "zorblaxing")
+    assert wait_for(lambda: shown_candidates(driver))[0] == "zorblaxing"
+    # Saved words this model cannot apply: said once the model is loaded, and never overwritten.
+    bad = json.dumps({"format": "swipe-user-data", "version": 1, "added": {"caf\u20ac": None}})
+    driver.execute_script("localStorage.setItem('swipe-user-data', arguments[0])", bad)
+    open_page(driver, server)
+    switch_to_browser(driver)
+    assert page_text(driver, "status") == (
+        "the words saved in this browser: word 'caf\u20ac': the model cannot write '\u20ac' (its characters: "
+        "qwertyuiopasdfghjklzxcvbnm): not applied, and new words are kept in this page only")
+    driver.execute_script("document.getElementById('new-word').value = 'quizzable';"
+                          "document.getElementById('add-word').requestSubmit();")
+    wait_for(lambda: page_text(driver, "added") == "added quizzable: swipe it")
+    assert driver.execute_script("return localStorage.getItem('swipe-user-data')") == bad
+    assert page_errors(driver) == []
+    driver.execute_script("localStorage.clear()")

@@ -196,6 +196,37 @@ def test_js_user_words_equal_the_runtimes(onnx_folders, tmp_path):
     assert targets[3] not in [c[1] for c in rows[3]]  # removed
 
 
+def test_js_reads_the_user_data_file_the_runtime_writes(onnx_folders, tmp_path):
+    """A user data file written by the Python decoder, read by the JavaScript one (decode.mjs
+    --user-data): the same candidates; a file it cannot apply is refused in one line naming it."""
+    folder, path, saved = onnx_folders["en_hws"], tmp_path / "swipes.jsonl", tmp_path / "words.json"
+    lines = REAL_EN_SWIPES.read_text(encoding="utf-8").splitlines()[11::90][:8]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    targets = [json.loads(line)["word"] for line in lines]
+    writer = OnnxDecoder(folder, user_data=saved)
+    writer.remove_words(targets[:3])
+    writer.add_words(targets[:2] + ["swipeable"], 2000.0)
+    for word in [targets[3], targets[4], targets[3], "quizzable"]:
+        writer.learn(word)
+    swipes = [swipe for swipe, _ in read_swipes(path)]
+    reader = OnnxDecoder(folder, user_data=saved)
+    expected = [[(c.score, c.word) for c in row] for swipe in swipes for row in reader.decode([swipe])]
+    assert targets[2] not in [word for _, word in expected[2]]  # removed
+    done = run_js(str(folder), str(path), "--user-data", str(saved))
+    assert done.returncode == 0, done.stderr
+    got = [[(c["score"], c["word"]) for c in json.loads(line)] for line in done.stdout.splitlines()]
+    assert [[w for _, w in row] for row in got] == [[w for _, w in row] for row in expected]
+    pairs = [(a, b) for x, y in zip(got, expected, strict=True) for a, b in zip(x, y, strict=True)]
+    assert max(abs(a[0] - b[0]) for a, b in pairs) <= TOLERANCE
+    data = json.loads(saved.read_text(encoding="utf-8"))
+    saved.write_text(json.dumps({**data, "added": {"caf\u20ac": None}}), encoding="utf-8")
+    done = run_js(str(folder), str(path), "--user-data", str(saved), timeout=300)
+    assert done.returncode == 1
+    message = done.stderr.strip()
+    assert message.startswith(f"decode.mjs: error: {saved}: ") and message.endswith("; fix or remove it")
+    assert len(message.splitlines()) == 1
+
+
 def test_js_refuses_an_untypeable_word_as_the_runtime_does(onnx_folders, tmp_path):
     folder, swipes = onnx_folders["en_hws"], tmp_path / "swipes.jsonl"
     swipes.write_text(REAL_EN_SWIPES.read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")

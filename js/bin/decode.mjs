@@ -3,10 +3,11 @@
 // its candidates best first ([{"word", "score", "inLexicon"}, ...]; --verbatim '{}': with the
 // network's best string without the lexicon, inLexicon false, where no lexicon word scores well;
 // the object may set lexicon_below, verbatim_above, position; --user-words: the user's words
-// changed first, in order: ["add", WORDS, FREQUENCY?], ["remove", WORDS] and ["learn", WORD] steps).
+// changed first, in order: ["add", WORDS, FREQUENCY?], ["remove", WORDS] and ["learn", WORD] steps;
+// --user-data FILE: a saved user data file, applied before them).
 //
 //   node js/bin/decode.mjs FOLDER SWIPES.jsonl [--batch N] [--settings '{"beam_size": 8}'] [--int8] [--verbatim '{}']
-//     [--user-words '[["add", ["swipeable"]], ["learn", "swipe"]]']
+//     [--user-words '[["add", ["swipeable"]], ["learn", "swipe"]]'] [--user-data my_words.json]
 //
 // SWIPES.jsonl: rows {"curve": {"x": [...], "y": [...], "t": [...], "grid_name": "..."}}, as
 // python -m swipe.runtime reads them.
@@ -16,7 +17,7 @@ import { parseArgs } from "node:util";
 import * as ort from "onnxruntime-node";
 import { loadDecoder } from "../src/index.mjs";
 
-const usage = "usage: node js/bin/decode.mjs FOLDER SWIPES.jsonl [--batch N] [--settings JSON] [--int8] [--verbatim JSON] [--user-words JSON]\n"
+const usage = "usage: node js/bin/decode.mjs FOLDER SWIPES.jsonl [--batch N] [--settings JSON] [--int8] [--verbatim JSON] [--user-words JSON] [--user-data FILE]\n"
   + "example: node js/bin/decode.mjs en_onnx swipe/resources/swipes/hws_real_en_dev.jsonl --batch 16";
 
 function fail(message) {
@@ -30,7 +31,7 @@ try {
     allowPositionals: true,
     options: { batch: { type: "string", default: "1" }, settings: { type: "string", default: "{}" },
       int8: { type: "boolean", default: false }, verbatim: { type: "string" },
-      "user-words": { type: "string", default: "[]" }, help: { type: "boolean", short: "h" } },
+      "user-words": { type: "string", default: "[]" }, "user-data": { type: "string" }, help: { type: "boolean", short: "h" } },
   });
 } catch (err) {
   fail(err.message);
@@ -79,6 +80,16 @@ text.split("\n").forEach((line, i) => {
 
 try {
   const decoder = await loadDecoder(folder, { ort, int8: args.values.int8, settings, verbatim });
+  const saved = args.values["user-data"];
+  if (saved !== undefined) {
+    let values;
+    try {
+      values = JSON.parse(await readFile(saved, "utf8"));
+    } catch (err) {
+      fail(`${saved}: not a user data file (${err.code ?? err.message})`);
+    }
+    decoder.loadUserData(values, saved);
+  }
   for (const [step, words, frequency = null] of steps) {
     if (step === "add") decoder.addWords(words, frequency);
     else if (step === "remove") decoder.removeWords(words);

@@ -5,7 +5,7 @@ import { OnnxFolderError, folderReader, readExportFolder } from "./folder.mjs";
 import { Pipeline, readSettings } from "./pipeline.mjs";
 import { SwipeError, checkSwipe } from "./swipe.mjs";
 import { Trie } from "./trie.mjs";
-import { DEFAULT_VERBATIM, UserWords, offerVerbatim } from "./user_words.mjs";
+import { DEFAULT_VERBATIM, UserDataError, UserWordError, UserWords, offerVerbatim, readUserData } from "./user_words.mjs";
 
 /** Decodes swipes with an ONNX folder; made by loadDecoder. */
 export class OnnxDecoder {
@@ -44,6 +44,29 @@ export class OnnxDecoder {
   /** Record that the user chose or typed `word`: similar swipes rank it higher (added if new). */
   learn(word) {
     this.userWords.learn(word);
+  }
+
+  /**
+   * The user's added, removed and learned words, to keep (JSON; the format of the user data files
+   * `python -m swipe.runtime --user-data` and the demo server keep).
+   */
+  userData() {
+    return this.userWords.data();
+  }
+
+  /**
+   * Apply saved user data: userData()'s, or a user data file's parsed JSON.
+   * @param {string} where  where it came from, for the message of a UserDataError
+   * @throws {UserDataError}  one line naming `where`: a field of the wrong type, or a word this
+   *   model or its keyboards cannot type
+   */
+  loadUserData(values, where = "user data") {
+    const data = readUserData(values, where);
+    try {
+      this.userWords.load(data);
+    } catch (err) {
+      throw err instanceof UserWordError ? new UserDataError(`${where}: ${err.message}; fix or remove it`) : err;
+    }
   }
 
   /**

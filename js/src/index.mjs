@@ -8,4 +8,7 @@ export { Pipeline, mergeViews, readSettings } from "./pipeline.mjs";
 export { preprocess, resampleCurve } from "./preprocess.mjs";
 export { SwipeError, checkSwipe } from "./swipe.mjs";
 export { Trie } from "./trie.mjs";
-export { DEFAULT_LEARN, DEFAULT_VERBATIM, TrieEditor, UserWordError, UserWords, checkSpelling, offerVerbatim } from "./user_words.mjs";
+export {
+  DEFAULT_LEARN, DEFAULT_VERBATIM, TrieEditor, UserDataError, UserWordError, UserWords, checkSpelling, offerVerbatim,
+  readUserData,
+} from "./user_words.mjs";

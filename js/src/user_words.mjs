@@ -59,6 +59,51 @@ export const DEFAULT_LEARN = Object.freeze({ weight: 0.2, decay: 0.99, max_learn
 /** A word cannot be added (a character the model or its keyboards cannot type, too long, ...). */
 export class UserWordError extends Error {}
 
+/** Saved user data that cannot be applied: one line naming where it came from. */
+export class UserDataError extends Error {}
+
+// The user data format (swipe.decoding.user_words.UserData): what userData() gives and
+// `python -m swipe.runtime --user-data FILE` and the demo server keep in a file.
+export const USER_DATA_FORMAT = "swipe-user-data";
+export const USER_DATA_VERSION = 1;
+
+/**
+ * Saved user data (the parsed JSON of a user data file), checked as
+ * swipe.decoding.user_words.read_user_data checks a file: {added: Map(word -> frequency or null),
+ * removed: string[], learned: [word, count][]}.
+ * @throws {UserDataError}  one line naming `where` and the field that is wrong
+ */
+export function readUserData(values, where = "user data") {
+  const bad = (what) => new UserDataError(`${where}: ${what}; fix or remove it`);
+  const isObject = (v) => typeof v === "object" && v !== null && !Array.isArray(v);
+  if (!isObject(values) || values.format !== USER_DATA_FORMAT) {
+    throw new UserDataError(`${where}: not user data (no "format": "${USER_DATA_FORMAT}")`);
+  }
+  if (values.version !== USER_DATA_VERSION) throw bad(`version ${JSON.stringify(values.version)} is not ${USER_DATA_VERSION}`);
+  const { added = {}, removed = [], learned = [] } = values;
+  if (!isObject(added) || Object.keys(added).length > MAX_USER_WORDS) {
+    throw bad(`"added" must be an object of at most ${MAX_USER_WORDS} words`);
+  }
+  for (const [word, frequency] of Object.entries(added)) {
+    if (frequency !== null && !(typeof frequency === "number" && Number.isFinite(frequency) && frequency > 0)) {
+      throw bad(`"added": word ${repr(word.slice(0, 40))} has frequency ${JSON.stringify(frequency)} (a positive number or null)`);
+    }
+  }
+  if (!Array.isArray(removed) || removed.length > MAX_USER_WORDS || !removed.every((w) => typeof w === "string")) {
+    throw bad(`"removed" must be a list of at most ${MAX_USER_WORDS} words`);
+  }
+  if (!Array.isArray(learned) || learned.length > MAX_USER_WORDS) {
+    throw bad(`"learned" must be a list of at most ${MAX_USER_WORDS} [word, count] pairs`);
+  }
+  for (const item of learned) {
+    if (!(Array.isArray(item) && item.length === 2 && typeof item[0] === "string" && typeof item[1] === "number"
+          && item[1] >= 0 && item[1] <= 1e6)) {
+      throw bad(`"learned": ${JSON.stringify(item).slice(0, 60)} is not a [word, count] pair (count 0 to 1e6)`);
+    }
+  }
+  return { added: new Map(Object.entries(added)), removed: [...removed], learned: learned.map(([w, c]) => [w, c]) };
+}
+
 /** Python's repr of a string, as the Python decoder's messages write words. */
 function repr(text) {
   if (typeof text !== "string") return JSON.stringify(text) ?? String(text);
@@ -326,6 +371,35 @@ export class UserWords {
       forgotten.push(oldest);
     }
     this.apply([word, ...forgotten]); // the others' decay waits for sync()
+  }
+
+  /** What to save: the user data format's JSON object (readUserData reads it back). */
+  data() {
+    return {
+      format: USER_DATA_FORMAT,
+      version: USER_DATA_VERSION,
+      added: Object.fromEntries(this.added),
+      removed: [...this.removed].sort(),
+      learned: [...this.counts.keys()].map((word) => [word, Number(this.count(word).toFixed(6))]),
+    };
+  }
+
+  /** Apply saved data (readUserData's; words this model cannot type are refused: UserWordError). */
+  load(data) {
+    const byFrequency = new Map();
+    for (const [word, frequency] of data.added) {
+      if (!byFrequency.has(frequency)) byFrequency.set(frequency, []);
+      byFrequency.get(frequency).push(word);
+    }
+    for (const [frequency, words] of byFrequency) this.add(words, frequency);
+    this.remove(data.removed);
+    for (const [word, count] of data.learned.slice(-this.learnSettings.max_learned)) {
+      if (!this.removed.has(word) && (this.added.has(word) || this.lexiconLogProbs.has(word))) {
+        this.counts.set(word, [count, this.events]);
+      }
+    }
+    this.synced = -1; // the loaded boosts are not in the trie yet
+    this.sync();
   }
 
   /** `word`'s learned count now (decayed since it was last learned). */

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { logSoftmax, Pipeline, readSettings } from "../src/pipeline.mjs";
 import { Trie } from "../src/trie.mjs";
-import { DEFAULT_LEARN, UserWordError, UserWords, checkSpelling } from "../src/user_words.mjs";
+import { DEFAULT_LEARN, UserDataError, UserWordError, UserWords, checkSpelling, readUserData } from "../src/user_words.mjs";
 
 // A trie of "a", "ab", "b" over the alphabet "abc" (tokens: 0 <eos>, 1 a, 2 b, 3 c).
 const f = Math.fround;
@@ -98,4 +98,47 @@ test("a word the model or its keyboards cannot type is refused in one line, noth
   assert.throws(() => checkSpelling("", "abc", []), /a word must be non-empty text, got ''/);
   assert.throws(() => user.add("ba", 0), /frequency must be a positive number/);
   assert.ok(!trie.has("ba") && !trie.has("ac"));
+});
+
+test("the user's words are saved as data and come back the same when loaded", async () => {
+  const user = new UserWords(smallTrie(), "abc", [keyboard]);
+  user.add(["cab"]);
+  user.add("ca", 1e8);
+  user.remove("b");
+  user.learn("ab");
+  user.learn("cab");
+  user.learn("ab");
+  const data = user.data();
+  assert.deepEqual(Object.keys(data), ["format", "version", "added", "removed", "learned"]);
+  assert.deepEqual(data.added, { cab: null, ca: 1e8 });
+  assert.deepEqual(data.removed, ["b"]);
+  assert.deepEqual(data.learned.map(([word]) => word), ["cab", "ab"]); // least recently learned first
+  const trie = smallTrie();
+  const loaded = new UserWords(trie, "abc", [keyboard]);
+  loaded.load(readUserData(JSON.parse(JSON.stringify(data))));
+  assert.deepEqual(loaded.data(), data);
+  assert.deepEqual(await words(trie), ["a", "ab", "ca", "cab"]);
+  for (const word of ["a", "ab", "b", "ca", "cab"]) {
+    const [was, now] = [user.logProb(word), loaded.logProb(word)];
+    assert.ok(was === now || Math.abs(was - now) < 1e-6, `${word}: ${was} ${now}`); // counts kept to 6 decimals
+  }
+});
+
+test("user data of the wrong shape is refused in one line naming where it came from", () => {
+  const good = { format: "swipe-user-data", version: 1, added: {}, removed: [], learned: [] };
+  const cases = [
+    [[], 'saved.json: not user data (no "format": "swipe-user-data")'],
+    [{ ...good, version: 2 }, "saved.json: version 2 is not 1; fix or remove it"],
+    [{ ...good, added: { cab: -1 } }, "saved.json: \"added\": word 'cab' has frequency -1 (a positive number or null); fix or remove it"],
+    [{ ...good, added: ["cab"] }, 'saved.json: "added" must be an object of at most 20000 words; fix or remove it'],
+    [{ ...good, removed: [3] }, 'saved.json: "removed" must be a list of at most 20000 words; fix or remove it'],
+    [{ ...good, learned: [["ab", -1]] }, 'saved.json: "learned": ["ab",-1] is not a [word, count] pair (count 0 to 1e6); fix or remove it'],
+  ];
+  for (const [values, message] of cases) {
+    assert.throws(() => readUserData(values, "saved.json"), (err) => err instanceof UserDataError && err.message === message);
+  }
+  assert.deepEqual(readUserData({ format: "swipe-user-data", version: 1 }), { added: new Map(), removed: [], learned: [] });
+  // A word this model cannot type: refused as an added word is.
+  const user = new UserWords(smallTrie(), "abc", [abOnly]);
+  assert.throws(() => user.load(readUserData({ ...good, added: { cab: null } })), UserWordError);
 });

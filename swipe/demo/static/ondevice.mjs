@@ -3,6 +3,39 @@
 // leaves the page. offer() adds the decoder "browser" to demo.js's decoders and a switch to the header.
 
 let loading = null;  // the decoder's promise, once asked for
+let savedWordsNote = "";  // what became of the words saved in this browser, said once the model is loaded
+
+// The user's words (those added and the candidates picked) are kept in this browser's storage, in
+// the format of the user data files (swipe.decoding.user_words), and applied when the model loads.
+const USER_DATA_KEY = "swipe-user-data";
+let saving = true;  // false where the saved words could not be applied: they are left as they are
+
+function browserDecoder() {
+  return (loading ||= loadBrowserDecoder().then(withSavedWords));
+}
+
+function withSavedWords(decoder) {
+  const where = "the words saved in this browser";
+  try {
+    const saved = localStorage.getItem(USER_DATA_KEY);
+    if (saved !== null) decoder.loadUserData(JSON.parse(saved), where);
+  } catch (err) {
+    saving = false;
+    const why = err instanceof SyntaxError ? `${where}: not JSON` : err.message.replace(/; fix or remove it$/, "");
+    savedWordsNote = `${why}: not applied, and new words are kept in this page only`;
+  }
+  return decoder;
+}
+
+function saveWords(decoder) {
+  if (!saving) return;
+  try {
+    localStorage.setItem(USER_DATA_KEY, JSON.stringify(decoder.userData()));
+  } catch (err) {  // storage off or full: the words stay in this page
+    saving = false;
+    status(`new words are kept in this page only (this browser's storage: ${err.message})`);
+  }
+}
 
 // The files' places on the demo server: /api/info's "ondevice" ({model, module, ort, wasm, missing}).
 function files() { return state.info.ondevice; }
@@ -44,18 +77,22 @@ function keyCentres(word) {
 
 const browser = {
   async decode(body) {
-    const decoder = await (loading ||= loadBrowserDecoder());
+    const decoder = await browserDecoder();
     const answer = await decodeHere(decoder, body, grid().grid_name);
     return {...answer, where: "in this browser"};
   },
   async explain(body, word) { return {template: keyCentres(word), attention: null}; },
-  // The user's words stay in this page's decoder (in memory): nothing is posted to the server.
+  // The user's words stay in this browser (its decoder and storage): nothing is posted to the server.
   async learn(word) {
-    (await (loading ||= loadBrowserDecoder())).learn(word);
+    const decoder = await browserDecoder();
+    decoder.learn(word);
+    saveWords(decoder);
     return word;
   },
   async add(word) {
-    (await (loading ||= loadBrowserDecoder())).addWords([word]);
+    const decoder = await browserDecoder();
+    decoder.addWords([word]);
+    saveWords(decoder);
     return word;
   },
 };
@@ -82,7 +119,7 @@ export async function offer() {
       status("loading the model into this browser…");
       const start = performance.now();
       try {
-        await (loading ||= loadBrowserDecoder());
+        await browserDecoder();
       } catch (err) {
         loading = null;
         select.value = "server";
@@ -93,7 +130,7 @@ export async function offer() {
       select.disabled = false;
       const mb = (downloadedBytes() / 1e6).toFixed(1);
       $("timing").textContent = `model loaded into this browser: ${mb} MB in ${((performance.now() - start) / 1000).toFixed(1)} s`;
-      status("");
+      status(savedWordsNote);
     }
     state.decoder = select.value;
   });
