@@ -338,6 +338,28 @@ def test_runtime_command_offers_the_verbatim_candidate_as_the_library_does(shipp
     assert all(len(c) == 2 for row in plain for c in row)
 
 
+def test_runtime_command_decodes_with_a_user_data_file(shipped_transformer, tmp_path, capsys):
+    from swipe.decoding.user_words import UserData, write_user_data
+    from swipe.runtime.__main__ import main as runtime_main
+
+    path, swipes = real_swipes(6, tmp_path)
+    targets = [json.loads(line)["word"] for line in path.read_text(encoding="utf-8").splitlines()]
+    saved = tmp_path / "words.json"
+    write_user_data(saved, UserData({"zorblaxing": 500.0}, [targets[0]], [(targets[1], 3.0)]))
+    before = saved.read_bytes()
+    assert runtime_main([str(shipped_transformer), str(path), "--user-data", str(saved)]) == 0
+    rows = [json.loads(line)["candidates"] for line in capsys.readouterr().out.splitlines()]
+    decoder = OnnxDecoder(shipped_transformer, user_data=saved)
+    assert rows == [[[round(c.score, 6), c.word] for c in row] for row in decoder.decode(swipes)]
+    assert targets[0] not in [word for _, word in rows[0]]  # removed by the file
+    assert saved.read_bytes() == before  # only read
+    for bad, message in [(tmp_path / "none.json", "no such user data file"),
+                         (path, "not a user data file")]:
+        assert runtime_main([str(shipped_transformer), str(path), "--user-data", str(bad)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"swipe.runtime: error: {bad}: ") and message in err and "\n" not in err
+
+
 # ---- the folder ---------------------------------------------------------------------------------
 
 

@@ -10,6 +10,7 @@ examples:
   python -m swipe.runtime en_onnx swipe/resources/swipes/hws_real_en_dev.jsonl --int8 > preds.jsonl
   python -m swipe.runtime en_onnx swipe/resources/swipes/hws_real_en_dev.jsonl --batch-size 1 > one.jsonl
   python -m swipe.runtime en_onnx swipe/resources/swipes/hws_real_en_dev.jsonl --verbatim > verbatim.jsonl
+  python -m swipe.runtime en_onnx swipe/resources/swipes/hws_real_en_dev.jsonl --user-data my_words.json
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 import resource
 import sys
 import time
+from pathlib import Path
 from typing import Sequence
 
 from swipe.cli import command_line
@@ -51,9 +53,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--verbatim", action="store_true",
                         help="also offer the network's best string outside the lexicon, second, where no "
                              "lexicon word scores well (swipe.decoding.user_words.VerbatimSettings)")
+    parser.add_argument("--user-data", metavar="FILE",
+                        help="decode with the user's added, removed and learned words saved in FILE "
+                             "(python -m swipe.demo --user-data writes one); only read")
     args = parser.parse_args(argv)
     try:
-        from swipe.decoding.user_words import VerbatimSettings
+        from swipe.decoding.user_words import UserDataError, VerbatimSettings
         from swipe.runtime.decoder import OnnxDecoder, OnnxFolderError, read_swipes
     except ModuleNotFoundError as err:
         if err.name != "onnxruntime":
@@ -61,10 +66,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"swipe.runtime: error: {INSTALL_HINT}", file=sys.stderr)
         return 2
     try:
-        decoder = OnnxDecoder(args.folder, int8=args.int8, threads=args.threads,
-                              verbatim=VerbatimSettings() if args.verbatim else None)
+        if args.user_data is not None and not Path(args.user_data).is_file():
+            raise UserDataError(f"{args.user_data}: no such user data file")
+        verbatim = VerbatimSettings() if args.verbatim else None
+        decoder = OnnxDecoder(args.folder, int8=args.int8, threads=args.threads, verbatim=verbatim,
+                              user_data=args.user_data)
         rows = read_swipes(args.swipes)
-    except (OnnxFolderError, OSError) as err:
+    except (OnnxFolderError, UserDataError, OSError) as err:
         print(f"swipe.runtime: error: {err}", file=sys.stderr)
         return 2
     start, correct, known = time.perf_counter(), 0, 0
