@@ -48,7 +48,7 @@ export class OnnxDecoder {
 
   /**
    * The user's added, removed and learned words, to keep (JSON; the format of the user data files
-   * `python -m swipe.runtime --user-data` and the demo server keep).
+   * the demo server writes with `--user-data` and `python -m swipe.runtime --user-data` reads).
    */
   userData() {
     return this.userWords.data();

@@ -62,8 +62,8 @@ export class UserWordError extends Error {}
 /** Saved user data that cannot be applied: one line naming where it came from. */
 export class UserDataError extends Error {}
 
-// The user data format (swipe.decoding.user_words.UserData): what userData() gives and
-// `python -m swipe.runtime --user-data FILE` and the demo server keep in a file.
+// The user data format (swipe.decoding.user_words.UserData): what data() gives, what the demo
+// server writes with --user-data FILE and `python -m swipe.runtime --user-data FILE` reads.
 export const USER_DATA_FORMAT = "swipe-user-data";
 export const USER_DATA_VERSION = 1;
 
